@@ -1,0 +1,35 @@
+//! Procedural macros of [herald](https://docs.rs/herald). Use them through the `herald` crate, which
+//! re-exports them; the code they generate reaches the runtime only through `::herald::__private`.
+//!
+//! Each macro goes parse → model → validate → expand, and reports every mistake it finds as a
+//! `syn::Error` pointing at the offending token.
+
+use proc_macro::TokenStream;
+
+mod attr;
+mod event;
+mod handler;
+mod naming;
+
+/// Derives `herald::HeraldEvent` for a struct or enum: event type, topic, schema version, partition key
+/// and JSON schema, and registers the event with herald's registry.
+///
+/// Container options, all optional: `#[event(name = "user.created", topic = "users", version = 2,
+/// crate = "my_herald")]`. Field option: `#[event(key)]` marks the partition key; without it a field
+/// named `aggregate_id` is the key, else the event has none.
+#[proc_macro_derive(IntegrationEvent, attributes(event))]
+pub fn derive_integration_event(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    event::expand(input).into()
+}
+
+/// Registers an `async fn` as a herald event handler.
+///
+/// The function takes the event (`T` or `Event<T>` for the event and its metadata), optionally followed
+/// by `&Context`, and returns `Result<(), E>` with `E: Into<HandlerError>`.
+/// Options: `group = "..."` (consumer group; default: the service's group), `name = "..."`
+/// (default: the function's name), `crate = "..."`.
+#[proc_macro_attribute]
+pub fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
+    handler::expand(args.into(), item.into()).into()
+}

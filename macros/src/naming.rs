@@ -1,0 +1,112 @@
+//! Default names derived from a Rust type name: event types in dot case, topics in snake case.
+
+/// Splits `UserCreated`, `HTTPRequestSent` or `Order2Shipped` into lower-case words.
+fn words(ident: &str) -> Vec<String> {
+    let chars: Vec<char> = ident.trim_start_matches("r#").chars().collect();
+    let mut words = Vec::new();
+    let mut current = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if c == '_' {
+            if !current.is_empty() {
+                words.push(std::mem::take(&mut current));
+            }
+            continue;
+        }
+        let prev = i.checked_sub(1).map(|p| chars[p]);
+        let next = chars.get(i + 1).copied();
+        let boundary = c.is_uppercase()
+            && prev.is_some_and(|p| {
+                p.is_lowercase()
+                    || p.is_ascii_digit()
+                    || (p.is_uppercase() && next.is_some_and(char::is_lowercase))
+            });
+        if boundary && !current.is_empty() {
+            words.push(std::mem::take(&mut current));
+        }
+        current.extend(c.to_lowercase());
+    }
+    if !current.is_empty() {
+        words.push(current);
+    }
+    words
+}
+
+/// `UserCreated` → `user.created` (the CloudEvents `type`).
+pub fn dot_case(ident: &str) -> String {
+    words(ident).join(".")
+}
+
+/// `UserCreated` → `user_created`.
+pub fn snake_case(ident: &str) -> String {
+    words(ident).join("_")
+}
+
+/// The default topic of an integration event (seed 002): `integration-events.{snake_case}`.
+pub fn default_topic(ident: &str) -> String {
+    format!("integration-events.{}", snake_case(ident))
+}
+
+/// Why `topic` is not a legal Kafka topic name, if it is not.
+pub fn topic_problem(topic: &str) -> Option<String> {
+    if topic.is_empty() {
+        return Some("a topic name cannot be empty".into());
+    }
+    if topic == "." || topic == ".." {
+        return Some(format!("`{topic}` is not a legal topic name"));
+    }
+    if topic.len() > 249 {
+        return Some(format!(
+            "a topic name has at most 249 characters, this one has {}",
+            topic.len()
+        ));
+    }
+    topic
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        .map(|c| {
+            format!("`{c}` cannot appear in a Kafka topic name: use ASCII letters, digits, `.`, `_` and `-`")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_case_splits_camel_case_words() {
+        assert_eq!(dot_case("UserCreated"), "user.created");
+        assert_eq!(dot_case("OrderLineItemAdded"), "order.line.item.added");
+        assert_eq!(dot_case("Created"), "created");
+    }
+
+    #[test]
+    fn acronyms_stay_one_word() {
+        assert_eq!(dot_case("HTTPRequestSent"), "http.request.sent");
+        assert_eq!(snake_case("UserIDChanged"), "user_id_changed");
+        assert_eq!(dot_case("SMS"), "sms");
+    }
+
+    #[test]
+    fn digits_and_underscores() {
+        assert_eq!(dot_case("Order2Shipped"), "order2.shipped");
+        assert_eq!(snake_case("Legacy_Event"), "legacy_event");
+        assert_eq!(snake_case("r#Type"), "type");
+    }
+
+    #[test]
+    fn default_topic_follows_seed_convention() {
+        assert_eq!(
+            default_topic("UserCreated"),
+            "integration-events.user_created"
+        );
+    }
+
+    #[test]
+    fn topic_validation() {
+        assert_eq!(topic_problem("users.events-v1_x"), None);
+        assert!(topic_problem("").is_some());
+        assert!(topic_problem("..").is_some());
+        assert!(topic_problem("users events").unwrap().contains("` `"));
+        assert!(topic_problem(&"a".repeat(250)).unwrap().contains("249"));
+    }
+}

@@ -1,0 +1,351 @@
+//! The bus: configuration, registry, broker connection, publishing and the consumer groups of the
+//! registered handlers, in one handle.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+
+use crate::config::Config;
+use crate::consume::{GroupRunner, Shared};
+use crate::context::StateMap;
+use crate::embedded::EmbeddedBroker;
+use crate::envelope::PublishOptions;
+use crate::error::{Error, Result};
+use crate::event::HeraldEvent;
+use crate::publish::{Delivery, Publisher};
+use crate::registry::Registry;
+use crate::stats::{Counters, Stats};
+use crate::topics;
+
+/// herald's entry point: publishes events and runs the registered handlers.
+///
+/// Cloning is cheap; every clone is the same bus.
+#[derive(Clone)]
+pub struct Bus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    registry: Registry,
+    bootstrap_servers: String,
+    publisher: Publisher,
+    counters: Arc<Counters>,
+    state: Arc<StateMap>,
+    groups: Option<Vec<String>>,
+    running: Mutex<Vec<GroupRunner>>,
+    // Dropped last: the embedded broker must outlive every client.
+    _broker: Option<Arc<EmbeddedBroker>>,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus")
+            .field("config", &self.inner.config)
+            .field("bootstrap_servers", &self.inner.bootstrap_servers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Bus`] with more than a configuration: shared state, a chosen broker, a subset of
+/// consumer groups.
+pub struct BusBuilder {
+    config: Config,
+    broker: Option<Arc<EmbeddedBroker>>,
+    groups: Option<Vec<String>>,
+    state: StateMap,
+}
+
+impl BusBuilder {
+    /// Uses an embedded broker started by the caller (several buses can then share it).
+    pub fn embedded_broker(mut self, broker: Arc<EmbeddedBroker>) -> Self {
+        self.broker = Some(broker);
+        self
+    }
+
+    /// Runs only the handlers of these consumer groups (default: all). A service binary that holds
+    /// several roles can start one per process.
+    pub fn only_groups<I, S>(mut self, groups: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.groups = Some(groups.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Shares a value with every handler: `ctx.state::<T>()` returns it.
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.state.insert(value);
+        self
+    }
+
+    /// Validates the configuration and the registry, connects (or starts the embedded broker),
+    /// creates missing topics when auto-creation is on, and returns the bus. Consumers start with
+    /// [`Bus::start`].
+    ///
+    /// # Errors
+    /// [`Error::Config`], [`Error::Registry`], [`Error::Topic`] or [`Error::Kafka`].
+    pub async fn build(self) -> Result<Bus> {
+        let config = self.config;
+        config.validate()?;
+        let registry = Registry::collect()?;
+        if let Some(groups) = &self.groups {
+            let known = registry.handlers_by_group(config.default_group());
+            if let Some(unknown) = groups.iter().find(|g| !known.contains_key(g.as_str())) {
+                return Err(Error::Config(format!(
+                    "no handler runs in consumer group `{unknown}`; the groups of this binary are: {}",
+                    known.keys().cloned().collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        let broker = match (&config.bootstrap_servers, self.broker) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Config(
+                    "both bootstrap servers and an embedded broker were given: choose one".into(),
+                ))
+            }
+            (Some(_), None) => None,
+            (None, Some(broker)) => Some(broker),
+            (None, None) => Some(Arc::new(
+                tokio::task::spawn_blocking(|| EmbeddedBroker::start(1))
+                    .await
+                    .map_err(|_| Error::State("starting the embedded broker panicked"))??,
+            )),
+        };
+        let bootstrap_servers = match (&broker, &config.bootstrap_servers) {
+            (Some(broker), _) => broker.bootstrap_servers().to_owned(),
+            (None, Some(servers)) => servers.clone(),
+            (None, None) => unreachable!("one of the two is set above"),
+        };
+        let auto_create = config.creates_topics();
+        if auto_create {
+            topics::ensure_topics(
+                &config,
+                &bootstrap_servers,
+                broker.as_deref(),
+                &registry.topics(),
+            )
+            .await?;
+        }
+        let counters = Arc::new(Counters::default());
+        let publisher = Publisher::new(&config, &bootstrap_servers, counters.clone())?;
+        Ok(Bus {
+            inner: Arc::new(Inner {
+                config,
+                registry,
+                bootstrap_servers,
+                publisher,
+                counters,
+                state: Arc::new(self.state),
+                groups: self.groups,
+                running: Mutex::new(Vec::new()),
+                _broker: broker,
+            }),
+        })
+    }
+}
+
+impl Bus {
+    /// A builder for a bus with `config`.
+    pub fn builder(config: Config) -> BusBuilder {
+        BusBuilder {
+            config,
+            broker: None,
+            groups: None,
+            state: StateMap::default(),
+        }
+    }
+
+    /// A bus configured from the environment (see [`Config::from_vars`]); with no
+    /// `KAFKA_BOOTSTRAP_SERVERS` it starts the embedded broker.
+    ///
+    /// # Errors
+    /// As [`BusBuilder::build`].
+    pub async fn from_env(service_name: &str) -> Result<Self> {
+        Self::builder(Config::from_env(service_name)?).build().await
+    }
+
+    /// A bus with `config`.
+    ///
+    /// # Errors
+    /// As [`BusBuilder::build`].
+    pub async fn new(config: Config) -> Result<Self> {
+        Self::builder(config).build().await
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The validated registry of events and handlers.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// The brokers the bus talks to (the embedded broker's address when it runs one).
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.inner.bootstrap_servers
+    }
+
+    /// Counters of what the bus did.
+    pub fn stats(&self) -> Stats {
+        self.inner.counters.snapshot()
+    }
+
+    /// Publishes an event and waits until the broker acknowledged it. The event starts a new
+    /// correlation (its correlation id is its own id).
+    ///
+    /// # Errors
+    /// [`Error::Encode`] when the event does not serialize, [`Error::Publish`] when the broker did not
+    /// acknowledge it within the delivery timeout.
+    pub async fn publish<E: HeraldEvent>(&self, event: E) -> Result<Delivery> {
+        self.inner
+            .publisher
+            .publish(&event, PublishOptions::default())
+            .await
+    }
+
+    /// Publishes an event with caller-given metadata (correlation, causation, aggregate, key,
+    /// extensions).
+    ///
+    /// # Errors
+    /// As [`Bus::publish`], and [`Error::Config`] for an illegal extension name.
+    pub async fn publish_with<E: HeraldEvent>(
+        &self,
+        event: E,
+        options: PublishOptions,
+    ) -> Result<Delivery> {
+        self.inner.publisher.publish(&event, options).await
+    }
+
+    /// Publishes events concurrently and waits for all acknowledgements; deliveries come back in
+    /// input order. Nothing is sent if any event fails to serialize.
+    ///
+    /// # Errors
+    /// [`Error::Batch`] listing what was delivered when some events were not acknowledged.
+    pub async fn publish_batch<E: HeraldEvent>(
+        &self,
+        events: impl IntoIterator<Item = E>,
+    ) -> Result<Vec<Delivery>> {
+        self.inner
+            .publisher
+            .publish_batch(events, PublishOptions::default())
+            .await
+    }
+
+    /// Starts one consumer per consumer group of the registered handlers.
+    ///
+    /// # Errors
+    /// [`Error::State`] when already started, [`Error::Kafka`] when a consumer cannot be created.
+    pub async fn start(&self) -> Result<()> {
+        let mut running = self.inner.running.lock().await;
+        if !running.is_empty() {
+            return Err(Error::State(
+                "the bus is already consuming; call shutdown() before starting it again",
+            ));
+        }
+        let config = &self.inner.config;
+        let shared = Arc::new(Shared {
+            publisher: self.inner.publisher.clone(),
+            state: self.inner.state.clone(),
+            counters: self.inner.counters.clone(),
+            retry_base_delay: config.retry_base_delay,
+            retry_max_delay: config.retry_max_delay,
+            max_buffered: config.max_buffered_per_partition,
+        });
+        for (group, handlers) in self
+            .inner
+            .registry
+            .handlers_by_group(config.default_group())
+        {
+            if let Some(only) = &self.inner.groups {
+                if !only.contains(&group) {
+                    continue;
+                }
+            }
+            let client = config.consumer_config(&self.inner.bootstrap_servers, &group);
+            running.push(GroupRunner::start(group, handlers, client, shared.clone())?);
+        }
+        if running.is_empty() {
+            tracing::info!("no handlers registered: the bus only publishes");
+        }
+        Ok(())
+    }
+
+    /// Waits until every consumer group has partitions assigned (the embedded broker's first join
+    /// takes about 3 s).
+    ///
+    /// # Errors
+    /// [`Error::State`] when the bus is not consuming or `timeout` passed first.
+    pub async fn wait_for_assignment(&self, timeout: Duration) -> Result<()> {
+        let mut running = self.inner.running.lock().await;
+        if running.is_empty() {
+            return Err(Error::State("the bus is not consuming: call start() first"));
+        }
+        let all =
+            futures::future::join_all(running.iter_mut().map(GroupRunner::wait_for_assignment));
+        tokio::time::timeout(timeout, all)
+            .await
+            .map(|_| ())
+            .map_err(|_| {
+                Error::State("consumer groups got no partitions in time; is the broker reachable?")
+            })
+    }
+
+    /// Stops consuming gracefully: stops fetching, lets in-flight handlers finish, commits what was
+    /// handled and leaves the groups; then flushes the producer. Takes at most the configured
+    /// `shutdown_timeout`.
+    ///
+    /// # Errors
+    /// [`Error::ShutdownTimeout`] when handlers did not finish in time (their events were not
+    /// committed and will be redelivered).
+    pub async fn shutdown(&self) -> Result<()> {
+        let runners: Vec<GroupRunner> = std::mem::take(&mut *self.inner.running.lock().await);
+        let timeout = self.inner.config.shutdown_timeout;
+        let stop_all = futures::future::join_all(runners.into_iter().map(GroupRunner::stop));
+        tokio::time::timeout(timeout, stop_all)
+            .await
+            .map_err(|_| Error::ShutdownTimeout(timeout))?;
+        let publisher = self.inner.publisher.clone();
+        tokio::task::spawn_blocking(move || publisher.flush(timeout))
+            .await
+            .map_err(|_| Error::State("flushing the producer panicked"))?
+    }
+
+    /// Starts consuming, runs until Ctrl-C or SIGTERM, then shuts down gracefully.
+    ///
+    /// # Errors
+    /// As [`Bus::start`] and [`Bus::shutdown`].
+    pub async fn run_until_shutdown(&self) -> Result<()> {
+        self.start().await?;
+        shutdown_signal().await;
+        tracing::info!("shutdown requested; finishing in-flight events");
+        self.shutdown().await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,102 @@
+//! The context a handler receives: the incoming event's metadata, publishing that carries the
+//! correlation on, and the service's shared state.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::envelope::{Metadata, PublishOptions};
+use crate::error::Result;
+use crate::event::HeraldEvent;
+use crate::publish::{Delivery, Publisher};
+
+/// Shared state handed to handlers by type (`ctx.state::<T>()`): a database pool, a client.
+#[derive(Default, Clone)]
+pub(crate) struct StateMap(HashMap<TypeId, Arc<dyn Any + Send + Sync>>);
+
+impl StateMap {
+    pub fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
+        self.0.insert(TypeId::of::<T>(), Arc::new(value));
+    }
+
+    pub fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.0.get(&TypeId::of::<T>())?.downcast_ref()
+    }
+}
+
+/// What a handler gets besides its event.
+#[derive(Clone)]
+pub struct Context {
+    meta: Metadata,
+    handler: &'static str,
+    publisher: Publisher,
+    state: Arc<StateMap>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("handler", &self.handler)
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    pub(crate) fn new(
+        meta: Metadata,
+        handler: &'static str,
+        publisher: Publisher,
+        state: Arc<StateMap>,
+    ) -> Self {
+        Self {
+            meta,
+            handler,
+            publisher,
+            state,
+        }
+    }
+
+    /// The metadata of the event being handled.
+    pub fn metadata(&self) -> &Metadata {
+        &self.meta
+    }
+
+    /// The name of the running handler.
+    pub fn handler_name(&self) -> &'static str {
+        self.handler
+    }
+
+    /// Shared state registered with `BusBuilder::state`, by type.
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.state.get::<T>()
+    }
+
+    /// Publishes an event caused by the one being handled: the correlation id is carried over and
+    /// the causation id is the handled event's id.
+    ///
+    /// # Errors
+    /// As `Bus::publish`.
+    pub async fn publish<E: HeraldEvent>(&self, event: E) -> Result<Delivery> {
+        self.publish_with(event, PublishOptions::default()).await
+    }
+
+    /// Like [`Context::publish`], with more metadata; correlation and causation given in `options`
+    /// win over the carried-over ones.
+    ///
+    /// # Errors
+    /// As `Bus::publish`.
+    pub async fn publish_with<E: HeraldEvent>(
+        &self,
+        event: E,
+        options: PublishOptions,
+    ) -> Result<Delivery> {
+        let inherited = PublishOptions::caused_by(&self.meta);
+        let options = PublishOptions {
+            correlation_id: options.correlation_id.or(inherited.correlation_id),
+            causation_id: options.causation_id.or(inherited.causation_id),
+            ..options
+        };
+        self.publisher.publish(&event, options).await
+    }
+}

@@ -1,0 +1,132 @@
+//! The event envelope: metadata that travels with every event (CloudEvents attributes plus herald's
+//! extensions) and where the event sits in Kafka.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+/// Where a message sits in Kafka.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Position {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The offset within the partition.
+    pub offset: i64,
+}
+
+/// The metadata of an event: the CloudEvents context attributes and herald's extensions.
+/// See `docs/wire-format.md` for how each field maps to a Kafka header.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Metadata {
+    /// Unique id of the event (`ce_id`); herald uses a UUID, other producers may use any string.
+    pub id: String,
+    /// The event type (`ce_type`), e.g. `user.created`.
+    pub event_type: String,
+    /// The producing service (`ce_source`).
+    pub source: String,
+    /// The CloudEvents spec version (`ce_specversion`), `1.0`.
+    pub spec_version: String,
+    /// When the event happened (`ce_time`).
+    pub time: Option<DateTime<Utc>>,
+    /// The version of the event's schema (`ce_schemaversion`).
+    pub schema_version: Option<u32>,
+    /// The id shared by every event of one business transaction (`ce_correlationid`).
+    pub correlation_id: Option<String>,
+    /// The id of the event that caused this one (`ce_causationid`).
+    pub causation_id: Option<String>,
+    /// The aggregate the event belongs to (`ce_aggregateid`).
+    pub aggregate_id: Option<String>,
+    /// The aggregate's type (`ce_aggregatetype`).
+    pub aggregate_type: Option<String>,
+    /// The aggregate's version after the event (`ce_aggregateversion`).
+    pub aggregate_version: Option<i64>,
+    /// The CloudEvents `subject`, if any (`ce_subject`).
+    pub subject: Option<String>,
+    /// The media type of the data (`content-type`).
+    pub content_type: Option<String>,
+    /// Every other CloudEvents extension attribute, by name without the `ce_` prefix.
+    pub extensions: BTreeMap<String, String>,
+    /// The Kafka key (the partition key), if any.
+    pub key: Option<String>,
+    /// Where the event was read from; `None` for an event not yet consumed.
+    pub position: Option<Position>,
+}
+
+/// Caller-supplied metadata for one publish: correlation, causation, aggregate and extensions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PublishOptions {
+    /// Correlation id to carry; when `None` a fresh event starts its own correlation (its id).
+    pub correlation_id: Option<String>,
+    /// Id of the event that caused this one.
+    pub causation_id: Option<String>,
+    /// Aggregate id, type and version.
+    pub aggregate_id: Option<String>,
+    /// The aggregate's type.
+    pub aggregate_type: Option<String>,
+    /// The aggregate's version.
+    pub aggregate_version: Option<i64>,
+    /// Overrides the event's partition key.
+    pub key: Option<String>,
+    /// Extra CloudEvents extension attributes (lower-case letters and digits, see the wire format).
+    pub extensions: BTreeMap<String, String>,
+}
+
+impl PublishOptions {
+    /// No extra metadata.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the correlation id.
+    pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.correlation_id = Some(id.into());
+        self
+    }
+
+    /// Sets the causation id.
+    pub fn causation_id(mut self, id: impl Into<String>) -> Self {
+        self.causation_id = Some(id.into());
+        self
+    }
+
+    /// Sets the aggregate id, type and version.
+    pub fn aggregate(
+        mut self,
+        id: impl Into<String>,
+        aggregate_type: impl Into<String>,
+        version: Option<i64>,
+    ) -> Self {
+        self.aggregate_id = Some(id.into());
+        self.aggregate_type = Some(aggregate_type.into());
+        self.aggregate_version = version;
+        self
+    }
+
+    /// Overrides the partition key.
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Adds an extension attribute (`ce_{name}` header).
+    pub fn extension(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extensions.insert(name.into(), value.into());
+        self
+    }
+
+    /// Options that continue the story of `cause`: same correlation, causation = `cause.id`.
+    pub fn caused_by(cause: &Metadata) -> Self {
+        Self {
+            correlation_id: Some(
+                cause
+                    .correlation_id
+                    .clone()
+                    .unwrap_or_else(|| cause.id.clone()),
+            ),
+            causation_id: Some(cause.id.clone()),
+            ..Self::default()
+        }
+    }
+}

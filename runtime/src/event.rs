@@ -1,0 +1,68 @@
+//! The event trait every herald event implements, and the envelope a handler can receive.
+
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::envelope::Metadata;
+
+/// A herald event: a Rust type with an event type name, a topic, a schema version and a partition
+/// key. Derive it with `#[derive(IntegrationEvent)]`; writing it by hand is possible but loses the
+/// registration that lets the runtime find the event.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a herald event",
+    label = "not a herald event",
+    note = "derive it: `#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema)]` on `{Self}`"
+)]
+pub trait HeraldEvent: Serialize + DeserializeOwned + JsonSchema + Send + Sync + 'static {
+    /// The CloudEvents `type`, e.g. `user.created`.
+    const EVENT_TYPE: &'static str;
+    /// The Kafka topic the event is published to.
+    const TOPIC: &'static str;
+    /// The version of the event's schema.
+    const VERSION: u32;
+
+    /// The Kafka key: events with the same key land in the same partition, in order.
+    fn partition_key(&self) -> Option<String>;
+}
+
+/// A value usable as a partition key (`#[event(key)]`): anything that displays.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a partition key",
+    label = "`#[event(key)]` needs a field that implements `Display`",
+    note = "implement `std::fmt::Display` for `{Self}`, or mark another field with `#[event(key)]`"
+)]
+pub trait PartitionKey {
+    /// The key as a string.
+    fn partition_key(&self) -> String;
+}
+
+impl<T: std::fmt::Display + ?Sized> PartitionKey for T {
+    fn partition_key(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// An event together with its metadata: what a handler receives when it takes `Event<T>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event<T> {
+    /// The envelope: id, type, source, time, correlation, aggregate, Kafka position.
+    pub meta: Metadata,
+    /// The event itself.
+    pub data: T,
+}
+
+impl<T> Event<T> {
+    /// Splits the event into its metadata and payload.
+    pub fn into_parts(self) -> (Metadata, T) {
+        (self.meta, self.data)
+    }
+}
+
+impl<T> std::ops::Deref for Event<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.data
+    }
+}

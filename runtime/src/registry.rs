@@ -1,0 +1,240 @@
+//! The registry: every event and handler the macros registered with `inventory`, validated as a
+//! whole at start-up.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::codec::Incoming;
+use crate::context::Context;
+use crate::error::{DispatchError, Error, Result};
+
+/// The future a handler's dispatch shim returns.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), DispatchError>> + Send + 'static>>;
+
+/// What `#[derive(IntegrationEvent)]` registers about an event type.
+#[derive(Debug)]
+pub struct EventDescriptor {
+    /// The Rust path of the type, e.g. `my_service::events::UserCreated`.
+    pub rust_type: &'static str,
+    /// The CloudEvents type, e.g. `user.created`.
+    pub event_type: &'static str,
+    /// The topic.
+    pub topic: &'static str,
+    /// The schema version.
+    pub version: u32,
+    /// The event's JSON Schema.
+    pub schema: fn() -> serde_json::Value,
+}
+
+inventory::collect!(EventDescriptor);
+
+/// What `#[handler]` registers about a handler function.
+#[derive(Debug)]
+pub struct HandlerDescriptor {
+    /// The handler's name (default: the function's name).
+    pub name: &'static str,
+    /// The Rust path of the function.
+    pub rust_path: &'static str,
+    /// The consumer group, when the handler names one.
+    pub group: Option<&'static str>,
+    /// The event type it handles.
+    pub event_type: &'static str,
+    /// The schema version it reads.
+    pub event_version: u32,
+    /// The topic it consumes.
+    pub topic: &'static str,
+    /// The Rust event type as written in the signature.
+    pub event_rust_type: &'static str,
+    /// Decodes the message and calls the function.
+    pub call: fn(Incoming, Context) -> HandlerFuture,
+}
+
+inventory::collect!(HandlerDescriptor);
+
+/// The validated set of events and handlers.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    events: Vec<&'static EventDescriptor>,
+    handlers: Vec<&'static HandlerDescriptor>,
+}
+
+impl Registry {
+    /// Everything registered in this binary, validated.
+    ///
+    /// # Errors
+    /// [`Error::Registry`] naming both Rust items of any conflict.
+    pub fn collect() -> Result<Self> {
+        Self::from_parts(
+            inventory::iter::<EventDescriptor>.into_iter().collect(),
+            inventory::iter::<HandlerDescriptor>.into_iter().collect(),
+        )
+    }
+
+    /// A registry of the given descriptors, validated.
+    ///
+    /// # Errors
+    /// [`Error::Registry`] naming both Rust items of any conflict.
+    pub fn from_parts(
+        mut events: Vec<&'static EventDescriptor>,
+        mut handlers: Vec<&'static HandlerDescriptor>,
+    ) -> Result<Self> {
+        events.sort_by_key(|e| (e.event_type, e.version, e.rust_type));
+        handlers.sort_by_key(|h| (h.topic, h.name, h.rust_path));
+        let registry = Self { events, handlers };
+        registry.validate()?;
+        Ok(registry)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let mut problems = Vec::new();
+        let mut by_type: BTreeMap<&str, &EventDescriptor> = BTreeMap::new();
+        for event in &self.events {
+            if let Some(first) = by_type.get(event.event_type) {
+                if first.version == event.version {
+                    problems.push(format!(
+                        "event type `{}` version {} is declared twice, by `{}` and `{}`: give one of them \
+                         another `name` or `version`",
+                        event.event_type, event.version, first.rust_type, event.rust_type
+                    ));
+                } else if first.topic != event.topic {
+                    problems.push(format!(
+                        "event type `{}` is published to two topics, `{}` by `{}` (v{}) and `{}` by `{}` (v{}): \
+                         every version of one event type belongs on one topic",
+                        event.event_type,
+                        first.topic,
+                        first.rust_type,
+                        first.version,
+                        event.topic,
+                        event.rust_type,
+                        event.version
+                    ));
+                }
+            } else {
+                by_type.insert(event.event_type, event);
+            }
+        }
+        let mut names: BTreeMap<(Option<&str>, &str), &HandlerDescriptor> = BTreeMap::new();
+        for handler in &self.handlers {
+            if let Some(first) = names.insert((handler.group, handler.name), handler) {
+                problems.push(format!(
+                    "two handlers are named `{}`{}: `{}` and `{}`; give one a different `name = \"...\"`",
+                    handler.name,
+                    handler
+                        .group
+                        .map(|g| format!(" in group `{g}`"))
+                        .unwrap_or_default(),
+                    first.rust_path,
+                    handler.rust_path
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Registry(problems.join("; ")))
+        }
+    }
+
+    /// The registered events.
+    pub fn events(&self) -> &[&'static EventDescriptor] {
+        &self.events
+    }
+
+    /// The registered handlers.
+    pub fn handlers(&self) -> &[&'static HandlerDescriptor] {
+        &self.handlers
+    }
+
+    /// Every topic an event is published to or a handler consumes, sorted, without duplicates.
+    pub fn topics(&self) -> Vec<&'static str> {
+        let mut topics: Vec<&str> = self
+            .events
+            .iter()
+            .map(|e| e.topic)
+            .chain(self.handlers.iter().map(|h| h.topic))
+            .collect();
+        topics.sort_unstable();
+        topics.dedup();
+        topics
+    }
+
+    /// The handlers grouped by consumer group; handlers without a group go to `default_group`.
+    pub fn handlers_by_group(
+        &self,
+        default_group: &str,
+    ) -> BTreeMap<String, Vec<&'static HandlerDescriptor>> {
+        let mut groups: BTreeMap<String, Vec<&'static HandlerDescriptor>> = BTreeMap::new();
+        for descriptor in &self.handlers {
+            let group = descriptor.group.unwrap_or(default_group);
+            groups.entry(group.to_owned()).or_default().push(descriptor);
+        }
+        groups
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> serde_json::Value {
+        serde_json::json!({})
+    }
+
+    fn event(
+        rust_type: &'static str,
+        event_type: &'static str,
+        topic: &'static str,
+        version: u32,
+    ) -> &'static EventDescriptor {
+        Box::leak(Box::new(EventDescriptor {
+            rust_type,
+            event_type,
+            topic,
+            version,
+            schema,
+        }))
+    }
+
+    #[test]
+    fn duplicate_event_type_names_both_rust_types() {
+        let err = Registry::from_parts(
+            vec![
+                event("a::UserCreated", "user.created", "t", 1),
+                event("b::UserCreated", "user.created", "t", 1),
+            ],
+            vec![],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("a::UserCreated") && err.contains("b::UserCreated"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn versions_of_one_type_must_share_a_topic() {
+        let err = Registry::from_parts(
+            vec![
+                event("a::V1", "user.created", "t1", 1),
+                event("a::V2", "user.created", "t2", 2),
+            ],
+            vec![],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("a::V1") && err.contains("a::V2") && err.contains("two topics"),
+            "{err}"
+        );
+        assert!(Registry::from_parts(
+            vec![
+                event("a::V1", "user.created", "t", 1),
+                event("a::V2", "user.created", "t", 2)
+            ],
+            vec![],
+        )
+        .is_ok());
+    }
+}

@@ -1,0 +1,57 @@
+//! Counters of what the bus did, readable at any time with `Bus::stats` (seed 003's statistics).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A snapshot of the bus's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Events the broker acknowledged.
+    pub events_published: u64,
+    /// Publishes the broker did not acknowledge.
+    pub publish_failures: u64,
+    /// Messages received by the consumers.
+    pub events_consumed: u64,
+    /// Messages every handler succeeded on (their offsets were stored for commit).
+    pub events_handled: u64,
+    /// Handler runs that failed (each retry counts).
+    pub handler_failures: u64,
+    /// Messages that were not readable CloudEvents or did not fit the handler's type.
+    pub undecodable: u64,
+    /// Messages of an event type no handler of the group takes (committed and skipped).
+    pub skipped_unknown_type: u64,
+    /// Partition assignments and revocations.
+    pub rebalances: u64,
+}
+
+/// The live counters behind [`Stats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub events_published: AtomicU64,
+    pub publish_failures: AtomicU64,
+    pub events_consumed: AtomicU64,
+    pub events_handled: AtomicU64,
+    pub handler_failures: AtomicU64,
+    pub undecodable: AtomicU64,
+    pub skipped_unknown_type: AtomicU64,
+    pub rebalances: AtomicU64,
+}
+
+impl Counters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> Stats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Stats {
+            events_published: get(&self.events_published),
+            publish_failures: get(&self.publish_failures),
+            events_consumed: get(&self.events_consumed),
+            events_handled: get(&self.events_handled),
+            handler_failures: get(&self.handler_failures),
+            undecodable: get(&self.undecodable),
+            skipped_unknown_type: get(&self.skipped_unknown_type),
+            rebalances: get(&self.rebalances),
+        }
+    }
+}
