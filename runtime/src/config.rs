@@ -287,9 +287,11 @@ impl Config {
             config.auto_create_topics = Some(match value.trim().to_ascii_lowercase().as_str() {
                 "1" | "true" | "yes" | "on" => true,
                 "0" | "false" | "no" | "off" => false,
-                other => return Err(Error::Config(format!(
+                other => {
+                    return Err(Error::Config(format!(
                     "KAFKA_AUTO_CREATE_TOPICS: `{other}` is not a boolean, use `true` or `false`"
-                ))),
+                )))
+                }
             });
         }
         let positive = |name: &str| -> Result<Option<i32>> {
@@ -484,6 +486,13 @@ impl Config {
             )
             .set("auto.offset.reset", self.auto_offset_reset.as_str())
             .set("enable.partition.eof", "false");
+        if self.is_embedded() {
+            // The mock cluster holds a group that a member left for the members' session timeout
+            // minus one second before a new member can join: keep restarts quick.
+            config
+                .set("session.timeout.ms", "6000")
+                .set("heartbeat.interval.ms", "1500");
+        }
         self.with_properties(config)
     }
 

@@ -376,6 +376,7 @@ async fn handle_message(
     };
     let mut pending: Vec<&'static HandlerDescriptor> = for_type.clone();
     let mut attempt: u32 = 0;
+    let mut undecodable = false;
     loop {
         let runs = pending
             .iter()
@@ -386,6 +387,7 @@ async fn handle_message(
             match result {
                 Ok(()) => {}
                 Err(DispatchError::Decode(reason)) => {
+                    undecodable = true;
                     Counters::add(&shared.counters.undecodable, 1);
                     tracing::warn!(topic = %position.topic, partition = position.partition, offset = position.offset,
                         handler = handler.name, %reason, "skipping a message its handler cannot decode");
@@ -399,7 +401,9 @@ async fn handle_message(
             }
         }
         if still_failing.is_empty() {
-            Counters::add(&shared.counters.events_handled, 1);
+            if !undecodable {
+                Counters::add(&shared.counters.events_handled, 1);
+            }
             return true;
         }
         pending = still_failing;
