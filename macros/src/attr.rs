@@ -16,7 +16,10 @@ pub mod kw {
 
 /// Collects errors so a macro reports all of them instead of the first.
 #[derive(Default)]
-pub struct Errors(Option<syn::Error>);
+pub struct Errors {
+    all: Option<syn::Error>,
+    count: usize,
+}
 
 impl Errors {
     /// Records an error at the span of `tokens`.
@@ -31,22 +34,113 @@ impl Errors {
 
     /// Records an error.
     pub fn push(&mut self, error: syn::Error) {
-        match &mut self.0 {
+        self.count += 1;
+        match &mut self.all {
             Some(all) => all.combine(error),
-            None => self.0 = Some(error),
+            None => self.all = Some(error),
         }
+    }
+
+    /// How many errors were recorded so far: compare before and after a validation step to know
+    /// whether it failed.
+    pub fn count(&self) -> usize {
+        self.count
     }
 
     /// The collected errors as `compile_error!` invocations, if there are any.
     pub fn into_compile_errors(self) -> Option<TokenStream> {
-        self.0.map(|e| e.to_compile_error())
+        self.all.map(|e| e.to_compile_error())
     }
 }
 
-/// `= "value"` after an option keyword.
-pub fn parse_str_value(input: ParseStream) -> syn::Result<syn::LitStr> {
-    input.parse::<syn::Token![=]>()?;
-    input.parse()
+/// The comma-separated options of an attribute. An option that does not parse is reported and
+/// skipped up to the next comma, so every mistake in the list is reported. The flag tells whether a
+/// `crate = ...` option failed: generated code cannot name the runtime then.
+pub fn parse_options<T: Parse>(input: ParseStream, errors: &mut Errors) -> (Vec<T>, bool) {
+    let mut options = Vec::new();
+    let mut crate_failed = false;
+    while !input.is_empty() {
+        let is_crate = input.peek(syn::Token![crate]);
+        match input.parse::<T>() {
+            Ok(option) => options.push(option),
+            Err(error) => {
+                errors.push(error);
+                crate_failed |= is_crate;
+                skip_to_comma(input);
+            }
+        }
+        if input.is_empty() {
+            break;
+        }
+        if let Err(error) = input.parse::<syn::Token![,]>() {
+            errors.push(syn::Error::new(
+                error.span(),
+                "expected `,` between two options",
+            ));
+            crate_failed |= is_crate;
+            skip_to_comma(input);
+            // Consume the comma, if any, and go on with the next option.
+            let _ = input.parse::<Option<syn::Token![,]>>();
+        }
+    }
+    (options, crate_failed)
+}
+
+/// Skips token trees up to (not including) the next top-level comma.
+fn skip_to_comma(input: ParseStream) {
+    while !input.is_empty() && !input.peek(syn::Token![,]) {
+        let _ = input.parse::<proc_macro2::TokenTree>();
+    }
+}
+
+/// The error for an option keyword the macro does not know.
+pub fn unknown_option(input: ParseStream, message: impl Fn(&str) -> String) -> syn::Error {
+    match input
+        .fork()
+        .call(<syn::Ident as syn::ext::IdentExt>::parse_any)
+    {
+        Ok(ident) => syn::Error::new(ident.span(), message(&ident.to_string())),
+        Err(_) => input.error(message("")),
+    }
+}
+
+/// `= "value"` after an option keyword; `keyword` is where to point when the value is missing.
+pub fn parse_str_value(
+    input: ParseStream,
+    keyword: Span,
+    option: &str,
+) -> syn::Result<syn::LitStr> {
+    let value = parse_value(input, keyword, option, "\"...\"")?;
+    if input.peek(syn::LitStr) {
+        return input.parse();
+    }
+    Err(syn::Error::new(
+        value,
+        format!("the value of `{option}` is a string literal: `{option} = \"...\"`"),
+    ))
+}
+
+/// Consumes the `=` after an option keyword and returns where its value is: the next token, or the
+/// `=` if there is none.
+pub fn parse_value(
+    input: ParseStream,
+    keyword: Span,
+    option: &str,
+    example: &str,
+) -> syn::Result<Span> {
+    let Some(eq) = input.parse::<Option<syn::Token![=]>>()? else {
+        return Err(syn::Error::new(
+            keyword,
+            format!("`{option}` needs a value: `{option} = {example}`"),
+        ));
+    };
+    if input.is_empty() || input.peek(syn::Token![,]) {
+        return Err(syn::Error::new(
+            eq.span,
+            format!("`{option}` needs a value: `{option} = {example}`"),
+        ));
+    }
+    Ok(input.span())
 }
 
 /// Sets an option once; a second occurrence is an error at its span.
@@ -62,20 +156,28 @@ pub fn set_once<T>(slot: &mut Option<T>, value: T, span: Span, option: &str, err
 pub struct CratePath(pub syn::Path);
 
 impl CratePath {
-    /// The path generated code uses to reach the runtime's private module.
-    pub fn private(path: Option<&CratePath>) -> TokenStream {
+    /// The one import of the runtime's private module in generated code, as `__herald`: generated
+    /// code names the runtime only through it, so a wrong `crate` path is reported once.
+    pub fn import(path: Option<&CratePath>) -> TokenStream {
         match path {
-            Some(CratePath(path)) => quote::quote!(#path::__private),
-            None => quote::quote!(::herald::__private),
+            Some(CratePath(path)) => quote::quote!(use #path::__private as __herald;),
+            None => quote::quote!(
+                use ::herald::__private as __herald;
+            ),
         }
     }
 }
 
-impl Parse for CratePath {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
-        let lit = parse_str_value(input)?;
-        lit.parse_with(syn::Path::parse_mod_style)
-            .map(CratePath)
-            .map_err(|_| syn::Error::new(lit.span(), "expected a crate path such as `\"herald\"`"))
-    }
+/// `crate = "path"`, after the `crate` keyword.
+pub fn parse_crate_value(input: ParseStream, keyword: Span) -> syn::Result<CratePath> {
+    let lit = parse_str_value(input, keyword, "crate")?;
+    lit.parse_with(syn::Path::parse_mod_style)
+        .map(CratePath)
+        .map_err(|_| {
+            syn::Error::new(
+                lit.span(),
+                "`crate` names the herald crate by its path: `crate = \"herald\"`, or the name \
+                 you renamed the dependency to",
+            )
+        })
 }

@@ -1,12 +1,14 @@
 //! `#[derive(IntegrationEvent)]`: parse the `#[event(...)]` options into a model, validate it, expand
 //! it into a `HeraldEvent` impl and an `inventory` registration.
+//!
+//! A type that cannot be an event (generic, union) or an unusable `crate` option gets no impl: it
+//! would only add follow-up errors about the same mistake.
 
 use crate::attr::{self, kw, CratePath, Errors};
 use crate::naming;
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
-use syn::parse::{Parse, ParseStream};
-use syn::punctuated::Punctuated;
+use syn::parse::{Parse, ParseStream, Parser};
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, LitStr, Member, Token};
 
@@ -21,26 +23,69 @@ enum ContainerOption {
 
 impl Parse for ContainerOption {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        let lookahead = input.lookahead1();
-        if lookahead.peek(kw::name) {
-            input.parse::<kw::name>()?;
-            Ok(Self::Name(attr::parse_str_value(input)?))
-        } else if lookahead.peek(kw::topic) {
-            input.parse::<kw::topic>()?;
-            Ok(Self::Topic(attr::parse_str_value(input)?))
-        } else if lookahead.peek(kw::version) {
-            input.parse::<kw::version>()?;
-            input.parse::<Token![=]>()?;
-            Ok(Self::Version(input.parse()?))
-        } else if lookahead.peek(Token![crate]) {
-            let span = input.parse::<Token![crate]>()?.span;
-            Ok(Self::Crate(span, input.parse()?))
-        } else if lookahead.peek(kw::key) {
+        if input.peek(kw::name) {
+            let keyword = input.parse::<kw::name>()?.span;
+            Ok(Self::Name(attr::parse_str_value(input, keyword, "name")?))
+        } else if input.peek(kw::topic) {
+            let keyword = input.parse::<kw::topic>()?.span;
+            Ok(Self::Topic(attr::parse_str_value(input, keyword, "topic")?))
+        } else if input.peek(kw::version) {
+            let keyword = input.parse::<kw::version>()?.span;
+            attr::parse_value(input, keyword, "version", "2")?;
+            match input.parse::<syn::Lit>() {
+                Ok(syn::Lit::Int(int)) => Ok(Self::Version(int)),
+                Ok(syn::Lit::Str(text)) => {
+                    let number = text
+                        .value()
+                        .trim()
+                        .parse::<u32>()
+                        .map_or_else(|_| "2".to_owned(), |n| n.to_string());
+                    Err(syn::Error::new(
+                        text.span(),
+                        format!("`version` is a number, not a string: `version = {number}`"),
+                    ))
+                }
+                Ok(other) => Err(syn::Error::new(other.span(), VERSION_RANGE)),
+                Err(error) => Err(syn::Error::new(error.span(), VERSION_RANGE)),
+            }
+        } else if input.peek(Token![crate]) {
+            let keyword = input.parse::<Token![crate]>()?.span;
+            Ok(Self::Crate(
+                keyword,
+                attr::parse_crate_value(input, keyword)?,
+            ))
+        } else if input.peek(kw::key) {
             Ok(Self::Key(input.parse()?))
         } else {
-            Err(lookahead.error())
+            Err(attr::unknown_option(input, unknown_option_message))
         }
     }
+}
+
+/// What `version` must be.
+const VERSION_RANGE: &str =
+    "`version` is the event's schema version: a whole number from 1 up, e.g. `version = 1`";
+
+/// What to say about an option `#[event(...)]` on the type does not take.
+fn unknown_option_message(option: &str) -> String {
+    match option {
+        "group" => "`group` is an option of a handler: `#[handler(group = \"...\")]`".to_owned(),
+        "" => "expected an event option: `name = \"...\"`, `topic = \"...\"`, `version = N` or \
+               `crate = \"...\"`"
+            .to_owned(),
+        other => format!(
+            "unknown option `{other}`: `#[event]` takes `name = \"...\"`, `topic = \"...\"`, \
+             `version = N` and `crate = \"...\"`, and `#[event(key)]` on a field"
+        ),
+    }
+}
+
+/// Where the partition key comes from.
+enum KeySource {
+    /// A field marked `#[event(key)]`.
+    Marked,
+    /// The field named `aggregate_id`.
+    AggregateId,
 }
 
 /// The validated model of an event type.
@@ -49,17 +94,19 @@ struct EventModel<'a> {
     event_type: String,
     topic: String,
     version: u32,
-    key: Option<(Member, &'a syn::Type)>,
+    key: Option<(Member, &'a syn::Type, KeySource)>,
     krate: Option<CratePath>,
+    /// No impl can be generated: the type cannot be an event, or the `crate` option is unusable.
+    invalid: bool,
 }
 
 pub fn expand(input: DeriveInput) -> TokenStream {
     let mut errors = Errors::default();
     let model = parse_model(&input, &mut errors);
-    let generated = if input.generics.params.is_empty() {
-        generate(&model)
-    } else {
+    let generated = if model.invalid {
         TokenStream::new()
+    } else {
+        generate(&model)
     };
     let compile_errors = errors.into_compile_errors();
     quote! { #compile_errors #generated }
@@ -68,21 +115,35 @@ pub fn expand(input: DeriveInput) -> TokenStream {
 fn parse_model<'a>(input: &'a DeriveInput, errors: &mut Errors) -> EventModel<'a> {
     let ident = input.ident.to_string();
     let (mut name, mut topic, mut version, mut krate) = (None, None, None, None);
+    let mut invalid = false;
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("event")) {
-        let options = match attr
-            .parse_args_with(Punctuated::<ContainerOption, Token![,]>::parse_terminated)
-        {
-            Ok(options) => options,
-            Err(e) => {
-                errors.push(e);
+        let list = match attr.meta.require_list() {
+            Ok(list) => list,
+            Err(_) => {
+                errors.spanned(
+                    attr,
+                    "write the options in parentheses: `#[event(topic = \"...\", version = 2)]`",
+                );
                 continue;
             }
         };
+        let parse_options =
+            |input: ParseStream| Ok(attr::parse_options::<ContainerOption>(input, errors));
+        let (options, crate_failed) = parse_options
+            .parse2(list.tokens.clone())
+            .unwrap_or_default();
+        invalid |= crate_failed;
         for option in options {
             match option {
                 ContainerOption::Name(lit) => {
                     if lit.value().trim().is_empty() {
-                        errors.spanned(&lit, "the event name cannot be empty");
+                        errors.spanned(
+                            &lit,
+                            format!(
+                                "the event name cannot be empty: leave `name` out to use `{}`",
+                                naming::dot_case(&ident)
+                            ),
+                        );
                     }
                     attr::set_once(&mut name, lit.value(), lit.span(), "name", errors);
                 }
@@ -93,10 +154,7 @@ fn parse_model<'a>(input: &'a DeriveInput, errors: &mut Errors) -> EventModel<'a
                     attr::set_once(&mut topic, lit.value(), lit.span(), "topic", errors);
                 }
                 ContainerOption::Version(lit) => match lit.base10_parse::<u32>() {
-                    Ok(0) | Err(_) => errors.spanned(
-                        &lit,
-                        "`version` is the event's schema version: a whole number from 1 up",
-                    ),
+                    Ok(0) | Err(_) => errors.spanned(&lit, VERSION_RANGE),
                     Ok(v) => attr::set_once(&mut version, v, lit.span(), "version", errors),
                 },
                 ContainerOption::Crate(span, path) => {
@@ -109,49 +167,65 @@ fn parse_model<'a>(input: &'a DeriveInput, errors: &mut Errors) -> EventModel<'a
             }
         }
     }
-    if !input.generics.params.is_empty() {
+    if !input.generics.params.is_empty() || input.generics.where_clause.is_some() {
         errors.spanned(
             &input.generics,
             "a herald event cannot be generic: its topic, type name and schema are fixed per type; \
              declare one event type per concrete payload",
         );
+        invalid = true;
     }
+    if let Data::Union(u) = &input.data {
+        errors.spanned(
+            u.union_token,
+            "a herald event must be a struct or an enum, not a union",
+        );
+        invalid = true;
+    }
+    let topic = topic.unwrap_or_else(|| {
+        let default = naming::default_topic(&ident);
+        let problem = match naming::illegal_char(&default) {
+            Some(what) => Some(format!("{what} cannot appear in a topic name")),
+            None if default.len() > 249 => Some("a topic name has at most 249 characters".into()),
+            None => None,
+        };
+        if let Some(problem) = problem {
+            errors.spanned(
+                &input.ident,
+                format!(
+                    "the default topic of `{ident}`, `{default}`, is not a legal Kafka topic name: \
+                     {problem}; name the topic with `#[event(topic = \"...\")]`"
+                ),
+            );
+        }
+        default
+    });
     EventModel {
         input,
         event_type: name.unwrap_or_else(|| naming::dot_case(&ident)),
-        topic: topic.unwrap_or_else(|| naming::default_topic(&ident)),
+        topic,
         version: version.unwrap_or(1),
         key: key_field(input, errors),
         krate,
+        invalid,
     }
 }
 
 /// The partition key: the field marked `#[event(key)]`, else a field named `aggregate_id`.
-fn key_field<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Option<(Member, &'a syn::Type)> {
+fn key_field<'a>(
+    input: &'a DeriveInput,
+    errors: &mut Errors,
+) -> Option<(Member, &'a syn::Type, KeySource)> {
     let fields: Vec<&syn::Field> = match &input.data {
         Data::Struct(s) => s.fields.iter().collect(),
         Data::Enum(e) => e.variants.iter().flat_map(|v| v.fields.iter()).collect(),
-        Data::Union(u) => {
-            errors.spanned(
-                u.union_token,
-                "a herald event must be a struct or an enum, not a union",
-            );
-            return None;
-        }
+        Data::Union(_) => return None,
     };
     let is_struct = matches!(input.data, Data::Struct(_));
-    let mut marked: Option<(Member, &syn::Type, Span)> = None;
+    let mut marked: Option<(Member, &syn::Type)> = None;
     for (index, field) in fields.iter().enumerate() {
         for attr in field.attrs.iter().filter(|a| a.path().is_ident("event")) {
-            let parsed = attr.parse_args_with(|input: ParseStream| {
-                let lookahead = input.lookahead1();
-                if lookahead.peek(kw::key) {
-                    input.parse::<kw::key>()
-                } else {
-                    Err(lookahead.error())
-                }
-            });
-            let key = match parsed {
+            let key = match attr.parse_args_with(parse_field_option) {
                 Ok(key) => key,
                 Err(e) => {
                     errors.push(e);
@@ -161,7 +235,8 @@ fn key_field<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Option<(Member,
             if !is_struct {
                 errors.spanned(
                     key,
-                    "`#[event(key)]` works on struct fields only: an enum event has no single key field",
+                    "`#[event(key)]` works on struct fields only: an enum event has no partition key; \
+                     remove it, or make the event a struct",
                 );
                 continue;
             }
@@ -169,22 +244,25 @@ fn key_field<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Option<(Member,
                 Some(ident) => Member::Named(ident.clone()),
                 None => Member::Unnamed(syn::Index::from(index)),
             };
-            if let Some((previous, _, _)) = &marked {
+            if let Some((previous, _)) = &marked {
                 let previous = match previous {
                     Member::Named(i) => i.to_string(),
                     Member::Unnamed(i) => i.index.to_string(),
                 };
                 errors.spanned(
                     key,
-                    format!("an event has one partition key and `{previous}` is already marked `#[event(key)]`"),
+                    format!(
+                        "an event has one partition key and `{previous}` is already marked `#[event(key)]`: \
+                         remove one of the two"
+                    ),
                 );
             } else {
-                marked = Some((member, &field.ty, key.span));
+                marked = Some((member, &field.ty));
             }
         }
     }
-    if let Some((member, ty, _)) = marked {
-        return Some((member, ty));
+    if let Some((member, ty)) = marked {
+        return Some((member, ty, KeySource::Marked));
     }
     match &input.data {
         Data::Struct(s) => match &s.fields {
@@ -192,29 +270,66 @@ fn key_field<'a>(input: &'a DeriveInput, errors: &mut Errors) -> Option<(Member,
                 .named
                 .iter()
                 .find(|f| f.ident.as_ref().is_some_and(|i| i == "aggregate_id"))
-                .map(|f| (Member::Named(f.ident.clone().unwrap()), &f.ty)),
+                .map(|f| {
+                    (
+                        Member::Named(f.ident.clone().unwrap()),
+                        &f.ty,
+                        KeySource::AggregateId,
+                    )
+                }),
             _ => None,
         },
         _ => None,
     }
 }
 
+/// The one field option, `key`.
+fn parse_field_option(input: ParseStream) -> syn::Result<kw::key> {
+    if input.peek(kw::key) {
+        let key = input.parse::<kw::key>()?;
+        if !input.is_empty() {
+            return Err(input.error("`key` takes no value: write `#[event(key)]`"));
+        }
+        return Ok(key);
+    }
+    Err(attr::unknown_option(input, |option| {
+        match option {
+        "name" | "topic" | "version" | "crate" => format!(
+            "`{option}` is an option of the event type: put `#[event({option} = ...)]` on the type, \
+             not on a field"
+        ),
+        "" => "expected `key`: `#[event(key)]` marks the partition key".to_owned(),
+        other => format!(
+            "unknown field option `{other}`: the only field option is `#[event(key)]`, which marks \
+             the partition key"
+        ),
+    }
+    }))
+}
+
 fn generate(model: &EventModel) -> TokenStream {
-    let private = CratePath::private(model.krate.as_ref());
+    let import = CratePath::import(model.krate.as_ref());
     let ident = &model.input.ident;
     let (event_type, topic, version) = (&model.event_type, &model.topic, model.version);
     let key = match &model.key {
-        Some((member, ty)) => quote_spanned! {ty.span()=>
-            ::core::option::Option::Some(#private::PartitionKey::partition_key(&self.#member))
-        },
+        Some((member, ty, source)) => {
+            let key_trait = match source {
+                KeySource::Marked => quote_spanned!(ty.span()=> __herald::PartitionKey),
+                KeySource::AggregateId => quote_spanned!(ty.span()=> __herald::AggregateIdKey),
+            };
+            let key_fn = quote_spanned!(ty.span()=> <#ty as #key_trait>::partition_key);
+            quote!(::core::option::Option::Some(#key_fn(&self.#member)))
+        }
         None => quote!(::core::option::Option::None),
     };
     quote! {
         #[doc(hidden)]
         #[allow(non_upper_case_globals, unused_attributes, unused_qualifications)]
         const _: () = {
+            #import
+
             #[automatically_derived]
-            impl #private::HeraldEvent for #ident {
+            impl __herald::HeraldEvent for #ident {
                 const EVENT_TYPE: &'static str = #event_type;
                 const TOPIC: &'static str = #topic;
                 const VERSION: u32 = #version;
@@ -224,13 +339,13 @@ fn generate(model: &EventModel) -> TokenStream {
                 }
             }
 
-            #private::inventory::submit! {
-                #private::EventDescriptor {
+            __herald::inventory::submit! {
+                __herald::EventDescriptor {
                     rust_type: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
                     event_type: #event_type,
                     topic: #topic,
                     version: #version,
-                    schema: #private::schema_of::<#ident>,
+                    schema: __herald::schema_of::<#ident>,
                 }
             }
         };

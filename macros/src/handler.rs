@@ -1,12 +1,16 @@
 //! `#[handler]`: parse the options and the function signature into a model, validate the signature
 //! (every mistake is an error on the offending token), expand into a dispatch shim and an `inventory`
 //! registration. The user's function is kept as written, so it can still be called directly.
+//!
+//! A signature with a mistake gets no dispatch shim: the shim would only add follow-up errors about
+//! the same mistake. The type-level checks (is the event a herald event, is the context `Context`,
+//! is the return type a handler result) each happen at exactly one place in the generated code, so
+//! each mistake is reported once.
 
 use crate::attr::{self, kw, CratePath, Errors};
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::parse::{Parse, ParseStream, Parser};
-use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, ItemFn, LitStr, PathArguments, ReturnType, Token, Type};
 
@@ -19,19 +23,39 @@ enum HandlerOption {
 
 impl Parse for HandlerOption {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        let lookahead = input.lookahead1();
-        if lookahead.peek(kw::group) {
-            input.parse::<kw::group>()?;
-            Ok(Self::Group(attr::parse_str_value(input)?))
-        } else if lookahead.peek(kw::name) {
-            input.parse::<kw::name>()?;
-            Ok(Self::Name(attr::parse_str_value(input)?))
-        } else if lookahead.peek(Token![crate]) {
-            let span = input.parse::<Token![crate]>()?.span;
-            Ok(Self::Crate(span, input.parse()?))
+        if input.peek(kw::group) {
+            let keyword = input.parse::<kw::group>()?.span;
+            Ok(Self::Group(attr::parse_str_value(input, keyword, "group")?))
+        } else if input.peek(kw::name) {
+            let keyword = input.parse::<kw::name>()?.span;
+            Ok(Self::Name(attr::parse_str_value(input, keyword, "name")?))
+        } else if input.peek(Token![crate]) {
+            let keyword = input.parse::<Token![crate]>()?.span;
+            Ok(Self::Crate(
+                keyword,
+                attr::parse_crate_value(input, keyword)?,
+            ))
         } else {
-            Err(lookahead.error())
+            Err(attr::unknown_option(input, unknown_option_message))
         }
+    }
+}
+
+/// What to say about an option `#[handler]` does not take.
+fn unknown_option_message(option: &str) -> String {
+    match option {
+        "topic" => "a handler consumes the topic of its event: set the topic on the event, \
+                    `#[event(topic = \"...\")]`"
+            .to_owned(),
+        "version" => "a handler reads the version of its event type: set it on the event, \
+                      `#[event(version = 2)]`"
+            .to_owned(),
+        "" => "expected a handler option: `group = \"...\"`, `name = \"...\"` or `crate = \"...\"`"
+            .to_owned(),
+        other => format!(
+            "unknown option `{other}`: `#[handler]` takes `group = \"...\"`, `name = \"...\"` \
+             and `crate = \"...\"`"
+        ),
     }
 }
 
@@ -57,6 +81,8 @@ struct HandlerModel<'a> {
     name: String,
     group: Option<String>,
     krate: Option<CratePath>,
+    /// No shim can be generated: the signature has a mistake, or the `crate` option is unusable.
+    invalid: bool,
     event: Option<EventParam<'a>>,
     context: Option<&'a Type>,
     output: Option<&'a Type>,
@@ -67,7 +93,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         Ok(function) => function,
         Err(_) => {
             let error = syn::Error::new(
-                Span::call_site(),
+                item_keyword_span(&item),
                 "`#[handler]` goes on an `async fn` that takes an event: \
                  `async fn on_event(event: Event<MyEvent>, ctx: &Context) -> Result<(), HandlerError>`",
             );
@@ -86,37 +112,64 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
+/// Where to point when `#[handler]` is not on a function: the item's keyword (`struct`, `impl`, ...),
+/// else its first token.
+fn item_keyword_span(item: &TokenStream) -> Span {
+    match syn::parse2::<syn::Item>(item.clone()) {
+        Ok(syn::Item::Struct(i)) => i.struct_token.span,
+        Ok(syn::Item::Enum(i)) => i.enum_token.span,
+        Ok(syn::Item::Union(i)) => i.union_token.span,
+        Ok(syn::Item::Impl(i)) => i.impl_token.span,
+        Ok(syn::Item::Trait(i)) => i.trait_token.span,
+        Ok(syn::Item::Mod(i)) => i.mod_token.span,
+        Ok(syn::Item::Const(i)) => i.const_token.span,
+        Ok(syn::Item::Static(i)) => i.static_token.span,
+        Ok(syn::Item::Type(i)) => i.type_token.span,
+        Ok(syn::Item::Use(i)) => i.use_token.span,
+        _ => item
+            .clone()
+            .into_iter()
+            .next()
+            .map_or_else(Span::call_site, |t| t.span()),
+    }
+}
+
 fn parse_model<'a>(
     args: TokenStream,
     function: &'a ItemFn,
     errors: &mut Errors,
 ) -> HandlerModel<'a> {
     let (mut name, mut group, mut krate) = (None, None, None);
-    match Punctuated::<HandlerOption, Token![,]>::parse_terminated.parse2(args) {
-        Ok(options) => {
-            for option in options {
-                match option {
-                    HandlerOption::Group(lit) => {
-                        if lit.value().trim().is_empty() {
-                            errors.spanned(&lit, "the consumer group cannot be empty: leave `group` out to use the service's group");
-                        }
-                        attr::set_once(&mut group, lit.value(), lit.span(), "group", errors)
-                    }
-                    HandlerOption::Name(lit) => {
-                        if lit.value().trim().is_empty() {
-                            errors.spanned(&lit, "the handler name cannot be empty: leave `name` out to use the function's name");
-                        }
-                        attr::set_once(&mut name, lit.value(), lit.span(), "name", errors)
-                    }
-                    HandlerOption::Crate(span, path) => {
-                        attr::set_once(&mut krate, path, span, "crate", errors)
-                    }
+    let parse_options =
+        |input: ParseStream| Ok(attr::parse_options::<HandlerOption>(input, errors));
+    let (options, crate_failed) = parse_options.parse2(args).unwrap_or_default();
+    for option in options {
+        match option {
+            HandlerOption::Group(lit) => {
+                if lit.value().trim().is_empty() {
+                    errors.spanned(
+                        &lit,
+                        "the consumer group cannot be empty: leave `group` out to use the service's group",
+                    );
                 }
+                attr::set_once(&mut group, lit.value(), lit.span(), "group", errors)
+            }
+            HandlerOption::Name(lit) => {
+                if lit.value().trim().is_empty() {
+                    errors.spanned(
+                        &lit,
+                        "the handler name cannot be empty: leave `name` out to use the function's name",
+                    );
+                }
+                attr::set_once(&mut name, lit.value(), lit.span(), "name", errors)
+            }
+            HandlerOption::Crate(span, path) => {
+                attr::set_once(&mut krate, path, span, "crate", errors)
             }
         }
-        Err(e) => errors.push(e),
     }
 
+    let errors_before_signature = errors.count();
     let sig = &function.sig;
     let fn_name = &sig.ident;
     if sig.asyncness.is_none() {
@@ -156,38 +209,53 @@ fn parse_model<'a>(
         );
     }
 
-    let mut event = None;
-    let mut context = None;
-    for (index, input) in sig.inputs.iter().enumerate() {
-        let typed = match input {
-            FnArg::Receiver(receiver) => {
-                errors.spanned(
-                    receiver,
-                    "a handler is a free `async fn`, not a method: remove `self` and reach shared \
-                     state through `ctx.state::<T>()`",
-                );
-                continue;
-            }
-            FnArg::Typed(typed) => typed,
-        };
-        match index {
-            0 => event = event_param(&typed.ty, errors),
-            1 => context = context_param(&typed.ty, errors),
-            _ => errors.spanned(
-                typed,
-                "a handler takes at most two parameters, the event and `ctx: &Context`: \
-                 reach shared state through `ctx.state::<T>()`",
+    let mut typed = Vec::new();
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(receiver) => errors.spanned(
+                receiver,
+                "a handler is a free `async fn`, not a method: move it out of the `impl` block, \
+                 and reach shared state through `ctx: &Context` and `ctx.state::<T>()`",
             ),
+            FnArg::Typed(param) => typed.push(param),
         }
     }
-    if sig.inputs.is_empty() {
-        errors.at(
+    let mut event = None;
+    let mut context = None;
+    match typed.as_slice() {
+        [] if sig.inputs.is_empty() => errors.at(
             sig.paren_token.span.join(),
             format!(
-                "a handler takes the event as its first parameter: \
-                 write `async fn {fn_name}(event: Event<MyEvent>, ctx: &Context)` or `{fn_name}(event: MyEvent)`"
+                "a handler takes the event as its first parameter: write `async fn {fn_name}(event: MyEvent)`, \
+                 or `async fn {fn_name}(event: Event<MyEvent>, ctx: &Context)` for its metadata and context"
             ),
-        );
+        ),
+        [] => {}
+        [first, rest @ ..] if is_context_ref(&first.ty) => {
+            let event_ty = rest
+                .first()
+                .map_or_else(|| "MyEvent".to_owned(), |second| pretty(&second.ty));
+            errors.spanned(
+                first,
+                format!(
+                    "the event comes first and the context second: \
+                     write `async fn {fn_name}(event: {event_ty}, ctx: &Context)`"
+                ),
+            );
+        }
+        [first, rest @ ..] => {
+            event = event_param(first, errors);
+            if let Some(second) = rest.first() {
+                context = context_param(&second.ty, errors);
+            }
+            for extra in rest.iter().skip(1) {
+                errors.spanned(
+                    extra,
+                    "a handler takes at most two parameters, the event and `ctx: &Context`: \
+                     reach shared state through `ctx.state::<T>()`",
+                );
+            }
+        }
     }
 
     let output = match &sig.output {
@@ -201,7 +269,19 @@ fn parse_model<'a>(
             );
             None
         }
-        ReturnType::Type(_, ty) => Some(&**ty),
+        ReturnType::Type(_, ty) => match &**ty {
+            Type::ImplTrait(_) => {
+                errors.spanned(
+                    ty,
+                    "a handler returns a concrete `Result<(), E>`, not `impl Trait`: \
+                     write `-> Result<(), HandlerError>`",
+                );
+                None
+            }
+            // rustc reports `-> _` itself.
+            Type::Infer(_) => None,
+            ty => Some(ty),
+        },
     };
 
     HandlerModel {
@@ -209,50 +289,86 @@ fn parse_model<'a>(
         name: name.unwrap_or_else(|| fn_name.to_string()),
         group,
         krate,
+        invalid: crate_failed || errors.count() > errors_before_signature,
         event,
         context,
         output,
     }
 }
 
-fn event_param<'a>(ty: &'a Type, errors: &mut Errors) -> Option<EventParam<'a>> {
+/// `&Context`, `&mut herald::Context`, ...: a context where the event belongs.
+fn is_context_ref(ty: &Type) -> bool {
+    matches!(ty, Type::Reference(r) if last_ident_is(&r.elem, "Context"))
+}
+
+fn last_ident_is(ty: &Type, name: &str) -> bool {
+    match ty {
+        Type::Path(path) if path.qself.is_none() => {
+            path.path.segments.last().is_some_and(|s| s.ident == name)
+        }
+        _ => false,
+    }
+}
+
+/// A type as the user would write it: `Event<UserCreated>`, not `Event < UserCreated >`.
+fn pretty(tokens: &impl ToTokens) -> String {
+    let mut text = tokens.to_token_stream().to_string();
+    for (from, to) in [
+        (" :: ", "::"),
+        (":: ", "::"),
+        (" < ", "<"),
+        ("< ", "<"),
+        (" <", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        ("& ", "&"),
+        ("' ", "'"),
+    ] {
+        text = text.replace(from, to);
+    }
+    text
+}
+
+fn event_param<'a>(param: &'a syn::PatType, errors: &mut Errors) -> Option<EventParam<'a>> {
+    let ty = &*param.ty;
     match ty {
         Type::Reference(reference) => {
-            let inner = &reference.elem;
+            let reference_tokens = {
+                let (and, lifetime, mutability) = (
+                    &reference.and_token,
+                    &reference.lifetime,
+                    &reference.mutability,
+                );
+                quote!(#and #lifetime #mutability)
+            };
             errors.spanned(
-                ty,
+                reference_tokens,
                 format!(
-                    "a handler owns its event: take it by value, `{}` instead of `{}`",
-                    inner.to_token_stream(),
-                    ty.to_token_stream()
+                    "a handler owns its event: take it by value, `{}: {}`",
+                    pretty(&param.pat),
+                    pretty(&reference.elem),
                 ),
             );
             None
         }
-        Type::ImplTrait(_) | Type::Infer(_) => {
+        Type::ImplTrait(_) => {
             errors.spanned(
                 ty,
-                "the event parameter needs a concrete event type, e.g. `Event<UserCreated>`",
+                "a handler cannot be generic: name the concrete event type, \
+                 e.g. `event: UserCreated` or `event: Event<UserCreated>`",
             );
             None
         }
+        // rustc reports `_` in a signature itself.
+        Type::Infer(_) => None,
         Type::Path(path) if path.qself.is_none() => {
             let last = path.path.segments.last()?;
             match &last.arguments {
                 PathArguments::AngleBracketed(args) if last.ident == "Event" => {
-                    let mut types = args.args.iter().filter_map(|a| match a {
-                        GenericArgument::Type(t) => Some(t),
+                    match args.args.iter().collect::<Vec<_>>().as_slice() {
+                        [GenericArgument::Type(inner)] => Some(EventParam::Envelope(inner)),
+                        // Any other arguments: rustc reports `Event`'s arity on the function itself.
                         _ => None,
-                    });
-                    match (types.next(), types.next(), args.args.len()) {
-                        (Some(inner), None, 1) => Some(EventParam::Envelope(inner)),
-                        _ => {
-                            errors.spanned(
-                                args,
-                                "`Event` takes one event type: `Event<UserCreated>`",
-                            );
-                            None
-                        }
                     }
                 }
                 _ => Some(EventParam::Data(ty)),
@@ -264,92 +380,113 @@ fn event_param<'a>(ty: &'a Type, errors: &mut Errors) -> Option<EventParam<'a>> 
 
 fn context_param<'a>(ty: &'a Type, errors: &mut Errors) -> Option<&'a Type> {
     match ty {
-        Type::Reference(reference) if reference.mutability.is_none() => Some(&reference.elem),
-        Type::Reference(reference) => {
+        Type::Reference(reference) if reference.mutability.is_some() => {
             errors.spanned(
                 reference.mutability,
-                "the context is shared: take `&Context`, not `&mut Context`",
+                "the context is shared: take `ctx: &Context`, without `mut`",
             );
+            None
+        }
+        Type::Reference(reference) if matches!(*reference.elem, Type::Path(_)) => {
+            Some(&reference.elem)
+        }
+        _ if last_ident_is(ty, "Context") => {
+            errors.spanned(ty, "take the context by reference: `ctx: &Context`");
             None
         }
         _ => {
             errors.spanned(
                 ty,
-                "the second parameter of a handler is its context: write `ctx: &Context`",
+                "the second parameter of a handler is its context: write `ctx: &Context`, \
+                 and reach shared state through `ctx.state::<T>()`",
             );
             None
         }
     }
 }
 
+/// `E` of a return type written `Result<_, E>`.
+fn result_error_type(output: &Type) -> Option<&Type> {
+    let Type::Path(path) = output else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.iter().collect::<Vec<_>>().as_slice() {
+        [GenericArgument::Type(_), GenericArgument::Type(error)] if last.ident == "Result" => {
+            Some(error)
+        }
+        _ => None,
+    }
+}
+
 fn generate(model: &HandlerModel) -> TokenStream {
-    let (Some(event), Some(output)) = (&model.event, model.output) else {
+    let (Some(event), Some(output), false) = (&model.event, model.output, model.invalid) else {
         return TokenStream::new();
     };
-    if model.function.sig.asyncness.is_none() || !model.function.sig.generics.params.is_empty() {
-        return TokenStream::new();
-    }
-    let private = CratePath::private(model.krate.as_ref());
+    let import = CratePath::import(model.krate.as_ref());
     let fn_name = &model.function.sig.ident;
+    let registration = quote::format_ident!("__HERALD_HANDLER_{}", fn_name);
     let event_ty = event.event_type();
-    let event_span = event_ty.span();
+    let event_info = quote_spanned! {event_ty.span()=>
+        __herald::event_info::<#event_ty>()
+    };
     let decode = match event {
-        EventParam::Data(_) => {
-            quote_spanned!(event_span=> #private::decode_data::<#event_ty>(&incoming))
-        }
-        EventParam::Envelope(_) => {
-            quote_spanned!(event_span=> #private::decode_event::<#event_ty>(&incoming))
-        }
+        EventParam::Data(_) => quote!(__HERALD_EVENT.decode_data),
+        EventParam::Envelope(_) => quote!(__HERALD_EVENT.decode_event),
     };
     let call = match model.context {
-        Some(_) => quote!(#fn_name(event, &ctx)),
+        Some(ctx_ty) => {
+            let ctx = quote_spanned! {ctx_ty.span()=>
+                <#ctx_ty as __herald::HandlerContext>::from_context(&ctx)
+            };
+            quote!(#fn_name(event, #ctx))
+        }
         None => quote!(#fn_name(event)),
     };
-    let context_check = model
-        .context
-        .map(|ctx_ty| quote_spanned!(ctx_ty.span()=> #private::assert_context::<#ctx_ty>();));
-    let output_span = output.span();
-    let into_result = quote_spanned!(output_span=> #private::HandlerOutput::into_handler_result);
-    let output_check = quote_spanned!(output_span=> #private::assert_output::<#output>(););
-    let consts = |item: TokenStream| quote_spanned!(event_span=> <#event_ty as #private::HeraldEvent>::#item);
-    let (event_type, topic, version) = (
-        consts(quote!(EVENT_TYPE)),
-        consts(quote!(TOPIC)),
-        consts(quote!(VERSION)),
+    // `E` of `-> Result<(), E>` as written, so a wrong error type is pointed at; else inferred.
+    let error_ty = result_error_type(output).map_or_else(
+        || quote_spanned!(output.span()=> _),
+        ToTokens::to_token_stream,
     );
+    let into_result =
+        quote_spanned!(output.span()=> __herald::handler_result::<#output, #error_ty>());
     let name = &model.name;
     let group = match &model.group {
         Some(group) => quote!(::core::option::Option::Some(#group)),
         None => quote!(::core::option::Option::None),
     };
     quote! {
+        // Named rather than `const _`, which is not allowed in an `impl` block: a handler put in one
+        // then gets a single error, that `#fn_name` is not a free function.
         #[doc(hidden)]
-        #[allow(non_upper_case_globals, unused_qualifications, clippy::all)]
-        const _: () = {
-            #[allow(dead_code)]
-            fn __herald_signature_checks() {
-                #context_check
-                #output_check
-            }
+        #[allow(dead_code, non_upper_case_globals, unused_qualifications, clippy::all)]
+        const #registration: () = {
+            #import
+
+            const __HERALD_EVENT: __herald::EventInfo<#event_ty> = #event_info;
 
             fn __herald_dispatch(
-                incoming: #private::Incoming,
-                ctx: #private::Context,
-            ) -> #private::HandlerFuture {
+                incoming: __herald::Incoming,
+                ctx: __herald::Context,
+            ) -> __herald::HandlerFuture {
                 ::std::boxed::Box::pin(async move {
-                    let event = #decode?;
-                    #into_result(#call.await).map_err(#private::DispatchError::Handler)
+                    let event = (#decode)(&incoming)?;
+                    let output = #call.await;
+                    (#into_result)(output).map_err(__herald::DispatchError::Handler)
                 })
             }
 
-            #private::inventory::submit! {
-                #private::HandlerDescriptor {
+            __herald::inventory::submit! {
+                __herald::HandlerDescriptor {
                     name: #name,
                     rust_path: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#fn_name)),
                     group: #group,
-                    event_type: #event_type,
-                    event_version: #version,
-                    topic: #topic,
+                    event_type: __HERALD_EVENT.event_type,
+                    event_version: __HERALD_EVENT.version,
+                    topic: __HERALD_EVENT.topic,
                     event_rust_type: ::core::stringify!(#event_ty),
                     call: __herald_dispatch,
                 }

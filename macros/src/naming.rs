@@ -49,22 +49,38 @@ pub fn default_topic(ident: &str) -> String {
 /// Why `topic` is not a legal Kafka topic name, if it is not.
 pub fn topic_problem(topic: &str) -> Option<String> {
     if topic.is_empty() {
-        return Some("a topic name cannot be empty".into());
+        return Some(
+            "a topic name cannot be empty: leave `topic` out to use the default topic".into(),
+        );
     }
     if topic == "." || topic == ".." {
-        return Some(format!("`{topic}` is not a legal topic name"));
+        return Some(format!(
+            "`{topic}` is not a legal Kafka topic name: name the topic with ASCII letters, digits, `.`, `_` and `-`"
+        ));
     }
     if topic.len() > 249 {
         return Some(format!(
-            "a topic name has at most 249 characters, this one has {}",
+            "a Kafka topic name has at most 249 characters, this one has {}",
             topic.len()
         ));
     }
+    illegal_char(topic).map(|what| {
+        format!(
+            "`{topic}` is not a legal Kafka topic name: {what} cannot appear in it; \
+             use only ASCII letters, digits, `.`, `_` and `-`"
+        )
+    })
+}
+
+/// The first character of `topic` Kafka does not allow, described for a message.
+pub fn illegal_char(topic: &str) -> Option<String> {
     topic
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-        .map(|c| {
-            format!("`{c}` cannot appear in a Kafka topic name: use ASCII letters, digits, `.`, `_` and `-`")
+        .map(|c| match c {
+            ' ' => "a space".to_owned(),
+            c if c.is_whitespace() || c.is_control() => format!("{c:?}"),
+            c => format!("`{c}`"),
         })
 }
 
@@ -106,7 +122,11 @@ mod tests {
         assert_eq!(topic_problem("users.events-v1_x"), None);
         assert!(topic_problem("").is_some());
         assert!(topic_problem("..").is_some());
-        assert!(topic_problem("users events").unwrap().contains("` `"));
+        assert!(topic_problem("users events")
+            .unwrap()
+            .contains("a space cannot appear"));
+        assert!(topic_problem("users/events").unwrap().contains("`/`"));
+        assert!(topic_problem("événements").unwrap().contains("`é`"));
         assert!(topic_problem(&"a".repeat(250)).unwrap().contains("249"));
     }
 }

@@ -1,8 +1,7 @@
 //! The event trait every herald event implements, and the envelope a handler can receive.
 
 use schemars::JsonSchema;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::envelope::Metadata;
 
@@ -14,7 +13,11 @@ use crate::envelope::Metadata;
     label = "not a herald event",
     note = "derive it: `#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema)]` on `{Self}`"
 )]
-pub trait HeraldEvent: Serialize + DeserializeOwned + JsonSchema + Send + Sync + 'static {
+// `for<'de> Deserialize<'de>` rather than the equivalent `DeserializeOwned`: rustc reports a missing
+// `Deserialize` derive against `DeserializeOwned` with a misleading "sealed trait" note.
+pub trait HeraldEvent:
+    Serialize + for<'de> Deserialize<'de> + JsonSchema + Send + Sync + 'static
+{
     /// The CloudEvents `type`, e.g. `user.created`.
     const EVENT_TYPE: &'static str;
     /// The Kafka topic the event is published to.

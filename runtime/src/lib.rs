@@ -80,41 +80,120 @@ pub mod __private {
     pub use inventory;
     pub use serde_json;
 
-    /// The JSON Schema of an event type.
-    pub fn schema_of<T: schemars::JsonSchema>() -> serde_json::Value {
+    /// The JSON Schema of an event type. Bounded by `HeraldEvent` (which implies `JsonSchema`) so a
+    /// missing `JsonSchema` derive is reported once, at the `HeraldEvent` impl.
+    pub fn schema_of<T: HeraldEvent>() -> serde_json::Value {
         schemars::schema_for!(T).to_value()
     }
 
-    /// What a handler may return: `Result<(), E>` with `E: Into<HandlerError>`.
+    /// What a handler needs to know about its event type. `#[handler]` builds it once, with
+    /// [`event_info`], so an event type that is not a herald event is reported once.
+    pub struct EventInfo<T> {
+        /// `T::EVENT_TYPE`.
+        pub event_type: &'static str,
+        /// `T::TOPIC`.
+        pub topic: &'static str,
+        /// `T::VERSION`.
+        pub version: u32,
+        /// Decodes the payload, for handlers taking `T`.
+        pub decode_data: fn(&Incoming) -> Result<T, DispatchError>,
+        /// Decodes payload and metadata, for handlers taking `Event<T>`.
+        pub decode_event: fn(&Incoming) -> Result<crate::Event<T>, DispatchError>,
+    }
+
+    /// The [`EventInfo`] of a handler's event type: the one place generated code requires
+    /// `T: HeraldEvent`.
+    pub const fn event_info<T: HeraldEvent>() -> EventInfo<T> {
+        EventInfo {
+            event_type: T::EVENT_TYPE,
+            topic: T::TOPIC,
+            version: T::VERSION,
+            decode_data: decode_data::<T>,
+            decode_event: decode_event::<T>,
+        }
+    }
+
+    /// What a handler may return: `Result<(), E>`; its error type `E` must be a [`HandlerFailure`].
     #[diagnostic::on_unimplemented(
         message = "`{Self}` is not a handler result",
         label = "a handler returns `Result<(), E>`",
         note = "write `-> Result<(), HandlerError>`, or `Result<(), E>` where `E: std::error::Error + Send + Sync + 'static`"
     )]
-    pub trait HandlerOutput {
-        /// Converts into herald's handler result.
-        fn into_handler_result(self) -> Result<(), HandlerError>;
+    pub trait HandlerOutput<E> {
+        /// The result as a `Result`.
+        fn into_result(self) -> Result<(), E>;
     }
 
-    impl<E: Into<HandlerError>> HandlerOutput for Result<(), E> {
-        fn into_handler_result(self) -> Result<(), HandlerError> {
-            self.map_err(Into::into)
+    impl<E> HandlerOutput<E> for Result<(), E> {
+        fn into_result(self) -> Result<(), E> {
+            self
         }
     }
 
-    /// Implemented by herald's [`Context`] only.
+    /// What a handler's error type must be: convertible into [`HandlerError`].
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be the error type of a handler",
+        label = "the error type of a handler must convert into `HandlerError`",
+        note = "return `Result<(), HandlerError>` and build the error with `HandlerError::msg(...)`, or use an error type that implements `std::error::Error + Send + Sync + 'static`"
+    )]
+    pub trait HandlerFailure {
+        /// Converts into herald's handler error.
+        fn into_handler_error(self) -> HandlerError;
+    }
+
+    impl<E: Into<HandlerError>> HandlerFailure for E {
+        fn into_handler_error(self) -> HandlerError {
+            self.into()
+        }
+    }
+
+    /// The conversion of what a handler of return type `O` returned into herald's handler result;
+    /// the one place generated code checks the return type. It takes no value, so rustc points at
+    /// the type arguments when a check fails: at `O`, or at `E` when the macro could name it.
+    pub fn handler_result<O, E>() -> fn(O) -> Result<(), HandlerError>
+    where
+        O: HandlerOutput<E>,
+        E: HandlerFailure,
+    {
+        |output| {
+            output
+                .into_result()
+                .map_err(HandlerFailure::into_handler_error)
+        }
+    }
+
+    /// Implemented by herald's [`Context`] only: what a handler's second parameter refers to.
     #[diagnostic::on_unimplemented(
         message = "the second parameter of a handler must be `&herald::Context`, not `&{Self}`",
         label = "expected `&Context`",
         note = "write `ctx: &Context`; reach shared state with `ctx.state::<T>()`"
     )]
-    pub trait HandlerContext {}
+    pub trait HandlerContext {
+        /// The handler's view of the context.
+        fn from_context(ctx: &Context) -> &Self;
+    }
 
-    impl HandlerContext for Context {}
+    impl HandlerContext for Context {
+        fn from_context(ctx: &Context) -> &Self {
+            ctx
+        }
+    }
 
-    /// Compile-time check of a handler's context parameter.
-    pub fn assert_context<T: HandlerContext + ?Sized>() {}
+    /// Implemented by every `Display` type: the bound of the implicit partition key, a field named
+    /// `aggregate_id`, worded for that case.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be a partition key",
+        label = "a field named `aggregate_id` is the event's partition key, so it must implement `Display`",
+        note = "implement `std::fmt::Display` for `{Self}`, or mark a field that implements it with `#[event(key)]`"
+    )]
+    pub trait AggregateIdKey {
+        /// The key as a string.
+        fn partition_key(&self) -> String;
+    }
 
-    /// Compile-time check of a handler's return type.
-    pub fn assert_output<T: HandlerOutput>() {}
+    impl<T: std::fmt::Display + ?Sized> AggregateIdKey for T {
+        fn partition_key(&self) -> String {
+            self.to_string()
+        }
+    }
 }

@@ -1,0 +1,9 @@
+use herald::prelude::*;
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema)]
+#[event]
+pub struct UserCreated {
+    pub user_id: u64,
+}
+
+fn main() {}

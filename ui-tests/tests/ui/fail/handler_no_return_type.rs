@@ -1,0 +1,13 @@
+use herald::prelude::*;
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema)]
+pub struct UserCreated {
+    #[event(key)]
+    pub user_id: u64,
+}
+
+#[handler]
+async fn on_user(event: UserCreated) {
+    let _ = event;
+}
+fn main() {}
