@@ -47,7 +47,7 @@ async fn send_welcome(event: Event<UserCreated>, ctx: &Context) -> Result<(), Ha
         meta.position.as_ref().map_or(-1, |p| p.partition),
         meta.position.as_ref().map_or(-1, |p| p.offset),
         meta.correlation_id.as_deref().unwrap_or("-"),
-        "notification.welcome.sent",
+        <WelcomeSent as HeraldEvent>::EVENT_TYPE,
         delivery.offset,
     );
     WELCOMED.fetch_add(1, Ordering::SeqCst);

@@ -87,14 +87,15 @@ impl ConsumerContext for GroupContext {
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        if let Err(e) = result {
-            if !matches!(
-                e,
-                rdkafka::error::KafkaError::ConsumerCommit(
-                    rdkafka::types::RDKafkaErrorCode::NoOffset
-                )
-            ) {
-                tracing::warn!(group = %self.group, error = %e, "offset commit failed; it is retried at the next commit");
+        use rdkafka::error::KafkaError::ConsumerCommit;
+        use rdkafka::types::RDKafkaErrorCode::{NoOffset, RebalanceInProgress};
+        match result {
+            Ok(()) | Err(ConsumerCommit(NoOffset)) => {}
+            Err(ConsumerCommit(RebalanceInProgress)) => {
+                tracing::debug!(group = %self.group, "commit deferred by a rebalance; retried at the next commit")
+            }
+            Err(e) => {
+                tracing::warn!(group = %self.group, error = %e, "offset commit failed; it is retried at the next commit")
             }
         }
     }

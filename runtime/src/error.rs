@@ -36,9 +36,9 @@ pub enum Error {
     #[error("publishing `{event_type}` to topic `{topic}` failed: {source}; the event was not published, retry or check the broker")]
     Publish {
         /// The event type that was being published.
-        event_type: String,
+        event_type: &'static str,
         /// The topic it was sent to.
-        topic: String,
+        topic: &'static str,
         /// What librdkafka reported.
         source: KafkaError,
     },

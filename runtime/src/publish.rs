@@ -128,8 +128,8 @@ impl Publisher {
             Err((source, _)) => {
                 Counters::add(&self.counters.publish_failures, 1);
                 Err(Error::Publish {
-                    event_type: outgoing.event_type.into(),
-                    topic: outgoing.topic.into(),
+                    event_type: outgoing.event_type,
+                    topic: outgoing.topic,
                     source,
                 })
             }

@@ -304,8 +304,10 @@ async fn apply_debit(event: AccountDebited, ctx: &Context) -> Result<(), Handler
     if event.seq % 7 == 0 {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let mut meta = Metadata::default();
-    meta.key = Some(event.account);
+    let meta = Metadata {
+        key: Some(event.account),
+        ..Metadata::default()
+    };
     seen(ctx).record("ledger", event.seq, meta);
     Ok(())
 }
@@ -693,7 +695,7 @@ async fn publishing_to_an_unreachable_broker_fails_within_the_delivery_timeout()
             topic, event_type, ..
         } => {
             assert_eq!(
-                (topic.as_str(), event_type.as_str()),
+                (*topic, *event_type),
                 ("integration-events.report_requested", "report.requested")
             );
         }
@@ -749,5 +751,86 @@ async fn unknown_groups_and_double_starts_are_refused() {
     let bus = test_bus("bank", "flow-ledger", Arc::new(Seen::default()), None).await;
     bus.start().await.unwrap();
     assert!(matches!(bus.start().await, Err(Error::State(_))));
+    bus.shutdown().await.unwrap();
+}
+
+// ---------------------------------------------------------------- partitions in parallel, backpressure
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+pub struct SensorRead {
+    #[event(key)]
+    pub sensor: String,
+    pub seq: u64,
+}
+
+#[handler(group = "flow-sensors")]
+async fn store_reading(event: SensorRead, ctx: &Context) -> Result<(), HandlerError> {
+    if event.sensor == "broken" {
+        return Err(HandlerError::msg("storage for sensor `broken` is down"));
+    }
+    tokio::time::sleep(Duration::from_micros(200)).await;
+    seen(ctx).record(&event.sensor, event.seq, Metadata::default());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_partition_does_not_hold_up_the_others() {
+    let seen = Arc::new(Seen::default());
+    let config = config("sensors");
+    let bus = Bus::builder(Config {
+        max_buffered_per_partition: 16,
+        ..config
+    })
+    .only_groups(["flow-sensors"])
+    .state(seen.clone())
+    .build()
+    .await
+    .unwrap();
+    let stuck = bus
+        .publish(SensorRead {
+            sensor: "broken".into(),
+            seq: 0,
+        })
+        .await
+        .unwrap();
+    // Pick a sensor whose events land on another partition than the broken one.
+    let mut healthy = None;
+    for i in 0..50 {
+        let name = format!("sensor-{i}");
+        let probe = bus
+            .publish(SensorRead {
+                sensor: name.clone(),
+                seq: 0,
+            })
+            .await
+            .unwrap();
+        if probe.partition != stuck.partition {
+            healthy = Some(name);
+            break;
+        }
+    }
+    let healthy = healthy.expect("some key hashes to another partition");
+    bus.publish_batch((1..=300).map(|seq| SensorRead {
+        sensor: healthy.clone(),
+        seq,
+    }))
+    .await
+    .unwrap();
+    bus.start().await.unwrap();
+    // 300 events pass through a 16-message buffer: the partition is paused and resumed many times.
+    wait_until("the healthy partition drained", || {
+        seen.seqs(&healthy).len() == 301
+    })
+    .await;
+    let handled = seen.seqs(&healthy);
+    assert!(
+        handled.windows(2).all(|w| w[0] < w[1]),
+        "pausing reordered events"
+    );
+    assert!(
+        bus.stats().handler_failures >= 1,
+        "the broken partition is being retried"
+    );
+    assert!(seen.seqs("broken").is_empty());
     bus.shutdown().await.unwrap();
 }
