@@ -255,6 +255,7 @@ impl Bus {
             retry_base_delay: config.retry_base_delay,
             retry_max_delay: config.retry_max_delay,
             max_buffered: config.max_buffered_per_partition,
+            shutdown_timeout: config.shutdown_timeout,
         });
         for (group, handlers) in self
             .inner
@@ -305,14 +306,15 @@ impl Bus {
     pub async fn shutdown(&self) -> Result<()> {
         let runners: Vec<GroupRunner> = std::mem::take(&mut *self.inner.running.lock().await);
         let timeout = self.inner.config.shutdown_timeout;
-        let stop_all = futures::future::join_all(runners.into_iter().map(GroupRunner::stop));
-        tokio::time::timeout(timeout, stop_all)
-            .await
-            .map_err(|_| Error::ShutdownTimeout(timeout))?;
+        let abandoned = futures::future::join_all(runners.into_iter().map(GroupRunner::stop)).await;
         let publisher = self.inner.publisher.clone();
         tokio::task::spawn_blocking(move || publisher.flush(timeout))
             .await
-            .map_err(|_| Error::State("flushing the producer panicked"))?
+            .map_err(|_| Error::State("flushing the producer panicked"))??;
+        if abandoned.contains(&true) {
+            return Err(Error::ShutdownTimeout(timeout));
+        }
+        Ok(())
     }
 
     /// Starts consuming, runs until Ctrl-C or SIGTERM, then shuts down gracefully.

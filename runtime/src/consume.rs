@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     pub retry_base_delay: Duration,
     pub retry_max_delay: Duration,
     pub max_buffered: usize,
+    /// How long in-flight handlers may take to finish at shutdown.
+    pub shutdown_timeout: Duration,
 }
 
 /// Rebalance events, forwarded from librdkafka's callback to the consumer loop.
@@ -108,7 +110,7 @@ pub(crate) struct GroupRunner {
     pub group: String,
     stop: oneshot::Sender<()>,
     assigned: watch::Receiver<usize>,
-    task: JoinHandle<()>,
+    task: JoinHandle<bool>,
 }
 
 impl GroupRunner {
@@ -167,11 +169,17 @@ impl GroupRunner {
         }
     }
 
-    /// Stops fetching, lets in-flight handlers finish, commits and closes.
-    pub async fn stop(self) {
+    /// Stops fetching, lets in-flight handlers finish (abandoning those still running after the
+    /// shutdown timeout), commits what was handled and closes. Returns whether handlers were
+    /// abandoned.
+    pub async fn stop(self) -> bool {
         let _ = self.stop.send(());
-        if let Err(e) = self.task.await {
-            tracing::error!(group = %self.group, error = %e, "consumer task failed while stopping");
+        match self.task.await {
+            Ok(abandoned) => abandoned,
+            Err(e) => {
+                tracing::error!(group = %self.group, error = %e, "consumer task failed while stopping");
+                true
+            }
         }
     }
 }
@@ -202,7 +210,7 @@ impl ConsumerLoop {
         mut stop: oneshot::Receiver<()>,
         mut events: mpsc::UnboundedReceiver<GroupEvent>,
         assigned: watch::Sender<usize>,
-    ) {
+    ) -> bool {
         let (caught_up_tx, mut caught_up) = mpsc::unbounded_channel::<PartitionId>();
         loop {
             tokio::select! {
@@ -231,7 +239,7 @@ impl ConsumerLoop {
                 },
             }
         }
-        self.shutdown().await;
+        self.shutdown().await
     }
 
     fn route(&mut self, message: OwnedMessage, caught_up: &mpsc::UnboundedSender<PartitionId>) {
@@ -277,11 +285,21 @@ impl ConsumerLoop {
         }
     }
 
-    async fn shutdown(self) {
+    async fn shutdown(self) -> bool {
         self.stopping.store(true, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + self.shared.shutdown_timeout;
         let tasks: Vec<JoinHandle<()>> = self.workers.into_values().map(|w| w.task).collect();
-        for task in tasks {
-            let _ = task.await;
+        let mut abandoned = false;
+        for mut task in tasks {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                // Its offset is not stored: the event is delivered again after a restart.
+                task.abort();
+                abandoned = true;
+            }
+        }
+        if abandoned {
+            tracing::warn!(group = %self.group, timeout = ?self.shared.shutdown_timeout,
+                "handlers still running at the shutdown timeout were abandoned; their events will be redelivered");
         }
         let consumer = self.consumer;
         let group = self.group;
@@ -296,6 +314,7 @@ impl ConsumerLoop {
             tracing::info!(%group, "consumer closed");
         })
         .await;
+        abandoned
     }
 }
 

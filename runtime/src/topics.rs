@@ -45,7 +45,9 @@ pub(crate) async fn ensure_topics(
             )
         })
         .collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let options = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(30)))
+        .request_timeout(Some(Duration::from_secs(30)));
     let results = admin
         .create_topics(&new_topics, &options)
         .await

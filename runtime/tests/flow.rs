@@ -834,3 +834,53 @@ async fn a_stuck_partition_does_not_hold_up_the_others() {
     assert!(seen.seqs("broken").is_empty());
     bus.shutdown().await.unwrap();
 }
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+pub struct ExportRequested {
+    pub id: u64,
+}
+
+#[handler(group = "flow-exports")]
+async fn export(event: ExportRequested, ctx: &Context) -> Result<(), HandlerError> {
+    let seen = seen(ctx);
+    seen.record("started", event.id, Metadata::default());
+    if seen.fail_from.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_secs(60)).await; // hangs, as far as shutdown is concerned
+    }
+    seen.record("finished", event.id, Metadata::default());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_abandons_handlers_that_outlive_the_timeout_and_their_events_come_back() {
+    let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
+    let hanging = Arc::new(Seen::failing_from(0));
+    let bus1 = Bus::builder(config("exports").shutdown_timeout(Duration::from_millis(500)))
+        .only_groups(["flow-exports"])
+        .state(hanging.clone())
+        .embedded_broker(broker.clone())
+        .build()
+        .await
+        .unwrap();
+    bus1.publish(ExportRequested { id: 3 }).await.unwrap();
+    bus1.start().await.unwrap();
+    wait_until("the export started", || hanging.count() == 1).await;
+    let started = std::time::Instant::now();
+    let err = bus1.shutdown().await.unwrap_err();
+    assert!(matches!(err, Error::ShutdownTimeout(_)), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    assert!(hanging.seqs("finished").is_empty());
+
+    let quick = Arc::new(Seen::failing_from(u64::MAX));
+    let bus2 = test_bus("exports", "flow-exports", quick.clone(), Some(broker)).await;
+    bus2.start().await.unwrap();
+    wait_until("the abandoned export was delivered again", || {
+        quick.seqs("finished") == vec![3]
+    })
+    .await;
+    bus2.shutdown().await.unwrap();
+}
