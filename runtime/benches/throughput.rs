@@ -2,7 +2,13 @@
 //! cluster keeps (each partition keeps about 5 MiB of message sets and drops older ones silently).
 //!
 //! `cargo bench -p herald --bench throughput -- [EVENTS] [PARTITIONS] [COMPRESSION]`
-//! (defaults: 50000 events, 4 partitions, the embedded default compression). Prints numbers; asserts nothing.
+//! (defaults: 50000 events, 4 partitions, the embedded default compression); `BENCH_BUFFER=N` sets
+//! `max_buffered_per_partition`. Prints numbers; asserts nothing.
+//!
+//! Measured on the 2-core development machine (release, 100,000 events, 4 partitions, lz4): publish
+//! about 155,000 events/s; consume about 13,000 events/s with a 1,000-message partition buffer (every
+//! pause and resume makes librdkafka drop and refetch what it had prefetched) and about 160,000 events/s
+//! with the default 10,000.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -36,6 +42,12 @@ async fn main() -> herald::Result<()> {
     let events: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(50_000);
     let partitions: i32 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(4);
     let mut config = Config::new("bench").topic_partitions(partitions);
+    if let Some(n) = std::env::var("BENCH_BUFFER")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        config.max_buffered_per_partition = n;
+    }
     if let Some(compression) = args.get(2) {
         config = config.property("compression.type", compression.as_str());
     }

@@ -214,7 +214,8 @@ pub struct Config {
     pub retry_base_delay: Duration,
     /// Longest delay between tries of a failed handler.
     pub retry_max_delay: Duration,
-    /// Messages buffered per partition before herald pauses fetching it.
+    /// Messages buffered per partition before herald pauses fetching it (default 10,000: each pause
+    /// makes librdkafka drop and refetch what it prefetched, so a small buffer costs throughput).
     pub max_buffered_per_partition: usize,
     /// Any other librdkafka property, passed through to every client.
     pub properties: BTreeMap<String, String>,
@@ -237,7 +238,7 @@ impl Config {
             shutdown_timeout: Duration::from_secs(30),
             retry_base_delay: Duration::from_millis(100),
             retry_max_delay: Duration::from_secs(30),
-            max_buffered_per_partition: 1000,
+            max_buffered_per_partition: 10_000,
             properties: BTreeMap::new(),
         }
     }
