@@ -465,7 +465,7 @@ async fn run_handler(
         offset = meta.position.as_ref().map(|p| p.offset).unwrap_or(-1),
     );
     let ctx = Context::new(
-        meta.clone(),
+        incoming.clone(),
         handler.name,
         shared.publisher.clone(),
         shared.state.clone(),

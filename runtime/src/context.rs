@@ -5,6 +5,7 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::codec::Incoming;
 use crate::envelope::{Metadata, PublishOptions};
 use crate::error::Result;
 use crate::event::HeraldEvent;
@@ -27,7 +28,7 @@ impl StateMap {
 /// What a handler gets besides its event.
 #[derive(Clone)]
 pub struct Context {
-    meta: Metadata,
+    incoming: Incoming,
     handler: &'static str,
     publisher: Publisher,
     state: Arc<StateMap>,
@@ -37,20 +38,20 @@ impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
             .field("handler", &self.handler)
-            .field("meta", &self.meta)
+            .field("meta", self.incoming.meta())
             .finish_non_exhaustive()
     }
 }
 
 impl Context {
     pub(crate) fn new(
-        meta: Metadata,
+        incoming: Incoming,
         handler: &'static str,
         publisher: Publisher,
         state: Arc<StateMap>,
     ) -> Self {
         Self {
-            meta,
+            incoming,
             handler,
             publisher,
             state,
@@ -59,7 +60,7 @@ impl Context {
 
     /// The metadata of the event being handled.
     pub fn metadata(&self) -> &Metadata {
-        &self.meta
+        self.incoming.meta()
     }
 
     /// The name of the running handler.
@@ -91,7 +92,7 @@ impl Context {
         event: E,
         options: PublishOptions,
     ) -> Result<Delivery> {
-        let inherited = PublishOptions::caused_by(&self.meta);
+        let inherited = PublishOptions::caused_by(self.incoming.meta());
         let options = PublishOptions {
             correlation_id: options.correlation_id.or(inherited.correlation_id),
             causation_id: options.causation_id.or(inherited.causation_id),

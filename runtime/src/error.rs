@@ -107,6 +107,12 @@ impl HandlerError {
         }
     }
 
+    /// Wraps an already boxed error (`Box<dyn Error + Send + Sync>` cannot convert with `?`, because
+    /// the blanket conversion from every `std::error::Error` would overlap with it).
+    pub fn from_boxed(error: Box<dyn std::error::Error + Send + Sync + 'static>) -> Self {
+        Self { inner: error }
+    }
+
     /// The underlying error.
     pub fn source(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
         &*self.inner
@@ -170,5 +176,7 @@ mod tests {
         let error: HandlerError = Outer(std::io::Error::other("disk full")).into();
         assert_eq!(error.to_string(), "outer: disk full");
         assert_eq!(HandlerError::msg("nope").to_string(), "nope");
+        let boxed: Box<dyn std::error::Error + Send + Sync> = "boxed".into();
+        assert_eq!(HandlerError::from_boxed(boxed).to_string(), "boxed");
     }
 }

@@ -104,6 +104,8 @@ impl Publisher {
         })
     }
 
+    #[tracing::instrument(name = "herald.publish", level = "debug", skip_all,
+        fields(event_type = outgoing.event_type, topic = outgoing.topic, event_id = %outgoing.meta.id))]
     async fn send(&self, outgoing: Outgoing) -> Result<Delivery> {
         let mut record = FutureRecord::to(outgoing.topic)
             .payload(&outgoing.payload)
