@@ -47,14 +47,55 @@ pub(crate) struct Shared {
 /// Rebalance events, forwarded from librdkafka's callback to the consumer loop.
 enum GroupEvent {
     Assigned(usize),
-    Revoked(Vec<(String, i32)>),
+    Revoked(Vec<PartitionId>),
 }
+
+/// What the rebalance callback and a partition's worker share.
+#[derive(Default)]
+struct PartitionControl {
+    /// The partition was taken away: finish the in-flight message, drop the rest.
+    revoked: AtomicBool,
+    /// A message is being handled right now.
+    busy: AtomicBool,
+}
+
+/// The live partition workers' controls, by partition.
+type Controls = Arc<std::sync::Mutex<HashMap<PartitionId, Arc<PartitionControl>>>>;
+
+/// How long a revocation waits for in-flight handlers, so that their offsets are committed before
+/// the partitions move to another consumer.
+const REVOKE_GRACE: Duration = Duration::from_secs(2);
 
 /// The consumer's librdkafka context: reports rebalances.
 struct GroupContext {
     events: mpsc::UnboundedSender<GroupEvent>,
     counters: Arc<Counters>,
     group: String,
+    controls: Controls,
+}
+
+impl GroupContext {
+    /// Stops the revoked partitions' workers at once and gives their in-flight handlers a short
+    /// grace to finish, so librdkafka's commit-on-revoke includes them and the next owner does not
+    /// handle them again. Runs on the polling thread; bounded by [`REVOKE_GRACE`].
+    fn retire(&self, partitions: &[PartitionId]) {
+        let controls: Vec<Arc<PartitionControl>> = {
+            let map = self.controls.lock().unwrap_or_else(|e| e.into_inner());
+            partitions
+                .iter()
+                .filter_map(|p| map.get(p).cloned())
+                .collect()
+        };
+        for control in &controls {
+            control.revoked.store(true, Ordering::SeqCst);
+        }
+        let deadline = std::time::Instant::now() + REVOKE_GRACE;
+        while controls.iter().any(|c| c.busy.load(Ordering::SeqCst))
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
 }
 
 impl ClientContext for GroupContext {}
@@ -62,11 +103,12 @@ impl ClientContext for GroupContext {}
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
-            let revoked = tpl
+            let revoked: Vec<PartitionId> = tpl
                 .elements()
                 .iter()
                 .map(|e| (e.topic().to_owned(), e.partition()))
                 .collect();
+            self.retire(&revoked);
             let _ = self.events.send(GroupEvent::Revoked(revoked));
         }
     }
@@ -122,10 +164,12 @@ impl GroupRunner {
         shared: Arc<Shared>,
     ) -> Result<Self> {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let controls = Controls::default();
         let context = GroupContext {
             events: events_tx,
             counters: shared.counters.clone(),
             group: group.clone(),
+            controls: controls.clone(),
         };
         let consumer: GroupConsumer = client_config
             .create_with_context(context)
@@ -147,6 +191,8 @@ impl GroupRunner {
             handlers: Arc::new(by_type),
             shared,
             workers: HashMap::new(),
+            retiring: HashMap::new(),
+            controls,
             group: group.clone(),
             stopping: Arc::new(AtomicBool::new(false)),
         };
@@ -188,7 +234,7 @@ impl GroupRunner {
 struct Worker {
     queue: mpsc::UnboundedSender<OwnedMessage>,
     backlog: Arc<AtomicUsize>,
-    revoked: Arc<AtomicBool>,
+    control: Arc<PartitionControl>,
     paused: bool,
     task: JoinHandle<()>,
 }
@@ -200,6 +246,9 @@ struct ConsumerLoop {
     handlers: Arc<HashMap<&'static str, Vec<&'static HandlerDescriptor>>>,
     shared: Arc<Shared>,
     workers: HashMap<PartitionId, Worker>,
+    /// Workers of revoked partitions that may still be finishing their in-flight message.
+    retiring: HashMap<PartitionId, JoinHandle<()>>,
+    controls: Controls,
     group: String,
     stopping: Arc<AtomicBool>,
 }
@@ -216,20 +265,16 @@ impl ConsumerLoop {
             tokio::select! {
                 biased;
                 _ = &mut stop => break,
-                Some(event) = events.recv() => match event {
-                    GroupEvent::Assigned(n) => { let _ = assigned.send(n); }
-                    GroupEvent::Revoked(partitions) => {
-                        for partition in partitions {
-                            if let Some(worker) = self.workers.remove(&partition) {
-                                worker.revoked.store(true, Ordering::SeqCst);
-                            }
-                        }
-                    }
-                },
+                Some(event) = events.recv() => self.rebalanced(event, &assigned),
                 Some(partition) = caught_up.recv() => self.resume(&partition),
                 message = self.consumer.recv() => match message {
                     Ok(message) => {
                         let message = message.detach();
+                        // A rebalance and the first message after it can come out of one `recv`:
+                        // retire the revoked workers before routing.
+                        while let Ok(event) = events.try_recv() {
+                            self.rebalanced(event, &assigned);
+                        }
                         self.route(message, &caught_up_tx);
                     }
                     Err(e) => {
@@ -242,19 +287,36 @@ impl ConsumerLoop {
         self.shutdown().await
     }
 
+    /// Applies a rebalance: a revoked partition's worker finishes its in-flight message and drops
+    /// the rest (the new owner reads them from the committed offset).
+    fn rebalanced(&mut self, event: GroupEvent, assigned: &watch::Sender<usize>) {
+        match event {
+            GroupEvent::Assigned(n) => {
+                let _ = assigned.send(n);
+            }
+            GroupEvent::Revoked(partitions) => {
+                self.retiring.retain(|_, task| !task.is_finished());
+                let mut controls = self.controls.lock().unwrap_or_else(|e| e.into_inner());
+                for partition in partitions {
+                    if let Some(worker) = self.workers.remove(&partition) {
+                        worker.control.revoked.store(true, Ordering::SeqCst);
+                        controls.remove(&partition);
+                        self.retiring.insert(partition, worker.task);
+                    }
+                }
+            }
+        }
+    }
+
     fn route(&mut self, message: OwnedMessage, caught_up: &mpsc::UnboundedSender<PartitionId>) {
         Counters::add(&self.shared.counters.events_consumed, 1);
         let id: PartitionId = (message.topic().to_owned(), message.partition());
-        let worker = self.workers.entry(id.clone()).or_insert_with(|| {
-            spawn_worker(
-                self.consumer.clone(),
-                self.handlers.clone(),
-                self.shared.clone(),
-                self.stopping.clone(),
-                id.clone(),
-                caught_up.clone(),
-            )
-        });
+        if !self.workers.contains_key(&id) {
+            let previous = self.retiring.remove(&id);
+            let worker = self.spawn_worker(id.clone(), previous, caught_up.clone());
+            self.workers.insert(id.clone(), worker);
+        }
+        let worker = self.workers.get_mut(&id).expect("inserted above");
         worker.backlog.fetch_add(1, Ordering::SeqCst);
         let _ = worker.queue.send(message);
         if !worker.paused && worker.backlog.load(Ordering::SeqCst) >= self.shared.max_buffered {
@@ -288,7 +350,12 @@ impl ConsumerLoop {
     async fn shutdown(self) -> bool {
         self.stopping.store(true, Ordering::SeqCst);
         let deadline = tokio::time::Instant::now() + self.shared.shutdown_timeout;
-        let tasks: Vec<JoinHandle<()>> = self.workers.into_values().map(|w| w.task).collect();
+        let tasks: Vec<JoinHandle<()>> = self
+            .workers
+            .into_values()
+            .map(|w| w.task)
+            .chain(self.retiring.into_values())
+            .collect();
         let mut abandoned = false;
         for mut task in tasks {
             if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
@@ -316,48 +383,69 @@ impl ConsumerLoop {
         .await;
         abandoned
     }
-}
 
-fn spawn_worker(
-    consumer: Arc<GroupConsumer>,
-    handlers: Arc<HashMap<&'static str, Vec<&'static HandlerDescriptor>>>,
-    shared: Arc<Shared>,
-    stopping: Arc<AtomicBool>,
-    id: PartitionId,
-    caught_up: mpsc::UnboundedSender<PartitionId>,
-) -> Worker {
-    let (queue, mut inbox) = mpsc::unbounded_channel::<OwnedMessage>();
-    let backlog = Arc::new(AtomicUsize::new(0));
-    let revoked = Arc::new(AtomicBool::new(false));
-    let task = {
-        let (backlog, revoked) = (backlog.clone(), revoked.clone());
-        tokio::spawn(async move {
-            let resume_below = shared.max_buffered / 2;
-            while let Some(message) = inbox.recv().await {
-                let before = backlog.fetch_sub(1, Ordering::SeqCst);
-                if before > resume_below && before - 1 <= resume_below {
-                    let _ = caught_up.send(id.clone());
+    /// Spawns the worker of a partition; it starts once `previous`, the partition's worker from
+    /// before a rebalance, finished its in-flight message, so one partition is never handled by two
+    /// tasks at once.
+    fn spawn_worker(
+        &self,
+        id: PartitionId,
+        previous: Option<JoinHandle<()>>,
+        caught_up: mpsc::UnboundedSender<PartitionId>,
+    ) -> Worker {
+        let (consumer, handlers, shared, stopping) = (
+            self.consumer.clone(),
+            self.handlers.clone(),
+            self.shared.clone(),
+            self.stopping.clone(),
+        );
+        let controls = &self.controls;
+        let (queue, mut inbox) = mpsc::unbounded_channel::<OwnedMessage>();
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let control = Arc::new(PartitionControl::default());
+        controls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone(), control.clone());
+        let task = {
+            let (backlog, control) = (backlog.clone(), control.clone());
+            tokio::spawn(async move {
+                if let Some(previous) = previous {
+                    let _ = previous.await;
                 }
-                if revoked.load(Ordering::SeqCst) || stopping.load(Ordering::SeqCst) {
-                    break;
-                }
-                let offset = message.offset();
-                let stop = || revoked.load(Ordering::SeqCst) || stopping.load(Ordering::SeqCst);
-                if handle_message(&message, &handlers, &shared, &stop).await {
-                    if let Err(e) = consumer.store_offset(&id.0, id.1, offset) {
-                        tracing::debug!(topic = %id.0, partition = id.1, offset, error = %e,
-                            "offset not stored (partition revoked?); the event will be redelivered");
+                let resume_below = shared.max_buffered / 2;
+                while let Some(message) = inbox.recv().await {
+                    let before = backlog.fetch_sub(1, Ordering::SeqCst);
+                    if before > resume_below && before - 1 <= resume_below {
+                        let _ = caught_up.send(id.clone());
                     }
+                    // `busy` before the check: a revocation either sees us busy and waits, or we see it.
+                    control.busy.store(true, Ordering::SeqCst);
+                    let stop = || {
+                        control.revoked.load(Ordering::SeqCst) || stopping.load(Ordering::SeqCst)
+                    };
+                    if stop() {
+                        control.busy.store(false, Ordering::SeqCst);
+                        break;
+                    }
+                    let offset = message.offset();
+                    if handle_message(&message, &handlers, &shared, &stop).await {
+                        if let Err(e) = consumer.store_offset(&id.0, id.1, offset) {
+                            tracing::debug!(topic = %id.0, partition = id.1, offset, error = %e,
+                            "offset not stored (partition revoked?); the event will be redelivered");
+                        }
+                    }
+                    control.busy.store(false, Ordering::SeqCst);
                 }
-            }
-        })
-    };
-    Worker {
-        queue,
-        backlog,
-        revoked,
-        paused: false,
-        task,
+            })
+        };
+        Worker {
+            queue,
+            backlog,
+            control,
+            paused: false,
+            task,
+        }
     }
 }
 

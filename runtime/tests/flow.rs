@@ -884,3 +884,72 @@ async fn shutdown_abandons_handlers_that_outlive_the_timeout_and_their_events_co
     .await;
     bus2.shutdown().await.unwrap();
 }
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+pub struct ParcelScanned {
+    #[event(key)]
+    pub parcel: u64,
+    pub seq: u64,
+}
+
+#[handler(group = "flow-rebalance")]
+async fn track_parcel(event: ParcelScanned, ctx: &Context) -> Result<(), HandlerError> {
+    tokio::time::sleep(Duration::from_micros(300)).await;
+    let meta = Metadata {
+        key: Some(event.parcel.to_string()),
+        ..Metadata::default()
+    };
+    seen(ctx).record("scan", event.seq, meta);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_event_is_lost_while_consumers_join_and_leave_mid_stream() {
+    let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
+    let (a, b) = (Arc::new(Seen::default()), Arc::new(Seen::default()));
+    let worker_a = test_bus("depot", "flow-rebalance", a.clone(), Some(broker.clone())).await;
+    worker_a.start().await.unwrap();
+    worker_a.wait_for_assignment(WAIT).await.unwrap();
+
+    let publisher = test_bus(
+        "scanner",
+        "flow-rebalance",
+        Arc::new(Seen::default()),
+        Some(broker.clone()),
+    )
+    .await;
+    let total = 8000u64;
+    let producing = tokio::spawn(async move {
+        for chunk in (0..total).collect::<Vec<_>>().chunks(100) {
+            let batch = chunk.iter().map(|&seq| ParcelScanned {
+                parcel: seq % 40,
+                seq,
+            });
+            publisher.publish_batch(batch).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let worker_b = test_bus("depot", "flow-rebalance", b.clone(), Some(broker.clone())).await;
+    worker_b.start().await.unwrap(); // rebalance 1: b joins
+    worker_b.wait_for_assignment(WAIT).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    worker_a.shutdown().await.unwrap(); // rebalance 2: a leaves
+    producing.await.unwrap();
+    let all_seen = || {
+        let mut seqs: BTreeSet<u64> = a.seqs("scan").into_iter().collect();
+        seqs.extend(b.seqs("scan"));
+        seqs.len() as u64 == total
+    };
+    wait_until("every scan handled by a or b", all_seen).await;
+    worker_b.shutdown().await.unwrap();
+
+    let handled = a.count() + b.count();
+    println!(
+        "rebalance: {total} events, {} by a, {} by b, {} duplicates",
+        a.count(),
+        b.count(),
+        handled as u64 - total
+    );
+    assert!(b.count() > 0 && a.count() > 0);
+}
