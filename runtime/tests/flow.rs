@@ -953,3 +953,58 @@ async fn no_event_is_lost_while_consumers_join_and_leave_mid_stream() {
     );
     assert!(b.count() > 0 && a.count() > 0);
 }
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+pub struct MemberJoined {
+    pub member: u64,
+}
+
+#[handler(group = "flow-fanout")]
+async fn greet_member(event: MemberJoined, ctx: &Context) -> Result<(), HandlerError> {
+    seen(ctx).record("greet", event.member, Metadata::default());
+    Ok(())
+}
+
+#[handler(group = "flow-fanout")]
+async fn bill_member(event: MemberJoined, ctx: &Context) -> Result<(), HandlerError> {
+    let seen = seen(ctx);
+    seen.record("bill-attempt", event.member, Metadata::default());
+    // Fails on its first two attempts, then succeeds.
+    if seen.fail_from.fetch_add(1, Ordering::SeqCst) < 2 {
+        return Err(HandlerError::msg("billing backend warming up"));
+    }
+    seen.record("billed", event.member, Metadata::default());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_handler_of_a_type_runs_and_only_failed_ones_are_retried() {
+    let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
+    let seen = Arc::new(Seen::failing_from(0));
+    let bus = test_bus("club", "flow-fanout", seen.clone(), Some(broker.clone())).await;
+    bus.publish(MemberJoined { member: 1 }).await.unwrap();
+    bus.start().await.unwrap();
+    wait_until("the member was billed", || seen.seqs("billed") == vec![1]).await;
+    bus.shutdown().await.unwrap();
+    assert_eq!(
+        seen.seqs("greet"),
+        vec![1],
+        "the handler that succeeded ran once"
+    );
+    assert_eq!(seen.seqs("bill-attempt"), vec![1, 1, 1]);
+    let stats = bus.stats();
+    assert_eq!(
+        (stats.handler_failures, stats.events_handled),
+        (2, 1),
+        "{stats:?}"
+    );
+
+    // Committed once both succeeded: nothing comes back.
+    let again = Arc::new(Seen::failing_from(0));
+    let restarted = test_bus("club", "flow-fanout", again.clone(), Some(broker)).await;
+    restarted.start().await.unwrap();
+    restarted.wait_for_assignment(WAIT).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    restarted.shutdown().await.unwrap();
+    assert_eq!(again.count(), 0);
+}
