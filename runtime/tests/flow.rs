@@ -87,6 +87,23 @@ async fn test_bus(
     builder.build().await.expect("bus builds")
 }
 
+/// Restarts the group on `broker` and asserts that nothing is left for it: everything before was
+/// committed.
+async fn assert_nothing_redelivered(service: &str, group: &str, broker: Arc<EmbeddedBroker>) {
+    let again = Arc::new(Seen::failing_from(u64::MAX));
+    let restarted = test_bus(service, group, again.clone(), Some(broker)).await;
+    restarted.start().await.unwrap();
+    restarted.wait_for_assignment(WAIT).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    restarted.shutdown().await.unwrap();
+    let stats = restarted.stats();
+    assert_eq!(
+        stats.events_consumed, 0,
+        "committed events came back: {stats:?}"
+    );
+    assert_eq!(again.count(), 0);
+}
+
 // ---------------------------------------------------------------- events and handlers
 
 #[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq)]
@@ -532,18 +549,7 @@ async fn bad_and_foreign_messages_do_not_stop_consumption() {
     assert_eq!(stats.events_handled, 1, "{stats:?}");
 
     // Everything was committed past: a new consumer of the group finds nothing left to do.
-    let again = Arc::new(Seen::default());
-    let restarted = test_bus("payments", "flow-payments", again, Some(broker)).await;
-    restarted.start().await.unwrap();
-    restarted.wait_for_assignment(WAIT).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    restarted.shutdown().await.unwrap();
-    assert_eq!(
-        restarted.stats().events_consumed,
-        0,
-        "{:?}",
-        restarted.stats()
-    );
+    assert_nothing_redelivered("payments", "flow-payments", broker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -664,17 +670,7 @@ async fn shutdown_finishes_in_flight_handlers_and_commits_them() {
         "shutdown returned before the in-flight handler finished"
     );
 
-    let again = Arc::new(Seen::default());
-    let bus2 = test_bus("reports", "flow-reports", again.clone(), Some(broker)).await;
-    bus2.start().await.unwrap();
-    bus2.wait_for_assignment(WAIT).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    bus2.shutdown().await.unwrap();
-    assert_eq!(
-        again.count(),
-        0,
-        "the finished report was committed and not handled again"
-    );
+    assert_nothing_redelivered("reports", "flow-reports", broker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1000,11 +996,5 @@ async fn every_handler_of_a_type_runs_and_only_failed_ones_are_retried() {
     );
 
     // Committed once both succeeded: nothing comes back.
-    let again = Arc::new(Seen::failing_from(0));
-    let restarted = test_bus("club", "flow-fanout", again.clone(), Some(broker)).await;
-    restarted.start().await.unwrap();
-    restarted.wait_for_assignment(WAIT).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    restarted.shutdown().await.unwrap();
-    assert_eq!(again.count(), 0);
+    assert_nothing_redelivered("club", "flow-fanout", broker).await;
 }
