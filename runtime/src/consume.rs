@@ -230,11 +230,10 @@ impl GroupRunner {
     }
 }
 
-/// One partition's worker: its queue, how far behind it is, whether it was revoked.
+/// One partition's worker: its queue, how far behind it is, whether its partition is paused.
 struct Worker {
     queue: mpsc::UnboundedSender<OwnedMessage>,
     backlog: Arc<AtomicUsize>,
-    control: Arc<PartitionControl>,
     paused: bool,
     task: JoinHandle<()>,
 }
@@ -298,8 +297,8 @@ impl ConsumerLoop {
                 self.retiring.retain(|_, task| !task.is_finished());
                 let mut controls = self.controls.lock().unwrap_or_else(|e| e.into_inner());
                 for partition in partitions {
+                    // `GroupContext::retire` already flagged the worker as revoked.
                     if let Some(worker) = self.workers.remove(&partition) {
-                        worker.control.revoked.store(true, Ordering::SeqCst);
                         controls.remove(&partition);
                         self.retiring.insert(partition, worker.task);
                     }
@@ -407,8 +406,9 @@ impl ConsumerLoop {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.clone(), control.clone());
+        // The worker owns `control` from here; the map's copy is for the rebalance callback.
         let task = {
-            let (backlog, control) = (backlog.clone(), control.clone());
+            let backlog = backlog.clone();
             tokio::spawn(async move {
                 if let Some(previous) = previous {
                     let _ = previous.await;
@@ -442,7 +442,6 @@ impl ConsumerLoop {
         Worker {
             queue,
             backlog,
-            control,
             paused: false,
             task,
         }
