@@ -180,6 +180,11 @@ impl Publisher {
         }
     }
 
+    /// The underlying producer, for records herald forwards as they are (dead letters).
+    pub(crate) fn producer(&self) -> &FutureProducer {
+        &self.producer
+    }
+
     /// Waits until every queued event was acknowledged or failed.
     pub fn flush(&self, timeout: std::time::Duration) -> Result<()> {
         self.producer
