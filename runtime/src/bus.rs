@@ -7,7 +7,8 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 
 use crate::config::Config;
-use crate::consume::{GroupRunner, Shared};
+use crate::consume::retry::{RetryPolicies, RetryPolicy};
+use crate::consume::{GroupRunner, GroupStop, Shared};
 use crate::context::StateMap;
 use crate::embedded::EmbeddedBroker;
 use crate::envelope::PublishOptions;
@@ -34,6 +35,7 @@ struct Inner {
     counters: Arc<Counters>,
     state: Arc<StateMap>,
     groups: Option<Vec<String>>,
+    policies: RetryPolicies,
     running: Mutex<Vec<GroupRunner>>,
     // Dropped last: the embedded broker must outlive every client.
     _broker: Option<Arc<EmbeddedBroker>>,
@@ -55,6 +57,7 @@ pub struct BusBuilder {
     broker: Option<Arc<EmbeddedBroker>>,
     groups: Option<Vec<String>>,
     state: StateMap,
+    policies: std::collections::HashMap<String, RetryPolicy>,
 }
 
 impl BusBuilder {
@@ -81,6 +84,13 @@ impl BusBuilder {
         self
     }
 
+    /// Registers a named retry policy; a handler uses it with `#[handler(policy = "name")]` and can
+    /// still override single settings (`retries`, `backoff`, `timeout`).
+    pub fn retry_policy(mut self, name: impl Into<String>, policy: RetryPolicy) -> Self {
+        self.policies.insert(name.into(), policy);
+        self
+    }
+
     /// Validates the configuration and the registry, connects (or starts the embedded broker),
     /// creates missing topics when auto-creation is on, and returns the bus. Consumers start with
     /// [`Bus::start`].
@@ -90,7 +100,18 @@ impl BusBuilder {
     pub async fn build(self) -> Result<Bus> {
         let config = self.config;
         config.validate()?;
+        let policies = RetryPolicies {
+            default: config.retry_policy(),
+            named: self.policies,
+        };
+        policies.default.validate("default (Config)")?;
+        for (name, policy) in &policies.named {
+            policy.validate(name)?;
+        }
         let registry = Registry::collect()?;
+        for handler in registry.handlers() {
+            policies.for_handler(handler)?;
+        }
         if let Some(groups) = &self.groups {
             let known = registry.handlers_by_group(config.default_group());
             if let Some(unknown) = groups.iter().find(|g| !known.contains_key(g.as_str())) {
@@ -140,6 +161,7 @@ impl BusBuilder {
                 counters,
                 state: Arc::new(self.state),
                 groups: self.groups,
+                policies,
                 running: Mutex::new(Vec::new()),
                 _broker: broker,
             }),
@@ -155,6 +177,7 @@ impl Bus {
             broker: None,
             groups: None,
             state: StateMap::default(),
+            policies: Default::default(),
         }
     }
 
@@ -236,7 +259,8 @@ impl Bus {
             .await
     }
 
-    /// Starts one consumer per consumer group of the registered handlers.
+    /// Starts one consumer per consumer group of the registered handlers. If one cannot start,
+    /// those already started are stopped again before the error is returned.
     ///
     /// # Errors
     /// [`Error::State`] when already started, [`Error::Kafka`] when a consumer cannot be created.
@@ -252,11 +276,15 @@ impl Bus {
             publisher: self.inner.publisher.clone(),
             state: self.inner.state.clone(),
             counters: self.inner.counters.clone(),
-            retry_base_delay: config.retry_base_delay,
-            retry_max_delay: config.retry_max_delay,
+            policies: self.inner.policies.clone(),
             max_buffered: config.max_buffered_per_partition,
             shutdown_timeout: config.shutdown_timeout,
+            dead_letter_unknown_types: config.dead_letter_unknown_types,
+            max_message_bytes: config.max_message_bytes,
+            dlq_suffix: config.dlq_suffix.clone(),
+            delivery_timeout: config.delivery_timeout,
         });
+        let mut started = Vec::new();
         for (group, handlers) in self
             .inner
             .registry
@@ -268,26 +296,40 @@ impl Bus {
                 }
             }
             let client = config.consumer_config(&self.inner.bootstrap_servers, &group);
-            running.push(GroupRunner::start(group, handlers, client, shared.clone())?);
+            match GroupRunner::start(group, handlers, client, shared.clone()) {
+                Ok(runner) => started.push(runner),
+                Err(error) => {
+                    let deadline = tokio::time::Instant::now() + config.shutdown_timeout;
+                    futures::future::join_all(started.into_iter().map(|r| r.stop(deadline))).await;
+                    return Err(error);
+                }
+            }
         }
-        if running.is_empty() {
+        if started.is_empty() {
             tracing::info!("no handlers registered: the bus only publishes");
         }
+        *running = started;
         Ok(())
     }
 
     /// Waits until every consumer group has partitions assigned (the embedded broker's first join
-    /// takes about 3 s).
+    /// takes about 3 s). Does not hold up a concurrent [`Bus::shutdown`].
     ///
     /// # Errors
     /// [`Error::State`] when the bus is not consuming or `timeout` passed first.
     pub async fn wait_for_assignment(&self, timeout: Duration) -> Result<()> {
-        let mut running = self.inner.running.lock().await;
-        if running.is_empty() {
-            return Err(Error::State("the bus is not consuming: call start() first"));
-        }
-        let all =
-            futures::future::join_all(running.iter_mut().map(GroupRunner::wait_for_assignment));
+        let assignments: Vec<_> = {
+            let running = self.inner.running.lock().await;
+            if running.is_empty() {
+                return Err(Error::State("the bus is not consuming: call start() first"));
+            }
+            running.iter().map(GroupRunner::assignment).collect()
+        };
+        let all = futures::future::join_all(
+            assignments
+                .into_iter()
+                .map(crate::consume::wait_until_assigned),
+        );
         tokio::time::timeout(timeout, all)
             .await
             .map(|_| ())
@@ -297,21 +339,36 @@ impl Bus {
     }
 
     /// Stops consuming gracefully: stops fetching, lets in-flight handlers finish, commits what was
-    /// handled and leaves the groups; then flushes the producer. Takes at most the configured
-    /// `shutdown_timeout`.
+    /// handled and leaves the groups; then flushes the producer. All of it within the configured
+    /// `shutdown_timeout`, counted from the call.
     ///
     /// # Errors
     /// [`Error::ShutdownTimeout`] when handlers did not finish in time (their events were not
-    /// committed and will be redelivered).
+    /// committed and will be redelivered); [`Error::State`] naming the group whose consumer failed.
     pub async fn shutdown(&self) -> Result<()> {
-        let runners: Vec<GroupRunner> = std::mem::take(&mut *self.inner.running.lock().await);
         let timeout = self.inner.config.shutdown_timeout;
-        let abandoned = futures::future::join_all(runners.into_iter().map(GroupRunner::stop)).await;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let runners: Vec<GroupRunner> = std::mem::take(&mut *self.inner.running.lock().await);
+        let stops = futures::future::join_all(runners.into_iter().map(|runner| {
+            let group = runner.group.clone();
+            async move { (group, runner.stop(deadline).await) }
+        }))
+        .await;
         let publisher = self.inner.publisher.clone();
-        tokio::task::spawn_blocking(move || publisher.flush(timeout))
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        tokio::task::spawn_blocking(move || publisher.flush(remaining))
             .await
             .map_err(|_| Error::State("flushing the producer panicked"))??;
-        if abandoned.contains(&true) {
+        if let Some((group, reason)) = stops.iter().find_map(|(group, stop)| match stop {
+            GroupStop::Failed(reason) => Some((group, reason)),
+            _ => None,
+        }) {
+            tracing::error!(%group, %reason, "consumer group failed");
+            return Err(Error::State(
+                "a consumer group failed; see the error log for its reason",
+            ));
+        }
+        if stops.iter().any(|(_, stop)| *stop == GroupStop::Abandoned) {
             return Err(Error::ShutdownTimeout(timeout));
         }
         Ok(())

@@ -219,6 +219,18 @@ pub struct Config {
     pub max_buffered_per_partition: usize,
     /// Any other librdkafka property, passed through to every client.
     pub properties: BTreeMap<String, String>,
+    /// TEMP
+    pub max_retries: u32,
+    /// TEMP
+    pub retry_jitter: f64,
+    /// TEMP
+    pub handler_timeout: Option<Duration>,
+    /// TEMP
+    pub dlq_suffix: String,
+    /// TEMP
+    pub dead_letter_unknown_types: bool,
+    /// TEMP
+    pub max_message_bytes: Option<usize>,
 }
 
 impl Config {
@@ -240,6 +252,12 @@ impl Config {
             retry_max_delay: Duration::from_secs(30),
             max_buffered_per_partition: 10_000,
             properties: BTreeMap::new(),
+            max_retries: 3,
+            retry_jitter: 0.1,
+            handler_timeout: None,
+            dlq_suffix: ".dlq".into(),
+            dead_letter_unknown_types: false,
+            max_message_bytes: None,
         }
     }
 
@@ -390,6 +408,18 @@ impl Config {
     pub fn property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.properties.insert(key.into(), value.into());
         self
+    }
+
+    /// The bus-wide retry policy: `max_retries`, `retry_base_delay`, `retry_max_delay`,
+    /// `retry_jitter` and `handler_timeout`.
+    pub fn retry_policy(&self) -> crate::RetryPolicy {
+        crate::RetryPolicy {
+            max_retries: self.max_retries,
+            base_delay: self.retry_base_delay,
+            max_delay: self.retry_max_delay,
+            jitter: self.retry_jitter,
+            timeout: self.handler_timeout,
+        }
     }
 
     /// The consumer group of handlers that do not name one.

@@ -50,6 +50,8 @@ mod topics;
 
 pub use bus::{Bus, BusBuilder};
 pub use config::{Config, OffsetReset, Secret, Security};
+pub use consume::dlq;
+pub use consume::retry::RetryPolicy;
 pub use context::Context;
 pub use embedded::EmbeddedBroker;
 pub use envelope::{Metadata, Position, PublishOptions};

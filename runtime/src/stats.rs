@@ -17,10 +17,21 @@ pub struct Stats {
     pub handler_failures: u64,
     /// Messages that were not readable CloudEvents or did not fit the handler's type.
     pub undecodable: u64,
-    /// Messages of an event type no handler of the group takes (committed and skipped).
+    /// Messages of an event type no handler of the group takes (skipped, or dead-lettered when
+    /// configured).
     pub skipped_unknown_type: u64,
     /// Partition assignments and revocations.
     pub rebalances: u64,
+    /// Tries of a failed handler on the same message.
+    pub retries: u64,
+    /// Handler attempts that ran past their retry policy's timeout.
+    pub handler_timeouts: u64,
+    /// Messages copied to a dead-letter topic.
+    pub dead_lettered: u64,
+    /// Writes to a dead-letter topic that failed (each is tried again).
+    pub dead_letter_failures: u64,
+    /// Times a partition was paused at the broker because its handlers were behind.
+    pub partitions_paused: u64,
 }
 
 /// The live counters behind [`Stats`].
@@ -34,6 +45,11 @@ pub(crate) struct Counters {
     pub undecodable: AtomicU64,
     pub skipped_unknown_type: AtomicU64,
     pub rebalances: AtomicU64,
+    pub retries: AtomicU64,
+    pub handler_timeouts: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub dead_letter_failures: AtomicU64,
+    pub partitions_paused: AtomicU64,
 }
 
 impl Counters {
@@ -52,6 +68,11 @@ impl Counters {
             undecodable: get(&self.undecodable),
             skipped_unknown_type: get(&self.skipped_unknown_type),
             rebalances: get(&self.rebalances),
+            retries: get(&self.retries),
+            handler_timeouts: get(&self.handler_timeouts),
+            dead_lettered: get(&self.dead_lettered),
+            dead_letter_failures: get(&self.dead_letter_failures),
+            partitions_paused: get(&self.partitions_paused),
         }
     }
 }

@@ -1,0 +1,334 @@
+//! One message → one [`Verdict`]: decode it, pick the handlers of its event type and schema version,
+//! run them with their retry policies, and say whether its offset may be committed, whether it goes
+//! to the dead-letter topic first, or whether handling stopped (revocation, shutdown) and the event
+//! must be delivered again.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use futures::FutureExt;
+use rdkafka::message::{Message, OwnedMessage};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::retry::RetryPolicy;
+use super::Shared;
+use crate::codec::Incoming;
+use crate::context::Context;
+use crate::envelope::Position;
+use crate::error::{DispatchError, HandlerError};
+use crate::registry::HandlerDescriptor;
+use crate::stats::Counters;
+
+/// A handler with the retry policy it runs under.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Route {
+    pub handler: &'static HandlerDescriptor,
+    pub policy: RetryPolicy,
+}
+
+/// A group's routes by event type.
+pub(crate) type Routes = HashMap<&'static str, Vec<Route>>;
+
+/// What became of a message.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// Every handler succeeded: commit.
+    Handled,
+    /// No handler of the group takes its event type: commit, nothing to do.
+    Skipped,
+    /// It cannot be handled: put it on the dead-letter topic, then commit.
+    DeadLetter(Failure),
+    /// Handling stopped (partition revoked, shutdown) before a verdict: do not commit, the event is
+    /// delivered again.
+    Stopped,
+}
+
+/// Why a message goes to the dead-letter topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Failure {
+    /// What kind of failure (the `dlq_error_kind` header).
+    pub kind: FailureKind,
+    /// The handlers that failed, comma-separated; empty when no handler ran.
+    pub handlers: String,
+    /// How many times the failing handler ran.
+    pub attempts: u32,
+    /// The error, for people.
+    pub reason: String,
+}
+
+/// The kinds of dead-lettered messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailureKind {
+    /// Not a CloudEvent herald can read: no headers, a malformed or missing attribute, not JSON,
+    /// empty.
+    Undecodable,
+    /// A CloudEvent whose data does not fit the handler's type (including an incompatible schema
+    /// version).
+    Incompatible,
+    /// An event type no handler of the group takes (only when configured to dead-letter those).
+    UnknownType,
+    /// Larger than `max_message_bytes`.
+    Oversized,
+    /// The handler returned a permanent error.
+    Permanent,
+    /// The handler failed on every try its retry policy allows.
+    RetriesExhausted,
+}
+
+impl FailureKind {
+    /// The `dlq_error_kind` header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Undecodable => "undecodable",
+            Self::Incompatible => "incompatible",
+            Self::UnknownType => "unknown-type",
+            Self::Oversized => "oversized",
+            Self::Permanent => "permanent",
+            Self::RetriesExhausted => "retries-exhausted",
+        }
+    }
+}
+
+impl Failure {
+    fn before_handlers(kind: FailureKind, reason: String) -> Self {
+        Self {
+            kind,
+            handlers: String::new(),
+            attempts: 0,
+            reason,
+        }
+    }
+}
+
+/// Handles one message to a verdict.
+pub(crate) async fn dispatch(
+    message: &OwnedMessage,
+    routes: &Routes,
+    shared: &Shared,
+    cancel: &CancellationToken,
+) -> Verdict {
+    let position = Position {
+        topic: message.topic().to_owned(),
+        partition: message.partition(),
+        offset: message.offset(),
+    };
+    let size = message.payload().map_or(0, <[u8]>::len);
+    if let Some(limit) = shared.max_message_bytes.filter(|limit| size > *limit) {
+        return Verdict::DeadLetter(Failure::before_handlers(
+            FailureKind::Oversized,
+            format!("the value is {size} bytes, more than max_message_bytes ({limit})"),
+        ));
+    }
+    let incoming = match Incoming::decode(
+        message.headers(),
+        message.key(),
+        message.payload(),
+        position,
+    ) {
+        Ok(incoming) => incoming,
+        Err(reason) => {
+            Counters::add(&shared.counters.undecodable, 1);
+            return Verdict::DeadLetter(Failure::before_handlers(FailureKind::Undecodable, reason));
+        }
+    };
+    let meta = incoming.meta();
+    let Some(for_type) = routes.get(meta.event_type.as_str()) else {
+        Counters::add(&shared.counters.skipped_unknown_type, 1);
+        if shared.dead_letter_unknown_types {
+            return Verdict::DeadLetter(Failure::before_handlers(
+                FailureKind::UnknownType,
+                format!(
+                    "no handler of this consumer group takes event type `{}`",
+                    meta.event_type
+                ),
+            ));
+        }
+        tracing::debug!(topic = message.topic(), partition = message.partition(), offset = message.offset(),
+            event_type = %meta.event_type, "no handler for this event type in this group; skipped");
+        return Verdict::Skipped;
+    };
+    let chosen = for_version(for_type, meta.schema_version);
+    let outcomes = futures::future::join_all(
+        chosen
+            .iter()
+            .map(|route| run_with_retries(route, &incoming, shared, cancel)),
+    )
+    .await;
+    let mut failures: Vec<Failure> = Vec::new();
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Done => {}
+            Outcome::Stopped => return Verdict::Stopped,
+            Outcome::Failed(failure) => failures.push(failure),
+        }
+    }
+    let Some(mut first) = failures.first().cloned() else {
+        Counters::add(&shared.counters.events_handled, 1);
+        return Verdict::Handled;
+    };
+    if failures.len() > 1 {
+        first.handlers = failures
+            .iter()
+            .map(|f| f.handlers.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        first.reason = failures
+            .iter()
+            .map(|f| format!("{}: {}", f.handlers, f.reason))
+            .collect::<Vec<_>>()
+            .join("; ");
+    }
+    if first.kind == FailureKind::Incompatible {
+        Counters::add(&shared.counters.undecodable, 1);
+    }
+    Verdict::DeadLetter(first)
+}
+
+/// The routes that read an event of schema `version`: the handlers of exactly that version; else
+/// those of the newest older version (a newer event is read by a tolerant older reader if its data
+/// still fits); else those of the oldest newer version. An event without a schema version goes to
+/// the newest. Handlers of one event type with different versions in one group are alternatives
+/// (a migration), so each message runs one version's handlers only.
+pub(crate) fn for_version(routes: &[Route], version: Option<u32>) -> Vec<Route> {
+    let versions: BTreeSet<u32> = routes.iter().map(|r| r.handler.event_version).collect();
+    let target = match version {
+        Some(v) if versions.contains(&v) => Some(v),
+        Some(v) => versions
+            .range(..v)
+            .next_back()
+            .or_else(|| versions.range(v..).next())
+            .copied(),
+        None => versions.last().copied(),
+    };
+    routes
+        .iter()
+        .filter(|r| Some(r.handler.event_version) == target)
+        .copied()
+        .collect()
+}
+
+/// What became of one handler's runs on a message.
+enum Outcome {
+    Done,
+    Failed(Failure),
+    Stopped,
+}
+
+/// Runs a handler until it succeeds, fails permanently, runs out of retries, or `cancel` stops the
+/// wait for the next try. An attempt already running is never interrupted by `cancel`.
+async fn run_with_retries(
+    route: &Route,
+    incoming: &Incoming,
+    shared: &Shared,
+    cancel: &CancellationToken,
+) -> Outcome {
+    let Route { handler, policy } = *route;
+    let meta = incoming.meta();
+    let position = meta.position.as_ref();
+    let (topic, partition, offset) = (
+        position.map(|p| p.topic.as_str()).unwrap_or(""),
+        position.map(|p| p.partition).unwrap_or(-1),
+        position.map(|p| p.offset).unwrap_or(-1),
+    );
+    let mut attempt: u32 = 0;
+    loop {
+        attempt += 1;
+        let error = match run_once(handler, incoming, shared, policy.timeout).await {
+            Ok(()) => return Outcome::Done,
+            Err(DispatchError::Decode(reason)) => {
+                tracing::warn!(topic, partition, offset, handler = handler.name, %reason,
+                    "the event does not fit the handler's type; dead-lettering it");
+                return Outcome::Failed(Failure {
+                    kind: FailureKind::Incompatible,
+                    handlers: handler.name.to_owned(),
+                    attempts: attempt,
+                    reason,
+                });
+            }
+            Err(DispatchError::Handler(error)) => error,
+        };
+        Counters::add(&shared.counters.handler_failures, 1);
+        let permanent = is_permanent(&error);
+        if permanent || attempt > policy.max_retries {
+            tracing::warn!(topic, partition, offset, handler = handler.name, attempt, %error, permanent,
+                "handler failed for good; dead-lettering the event");
+            return Outcome::Failed(Failure {
+                kind: if permanent {
+                    FailureKind::Permanent
+                } else {
+                    FailureKind::RetriesExhausted
+                },
+                handlers: handler.name.to_owned(),
+                attempts: attempt,
+                reason: error.to_string(),
+            });
+        }
+        let delay = policy.delay(attempt, fastrand::f64());
+        tracing::warn!(topic, partition, offset, handler = handler.name, attempt, %error, ?delay,
+            "handler failed; it is tried again");
+        Counters::add(&shared.counters.retries, 1);
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Outcome::Stopped,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+// TEMP until HandlerError says whether it is permanent.
+fn is_permanent(_error: &HandlerError) -> bool {
+    false
+}
+
+/// One attempt: decodes the event for the handler and runs it, containing panics and enforcing the
+/// attempt timeout.
+async fn run_once(
+    handler: &'static HandlerDescriptor,
+    incoming: &Incoming,
+    shared: &Shared,
+    timeout: Option<Duration>,
+) -> Result<(), DispatchError> {
+    let meta = incoming.meta();
+    let span = tracing::info_span!(
+        "herald.handle",
+        handler = handler.name,
+        event_type = %meta.event_type,
+        event_id = %meta.id,
+        correlation_id = meta.correlation_id.as_deref().unwrap_or(""),
+        topic = meta.position.as_ref().map(|p| p.topic.as_str()).unwrap_or(""),
+        partition = meta.position.as_ref().map(|p| p.partition).unwrap_or(-1),
+        offset = meta.position.as_ref().map(|p| p.offset).unwrap_or(-1),
+    );
+    let ctx = Context::new(
+        incoming.clone(),
+        handler.name,
+        shared.publisher.clone(),
+        shared.state.clone(),
+    );
+    let future = std::panic::AssertUnwindSafe((handler.call)(incoming.clone(), ctx))
+        .catch_unwind()
+        .instrument(span);
+    let result = match timeout {
+        None => future.await,
+        Some(limit) => match tokio::time::timeout(limit, future).await {
+            Ok(result) => result,
+            Err(_) => {
+                Counters::add(&shared.counters.handler_timeouts, 1);
+                return Err(DispatchError::Handler(HandlerError::msg(format!(
+                    "the attempt timed out after {limit:?}"
+                ))));
+            }
+        },
+    };
+    result.unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a handler panicked".into());
+        Err(DispatchError::Handler(HandlerError::msg(format!(
+            "panic: {message}"
+        ))))
+    })
+}

@@ -1,0 +1,136 @@
+//! Dead-letter topics: a message that cannot be handled is copied to `{topic}{dlq_suffix}` byte for
+//! byte — original key, value and headers — plus `dlq_*` headers saying where it came from and why
+//! it failed. Only once the broker acknowledged the copy is the original's offset committed; if the
+//! copy cannot be written the partition waits and tries again, so a message is always either in the
+//! main topic's uncommitted range or in the dead-letter topic.
+
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::FutureRecord;
+use rdkafka::util::Timeout;
+use tokio_util::sync::CancellationToken;
+
+use super::dispatch::Failure;
+use super::Shared;
+use crate::stats::Counters;
+
+/// Names of the headers herald adds to a dead-lettered message (seed 003's names, plus position and
+/// handler).
+pub mod headers {
+    /// The topic the message was consumed from.
+    pub const ORIGINAL_TOPIC: &str = "dlq_original_topic";
+    /// Its partition there.
+    pub const ORIGINAL_PARTITION: &str = "dlq_original_partition";
+    /// Its offset there.
+    pub const ORIGINAL_OFFSET: &str = "dlq_original_offset";
+    /// The consumer group that gave up on it.
+    pub const CONSUMER_GROUP: &str = "dlq_consumer_group";
+    /// The handlers that failed, comma-separated (empty when none ran).
+    pub const HANDLER: &str = "dlq_handler";
+    /// `undecodable`, `incompatible`, `unknown-type`, `oversized`, `permanent` or `retries-exhausted`.
+    pub const ERROR_KIND: &str = "dlq_error_kind";
+    /// The error, for people.
+    pub const ERROR_MESSAGE: &str = "dlq_error_message";
+    /// How many times the failing handler ran.
+    pub const RETRY_COUNT: &str = "dlq_retry_count";
+    /// When it was dead-lettered, RFC 3339 UTC.
+    pub const TIMESTAMP: &str = "dlq_timestamp";
+}
+
+/// The longest wait between two tries of writing a dead letter.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// Copies `message` to its dead-letter topic, trying until the broker acknowledges it. Returns
+/// `false` only when `cancel` fired first (revocation, shutdown): the message then stays
+/// uncommitted and is delivered again.
+pub(crate) async fn dead_letter(
+    message: &OwnedMessage,
+    failure: &Failure,
+    group: &str,
+    shared: &Shared,
+    cancel: &CancellationToken,
+) -> bool {
+    let topic = format!("{}{}", message.topic(), shared.dlq_suffix);
+    let headers = letter_headers(message, failure, group);
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let mut record = FutureRecord::to(&topic).headers(headers.clone());
+        if let Some(payload) = message.payload() {
+            record = record.payload(payload);
+        }
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        let send = shared
+            .publisher
+            .producer()
+            .send(record, Timeout::After(shared.delivery_timeout));
+        let result = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return false,
+            result = send => result,
+        };
+        match result {
+            Ok((partition, offset)) => {
+                Counters::add(&shared.counters.dead_lettered, 1);
+                tracing::warn!(topic = message.topic(), partition = message.partition(), offset = message.offset(),
+                    dlq_topic = %topic, dlq_partition = partition, dlq_offset = offset,
+                    kind = failure.kind.as_str(), handlers = %failure.handlers, reason = %failure.reason,
+                    "message dead-lettered");
+                return true;
+            }
+            Err((error, _)) => {
+                Counters::add(&shared.counters.dead_letter_failures, 1);
+                tracing::error!(topic = message.topic(), partition = message.partition(), offset = message.offset(),
+                    dlq_topic = %topic, %error, retry_in = ?wait,
+                    "could not write to the dead-letter topic; the partition waits and tries again");
+            }
+        }
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return false,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(MAX_WAIT);
+    }
+}
+
+/// The original headers, byte for byte, followed by herald's `dlq_*` headers. A message that was
+/// dead-lettered before keeps its earlier `dlq_*` headers, so its whole history travels with it.
+fn letter_headers(message: &OwnedMessage, failure: &Failure, group: &str) -> OwnedHeaders {
+    let original = message.headers();
+    let count = original.map(|h| h.count()).unwrap_or(0);
+    let mut out = OwnedHeaders::new_with_capacity(count + 9);
+    if let Some(original) = original {
+        for header in original.iter() {
+            out = out.insert(Header {
+                key: header.key,
+                value: header.value,
+            });
+        }
+    }
+    let partition = message.partition().to_string();
+    let offset = message.offset().to_string();
+    let attempts = failure.attempts.to_string();
+    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+    let added: [(&str, &str); 9] = [
+        (headers::ORIGINAL_TOPIC, message.topic()),
+        (headers::ORIGINAL_PARTITION, &partition),
+        (headers::ORIGINAL_OFFSET, &offset),
+        (headers::CONSUMER_GROUP, group),
+        (headers::HANDLER, &failure.handlers),
+        (headers::ERROR_KIND, failure.kind.as_str()),
+        (headers::ERROR_MESSAGE, &failure.reason),
+        (headers::RETRY_COUNT, &attempts),
+        (headers::TIMESTAMP, &now),
+    ];
+    for (key, value) in added {
+        out = out.insert(Header {
+            key,
+            value: Some(value),
+        });
+    }
+    out
+}

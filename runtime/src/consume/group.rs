@@ -1,0 +1,551 @@
+//! A consumer group's consumer: a polling thread, rebalances, one worker task per assigned
+//! partition, pause/resume, commit and shutdown.
+//!
+//! librdkafka is polled on a thread of its own, never on a tokio worker: the rebalance callback
+//! runs inside `poll` and may wait for in-flight handlers (so their offsets are committed before
+//! their partitions move), which would otherwise block the very runtime those handlers run on — on
+//! a current-thread runtime, forever. Messages and rebalance events leave the polling thread on one
+//! channel, in the order librdkafka produced them.
+//!
+//! A message's offset is stored for commit only after its verdict: handled, skipped, or copied to
+//! the dead-letter topic. Within a partition messages are handled in order; partitions run in
+//! parallel. A partition whose worker falls `max_buffered_per_partition` messages behind is paused
+//! at the broker and resumed once it caught up; every partition is resumed when it is assigned, since
+//! librdkafka keeps an application's pause across a revoke and re-assign.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientContext, TopicPartitionList};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::dispatch::{dispatch, Route, Routes, Verdict};
+use super::{dlq, Shared};
+use crate::error::{Error, Result};
+use crate::registry::HandlerDescriptor;
+use crate::stats::Counters;
+
+type PartitionId = (String, i32);
+
+/// What the polling thread hands to the consumer loop, in librdkafka's order.
+enum Polled {
+    Message(OwnedMessage),
+    /// The group's assignment now has this many partitions.
+    Assigned(usize),
+    /// These partitions were taken away; their workers were already told to stop.
+    Revoked(Vec<PartitionId>),
+    /// librdkafka reported a fatal error: this consumer cannot go on.
+    Fatal(String),
+}
+
+/// What the rebalance callback and a partition's worker share.
+struct PartitionControl {
+    /// Cancelled when the partition is revoked or the group stops: the worker finishes its
+    /// in-flight attempt, stops waiting for retries, and drops the rest of its queue.
+    cancel: CancellationToken,
+    /// A message is being handled right now.
+    busy: AtomicBool,
+}
+
+/// The live partition workers' controls, by partition.
+type Controls = Arc<std::sync::Mutex<HashMap<PartitionId, Arc<PartitionControl>>>>;
+
+/// How long a revocation waits for in-flight handlers, so that their offsets are committed before
+/// the partitions move to another consumer.
+const REVOKE_GRACE: Duration = Duration::from_secs(2);
+
+/// How long one `poll` of the polling thread blocks; bounds how long stopping it takes.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The consumer's librdkafka context: reports rebalances to the consumer loop.
+struct GroupContext {
+    events: mpsc::UnboundedSender<Polled>,
+    counters: Arc<Counters>,
+    group: String,
+    controls: Controls,
+}
+
+impl GroupContext {
+    /// Stops the revoked partitions' workers at once and gives their in-flight handlers a short
+    /// grace to finish, so librdkafka's commit-on-revoke includes them and the next owner does not
+    /// handle them again. Runs on the polling thread; bounded by [`REVOKE_GRACE`].
+    fn retire(&self, partitions: &[PartitionId]) {
+        let controls: Vec<Arc<PartitionControl>> = {
+            let map = self.controls.lock().unwrap_or_else(|e| e.into_inner());
+            partitions
+                .iter()
+                .filter_map(|p| map.get(p).cloned())
+                .collect()
+        };
+        for control in &controls {
+            control.cancel.cancel();
+        }
+        let deadline = std::time::Instant::now() + REVOKE_GRACE;
+        while controls.iter().any(|c| c.busy.load(Ordering::SeqCst))
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+fn partition_ids(tpl: &TopicPartitionList) -> Vec<PartitionId> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect()
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let revoked = partition_ids(tpl);
+            self.retire(&revoked);
+            let _ = self.events.send(Polled::Revoked(revoked));
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        Counters::add(&self.counters.rebalances, 1);
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                // A partition paused before it was revoked stays paused in librdkafka when it comes
+                // back; its new worker starts with an empty queue, so fetch it again.
+                if let Err(e) = consumer.resume(tpl) {
+                    tracing::warn!(group = %self.group, error = %e, "could not resume newly assigned partitions");
+                }
+                tracing::info!(group = %self.group, partitions = tpl.count(), "partitions assigned");
+                let _ = self.events.send(Polled::Assigned(tpl.count()));
+            }
+            Rebalance::Revoke(_) => {
+                tracing::info!(group = %self.group, "partitions revoked");
+                let _ = self.events.send(Polled::Assigned(0));
+            }
+            Rebalance::Error(e) => {
+                tracing::warn!(group = %self.group, error = %e, "rebalance failed")
+            }
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        use rdkafka::error::KafkaError::ConsumerCommit;
+        use RDKafkaErrorCode::{NoOffset, RebalanceInProgress};
+        match result {
+            Ok(()) | Err(ConsumerCommit(NoOffset)) => {}
+            Err(ConsumerCommit(RebalanceInProgress)) => {
+                tracing::debug!(group = %self.group, "commit deferred by a rebalance; retried at the next commit")
+            }
+            Err(e) => {
+                tracing::warn!(group = %self.group, error = %e, "offset commit failed; it is retried at the next commit")
+            }
+        }
+    }
+}
+
+type GroupConsumer = BaseConsumer<GroupContext>;
+
+/// How a group's consumer ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum GroupStop {
+    /// Every in-flight handler finished and what was handled was committed.
+    Clean,
+    /// Handlers still running at the deadline were abandoned; their events will be redelivered.
+    Abandoned,
+    /// The consumer failed (a fatal librdkafka error, a panicked task).
+    Failed(String),
+}
+
+/// A running consumer group: stop it with [`GroupRunner::stop`].
+pub(crate) struct GroupRunner {
+    pub group: String,
+    stop: oneshot::Sender<Instant>,
+    assigned: watch::Receiver<usize>,
+    task: JoinHandle<GroupStop>,
+}
+
+impl GroupRunner {
+    /// Subscribes a new consumer of `group` to the handlers' topics and starts consuming.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when a handler's retry policy is unknown or invalid, [`Error::Kafka`] when
+    /// the consumer cannot be created or subscribed.
+    pub fn start(
+        group: String,
+        handlers: Vec<&'static HandlerDescriptor>,
+        client_config: rdkafka::ClientConfig,
+        shared: Arc<Shared>,
+    ) -> Result<Self> {
+        let mut routes: Routes = HashMap::new();
+        for handler in &handlers {
+            let policy = shared.policies.for_handler(handler)?;
+            routes
+                .entry(handler.event_type)
+                .or_default()
+                .push(Route { handler, policy });
+        }
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let controls = Controls::default();
+        let context = GroupContext {
+            events: events_tx.clone(),
+            counters: shared.counters.clone(),
+            group: group.clone(),
+            controls: controls.clone(),
+        };
+        let consumer: GroupConsumer = client_config
+            .create_with_context(context)
+            .map_err(|e| Error::kafka("creating a consumer", e))?;
+        let topics: BTreeSet<&str> = handlers.iter().map(|h| h.topic).collect();
+        let topics: Vec<&str> = topics.into_iter().collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(|e| Error::kafka("subscribing to the handlers' topics", e))?;
+        tracing::info!(%group, ?topics, handlers = handlers.len(), "consumer subscribed");
+        let consumer = Arc::new(consumer);
+        let polling = Arc::new(AtomicBool::new(true));
+        let poller = {
+            let (consumer, polling, group) = (consumer.clone(), polling.clone(), group.clone());
+            std::thread::Builder::new()
+                .name(format!("herald-poll-{group}"))
+                .spawn(move || poll_loop(&consumer, &events_tx, &polling, &group))
+                .map_err(|e| Error::Config(format!("cannot spawn a consumer thread: {e}")))?
+        };
+        let (stop, stop_rx) = oneshot::channel();
+        let (assigned_tx, assigned) = watch::channel(0);
+        let consumer_loop = ConsumerLoop {
+            consumer,
+            routes: Arc::new(routes),
+            shared,
+            workers: HashMap::new(),
+            retiring: HashMap::new(),
+            controls,
+            group: group.clone(),
+            cancel: CancellationToken::new(),
+            polling,
+            poller: Some(poller),
+        };
+        let task = tokio::spawn(consumer_loop.run(stop_rx, events_rx, assigned_tx));
+        Ok(Self {
+            group,
+            stop,
+            assigned,
+            task,
+        })
+    }
+
+    /// The number of partitions assigned to this consumer, as it changes.
+    pub fn assignment(&self) -> watch::Receiver<usize> {
+        self.assigned.clone()
+    }
+
+    /// Stops fetching, lets in-flight handlers finish until `deadline` (abandoning those still
+    /// running then), commits what was handled and closes the consumer.
+    pub async fn stop(self, deadline: Instant) -> GroupStop {
+        let _ = self.stop.send(deadline);
+        match self.task.await {
+            Ok(stop) => stop,
+            Err(e) => GroupStop::Failed(format!("the consumer task failed: {e}")),
+        }
+    }
+}
+
+/// Waits until `assigned` reports at least one partition, or its group ended.
+pub(crate) async fn assigned(mut assigned: watch::Receiver<usize>) {
+    loop {
+        if *assigned.borrow_and_update() > 0 || assigned.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The polling thread: hands messages, rebalances (through the context) and fatal errors to the
+/// consumer loop until told to stop.
+fn poll_loop(
+    consumer: &GroupConsumer,
+    out: &mpsc::UnboundedSender<Polled>,
+    polling: &AtomicBool,
+    group: &str,
+) {
+    let mut last_error: Option<String> = None;
+    while polling.load(Ordering::SeqCst) {
+        match consumer.poll(POLL_INTERVAL) {
+            None => {}
+            Some(Ok(message)) => {
+                last_error = None;
+                if out.send(Polled::Message(message.detach())).is_err() {
+                    return;
+                }
+            }
+            Some(Err(error)) => {
+                if let Some((code, reason)) = consumer.client().fatal_error() {
+                    tracing::error!(%group, ?code, %reason, "fatal consumer error: this consumer stops; restart the service");
+                    let _ = out.send(Polled::Fatal(format!("{code:?}: {reason}")));
+                    return;
+                }
+                // librdkafka recovers from transient errors by itself; say each once, not per poll.
+                let text = error.to_string();
+                if last_error.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(%group, error = %text, "consumer error; librdkafka keeps trying");
+                    last_error = Some(text);
+                }
+                if matches!(error, KafkaError::PartitionEOF(_)) {
+                    continue;
+                }
+            }
+        }
+    }
+}
+
+/// One partition's worker: its queue, how far behind it is, whether its partition is paused.
+struct Worker {
+    queue: mpsc::UnboundedSender<OwnedMessage>,
+    backlog: Arc<AtomicUsize>,
+    paused: bool,
+    task: JoinHandle<()>,
+}
+
+struct ConsumerLoop {
+    consumer: Arc<GroupConsumer>,
+    routes: Arc<Routes>,
+    shared: Arc<Shared>,
+    workers: HashMap<PartitionId, Worker>,
+    /// Workers of revoked partitions that may still be finishing their in-flight message.
+    retiring: HashMap<PartitionId, JoinHandle<()>>,
+    controls: Controls,
+    group: String,
+    /// The parent of every partition's token: cancelled when the group stops.
+    cancel: CancellationToken,
+    /// Cleared to stop the polling thread.
+    polling: Arc<AtomicBool>,
+    poller: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ConsumerLoop {
+    async fn run(
+        mut self,
+        mut stop: oneshot::Receiver<Instant>,
+        mut polled: mpsc::UnboundedReceiver<Polled>,
+        assigned: watch::Sender<usize>,
+    ) -> GroupStop {
+        let (caught_up_tx, mut caught_up) = mpsc::unbounded_channel::<PartitionId>();
+        let mut failure = None;
+        let deadline = loop {
+            tokio::select! {
+                biased;
+                deadline = &mut stop => {
+                    break deadline.unwrap_or_else(|_| Instant::now() + self.shared.shutdown_timeout)
+                }
+                Some(partition) = caught_up.recv() => self.resume(&partition),
+                event = polled.recv() => match event {
+                    Some(Polled::Message(message)) => self.route(message, &caught_up_tx),
+                    Some(Polled::Assigned(n)) => {
+                        let _ = assigned.send(n);
+                    }
+                    Some(Polled::Revoked(partitions)) => self.revoked(partitions),
+                    Some(Polled::Fatal(reason)) => {
+                        failure = Some(reason);
+                        break Instant::now() + self.shared.shutdown_timeout;
+                    }
+                    None => {
+                        failure = Some("the polling thread ended".to_owned());
+                        break Instant::now() + self.shared.shutdown_timeout;
+                    }
+                },
+            }
+        };
+        let stop = self.shutdown(deadline).await;
+        match failure {
+            Some(reason) => GroupStop::Failed(reason),
+            None => stop,
+        }
+    }
+
+    /// Drops the workers of revoked partitions (already cancelled by the rebalance callback); each
+    /// finishes its in-flight message and drops the rest, which the new owner reads from the
+    /// committed offset.
+    fn revoked(&mut self, partitions: Vec<PartitionId>) {
+        self.retiring.retain(|_, task| !task.is_finished());
+        let mut controls = self.controls.lock().unwrap_or_else(|e| e.into_inner());
+        for partition in partitions {
+            if let Some(worker) = self.workers.remove(&partition) {
+                controls.remove(&partition);
+                self.retiring.insert(partition, worker.task);
+            }
+        }
+    }
+
+    fn route(&mut self, message: OwnedMessage, caught_up: &mpsc::UnboundedSender<PartitionId>) {
+        Counters::add(&self.shared.counters.events_consumed, 1);
+        let id: PartitionId = (message.topic().to_owned(), message.partition());
+        if !self.workers.contains_key(&id) {
+            let previous = self.retiring.remove(&id);
+            let worker = self.spawn_worker(id.clone(), previous, caught_up.clone());
+            self.workers.insert(id.clone(), worker);
+        }
+        let worker = self.workers.get_mut(&id).expect("inserted above");
+        worker.backlog.fetch_add(1, Ordering::SeqCst);
+        let _ = worker.queue.send(message);
+        if !worker.paused && worker.backlog.load(Ordering::SeqCst) >= self.shared.max_buffered {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&id.0, id.1);
+            match self.consumer.pause(&tpl) {
+                Ok(()) => {
+                    worker.paused = true;
+                    Counters::add(&self.shared.counters.partitions_paused, 1);
+                    tracing::debug!(topic = %id.0, partition = id.1, "partition paused: its handlers are behind");
+                }
+                Err(e) => tracing::warn!(error = %e, "could not pause a partition"),
+            }
+        }
+    }
+
+    fn resume(&mut self, id: &PartitionId) {
+        let Some(worker) = self.workers.get_mut(id) else {
+            return;
+        };
+        if !worker.paused {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&id.0, id.1);
+        match self.consumer.resume(&tpl) {
+            Ok(()) => worker.paused = false,
+            Err(e) => tracing::warn!(error = %e, "could not resume a partition"),
+        }
+    }
+
+    /// Stops polling, lets the workers finish until `deadline` (aborting the rest), commits and
+    /// closes the consumer — the commit and close too only until `deadline`.
+    async fn shutdown(mut self, deadline: Instant) -> GroupStop {
+        self.cancel.cancel();
+        self.polling.store(false, Ordering::SeqCst);
+        let tasks: Vec<JoinHandle<()>> = self
+            .workers
+            .into_values()
+            .map(|w| w.task)
+            .chain(self.retiring.into_values())
+            .collect();
+        let mut stop = GroupStop::Clean;
+        for mut task in tasks {
+            match tokio::time::timeout_at(deadline, &mut task).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    stop = GroupStop::Failed(format!("a partition worker failed: {e}"));
+                }
+                Err(_) => {
+                    // Its offset is not stored: the event is delivered again after a restart.
+                    task.abort();
+                    if stop == GroupStop::Clean {
+                        stop = GroupStop::Abandoned;
+                    }
+                }
+            }
+        }
+        if stop == GroupStop::Abandoned {
+            tracing::warn!(group = %self.group, timeout = ?self.shared.shutdown_timeout,
+                "handlers still running at the shutdown timeout were abandoned; their events will be redelivered");
+        }
+        let (consumer, group, poller) = (self.consumer, self.group, self.poller.take());
+        let close = tokio::task::spawn_blocking(move || {
+            if let Some(poller) = poller {
+                let _ = poller.join();
+            }
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                Err(e) => {
+                    tracing::warn!(%group, error = %e, "final commit failed; uncommitted events will be redelivered")
+                }
+            }
+            consumer.unsubscribe();
+            drop(consumer);
+            tracing::info!(%group, "consumer closed");
+        });
+        if tokio::time::timeout_at(deadline, close).await.is_err() && stop == GroupStop::Clean {
+            stop = GroupStop::Abandoned;
+        }
+        stop
+    }
+
+    /// Spawns the worker of a partition; it starts once `previous`, the partition's worker from
+    /// before a rebalance, finished its in-flight message, so one partition is never handled by two
+    /// tasks at once.
+    fn spawn_worker(
+        &self,
+        id: PartitionId,
+        previous: Option<JoinHandle<()>>,
+        caught_up: mpsc::UnboundedSender<PartitionId>,
+    ) -> Worker {
+        let (consumer, routes, shared, group) = (
+            self.consumer.clone(),
+            self.routes.clone(),
+            self.shared.clone(),
+            self.group.clone(),
+        );
+        let (queue, mut inbox) = mpsc::unbounded_channel::<OwnedMessage>();
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let control = Arc::new(PartitionControl {
+            cancel: self.cancel.child_token(),
+            busy: AtomicBool::new(false),
+        });
+        self.controls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone(), control.clone());
+        let task = {
+            let backlog = backlog.clone();
+            tokio::spawn(async move {
+                if let Some(previous) = previous {
+                    let _ = previous.await;
+                }
+                let resume_below = shared.max_buffered / 2;
+                while let Some(message) = inbox.recv().await {
+                    let before = backlog.fetch_sub(1, Ordering::SeqCst);
+                    if before > resume_below && before - 1 <= resume_below {
+                        let _ = caught_up.send(id.clone());
+                    }
+                    // `busy` before the check: a revocation either sees us busy and waits, or we
+                    // see its cancellation.
+                    control.busy.store(true, Ordering::SeqCst);
+                    if control.cancel.is_cancelled() {
+                        control.busy.store(false, Ordering::SeqCst);
+                        break;
+                    }
+                    let commit = match dispatch(&message, &routes, &shared, &control.cancel).await {
+                        Verdict::Handled | Verdict::Skipped => true,
+                        Verdict::DeadLetter(failure) => {
+                            dlq::dead_letter(&message, &failure, &group, &shared, &control.cancel)
+                                .await
+                        }
+                        Verdict::Stopped => false,
+                    };
+                    if commit {
+                        if let Err(e) = consumer.store_offset(&id.0, id.1, message.offset()) {
+                            tracing::debug!(topic = %id.0, partition = id.1, offset = message.offset(), error = %e,
+                                "offset not stored (partition revoked?); the event will be redelivered");
+                        }
+                    }
+                    control.busy.store(false, Ordering::SeqCst);
+                    if !commit {
+                        break;
+                    }
+                }
+            })
+        };
+        Worker {
+            queue,
+            backlog,
+            paused: false,
+            task,
+        }
+    }
+}

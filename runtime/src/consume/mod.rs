@@ -1,0 +1,38 @@
+//! Consuming: one consumer per consumer group ([`group`]), each message handled to a verdict
+//! ([`dispatch`]) under its handlers' retry policies ([`retry`]), and what cannot be handled copied
+//! to a dead-letter topic ([`dlq`]) before its offset is committed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::context::StateMap;
+use crate::publish::Publisher;
+use crate::stats::Counters;
+
+pub(crate) mod dispatch;
+pub mod dlq;
+mod group;
+pub mod retry;
+
+pub(crate) use group::{assigned as wait_until_assigned, GroupRunner, GroupStop};
+
+/// Everything a group's consumer shares with its partition workers.
+pub(crate) struct Shared {
+    pub publisher: Publisher,
+    pub state: Arc<StateMap>,
+    pub counters: Arc<Counters>,
+    /// The bus-wide and named retry policies.
+    pub policies: retry::RetryPolicies,
+    /// Messages buffered per partition before it is paused at the broker.
+    pub max_buffered: usize,
+    /// How long in-flight handlers may take to finish at shutdown.
+    pub shutdown_timeout: Duration,
+    /// Dead-letter messages whose event type no handler of the group takes (else skip them).
+    pub dead_letter_unknown_types: bool,
+    /// Dead-letter messages larger than this.
+    pub max_message_bytes: Option<usize>,
+    /// `{topic}{dlq_suffix}` is a topic's dead-letter topic.
+    pub dlq_suffix: String,
+    /// How long one write to a dead-letter topic may wait for the broker.
+    pub delivery_timeout: Duration,
+}
