@@ -10,7 +10,13 @@
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
+use rdkafka::error::KafkaResult;
 use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+type Cluster = MockCluster<'static, DefaultProducerContext>;
+type Fault = Box<dyn FnOnce(&Cluster) -> KafkaResult<()> + Send>;
 
 use crate::error::{Error, Result};
 
@@ -19,6 +25,10 @@ enum Command {
         name: String,
         partitions: i32,
         reply: mpsc::Sender<Result<()>>,
+    },
+    Fault {
+        fault: Fault,
+        reply: mpsc::Sender<KafkaResult<()>>,
     },
     Stop,
 }
@@ -75,6 +85,9 @@ impl EmbeddedBroker {
                             });
                             let _ = reply.send(result);
                         }
+                        Command::Fault { fault, reply } => {
+                            let _ = reply.send(fault(&cluster));
+                        }
                         Command::Stop => break,
                     }
                 }
@@ -115,6 +128,48 @@ impl EmbeddedBroker {
         answer
             .recv()
             .map_err(|_| Error::State("the embedded broker has stopped"))?
+    }
+}
+
+/// Fault injection, for tests of what clients do when the broker misbehaves.
+impl EmbeddedBroker {
+    fn inject(&self, fault: Fault) -> Result<()> {
+        let (reply, answer) = mpsc::channel();
+        self.commands
+            .send(Command::Fault { fault, reply })
+            .map_err(|_| Error::State("the embedded broker has stopped"))?;
+        answer
+            .recv()
+            .map_err(|_| Error::State("the embedded broker has stopped"))?
+            .map_err(|e| Error::kafka("injecting a fault into the embedded broker", e))
+    }
+
+    /// Takes every broker of the cluster down: connections are refused until
+    /// [`EmbeddedBroker::broker_up`]. The data stays.
+    ///
+    /// # Errors
+    /// [`Error::Kafka`] when the mock cluster refuses.
+    pub fn broker_down(&self) -> Result<()> {
+        self.inject(Box::new(|cluster| cluster.broker_down(-1)))
+    }
+
+    /// Brings every broker back up.
+    ///
+    /// # Errors
+    /// [`Error::Kafka`] when the mock cluster refuses.
+    pub fn broker_up(&self) -> Result<()> {
+        self.inject(Box::new(|cluster| cluster.broker_up(-1)))
+    }
+
+    /// Makes the next requests of kind `api` fail with `errors`, one error per request, in order.
+    ///
+    /// # Errors
+    /// [`Error::State`] when the broker has stopped.
+    pub fn fail_requests(&self, api: RDKafkaApiKey, errors: Vec<RDKafkaRespErr>) -> Result<()> {
+        self.inject(Box::new(move |cluster| {
+            cluster.request_errors(api, &errors);
+            Ok(())
+        }))
     }
 }
 

@@ -1,0 +1,388 @@
+//! The consumer's failure paths over the Kafka protocol (embedded broker): nothing stalls a
+//! partition for good and nothing is dropped without a trace — failing, hanging and undecodable
+//! messages end in the dead-letter topic byte for byte, paused partitions come back after a
+//! rebalance, and the revoke grace works on a current-thread runtime.
+
+mod support;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use herald::dlq::headers as dlq;
+use herald::prelude::*;
+use herald::EmbeddedBroker;
+use rdkafka::message::Message;
+use support::*;
+
+/// What a test's handlers saw.
+#[derive(Default)]
+struct Log {
+    handled: Mutex<Vec<(String, u64)>>,
+    attempts: Mutex<HashMap<u64, u32>>,
+    broker: Mutex<Option<Arc<EmbeddedBroker>>>,
+    busy_ms: AtomicU64,
+}
+
+impl Log {
+    fn handled(&self, who: &str, seq: u64) {
+        self.handled.lock().unwrap().push((who.to_owned(), seq));
+    }
+
+    fn attempt(&self, seq: u64) -> u32 {
+        let mut attempts = self.attempts.lock().unwrap();
+        let n = attempts.entry(seq).or_default();
+        *n += 1;
+        *n
+    }
+
+    fn seqs(&self, who: &str) -> Vec<u64> {
+        let handled = self.handled.lock().unwrap();
+        handled
+            .iter()
+            .filter(|(w, _)| w == who)
+            .map(|(_, s)| *s)
+            .collect()
+    }
+
+    fn attempts_of(&self, seq: u64) -> u32 {
+        self.attempts
+            .lock()
+            .unwrap()
+            .get(&seq)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+fn log(ctx: &Context) -> &Arc<Log> {
+    ctx.state::<Arc<Log>>().expect("test state registered")
+}
+
+fn config(service: &str) -> Config {
+    Config {
+        max_retries: 2,
+        retry_jitter: 0.0,
+        ..Config::new(service)
+            .commit_interval(Duration::from_millis(100))
+            .retry_delays(Duration::from_millis(10), Duration::from_millis(40))
+            .shutdown_timeout(Duration::from_secs(20))
+    }
+}
+
+async fn bus_on(
+    broker: &Arc<EmbeddedBroker>,
+    config: Config,
+    group: &str,
+    log: &Arc<Log>,
+) -> Bus {
+    Bus::builder(config)
+        .embedded_broker(broker.clone())
+        .only_groups([group])
+        .state(log.clone())
+        .build()
+        .await
+        .expect("bus builds")
+}
+
+fn broker() -> Arc<EmbeddedBroker> {
+    Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"))
+}
+
+// ------------------------------------------------- a paused partition resumes after a rebalance
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+#[event(topic = "failures.ticks")]
+pub struct Ticked {
+    #[event(key)]
+    pub clock: String,
+    pub seq: u64,
+}
+
+#[handler(group = "failures-ticks")]
+async fn count_tick(event: Ticked, ctx: &Context) -> Result<(), HandlerError> {
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    log(ctx).handled("tick", event.seq);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_partition_resumes_after_a_rebalance() {
+    let broker = broker();
+    let log = Arc::new(Log::default());
+    let small_buffer = Config {
+        max_buffered_per_partition: 16,
+        ..config("ticks")
+    };
+    let a = bus_on(&broker, small_buffer.clone(), "failures-ticks", &log).await;
+    a.publish_batch((0..400).map(|seq| Ticked {
+        clock: "one-partition".into(),
+        seq,
+    }))
+    .await
+    .unwrap();
+    a.start().await.unwrap();
+    wait_until("the partition was paused", || a.stats().partitions_paused > 0).await;
+    // A second member joins and leaves: the partition is revoked from A and assigned back.
+    let b = bus_on(&broker, small_buffer, "failures-ticks", &log).await;
+    b.start().await.unwrap();
+    let rebalances = a.stats().rebalances;
+    wait_until("A's partitions were revoked", || {
+        a.stats().rebalances > rebalances
+    })
+    .await;
+    b.shutdown().await.unwrap();
+    wait_until("all 400 ticks were handled", || {
+        log.seqs("tick").into_iter().collect::<BTreeSet<_>>().len() == 400
+    })
+    .await;
+    a.shutdown().await.unwrap();
+    assert_all_committed(a.bootstrap_servers(), "failures-ticks", "failures.ticks");
+}
+
+// ------------------------------------------- failing and hanging handlers end in the dead letters
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+#[event(topic = "failures.charges")]
+pub struct CardCharged {
+    #[event(key)]
+    pub card: String,
+    pub seq: u64,
+}
+
+#[handler(group = "failures-charges")]
+async fn settle_charge(event: CardCharged, ctx: &Context) -> Result<(), HandlerError> {
+    let log = log(ctx);
+    log.attempt(event.seq);
+    if event.seq == 1 {
+        return Err(HandlerError::msg("the ledger rejects charge 1"));
+    }
+    log.handled("settle", event.seq);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_that_always_fails_is_dead_lettered_and_its_partition_moves_on() {
+    let broker = broker();
+    let log = Arc::new(Log::default());
+    let bus = bus_on(&broker, config("charges"), "failures-charges", &log).await;
+    let deliveries = bus
+        .publish_batch((1..=3).map(|seq| CardCharged {
+            card: "4242".into(),
+            seq,
+        }))
+        .await
+        .unwrap();
+    bus.start().await.unwrap();
+    wait_until("the events after the failing one were handled", || {
+        log.seqs("settle") == [2, 3]
+    })
+    .await;
+    bus.shutdown().await.unwrap();
+    assert_eq!(log.attempts_of(1), 3, "1 attempt + max_retries (2)");
+    let stats = bus.stats();
+    assert_eq!((stats.dead_lettered, stats.retries), (1, 2), "{stats:?}");
+
+    let letters = read_topic(bus.bootstrap_servers(), "failures.charges.dlq", 1);
+    let letter = &letters[0];
+    let original = &read_topic(bus.bootstrap_servers(), "failures.charges", 3)
+        .into_iter()
+        .find(|m| m.offset() == deliveries[0].offset && m.partition() == deliveries[0].partition)
+        .unwrap();
+    // Byte for byte: key, value, and the original headers first, in order.
+    assert_eq!(letter.key(), original.key());
+    assert_eq!(letter.payload(), original.payload());
+    let original_headers = all_headers(original);
+    assert_eq!(
+        all_headers(letter)[..original_headers.len()],
+        original_headers[..]
+    );
+    let h = |name| header(letter, name).unwrap_or_default();
+    assert_eq!(h(dlq::ORIGINAL_TOPIC), "failures.charges");
+    assert_eq!(h(dlq::ORIGINAL_PARTITION), deliveries[0].partition.to_string());
+    assert_eq!(h(dlq::ORIGINAL_OFFSET), deliveries[0].offset.to_string());
+    assert_eq!(h(dlq::CONSUMER_GROUP), "failures-charges");
+    assert_eq!(h(dlq::HANDLER), "settle_charge");
+    assert_eq!(h(dlq::ERROR_KIND), "retries-exhausted");
+    assert_eq!(h(dlq::ERROR_MESSAGE), "the ledger rejects charge 1");
+    assert_eq!(h(dlq::RETRY_COUNT), "3");
+    assert!(h(dlq::TIMESTAMP).ends_with('Z'), "{}", h(dlq::TIMESTAMP));
+    // Dead-lettered and committed: nothing is left to redeliver.
+    assert_all_committed(bus.bootstrap_servers(), "failures-charges", "failures.charges");
+}
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+#[event(topic = "failures.renders")]
+pub struct RenderRequested {
+    #[event(key)]
+    pub document: String,
+    pub seq: u64,
+}
+
+#[handler(group = "failures-renders")]
+async fn render(event: RenderRequested, ctx: &Context) -> Result<(), HandlerError> {
+    let log = log(ctx);
+    log.attempt(event.seq);
+    if event.seq == 1 {
+        std::future::pending::<()>().await; // hangs
+    }
+    log.handled("render", event.seq);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_handler_times_out_and_is_dead_lettered() {
+    let broker = broker();
+    let log = Arc::new(Log::default());
+    let config = Config {
+        handler_timeout: Some(Duration::from_millis(200)),
+        max_retries: 1,
+        ..config("renders")
+    };
+    let bus = bus_on(&broker, config, "failures-renders", &log).await;
+    bus.publish_batch((1..=2).map(|seq| RenderRequested {
+        document: "d".into(),
+        seq,
+    }))
+    .await
+    .unwrap();
+    bus.start().await.unwrap();
+    wait_until("the event behind the hung one was handled", || {
+        log.seqs("render") == [2]
+    })
+    .await;
+    bus.shutdown().await.unwrap();
+    assert_eq!(log.attempts_of(1), 2);
+    let stats = bus.stats();
+    assert_eq!((stats.handler_timeouts, stats.dead_lettered), (2, 1), "{stats:?}");
+    let letter = &read_topic(bus.bootstrap_servers(), "failures.renders.dlq", 1)[0];
+    let message = header(letter, dlq::ERROR_MESSAGE).unwrap();
+    assert!(message.contains("timed out after 200ms"), "{message}");
+    assert_all_committed(bus.bootstrap_servers(), "failures-renders", "failures.renders");
+}
+
+// ------------------------------------------------------------- the revoke grace on one thread
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+#[event(topic = "failures.reports")]
+pub struct ReportQueued {
+    pub seq: u64,
+}
+
+#[handler(group = "failures-reports")]
+async fn compile_report(event: ReportQueued, ctx: &Context) -> Result<(), HandlerError> {
+    let log = log(ctx);
+    log.attempt(event.seq);
+    let busy = log.busy_ms.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(busy)).await;
+    log.handled("report", event.seq);
+    Ok(())
+}
+
+/// On a current-thread runtime (the `#[tokio::test]` default) the revoke grace must not block the
+/// only thread: the in-flight handler has to be able to finish during it. A ticker measures the
+/// longest time the runtime did not run.
+#[tokio::test]
+async fn the_revoke_grace_does_not_block_a_current_thread_runtime() {
+    let broker = broker();
+    let log = Arc::new(Log::default());
+    log.busy_ms.store(3_000, Ordering::SeqCst);
+    let a = bus_on(&broker, config("reports"), "failures-reports", &log).await;
+    a.start().await.unwrap();
+    a.wait_for_assignment(WAIT).await.unwrap();
+    a.publish(ReportQueued { seq: 1 }).await.unwrap();
+    wait_until("the report handler started", || log.attempts_of(1) == 1).await;
+
+    let longest_stall = Arc::new(Mutex::new(Duration::ZERO));
+    let ticker = {
+        let longest_stall = longest_stall.clone();
+        tokio::spawn(async move {
+            let mut last = std::time::Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                let now = std::time::Instant::now();
+                let mut longest = longest_stall.lock().unwrap();
+                *longest = (*longest).max(now - last);
+                last = now;
+            }
+        })
+    };
+    // A second member joins while the handler runs: A's partitions are revoked mid-handler.
+    let rebalances = a.stats().rebalances;
+    let b = bus_on(&broker, config("reports"), "failures-reports", &log).await;
+    b.start().await.unwrap();
+    wait_until("A's partitions were revoked", || {
+        a.stats().rebalances > rebalances
+    })
+    .await;
+    wait_until("the report was handled", || !log.seqs("report").is_empty()).await;
+    ticker.abort();
+    let stall = *longest_stall.lock().unwrap();
+    assert!(
+        stall < Duration::from_millis(1_000),
+        "the runtime stood still for {stall:?} during the rebalance"
+    );
+    b.shutdown().await.unwrap();
+    a.shutdown().await.unwrap();
+}
+
+// ------------------------------------------------------- a failed dead-letter write is retried
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+#[event(topic = "failures.refunds")]
+pub struct RefundIssued {
+    #[event(key)]
+    pub order: String,
+    pub seq: u64,
+}
+
+#[handler(group = "failures-refunds")]
+async fn book_refund(event: RefundIssued, ctx: &Context) -> Result<(), HandlerError> {
+    let log = log(ctx);
+    if event.seq == 1 && log.attempt(1) == 1 {
+        // The broker goes away just as the event is about to be dead-lettered.
+        let broker = log.broker.lock().unwrap().clone().unwrap();
+        broker.broker_down().unwrap();
+        return Err(HandlerError::msg("refund 1 is for an unknown order"));
+    }
+    log.handled("refund", event.seq);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_dead_letter_write_holds_the_partition_until_it_succeeds() {
+    let broker = broker();
+    let log = Arc::new(Log::default());
+    *log.broker.lock().unwrap() = Some(broker.clone());
+    let config = Config {
+        max_retries: 0,
+        ..config("refunds").delivery_timeout(Duration::from_secs(2))
+    };
+    let bus = bus_on(&broker, config, "failures-refunds", &log).await;
+    bus.publish_batch((1..=2).map(|seq| RefundIssued {
+        order: "o".into(),
+        seq,
+    }))
+    .await
+    .unwrap();
+    bus.start().await.unwrap();
+    wait_until("a dead-letter write failed", || {
+        bus.stats().dead_letter_failures >= 1
+    })
+    .await;
+    assert!(
+        log.seqs("refund").is_empty(),
+        "the partition moved on before its failed event was dead-lettered"
+    );
+    broker.broker_up().unwrap();
+    wait_until("the event behind it was handled", || {
+        log.seqs("refund") == [2]
+    })
+    .await;
+    bus.shutdown().await.unwrap();
+    assert_eq!(bus.stats().dead_lettered, 1);
+    let letters = read_topic(bus.bootstrap_servers(), "failures.refunds.dlq", 1);
+    assert_eq!(header(&letters[0], dlq::ERROR_KIND).as_deref(), Some("retries-exhausted"));
+    assert_all_committed(bus.bootstrap_servers(), "failures-refunds", "failures.refunds");
+}
