@@ -145,9 +145,14 @@ impl Incoming {
         &self.0.data
     }
 
-    /// Decodes a Kafka message. Binary content mode: attributes in `ce_*` headers, data in the
-    /// value; structured mode (`content-type: application/cloudevents+json`): the whole event in the
-    /// value.
+    /// Decodes a Kafka message in either content mode (see `docs/wire-format.md`, "What herald
+    /// reads"):
+    /// - structured mode when `content-type` is `application/cloudevents+json`, or when there is
+    ///   no `ce_specversion` header and the value is a JSON object with `specversion` (the Python
+    ///   SDK's Kafka binding labels structured events with the data's content type, or not at all);
+    /// - binary mode otherwise: attributes in `ce_*` headers, the data in the value.
+    ///
+    /// Headers other than `content-type` and `ce_*` are not read, whatever their bytes.
     ///
     /// # Errors
     /// The reason the message is not a CloudEvent herald can read.
@@ -157,47 +162,16 @@ impl Incoming {
         value: Option<&[u8]>,
         position: Position,
     ) -> Result<Self, String> {
+        let found = HeaderFields::read(headers)?;
+        let value = value.unwrap_or_default();
         let mut meta = Metadata {
             key: key.map(|k| String::from_utf8_lossy(k).into_owned()),
             position: Some(position),
             ..Metadata::default()
         };
-        let mut seen_ce = false;
-        if let Some(headers) = headers {
-            for header in (0..headers.count()).filter_map(|i| headers.try_get(i)) {
-                let Some(raw) = header.value else { continue };
-                let value = std::str::from_utf8(raw)
-                    .map_err(|_| format!("header `{}` is not UTF-8", header.key))?;
-                if header.key.eq_ignore_ascii_case(headers::CONTENT_TYPE) {
-                    meta.content_type = Some(value.to_owned());
-                } else if let Some(name) = header.key.strip_prefix(headers::PREFIX) {
-                    seen_ce = true;
-                    set_attribute(&mut meta, name, value.to_owned())?;
-                }
-            }
-        }
-        let value = value.unwrap_or_default();
-        let structured = meta
-            .content_type
-            .as_deref()
-            .is_some_and(|ct| ct.starts_with(STRUCTURED_JSON));
-        let data = if structured {
-            decode_structured(&mut meta, value)?
-        } else {
-            if !seen_ce {
-                return Err(
-                    "no CloudEvents headers (`ce_specversion`, `ce_id`, `ce_type`, `ce_source`): not a CloudEvent"
-                        .into(),
-                );
-            }
-            if let Some(ct) = meta.content_type.as_deref() {
-                if !is_json(ct) {
-                    return Err(format!(
-                        "content-type `{ct}` is not JSON; herald events carry `application/json`"
-                    ));
-                }
-            }
-            value.to_vec()
+        let data = match content_mode(&found, value)? {
+            Mode::Structured(object) => decode_structured(&mut meta, object, found.content_type)?,
+            Mode::Binary => decode_binary(&mut meta, found, value)?,
         };
         check_required(&meta)?;
         if data.is_empty() {
@@ -207,9 +181,147 @@ impl Incoming {
     }
 }
 
+/// The headers herald reads, taken before the content mode is known so that neither mode's
+/// attributes reach the other's metadata.
+#[derive(Debug, Default)]
+struct HeaderFields {
+    /// The `content-type` header.
+    content_type: Option<String>,
+    /// Every `ce_*` header in order: the attribute name (without `ce_`) and its value.
+    attributes: Vec<(String, String)>,
+}
+
+impl HeaderFields {
+    /// Reads `content-type` and the `ce_*` headers, which must be UTF-8; skips every other header
+    /// (tracing and broker headers may be binary) and null-valued ones.
+    fn read<H: Headers + ?Sized>(headers: Option<&H>) -> Result<Self, String> {
+        let mut found = Self::default();
+        let Some(headers) = headers else {
+            return Ok(found);
+        };
+        for header in (0..headers.count()).filter_map(|i| headers.try_get(i)) {
+            let Some(raw) = header.value else { continue };
+            let text = || {
+                std::str::from_utf8(raw).map(str::to_owned).map_err(|_| {
+                    format!(
+                        "header `{}` is not UTF-8; CloudEvents headers must be text, so the producer must write the attribute as a UTF-8 string",
+                        header.key
+                    )
+                })
+            };
+            if header.key.eq_ignore_ascii_case(headers::CONTENT_TYPE) {
+                found.content_type = Some(text()?);
+            } else if let Some(name) = header.key.strip_prefix(headers::PREFIX) {
+                found.attributes.push((name.to_owned(), text()?));
+            }
+        }
+        Ok(found)
+    }
+
+    fn has(&self, attribute: &str) -> bool {
+        self.attributes.iter().any(|(name, _)| name == attribute)
+    }
+}
+
+/// How the message carries its event.
+enum Mode {
+    /// Attributes in `ce_*` headers, data in the value.
+    Binary,
+    /// The whole event in the value, already parsed (the value is parsed once).
+    Structured(serde_json::Map<String, serde_json::Value>),
+}
+
+/// The media type prefix of every CloudEvents event format.
+const FORMAT_PREFIX: &str = "application/cloudevents";
+/// The media type of a batch of CloudEvents.
+const BATCH_JSON: &str = "application/cloudevents-batch+json";
+
+fn content_mode(found: &HeaderFields, value: &[u8]) -> Result<Mode, String> {
+    if let Some(media) = found.content_type.as_deref().map(media_type) {
+        if media == STRUCTURED_JSON {
+            return match parse_object(value)? {
+                Some(object) => Ok(Mode::Structured(object)),
+                None => Err("structured CloudEvent is not a JSON object".into()),
+            };
+        }
+        if media == BATCH_JSON {
+            return Err(format!(
+                "`{BATCH_JSON}` (a batch of CloudEvents) is not supported: publish one event per message"
+            ));
+        }
+        if media.starts_with(FORMAT_PREFIX) {
+            return Err(format!(
+                "structured format `{media}` is not supported; herald reads `{STRUCTURED_JSON}`"
+            ));
+        }
+    }
+    if found.has("specversion") {
+        return Ok(Mode::Binary);
+    }
+    let looks_like_object = value.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if looks_like_object {
+        if let Ok(Some(object)) = parse_object(value) {
+            if object.contains_key("specversion") {
+                return Ok(Mode::Structured(object));
+            }
+        }
+    }
+    Ok(Mode::Binary)
+}
+
+/// The value as a JSON object; `None` when it is JSON of another kind.
+fn parse_object(
+    value: &[u8],
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, String> {
+    match serde_json::from_slice(value) {
+        Ok(serde_json::Value::Object(object)) => Ok(Some(object)),
+        Ok(_) => Ok(None),
+        Err(e) => Err(format!("structured CloudEvent is not valid JSON: {e}")),
+    }
+}
+
+/// The media type of a content type, without parameters, lower-case.
+fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
 fn is_json(content_type: &str) -> bool {
-    let media = content_type.split(';').next().unwrap_or("").trim();
+    let media = media_type(content_type);
     media == JSON || media.ends_with("+json") || media == "text/json"
+}
+
+/// Binary mode: the attributes from the `ce_*` headers, the value as the data. `content-type` is
+/// the data's type; `ce_datacontenttype` (the JavaScript SDK writes both) counts only without it.
+fn decode_binary(
+    meta: &mut Metadata,
+    found: HeaderFields,
+    value: &[u8],
+) -> Result<Vec<u8>, String> {
+    if found.attributes.is_empty() {
+        return Err(
+            "not a CloudEvent: no CloudEvents headers (`ce_specversion`, `ce_id`, `ce_type`, `ce_source`) and the value is not a JSON object with `specversion`"
+                .into(),
+        );
+    }
+    for (name, value) in found.attributes {
+        set_attribute(meta, &name, value)?;
+    }
+    if found.content_type.is_some() {
+        meta.content_type = found.content_type;
+    }
+    if let Some(ct) = meta.content_type.as_deref() {
+        if !is_json(ct) {
+            return Err(format!(
+                "content-type `{ct}` is not JSON; herald events carry `application/json`"
+            ));
+        }
+    }
+    Ok(value.to_vec())
 }
 
 fn set_attribute(meta: &mut Metadata, name: &str, value: String) -> Result<(), String> {
@@ -267,37 +379,76 @@ fn check_required(meta: &Metadata) -> Result<(), String> {
     Ok(())
 }
 
-/// Reads a structured-mode CloudEvent from the value; returns its `data` as JSON bytes.
-fn decode_structured(meta: &mut Metadata, value: &[u8]) -> Result<Vec<u8>, String> {
-    let serde_json::Value::Object(object) = serde_json::from_slice(value)
-        .map_err(|e| format!("structured CloudEvent is not valid JSON: {e}"))?
-    else {
-        return Err("structured CloudEvent is not a JSON object".into());
-    };
-    meta.content_type = None;
+/// Decodes `data_base64` whatever its padding.
+const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
+/// Structured mode: the attributes and the data from the parsed value. The data's type is the
+/// event's `datacontenttype`, else a `content-type` header that is not an event format (the Python
+/// SDK moves `datacontenttype` there). Returns the data as JSON bytes.
+fn decode_structured(
+    meta: &mut Metadata,
+    object: serde_json::Map<String, serde_json::Value>,
+    header_content_type: Option<String>,
+) -> Result<Vec<u8>, String> {
+    use serde_json::Value;
     let mut data = None;
+    let mut data_base64 = None;
     for (name, value) in object {
         match (name.as_str(), value) {
+            (_, Value::Null) => {}
             ("data", value) => data = Some(value),
+            ("data_base64", Value::String(encoded)) => data_base64 = Some(encoded),
             ("data_base64", _) => {
-                return Err(
-                    "`data_base64` (binary data) is not supported: herald events are JSON".into(),
-                )
+                return Err("`data_base64` is not a string; it must hold base64 text".into())
             }
-            (name, serde_json::Value::String(s)) => set_attribute(meta, name, s)?,
-            (name, serde_json::Value::Null) => {
-                let _ = name;
-            }
+            (name, Value::String(s)) => set_attribute(meta, name, s)?,
             (name, other) => set_attribute(meta, name, other.to_string())?,
         }
     }
+    if meta.content_type.is_none() {
+        meta.content_type =
+            header_content_type.filter(|ct| !media_type(ct).starts_with(FORMAT_PREFIX));
+    }
     if let Some(ct) = meta.content_type.as_deref() {
         if !is_json(ct) {
-            return Err(format!("datacontenttype `{ct}` is not JSON"));
+            return Err(format!(
+                "datacontenttype `{ct}` is not JSON; herald events carry `application/json`"
+            ));
         }
     }
-    let data = data.ok_or("structured CloudEvent has no `data`")?;
-    serde_json::to_vec(&data).map_err(|e| e.to_string())
+    match (data, data_base64) {
+        (Some(_), Some(_)) => Err(
+            "structured CloudEvent has both `data` and `data_base64`; a CloudEvent carries one"
+                .into(),
+        ),
+        (None, None) => Err("structured CloudEvent has no `data` (nor `data_base64`)".into()),
+        (Some(Value::String(text)), None) => Ok(json_text_or_string(text)),
+        (Some(value), None) => serde_json::to_vec(&value).map_err(|e| e.to_string()),
+        (None, Some(encoded)) => {
+            let bytes = base64::Engine::decode(&BASE64, encoded.trim())
+                .map_err(|e| format!("`data_base64` is not valid base64: {e}"))?;
+            serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).map_err(|e| {
+                format!("`data_base64` does not hold JSON ({e}); herald events carry JSON data")
+            })?;
+            Ok(bytes)
+        }
+    }
+}
+
+/// JSON `data` that is a string: JSON text of an object or array (how SDKs carry data the
+/// application serialised itself) is read as that JSON; any other string is the data itself.
+fn json_text_or_string(text: String) -> Vec<u8> {
+    let holds_json = matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['))
+        && serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok();
+    if holds_json {
+        text.into_bytes()
+    } else {
+        serde_json::Value::String(text).to_string().into_bytes()
+    }
 }
 
 fn check_version<T: HeraldEvent>(incoming: &Incoming) -> Result<(), DispatchError> {
@@ -337,119 +488,4 @@ pub fn decode_event<T: HeraldEvent>(incoming: &Incoming) -> Result<Event<T>, Dis
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn position() -> Position {
-        Position {
-            topic: "t".into(),
-            partition: 2,
-            offset: 7,
-        }
-    }
-
-    fn sample() -> Metadata {
-        Metadata {
-            id: "4f6c".into(),
-            event_type: "user.created".into(),
-            source: "user-service".into(),
-            spec_version: SPEC_VERSION.into(),
-            time: Some("2026-11-23T10:00:00.123456Z".parse().unwrap()),
-            schema_version: Some(2),
-            correlation_id: Some("corr".into()),
-            causation_id: Some("cause".into()),
-            aggregate_id: Some("42".into()),
-            aggregate_type: Some("user".into()),
-            aggregate_version: Some(3),
-            subject: None,
-            content_type: Some(JSON.into()),
-            extensions: [("tenant".to_string(), "acme".to_string())].into(),
-            key: Some("42".into()),
-            position: Some(position()),
-        }
-    }
-
-    #[test]
-    fn binary_mode_round_trips_every_attribute() {
-        let meta = sample();
-        let headers = encode_headers(&meta);
-        let names: Vec<&str> = headers.iter().map(|h| h.key).collect();
-        assert!(names.contains(&"ce_specversion") && names.contains(&"ce_tenant"));
-        assert!(names.contains(&"content-type"));
-        let incoming =
-            Incoming::decode(Some(&headers), Some(b"42"), Some(b"{}"), position()).unwrap();
-        assert_eq!(incoming.meta(), &meta);
-        assert_eq!(incoming.data(), b"{}");
-    }
-
-    #[test]
-    fn time_is_rfc3339_utc() {
-        let headers = encode_headers(&sample());
-        let time = headers.iter().find(|h| h.key == "ce_time").unwrap();
-        assert_eq!(time.value.unwrap(), b"2026-11-23T10:00:00.123456Z");
-    }
-
-    #[test]
-    fn missing_required_attribute_is_reported_by_name() {
-        let mut meta = sample();
-        meta.source.clear();
-        let headers = encode_headers(&meta).insert(Header {
-            key: "ce_source",
-            value: Some(""),
-        });
-        let err = Incoming::decode(Some(&headers), None, Some(b"{}"), position()).unwrap_err();
-        assert!(err.contains("`source`"), "{err}");
-    }
-
-    #[test]
-    fn plain_messages_are_not_cloudevents() {
-        let err =
-            Incoming::decode(None::<&OwnedHeaders>, None, Some(b"{}"), position()).unwrap_err();
-        assert!(err.contains("no CloudEvents headers"), "{err}");
-    }
-
-    #[test]
-    fn malformed_attributes_are_rejected() {
-        let headers = encode_headers(&sample()).insert(Header {
-            key: "ce_time",
-            value: Some("yesterday"),
-        });
-        let err = Incoming::decode(Some(&headers), None, Some(b"{}"), position()).unwrap_err();
-        assert!(err.contains("RFC 3339"), "{err}");
-    }
-
-    #[test]
-    fn non_json_content_is_rejected() {
-        let mut meta = sample();
-        meta.content_type = Some("application/avro".into());
-        let headers = encode_headers(&meta);
-        let err = Incoming::decode(Some(&headers), None, Some(b"{}"), position()).unwrap_err();
-        assert!(err.contains("not JSON"), "{err}");
-    }
-
-    #[test]
-    fn structured_mode_is_read() {
-        let headers = OwnedHeaders::new().insert(Header {
-            key: "content-type",
-            value: Some("application/cloudevents+json; charset=utf-8"),
-        });
-        let value = br#"{"specversion":"1.0","id":"x1","type":"user.created","source":"/crm",
-            "time":"2026-01-01T00:00:00Z","correlationid":"c9","tenant":"acme","data":{"a":1}}"#;
-        let incoming = Incoming::decode(Some(&headers), None, Some(value), position()).unwrap();
-        let meta = incoming.meta();
-        assert_eq!((meta.id.as_str(), meta.source.as_str()), ("x1", "/crm"));
-        assert_eq!(meta.correlation_id.as_deref(), Some("c9"));
-        assert_eq!(meta.extensions["tenant"], "acme");
-        assert_eq!(incoming.data(), br#"{"a":1}"#);
-    }
-
-    #[test]
-    fn extension_names_follow_cloudevents_rules() {
-        assert!(valid_extension_name("tenant"));
-        assert!(valid_extension_name("traceparent"));
-        assert!(!valid_extension_name("Tenant"));
-        assert!(!valid_extension_name("tenant_id"));
-        assert!(!valid_extension_name("correlationid"));
-        assert!(!valid_extension_name(""));
-    }
-}
+mod tests;
