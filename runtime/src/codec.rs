@@ -451,28 +451,25 @@ fn json_text_or_string(text: String) -> Vec<u8> {
     }
 }
 
-fn check_version<T: HeraldEvent>(incoming: &Incoming) -> Result<(), DispatchError> {
-    match incoming.meta().schema_version {
-        Some(version) if version != T::VERSION => Err(DispatchError::Decode(format!(
-            "`{}` has schema version {version}, this handler reads version {}",
-            T::EVENT_TYPE,
-            T::VERSION
-        ))),
-        _ => Ok(()),
-    }
-}
-
-/// Decodes the event's data as `T`.
+/// Decodes the event's data as `T`. An event of another schema version than `T`'s is decoded all
+/// the same — a tolerant reader reads a newer version whose data still fits (new fields are
+/// ignored) — and the error names both versions when it does not fit.
 ///
 /// # Errors
-/// [`DispatchError::Decode`] when the schema version differs or the JSON does not fit `T`.
+/// [`DispatchError::Decode`] when the JSON does not fit `T`.
 pub fn decode_data<T: HeraldEvent>(incoming: &Incoming) -> Result<T, DispatchError> {
-    check_version::<T>(incoming)?;
     serde_json::from_slice(incoming.data()).map_err(|e| {
-        DispatchError::Decode(format!(
-            "data of `{}` does not match the Rust type: {e}",
-            T::EVENT_TYPE
-        ))
+        DispatchError::Decode(match incoming.meta().schema_version {
+            Some(version) if version != T::VERSION => format!(
+                "`{}` version {version} is not compatible with version {} that this handler reads: {e}",
+                T::EVENT_TYPE,
+                T::VERSION
+            ),
+            _ => format!(
+                "data of `{}` does not match the Rust type: {e}",
+                T::EVENT_TYPE
+            ),
+        })
     })
 }
 

@@ -380,9 +380,198 @@ async fn a_failed_dead_letter_write_holds_the_partition_until_it_succeeds() {
         log.seqs("refund") == [2]
     })
     .await;
+    wait_until("the group committed both events", || {
+        committed_and_high(bus.bootstrap_servers(), "failures-refunds", "failures.refunds")
+            .iter()
+            .all(|(_, committed, high)| committed == high)
+    })
+    .await;
     bus.shutdown().await.unwrap();
     assert_eq!(bus.stats().dead_lettered, 1);
     let letters = read_topic(bus.bootstrap_servers(), "failures.refunds.dlq", 1);
     assert_eq!(header(&letters[0], dlq::ERROR_KIND).as_deref(), Some("retries-exhausted"));
     assert_all_committed(bus.bootstrap_servers(), "failures-refunds", "failures.refunds");
+}
+
+// ------------------------------------------------------------------- the poison catalogue
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+#[event(topic = "failures.parcels")]
+pub struct ParcelWeighed {
+    pub parcel: String,
+    pub grams: u64,
+}
+
+#[handler(group = "failures-parcels")]
+async fn weigh_parcel(event: ParcelWeighed, ctx: &Context) -> Result<(), HandlerError> {
+    log(ctx).handled(&event.parcel, event.grams);
+    Ok(())
+}
+
+const CE: [(&str, &[u8]); 5] = [
+    ("ce_specversion", b"1.0"),
+    ("ce_id", b"ext-1"),
+    ("ce_type", b"parcel.weighed"),
+    ("ce_source", b"/depot"),
+    ("content-type", b"application/json"),
+];
+
+fn with(extra: &[(&'static str, &'static [u8])]) -> Vec<(&'static str, &'static [u8])> {
+    let mut headers: Vec<_> = CE
+        .iter()
+        .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+        .copied()
+        .collect();
+    headers.extend(extra.iter().filter(|(_, v)| !v.is_empty()).copied());
+    headers
+}
+
+/// Every kind of message herald cannot handle ends in the dead-letter topic with its reason, while
+/// the partition goes on; then everything is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_poison_message_is_dead_lettered_with_its_reason() {
+    let broker = broker();
+    let log = Arc::new(Log::default());
+    let config = Config {
+        max_message_bytes: Some(2_000),
+        dead_letter_unknown_types: true,
+        ..config("depot")
+    };
+    let bus = bus_on(&broker, config, "failures-parcels", &log).await;
+    let producer = plain_producer(bus.bootstrap_servers());
+    let topic = "failures.parcels";
+    let good: &[u8] = br#"{"parcel":"p","grams":1}"#;
+    let big = format!(r#"{{"parcel":"{}","grams":1}}"#, "x".repeat(4_000));
+    let cases: Vec<(&str, Vec<(&str, &[u8])>, Vec<u8>, &str)> = vec![
+        ("no headers", vec![], good.to_vec(), "undecodable"),
+        ("malformed time", with(&[("ce_time", b"last tuesday")]), good.to_vec(), "undecodable"),
+        ("missing source", with(&[("ce_source", b"")]), good.to_vec(), "undecodable"),
+        ("non-UTF-8 ce header", with(&[("ce_subject", b"\xff\xfe")]), good.to_vec(), "undecodable"),
+        ("non-JSON value", CE.to_vec(), b"grams=1".to_vec(), "incompatible"),
+        ("empty value", CE.to_vec(), Vec::new(), "undecodable"),
+        ("wrong shape", CE.to_vec(), br#"{"parcel":5}"#.to_vec(), "incompatible"),
+        (
+            "incompatible version",
+            with(&[("ce_schemaversion", b"7")]),
+            br#"{"parcel":"p","kilograms":1}"#.to_vec(),
+            "incompatible",
+        ),
+        ("oversized", CE.to_vec(), big.into_bytes(), "oversized"),
+        ("unknown type", with(&[("ce_type", b"parcel.lost")]), good.to_vec(), "unknown-type"),
+    ];
+    for (_, headers, value, _) in &cases {
+        send_raw(&producer, topic, Some(b"k"), value, headers).await;
+    }
+    // A valid event behind them all on the same partition, with a binary tracing header that is not
+    // a CloudEvents attribute.
+    let last = with(&[("x-b3-binary", b"\x00\xff\x10")]);
+    send_raw(&producer, topic, Some(b"k"), br#"{"parcel":"last","grams":9}"#, &last).await;
+    bus.start().await.unwrap();
+    wait_until("the valid event was handled", || log.seqs("last") == [9]).await;
+    bus.shutdown().await.unwrap();
+
+    let letters = read_topic(bus.bootstrap_servers(), "failures.parcels.dlq", cases.len());
+    assert_eq!(letters.len(), cases.len());
+    let mut letters: Vec<_> = letters.iter().collect();
+    letters.sort_by_key(|m| header(m, dlq::ORIGINAL_OFFSET).unwrap().parse::<i64>().unwrap());
+    for ((name, _, value, kind), letter) in cases.iter().zip(letters) {
+        let reason = header(letter, dlq::ERROR_MESSAGE).unwrap_or_default();
+        assert_eq!(header(letter, dlq::ERROR_KIND).as_deref(), Some(*kind), "{name}: {reason}");
+        assert!(!reason.is_empty(), "{name} has no reason");
+        assert_eq!(letter.payload().unwrap_or_default(), &value[..], "{name}");
+        assert_eq!(letter.key(), Some(&b"k"[..]), "{name}");
+    }
+    let stats = bus.stats();
+    assert_eq!(stats.dead_lettered, cases.len() as u64, "{stats:?}");
+    assert_eq!(stats.events_handled, 1, "{stats:?}");
+    assert_all_committed(bus.bootstrap_servers(), "failures-parcels", topic);
+}
+
+// ----------------------------------------------------------------------- schema versions
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+#[event(name = "seat.booked", topic = "failures.seats", version = 1)]
+pub struct SeatBookedV1 {
+    pub seat: String,
+}
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+#[event(name = "seat.booked", topic = "failures.seats", version = 2)]
+pub struct SeatBookedV2 {
+    pub seat: String,
+    pub row: u32,
+}
+
+#[handler(group = "failures-seats-v1")]
+async fn usher(event: SeatBookedV1, ctx: &Context) -> Result<(), HandlerError> {
+    log(ctx).handled("usher-v1", event.seat.len() as u64);
+    Ok(())
+}
+
+#[handler(group = "failures-seats-both", name = "plan_v1")]
+async fn plan_v1(event: SeatBookedV1, ctx: &Context) -> Result<(), HandlerError> {
+    log(ctx).handled(&format!("plan-v1:{}", event.seat), 1);
+    Ok(())
+}
+
+#[handler(group = "failures-seats-both", name = "plan_v2")]
+async fn plan_v2(event: SeatBookedV2, ctx: &Context) -> Result<(), HandlerError> {
+    log(ctx).handled(&format!("plan-v2:{}", event.seat), u64::from(event.row));
+    Ok(())
+}
+
+/// A v1 reader handles a v2 event whose data still fits and dead-letters one that does not; a
+/// group with a handler per version sends each version to its own handler, with no false decode
+/// failures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_versions_reach_the_handler_that_reads_them() {
+    let broker = broker();
+    let log = Arc::new(Log::default());
+    let bus = Bus::builder(config("theatre"))
+        .embedded_broker(broker.clone())
+        .only_groups(["failures-seats-v1", "failures-seats-both"])
+        .state(log.clone())
+        .build()
+        .await
+        .unwrap();
+    bus.publish(SeatBookedV1 { seat: "a1".into() }).await.unwrap();
+    bus.publish(SeatBookedV2 {
+        seat: "b22".into(),
+        row: 2,
+    })
+    .await
+    .unwrap();
+    // A v3 whose data a v1 or v2 reader cannot read.
+    let producer = plain_producer(bus.bootstrap_servers());
+    let v3 = [
+        ("ce_specversion", &b"1.0"[..]),
+        ("ce_id", b"v3-1"),
+        ("ce_type", b"seat.booked"),
+        ("ce_source", b"/box-office"),
+        ("ce_schemaversion", b"3"),
+        ("content-type", b"application/json"),
+    ];
+    send_raw(&producer, "failures.seats", None, br#"{"seats":["c3"]}"#, &v3).await;
+    bus.start().await.unwrap();
+    wait_until("both groups handled both versions", || {
+        log.seqs("usher-v1").len() == 2
+            && log.seqs("plan-v1:a1").len() == 1
+            && log.seqs("plan-v2:b22").len() == 1
+    })
+    .await;
+    wait_until("the v3 event was dead-lettered by both groups", || {
+        bus.stats().dead_lettered == 2
+    })
+    .await;
+    bus.shutdown().await.unwrap();
+    let mut usher = log.seqs("usher-v1");
+    usher.sort_unstable();
+    assert_eq!(usher, [2, 3], "the v1 reader handled v1 (a1) and v2 (b22)");
+    assert!(log.seqs("plan-v1:b22").is_empty() && log.seqs("plan-v2:a1").is_empty());
+    assert_eq!(bus.stats().undecodable, 2, "only the v3 event, once per group");
+    let letters = read_topic(bus.bootstrap_servers(), "failures.seats.dlq", 2);
+    for letter in &letters {
+        let reason = header(letter, dlq::ERROR_MESSAGE).unwrap();
+        assert!(reason.contains("version 3 is not compatible"), "{reason}");
+    }
 }
