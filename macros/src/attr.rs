@@ -212,8 +212,8 @@ pub fn parse_duration_value(
         return Err(syn::Error::new(
             number.span(),
             format!(
-                "`{option}` is a duration with a unit, in quotes: `{option} = \"{digits}s\"` or \
-                 `\"{digits}ms\"`"
+                "`{option}` is a duration with a unit, in quotes: `{option} = \"{digits}ms\"` or \
+                 `\"{digits}s\"`"
             ),
         ));
     }

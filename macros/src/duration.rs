@@ -22,10 +22,16 @@ impl Problem {
             Self::Malformed(Some(fix)) => {
                 format!("`{text}` is not a duration: write `{fix}` ({FORMS})")
             }
+            Self::Malformed(None) if text.trim().is_empty() => {
+                format!("a duration is missing: write {FORMS}, e.g. {example}")
+            }
             Self::Malformed(None) => {
                 format!("`{text}` is not a duration: write {FORMS}, e.g. {example}")
             }
-            Self::TooLong => format!("`{text}` is too long a duration: write at most a few hours"),
+            Self::TooLong => format!(
+                "`{text}` is too long a duration to count in milliseconds: write a shorter one, \
+                 e.g. {example}"
+            ),
         }
     }
 }

@@ -43,6 +43,15 @@ impl Parse for HandlerOption {
         } else if input.peek(kw::retries) {
             let keyword = input.parse::<kw::retries>()?.span;
             attr::parse_value(input, keyword, "retries", "5")?;
+            if input.peek(Token![-]) && input.peek2(syn::Lit) {
+                // syn joins `-` and the literal into one token whose span is only the `-` on stable
+                // Rust: point at both.
+                let (minus, number) = (input.parse::<Token![-]>()?, input.parse::<syn::Lit>()?);
+                return Err(syn::Error::new_spanned(
+                    quote!(#minus #number),
+                    RETRIES_NEGATIVE,
+                ));
+            }
             match input.parse::<syn::Lit>() {
                 Ok(syn::Lit::Int(int)) => Ok(Self::Retries(int)),
                 Ok(syn::Lit::Str(text)) => {
@@ -92,6 +101,10 @@ impl Parse for HandlerOption {
 /// What `retries` must be.
 const RETRIES_RANGE: &str = "`retries` counts the tries after the first attempt: a whole number \
                              from 0 (no retries) to 4294967295, e.g. `retries = 5`";
+
+/// What to say about `retries = -N`.
+const RETRIES_NEGATIVE: &str = "`retries` cannot be negative: it counts the tries after the first \
+                                attempt; `retries = 0` turns retrying off";
 
 /// A well-formed `backoff` value, for error messages.
 const BACKOFF_EXAMPLE: &str = "\"100ms..30s\"";
@@ -404,11 +417,7 @@ fn parse_model<'a>(
 /// The value of `retries = N`.
 fn retries(lit: &syn::LitInt) -> Result<u32, String> {
     if lit.base10_digits().starts_with('-') {
-        return Err(
-            "`retries` cannot be negative: it counts the tries after the first attempt; \
-             `retries = 0` turns retrying off"
-                .to_owned(),
-        );
+        return Err(RETRIES_NEGATIVE.to_owned());
     }
     lit.base10_parse::<u32>()
         .map_err(|_| RETRIES_RANGE.to_owned())
@@ -423,6 +432,11 @@ fn backoff(text: &str) -> Result<(u64, u64), String> {
     let parse = |part: &str| {
         duration::parse_millis(part).map_err(|problem| problem.message(part, &example))
     };
+    if text.contains("...") || text.contains("..=") {
+        return Err(format!(
+            "`backoff` separates the first and the longest delay with two dots: {example}"
+        ));
+    }
     let (first, max) = match text.split_once("..") {
         Some((first, max)) => (parse(first)?, parse(max)?),
         None => {
