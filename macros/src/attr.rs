@@ -12,6 +12,10 @@ pub mod kw {
     syn::custom_keyword!(version);
     syn::custom_keyword!(key);
     syn::custom_keyword!(group);
+    syn::custom_keyword!(retries);
+    syn::custom_keyword!(backoff);
+    syn::custom_keyword!(timeout);
+    syn::custom_keyword!(policy);
 }
 
 /// Collects errors so a macro reports all of them instead of the first.
@@ -110,13 +114,24 @@ pub fn parse_str_value(
     keyword: Span,
     option: &str,
 ) -> syn::Result<syn::LitStr> {
-    let value = parse_value(input, keyword, option, "\"...\"")?;
+    parse_str_value_like(input, keyword, option, "\"...\"")
+}
+
+/// `= "value"` after an option keyword, like [`parse_str_value`], with `example` (a quoted string)
+/// as the value to show in errors.
+pub fn parse_str_value_like(
+    input: ParseStream,
+    keyword: Span,
+    option: &str,
+    example: &str,
+) -> syn::Result<syn::LitStr> {
+    let value = parse_value(input, keyword, option, example)?;
     if input.peek(syn::LitStr) {
         return input.parse();
     }
     Err(syn::Error::new(
         value,
-        format!("the value of `{option}` is a string literal: `{option} = \"...\"`"),
+        format!("the value of `{option}` is a string literal: `{option} = {example}`"),
     ))
 }
 
@@ -180,4 +195,27 @@ pub fn parse_crate_value(input: ParseStream, keyword: Span) -> syn::Result<Crate
                  you renamed the dependency to",
             )
         })
+}
+
+/// `= "duration"` after an option keyword; `example` is a quoted duration to show in errors. A bare
+/// number is reported with the units it could mean.
+pub fn parse_duration_value(
+    input: ParseStream,
+    keyword: Span,
+    option: &str,
+    example: &str,
+) -> syn::Result<syn::LitStr> {
+    if input.peek(syn::Token![=]) && input.peek2(syn::LitInt) {
+        input.parse::<syn::Token![=]>()?;
+        let number = input.parse::<syn::LitInt>()?;
+        let digits = number.base10_digits();
+        return Err(syn::Error::new(
+            number.span(),
+            format!(
+                "`{option}` is a duration with a unit, in quotes: `{option} = \"{digits}ms\"` or \
+                 `\"{digits}s\"`"
+            ),
+        ));
+    }
+    parse_str_value_like(input, keyword, option, example)
 }

@@ -8,6 +8,7 @@
 //! each mistake is reported once.
 
 use crate::attr::{self, kw, CratePath, Errors};
+use crate::duration;
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::parse::{Parse, ParseStream, Parser};
@@ -19,6 +20,10 @@ enum HandlerOption {
     Group(LitStr),
     Name(LitStr),
     Crate(Span, CratePath),
+    Retries(syn::LitInt),
+    Backoff(LitStr),
+    Timeout(LitStr),
+    Policy(LitStr),
 }
 
 impl Parse for HandlerOption {
@@ -35,11 +40,82 @@ impl Parse for HandlerOption {
                 keyword,
                 attr::parse_crate_value(input, keyword)?,
             ))
+        } else if input.peek(kw::retries) {
+            let keyword = input.parse::<kw::retries>()?.span;
+            attr::parse_value(input, keyword, "retries", "5")?;
+            if input.peek(Token![-]) && input.peek2(syn::Lit) {
+                // syn joins `-` and the literal into one token whose span is only the `-` on stable
+                // Rust: point at both.
+                let (minus, number) = (input.parse::<Token![-]>()?, input.parse::<syn::Lit>()?);
+                return Err(syn::Error::new_spanned(
+                    quote!(#minus #number),
+                    RETRIES_NEGATIVE,
+                ));
+            }
+            match input.parse::<syn::Lit>() {
+                Ok(syn::Lit::Int(int)) => Ok(Self::Retries(int)),
+                Ok(syn::Lit::Str(text)) => {
+                    let number = text
+                        .value()
+                        .trim()
+                        .parse::<u32>()
+                        .map_or_else(|_| "5".to_owned(), |n| n.to_string());
+                    Err(syn::Error::new(
+                        text.span(),
+                        format!("`retries` is a number, not a string: `retries = {number}`"),
+                    ))
+                }
+                Ok(other) => Err(syn::Error::new(other.span(), RETRIES_RANGE)),
+                Err(error) => Err(syn::Error::new(error.span(), RETRIES_RANGE)),
+            }
+        } else if input.peek(kw::backoff) {
+            let keyword = input.parse::<kw::backoff>()?.span;
+            Ok(Self::Backoff(attr::parse_duration_value(
+                input,
+                keyword,
+                "backoff",
+                BACKOFF_EXAMPLE,
+            )?))
+        } else if input.peek(kw::timeout) {
+            let keyword = input.parse::<kw::timeout>()?.span;
+            Ok(Self::Timeout(attr::parse_duration_value(
+                input,
+                keyword,
+                "timeout",
+                TIMEOUT_EXAMPLE,
+            )?))
+        } else if input.peek(kw::policy) {
+            let keyword = input.parse::<kw::policy>()?.span;
+            Ok(Self::Policy(attr::parse_str_value_like(
+                input,
+                keyword,
+                "policy",
+                "\"payments\"",
+            )?))
         } else {
             Err(attr::unknown_option(input, unknown_option_message))
         }
     }
 }
+
+/// What `retries` must be.
+const RETRIES_RANGE: &str = "`retries` counts the tries after the first attempt: a whole number \
+                             from 0 (no retries) to 4294967295, e.g. `retries = 5`";
+
+/// What to say about `retries = -N`.
+const RETRIES_NEGATIVE: &str = "`retries` cannot be negative: it counts the tries after the first \
+                                attempt; `retries = 0` turns retrying off";
+
+/// A well-formed `backoff` value, for error messages.
+const BACKOFF_EXAMPLE: &str = "\"100ms..30s\"";
+
+/// A well-formed `timeout` value, for error messages.
+const TIMEOUT_EXAMPLE: &str = "\"5s\"";
+
+/// The options `#[handler]` takes, for error messages.
+const OPTIONS: &str = "`group = \"...\"`, `name = \"...\"`, `retries = 5`, \
+                       `backoff = \"100ms..30s\"`, `timeout = \"5s\"`, `policy = \"...\"` \
+                       and `crate = \"...\"`";
 
 /// What to say about an option `#[handler]` does not take.
 fn unknown_option_message(option: &str) -> String {
@@ -50,12 +126,17 @@ fn unknown_option_message(option: &str) -> String {
         "version" => "a handler reads the version of its event type: set it on the event, \
                       `#[event(version = 2)]`"
             .to_owned(),
-        "" => "expected a handler option: `group = \"...\"`, `name = \"...\"` or `crate = \"...\"`"
-            .to_owned(),
-        other => format!(
-            "unknown option `{other}`: `#[handler]` takes `group = \"...\"`, `name = \"...\"` \
-             and `crate = \"...\"`"
+        "retry" | "retry_count" | "max_retries" | "attempts" | "max_attempts" => format!(
+            "unknown option `{option}`: write `retries = 5`, the number of tries after the first \
+             attempt"
         ),
+        "delay" | "retry_delay" => format!(
+            "unknown option `{option}`: write `backoff = \"2s\"` for a fixed delay between tries, \
+             or `backoff = \"100ms..30s\"` for an exponential one"
+        ),
+        "retry_policy" => "unknown option `retry_policy`: write `policy = \"...\"`".to_owned(),
+        "" => format!("expected a handler option: {OPTIONS}"),
+        other => format!("unknown option `{other}`: `#[handler]` takes {OPTIONS}"),
     }
 }
 
@@ -75,12 +156,23 @@ impl EventParam<'_> {
     }
 }
 
+/// The retry options of a handler, validated; durations in milliseconds.
+#[derive(Default)]
+struct RetryModel {
+    policy: Option<String>,
+    max_retries: Option<u32>,
+    /// The first and the longest delay between tries.
+    backoff: Option<(u64, u64)>,
+    timeout: Option<u64>,
+}
+
 /// The validated model of a handler.
 struct HandlerModel<'a> {
     function: &'a ItemFn,
     name: String,
     group: Option<String>,
     krate: Option<CratePath>,
+    retry: RetryModel,
     /// No shim can be generated: the signature has a mistake, or the `crate` option is unusable.
     invalid: bool,
     event: Option<EventParam<'a>>,
@@ -140,6 +232,7 @@ fn parse_model<'a>(
     errors: &mut Errors,
 ) -> HandlerModel<'a> {
     let (mut name, mut group, mut krate) = (None, None, None);
+    let mut retry = RetryModel::default();
     let parse_options =
         |input: ParseStream| Ok(attr::parse_options::<HandlerOption>(input, errors));
     let (options, crate_failed) = parse_options.parse2(args).unwrap_or_default();
@@ -165,6 +258,30 @@ fn parse_model<'a>(
             }
             HandlerOption::Crate(span, path) => {
                 attr::set_once(&mut krate, path, span, "crate", errors)
+            }
+            HandlerOption::Retries(lit) => match retries(&lit) {
+                Ok(n) => attr::set_once(&mut retry.max_retries, n, lit.span(), "retries", errors),
+                Err(message) => errors.spanned(&lit, message),
+            },
+            HandlerOption::Backoff(lit) => match backoff(&lit.value()) {
+                Ok(delays) => {
+                    attr::set_once(&mut retry.backoff, delays, lit.span(), "backoff", errors)
+                }
+                Err(message) => errors.spanned(&lit, message),
+            },
+            HandlerOption::Timeout(lit) => match timeout(&lit.value()) {
+                Ok(ms) => attr::set_once(&mut retry.timeout, ms, lit.span(), "timeout", errors),
+                Err(message) => errors.spanned(&lit, message),
+            },
+            HandlerOption::Policy(lit) => {
+                if lit.value().trim().is_empty() {
+                    errors.spanned(
+                        &lit,
+                        "the retry policy name cannot be empty: name a policy registered on the bus \
+                         builder, or leave `policy` out to use the bus-wide retry settings",
+                    );
+                }
+                attr::set_once(&mut retry.policy, lit.value(), lit.span(), "policy", errors)
             }
         }
     }
@@ -289,10 +406,69 @@ fn parse_model<'a>(
         name: name.unwrap_or_else(|| fn_name.to_string()),
         group,
         krate,
+        retry,
         invalid: crate_failed || errors.count() > errors_before_signature,
         event,
         context,
         output,
+    }
+}
+
+/// The value of `retries = N`.
+fn retries(lit: &syn::LitInt) -> Result<u32, String> {
+    if lit.base10_digits().starts_with('-') {
+        return Err(RETRIES_NEGATIVE.to_owned());
+    }
+    lit.base10_parse::<u32>()
+        .map_err(|_| RETRIES_RANGE.to_owned())
+}
+
+/// The first and longest delay of `backoff = "..."`: `"FIRST..MAX"`, or one duration for both.
+fn backoff(text: &str) -> Result<(u64, u64), String> {
+    let example = format!(
+        "`backoff = {BACKOFF_EXAMPLE}` (exponential from the first delay to the second) or \
+         `backoff = \"2s\"` (fixed)"
+    );
+    let parse = |part: &str| {
+        duration::parse_millis(part).map_err(|problem| problem.message(part, &example))
+    };
+    if text.contains("...") || text.contains("..=") {
+        return Err(format!(
+            "`backoff` separates the first and the longest delay with two dots: {example}"
+        ));
+    }
+    let (first, max) = match text.split_once("..") {
+        Some((first, max)) => (parse(first)?, parse(max)?),
+        None => {
+            let delay = parse(text)?;
+            (delay, delay)
+        }
+    };
+    if first == 0 || max == 0 {
+        return Err(format!(
+            "`backoff` cannot be zero: herald would retry in a busy loop; write a delay of at least \
+             `1ms`, e.g. {example}"
+        ));
+    }
+    if let (true, Some((first_text, max_text))) = (first > max, text.split_once("..")) {
+        return Err(format!(
+            "the first delay `{first_text}` is longer than the longest `{max_text}`: the delay grows \
+             from the first to the second, so write `backoff = \"{max_text}..{first_text}\"`"
+        ));
+    }
+    Ok((first, max))
+}
+
+/// The milliseconds of `timeout = "..."`.
+fn timeout(text: &str) -> Result<u64, String> {
+    let example = format!("`timeout = {TIMEOUT_EXAMPLE}`");
+    match duration::parse_millis(text) {
+        Ok(0) => Err(format!(
+            "`timeout` cannot be zero: every attempt would fail at once; write how long one attempt \
+             may run, e.g. {example}, or leave `timeout` out to use the bus-wide setting"
+        )),
+        Ok(ms) => Ok(ms),
+        Err(problem) => Err(problem.message(text, &example)),
     }
 }
 
@@ -458,6 +634,7 @@ fn generate(model: &HandlerModel) -> TokenStream {
         Some(group) => quote!(::core::option::Option::Some(#group)),
         None => quote!(::core::option::Option::None),
     };
+    let retry = retry_tokens(&model.retry);
     quote! {
         // Named rather than `const _`, which is not allowed in an `impl` block: a handler put in one
         // then gets a single error, that `#fn_name` is not a free function.
@@ -488,9 +665,48 @@ fn generate(model: &HandlerModel) -> TokenStream {
                     event_version: __HERALD_EVENT.version,
                     topic: __HERALD_EVENT.topic,
                     event_rust_type: ::core::stringify!(#event_ty),
+                    retry: #retry,
                     call: __herald_dispatch,
                 }
             }
         };
+    }
+}
+
+/// The `HandlerRetry` of a handler, as a constant expression.
+fn retry_tokens(retry: &RetryModel) -> TokenStream {
+    let policy = match &retry.policy {
+        Some(policy) => quote!(::core::option::Option::Some(#policy)),
+        None => quote!(::core::option::Option::None),
+    };
+    let max_retries = match retry.max_retries {
+        Some(n) => quote!(::core::option::Option::Some(#n)),
+        None => quote!(::core::option::Option::None),
+    };
+    let (base_delay, max_delay) = match retry.backoff {
+        Some((first, max)) => (Some(first), Some(max)),
+        None => (None, None),
+    };
+    let (base_delay, max_delay, timeout) = (
+        duration_tokens(base_delay),
+        duration_tokens(max_delay),
+        duration_tokens(retry.timeout),
+    );
+    quote! {
+        __herald::HandlerRetry {
+            policy: #policy,
+            max_retries: #max_retries,
+            base_delay: #base_delay,
+            max_delay: #max_delay,
+            timeout: #timeout,
+        }
+    }
+}
+
+/// `Option<Duration>` of so many milliseconds, as a constant expression.
+fn duration_tokens(millis: Option<u64>) -> TokenStream {
+    match millis {
+        Some(ms) => quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms))),
+        None => quote!(::core::option::Option::None),
     }
 }

@@ -7,6 +7,7 @@
 use proc_macro::TokenStream;
 
 mod attr;
+mod duration;
 mod event;
 mod handler;
 mod naming;
@@ -28,7 +29,11 @@ pub fn derive_integration_event(input: TokenStream) -> TokenStream {
 /// The function takes the event (`T` or `Event<T>` for the event and its metadata), optionally followed
 /// by `&Context`, and returns `Result<(), E>` with `E: Into<HandlerError>`.
 /// Options: `group = "..."` (consumer group; default: the service's group), `name = "..."`
-/// (default: the function's name), `crate = "..."`.
+/// (default: the function's name), `crate = "..."`, and the retry settings `retries = 5` (tries
+/// after the first attempt), `backoff = "100ms..30s"` (exponential from the first to the second
+/// delay; `"2s"` for a fixed delay), `timeout = "5s"` (per attempt) and `policy = "name"` (a retry
+/// policy registered on the bus builder). Durations are a whole number followed by `ms`, `s`, `m`
+/// or `h`. Retry settings left out come from the policy, then from the bus-wide `Config`.
 #[proc_macro_attribute]
 pub fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
     handler::expand(args.into(), item.into()).into()

@@ -78,7 +78,7 @@ pub mod __private {
     pub use crate::context::Context;
     pub use crate::error::{DispatchError, HandlerError};
     pub use crate::event::{HeraldEvent, PartitionKey};
-    pub use crate::registry::{EventDescriptor, HandlerDescriptor, HandlerFuture};
+    pub use crate::registry::{EventDescriptor, HandlerDescriptor, HandlerFuture, HandlerRetry};
     pub use inventory;
     pub use serde_json;
 

@@ -1,0 +1,13 @@
+use herald::prelude::*;
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema)]
+pub struct PaymentCaptured {
+    pub aggregate_id: String,
+}
+
+#[handler(timeout = "0s")]
+async fn on_payment(event: PaymentCaptured) -> Result<(), HandlerError> {
+    let _ = event;
+    Ok(())
+}
+fn main() {}
