@@ -366,13 +366,11 @@ impl Config {
         service_name: impl Into<String>,
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<Self> {
-        let get = |name: &str| {
-            var(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        // Values are taken as given (a password may end in a space); parsed ones are trimmed.
+        let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let trimmed = |name: &str| get(name).map(|v| v.trim().to_owned());
         let parse = |name: &str, what: &str| -> Result<Option<u64>> {
-            get(name)
+            trimmed(name)
                 .map(|v| {
                     v.parse::<u64>()
                         .map_err(|_| Error::Config(format!("{name}: `{v}` is not {what}")))
@@ -380,7 +378,7 @@ impl Config {
                 .transpose()
         };
         let boolean = |name: &str| -> Result<Option<bool>> {
-            get(name)
+            trimmed(name)
                 .map(|v| match v.to_ascii_lowercase().as_str() {
                     "1" | "true" | "yes" | "on" => Ok(true),
                     "0" | "false" | "no" | "off" => Ok(false),
@@ -405,13 +403,13 @@ impl Config {
 
         let mut config =
             Self::new(get("KAFKA_SERVICE_NAME").unwrap_or_else(|| service_name.into()));
-        config.brokers = match get("KAFKA_BOOTSTRAP_SERVERS") {
+        config.brokers = match trimmed("KAFKA_BOOTSTRAP_SERVERS") {
             None => Brokers::Unset,
             Some(v) if v.eq_ignore_ascii_case("embedded") => Brokers::Embedded,
             Some(servers) => Brokers::Servers(servers),
         };
         config.consumer_group = get("KAFKA_CONSUMER_GROUP");
-        if let Some(reset) = get("KAFKA_AUTO_OFFSET_RESET") {
+        if let Some(reset) = trimmed("KAFKA_AUTO_OFFSET_RESET") {
             config.auto_offset_reset = reset
                 .parse()
                 .map_err(|e| Error::Config(format!("KAFKA_AUTO_OFFSET_RESET: {e}")))?;
@@ -448,7 +446,7 @@ impl Config {
         if let Some(ms) = parse("KAFKA_RETRY_MAX_DELAY_MS", "a whole number of milliseconds")? {
             config.retry_max_delay = Duration::from_millis(ms);
         }
-        if let Some(jitter) = get("KAFKA_RETRY_JITTER") {
+        if let Some(jitter) = trimmed("KAFKA_RETRY_JITTER") {
             config.retry_jitter = jitter.parse().map_err(|_| {
                 Error::Config(format!(
                     "KAFKA_RETRY_JITTER: `{jitter}` is not a number from 0.0 to 1.0"
@@ -458,7 +456,7 @@ impl Config {
         config.handler_timeout =
             parse("KAFKA_HANDLER_TIMEOUT_MS", "a whole number of milliseconds")?
                 .map(Duration::from_millis);
-        if let Some(suffix) = get("KAFKA_DLQ_TOPIC_SUFFIX") {
+        if let Some(suffix) = trimmed("KAFKA_DLQ_TOPIC_SUFFIX") {
             config.dlq_suffix = suffix;
         }
         if let Some(on) = boolean("KAFKA_DLQ_UNKNOWN_TYPES")? {
@@ -1165,6 +1163,23 @@ mod tests {
             assert!(debug.contains(key), "{key} is not listed");
         }
         assert!(debug.contains("rack-visible"));
+    }
+
+    #[test]
+    fn secrets_are_taken_as_given_and_numbers_trimmed() {
+        let config = Config::from_vars(
+            "a",
+            vars(&[
+                ("KAFKA_SASL_PASSWORD", " pass word "),
+                ("KAFKA_MAX_RETRIES", " 5 "),
+                ("KAFKA_BOOTSTRAP_SERVERS", " k:9092 "),
+            ]),
+        )
+        .unwrap();
+        let password = config.security.sasl_password.as_ref().unwrap();
+        assert_eq!(password.expose(), " pass word ");
+        assert_eq!(config.max_retries, 5);
+        assert_eq!(config.servers(), Some("k:9092"));
     }
 
     #[test]

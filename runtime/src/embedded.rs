@@ -1,5 +1,6 @@
 //! The embedded broker: librdkafka's in-process mock cluster, used only when asked for
-//! (`KAFKA_BOOTSTRAP_SERVERS=embedded`, `Config::embedded`, `BusBuilder::embedded_broker`). It speaks the real Kafka protocol, so every client path is the production one.
+//! (`KAFKA_BOOTSTRAP_SERVERS=embedded`, `Config::embedded`, `BusBuilder::embedded_broker`). It
+//! speaks the real Kafka protocol, so every client path is the production one.
 //!
 //! # Limits
 //! Each partition keeps only about 5 MiB or 100,000 message sets and silently drops older ones, and
