@@ -1,8 +1,9 @@
 //! herald in one file: declare an event and two handlers, publish a few events, watch them being
 //! handled, and exit.
 //!
-//! Run it with `cargo run --example quickstart`. With no `KAFKA_BOOTSTRAP_SERVERS` set it starts
-//! herald's embedded broker; set the variable to run it against a real Kafka.
+//! Run it with `cargo run --example quickstart`. With no `KAFKA_BOOTSTRAP_SERVERS` set it asks for
+//! herald's embedded development broker (`embedded_if_unset`); set the variable to run it against a
+//! real Kafka.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -75,7 +76,10 @@ async fn main() -> herald::Result<()> {
         )
         .init();
 
-    let bus = Bus::from_env("user-service").await?;
+    // Development only: without KAFKA_BOOTSTRAP_SERVERS, use the in-memory broker (herald logs a
+    // warning). A production service leaves this out, so a missing variable fails at start-up.
+    let config = Config::from_env("user-service")?.embedded_if_unset();
+    let bus = Bus::new(config).await?;
     let users = ["ada@example.com", "grace@example.com", "edsger@example.com"];
     for email in users {
         let delivery = bus

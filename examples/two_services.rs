@@ -2,7 +2,8 @@
 //! consumer group of two workers, and the partitions (and so the load) are spread between the two.
 //!
 //! Run it with `cargo run --example two_services`. With no `KAFKA_BOOTSTRAP_SERVERS` set the three
-//! buses share one embedded broker; in production each would be its own process.
+//! buses share one embedded development broker (`embedded_if_unset`); in production each would be
+//! its own process, talking to a real Kafka.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -70,7 +71,11 @@ async fn main() -> herald::Result<()> {
                 .unwrap_or_else(|_| "herald=warn".into()),
         )
         .init();
-    let base = Config::from_env("fulfillment")?.topic_partitions(6);
+    // Development only: without KAFKA_BOOTSTRAP_SERVERS, use the in-memory broker (herald logs a
+    // warning). A production service leaves this out, so a missing variable fails at start-up.
+    let base = Config::from_env("fulfillment")?
+        .embedded_if_unset()
+        .topic_partitions(6);
     let broker = match base.is_embedded() {
         true => Some(Arc::new(EmbeddedBroker::start(1)?)),
         false => None,

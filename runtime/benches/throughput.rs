@@ -41,7 +41,7 @@ async fn main() -> herald::Result<()> {
         .collect();
     let events: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(50_000);
     let partitions: i32 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(4);
-    let mut config = Config::new("bench").topic_partitions(partitions);
+    let mut config = Config::new("bench").embedded().topic_partitions(partitions);
     if let Some(n) = std::env::var("BENCH_BUFFER")
         .ok()
         .and_then(|n| n.parse().ok())

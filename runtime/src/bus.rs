@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 
-use crate::config::Config;
+use crate::config::{Brokers, Config};
 use crate::consume::retry::{RetryPolicies, RetryPolicy};
 use crate::consume::{GroupRunner, GroupStop, Shared};
 use crate::context::StateMap;
@@ -61,7 +61,9 @@ pub struct BusBuilder {
 }
 
 impl BusBuilder {
-    /// Uses an embedded broker started by the caller (several buses can then share it).
+    /// Uses an embedded broker started by the caller (several buses can then share it). This asks
+    /// for the embedded broker as [`Config::embedded`] does; it cannot be combined with bootstrap
+    /// servers.
     pub fn embedded_broker(mut self, broker: Arc<EmbeddedBroker>) -> Self {
         self.broker = Some(broker);
         self
@@ -91,12 +93,13 @@ impl BusBuilder {
         self
     }
 
-    /// Validates the configuration and the registry, connects (or starts the embedded broker),
-    /// creates missing topics when auto-creation is on, and returns the bus. Consumers start with
-    /// [`Bus::start`].
+    /// Validates the configuration and the registry, connects (or starts the embedded broker when
+    /// it was asked for), creates missing topics and the dead-letter topics of the consumed ones
+    /// when auto-creation is on, and returns the bus. Consumers start with [`Bus::start`].
     ///
     /// # Errors
-    /// [`Error::Config`], [`Error::Registry`], [`Error::Topic`] or [`Error::Kafka`].
+    /// [`Error::Config`] (also when no brokers were chosen), [`Error::Registry`], [`Error::Topic`]
+    /// or [`Error::Kafka`].
     pub async fn build(self) -> Result<Bus> {
         let config = self.config;
         config.validate()?;
@@ -121,34 +124,18 @@ impl BusBuilder {
                 )));
             }
         }
-        let broker = match (&config.bootstrap_servers, self.broker) {
-            (Some(_), Some(_)) => {
-                return Err(Error::Config(
-                    "both bootstrap servers and an embedded broker were given: choose one".into(),
-                ))
-            }
-            (Some(_), None) => None,
-            (None, Some(broker)) => Some(broker),
-            (None, None) => Some(Arc::new(
-                tokio::task::spawn_blocking(|| EmbeddedBroker::start(1))
-                    .await
-                    .map_err(|_| Error::State("starting the embedded broker panicked"))??,
-            )),
-        };
-        let bootstrap_servers = match (&broker, &config.bootstrap_servers) {
-            (Some(broker), _) => broker.bootstrap_servers().to_owned(),
-            (None, Some(servers)) => servers.clone(),
-            (None, None) => unreachable!("one of the two is set above"),
-        };
-        let auto_create = config.creates_topics();
-        if auto_create {
-            topics::ensure_topics(
-                &config,
-                &bootstrap_servers,
-                broker.as_deref(),
-                &registry.topics(),
-            )
-            .await?;
+        let (config, broker, bootstrap_servers) = choose_broker(config, self.broker).await?;
+        if config.creates_topics() {
+            let dead_letter_topics: Vec<String> = registry
+                .handlers()
+                .iter()
+                .map(|handler| config.dlq_topic(handler.topic))
+                .collect();
+            let mut wanted: Vec<&str> = registry.topics();
+            wanted.extend(dead_letter_topics.iter().map(String::as_str));
+            wanted.sort_unstable();
+            wanted.dedup();
+            topics::ensure_topics(&config, &bootstrap_servers, broker.as_deref(), &wanted).await?;
         }
         let counters = Arc::new(Counters::default());
         let publisher = Publisher::new(&config, &bootstrap_servers, counters.clone())?;
@@ -169,6 +156,47 @@ impl BusBuilder {
     }
 }
 
+/// Settles which broker the bus talks to: the configured servers, the caller's embedded broker,
+/// or a new embedded broker when the configuration asks for one. Returns the configuration (marked
+/// embedded when the caller supplied the broker), the broker and the address to connect to.
+async fn choose_broker(
+    mut config: Config,
+    supplied: Option<Arc<EmbeddedBroker>>,
+) -> Result<(Config, Option<Arc<EmbeddedBroker>>, String)> {
+    let broker = match (&config.brokers, supplied) {
+        (Brokers::Servers(servers), None) => {
+            let servers = servers.clone();
+            return Ok((config, None, servers));
+        }
+        (Brokers::Servers(_), Some(_)) => {
+            return Err(Error::Config(
+                "both bootstrap servers and an embedded broker were given: choose one".into(),
+            ))
+        }
+        (Brokers::Unset, None) => {
+            return Err(Error::Config(
+                "no Kafka brokers are configured: set KAFKA_BOOTSTRAP_SERVERS to the brokers (host:port,...), or to `embedded` for herald's in-memory development broker (Config::embedded)".into(),
+            ))
+        }
+        (Brokers::Unset | Brokers::Embedded, Some(broker)) => broker,
+        (Brokers::Embedded, None) => Arc::new(
+            tokio::task::spawn_blocking(|| EmbeddedBroker::start(1))
+                .await
+                .map_err(|_| Error::State("starting the embedded broker panicked"))??,
+        ),
+    };
+    config.brokers = Brokers::Embedded;
+    let bootstrap_servers = broker.bootstrap_servers().to_owned();
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            %bootstrap_servers,
+            "using herald's embedded in-process Kafka broker, for development only: it keeps nothing, and drops data past about 5 MiB per partition"
+        );
+    });
+    Ok((config, Some(broker), bootstrap_servers))
+}
+
 impl Bus {
     /// A builder for a bus with `config`.
     pub fn builder(config: Config) -> BusBuilder {
@@ -181,8 +209,8 @@ impl Bus {
         }
     }
 
-    /// A bus configured from the environment (see [`Config::from_vars`]); with no
-    /// `KAFKA_BOOTSTRAP_SERVERS` it starts the embedded broker.
+    /// A bus configured from the environment (see [`Config::from_vars`]). `KAFKA_BOOTSTRAP_SERVERS`
+    /// must name the brokers, or be `embedded` for herald's in-memory development broker.
     ///
     /// # Errors
     /// As [`BusBuilder::build`].

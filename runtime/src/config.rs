@@ -31,6 +31,28 @@ impl fmt::Debug for Secret {
     }
 }
 
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Which Kafka brokers herald talks to. The embedded broker is used only when asked for, so a
+/// service whose `KAFKA_BOOTSTRAP_SERVERS` is missing fails at start-up instead of publishing into
+/// memory.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Brokers {
+    /// Nothing chosen: building a bus fails, asking for `KAFKA_BOOTSTRAP_SERVERS`.
+    #[default]
+    Unset,
+    /// herald's in-process development broker ([`crate::EmbeddedBroker`]): keeps nothing, and drops
+    /// data past about 5 MiB per partition. Asked for with `KAFKA_BOOTSTRAP_SERVERS=embedded`,
+    /// [`Config::embedded`] or [`crate::BusBuilder::embedded_broker`].
+    Embedded,
+    /// Real brokers, `host:port,...`.
+    Servers(String),
+}
+
 /// Where a consumer group without a committed offset starts reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OffsetReset {
@@ -167,9 +189,17 @@ impl Security {
     }
 }
 
-/// Properties herald sets itself; passing them through would break its guarantees.
+/// Properties herald sets itself, with their librdkafka aliases; passing them through would break
+/// its guarantees or silently override a checked setting.
 const OWNED_PROPERTIES: &[(&str, &str)] = &[
-    ("bootstrap.servers", "use `bootstrap_servers`"),
+    (
+        "bootstrap.servers",
+        "use `bootstrap_servers` or KAFKA_BOOTSTRAP_SERVERS",
+    ),
+    (
+        "metadata.broker.list",
+        "it is librdkafka's alias of bootstrap.servers: use `bootstrap_servers` or KAFKA_BOOTSTRAP_SERVERS",
+    ),
     (
         "group.id",
         "use `consumer_group` or `#[handler(group = ...)]`",
@@ -182,6 +212,42 @@ const OWNED_PROPERTIES: &[(&str, &str)] = &[
         "enable.auto.commit",
         "herald commits stored offsets itself; tune `commit_interval`",
     ),
+    (
+        "auto.commit.enable",
+        "it is librdkafka's legacy alias of enable.auto.commit; herald commits stored offsets itself, tune `commit_interval`",
+    ),
+    (
+        "auto.commit.interval.ms",
+        "use `commit_interval` (0 here would stop committing altogether)",
+    ),
+    (
+        "offset.store.method",
+        "herald commits offsets to the broker, where a restarted group finds them",
+    ),
+    (
+        "acks",
+        "herald publishes with acks=all, so an acknowledged event survives the loss of a broker",
+    ),
+    (
+        "request.required.acks",
+        "it is what `acks` sets; herald publishes with acks=all, so an acknowledged event survives the loss of a broker",
+    ),
+    (
+        "enable.idempotence",
+        "herald's producer is idempotent, so its retries neither duplicate nor reorder events",
+    ),
+    (
+        "message.timeout.ms",
+        "use `delivery_timeout` (0 here would make a publish wait forever)",
+    ),
+    (
+        "delivery.timeout.ms",
+        "it is librdkafka's alias of message.timeout.ms: use `delivery_timeout` (0 would make a publish wait forever)",
+    ),
+    (
+        "enable.partition.eof",
+        "herald's consumer loop does not read end-of-partition events",
+    ),
 ];
 
 /// herald's configuration. Build it with [`Config::new`] and the setters, or read it with
@@ -190,8 +256,9 @@ const OWNED_PROPERTIES: &[(&str, &str)] = &[
 pub struct Config {
     /// The service's name: the `ce_source` of what it publishes and its default consumer group.
     pub service_name: String,
-    /// Kafka brokers, `host:port,...`; `None` starts the embedded broker.
-    pub bootstrap_servers: Option<String>,
+    /// The Kafka brokers, or the embedded broker when asked for; building a bus with
+    /// [`Brokers::Unset`] fails.
+    pub brokers: Brokers,
     /// The consumer group of handlers that do not name one (default: the service name).
     pub consumer_group: Option<String>,
     /// Where a new consumer group starts.
@@ -202,62 +269,69 @@ pub struct Config {
     pub auto_create_topics: Option<bool>,
     /// Partitions of a topic herald creates.
     pub topic_partitions: i32,
-    /// Replication factor of a topic herald creates.
-    pub replication_factor: i32,
+    /// Replication factor of a topic herald creates on a real cluster. `None` (the default) leaves
+    /// it to the cluster's `default.replication.factor` (herald sends -1; needs Kafka 2.4 or newer),
+    /// which is what the operators chose for durability; a fixed 1 would lose the topic with one
+    /// broker. The embedded broker always uses 1.
+    pub replication_factor: Option<i32>,
     /// How long a publish may wait for the broker's acknowledgement (librdkafka `message.timeout.ms`).
     pub delivery_timeout: Duration,
     /// How often stored offsets are committed.
     pub commit_interval: Duration,
     /// How long graceful shutdown may take.
     pub shutdown_timeout: Duration,
+    /// How many times a failed handler is tried again after its first attempt before the message is
+    /// dead-lettered (default 3).
+    pub max_retries: u32,
     /// First delay before a failed handler is tried again on the same message.
     pub retry_base_delay: Duration,
     /// Longest delay between tries of a failed handler.
     pub retry_max_delay: Duration,
+    /// Share of each retry delay that is randomized, within `0.0..=1.0` (default 0.1; 1.0 is full
+    /// jitter), so that failing consumers do not retry in lockstep.
+    pub retry_jitter: f64,
+    /// How long one attempt of a handler may take before it counts as failed (default: no limit).
+    pub handler_timeout: Option<Duration>,
+    /// Appended to a topic's name to name its dead-letter topic (default `.dlq`).
+    pub dlq_suffix: String,
+    /// Whether a message whose event type no handler of the group takes is dead-lettered (`true`)
+    /// or skipped (`false`, the default).
+    pub dead_letter_unknown_types: bool,
+    /// A message larger than this many bytes is dead-lettered as oversized (default: no limit).
+    pub max_message_bytes: Option<usize>,
     /// Messages buffered per partition before herald pauses fetching it (default 10,000: each pause
     /// makes librdkafka drop and refetch what it prefetched, so a small buffer costs throughput).
     pub max_buffered_per_partition: usize,
     /// Any other librdkafka property, passed through to every client.
     pub properties: BTreeMap<String, String>,
-    /// TEMP
-    pub max_retries: u32,
-    /// TEMP
-    pub retry_jitter: f64,
-    /// TEMP
-    pub handler_timeout: Option<Duration>,
-    /// TEMP
-    pub dlq_suffix: String,
-    /// TEMP
-    pub dead_letter_unknown_types: bool,
-    /// TEMP
-    pub max_message_bytes: Option<usize>,
 }
 
 impl Config {
-    /// Defaults for `service_name`, with the embedded broker.
+    /// Defaults for `service_name`. No brokers are chosen: call [`Config::bootstrap_servers`] or,
+    /// for development, [`Config::embedded`].
     pub fn new(service_name: impl Into<String>) -> Self {
         Self {
             service_name: service_name.into(),
-            bootstrap_servers: None,
+            brokers: Brokers::Unset,
             consumer_group: None,
             auto_offset_reset: OffsetReset::Earliest,
             security: Security::default(),
             auto_create_topics: None,
             topic_partitions: 3,
-            replication_factor: 1,
+            replication_factor: None,
             delivery_timeout: Duration::from_secs(30),
             commit_interval: Duration::from_millis(500),
             shutdown_timeout: Duration::from_secs(30),
+            max_retries: 3,
             retry_base_delay: Duration::from_millis(100),
             retry_max_delay: Duration::from_secs(30),
-            max_buffered_per_partition: 10_000,
-            properties: BTreeMap::new(),
-            max_retries: 3,
             retry_jitter: 0.1,
             handler_timeout: None,
             dlq_suffix: ".dlq".into(),
             dead_letter_unknown_types: false,
             max_message_bytes: None,
+            max_buffered_per_partition: 10_000,
+            properties: BTreeMap::new(),
         }
     }
 
@@ -269,12 +343,22 @@ impl Config {
         Self::from_vars(service_name, |name| std::env::var(name).ok())
     }
 
-    /// Reads the configuration from variables: `KAFKA_BOOTSTRAP_SERVERS`, `KAFKA_CONSUMER_GROUP`,
-    /// `KAFKA_AUTO_OFFSET_RESET`, `KAFKA_SERVICE_NAME` (overrides `service_name`),
-    /// `KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_MECHANISM`, `KAFKA_SASL_USERNAME`, `KAFKA_SASL_PASSWORD`,
-    /// `KAFKA_SSL_CAFILE`, `KAFKA_SSL_CERTFILE`, `KAFKA_SSL_KEYFILE`, `KAFKA_SSL_KEY_PASSWORD`,
-    /// `KAFKA_AUTO_CREATE_TOPICS`, `KAFKA_TOPIC_PARTITIONS`, `KAFKA_REPLICATION_FACTOR`, and
-    /// `KAFKA_PROPERTIES` (`key=value;key=value`, any librdkafka property).
+    /// Reads the configuration from variables (blank ones count as unset):
+    ///
+    /// - `KAFKA_BOOTSTRAP_SERVERS`: `host:port,...`, or `embedded` (any case) for herald's
+    ///   in-memory development broker; unset, building a bus fails
+    /// - `KAFKA_SERVICE_NAME` (overrides `service_name`), `KAFKA_CONSUMER_GROUP`,
+    ///   `KAFKA_AUTO_OFFSET_RESET`
+    /// - `KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_MECHANISM`, `KAFKA_SASL_USERNAME`,
+    ///   `KAFKA_SASL_PASSWORD`, `KAFKA_SSL_CAFILE`, `KAFKA_SSL_CERTFILE`, `KAFKA_SSL_KEYFILE`,
+    ///   `KAFKA_SSL_KEY_PASSWORD`
+    /// - `KAFKA_AUTO_CREATE_TOPICS`, `KAFKA_TOPIC_PARTITIONS`, `KAFKA_REPLICATION_FACTOR` (unset:
+    ///   the cluster's default)
+    /// - `KAFKA_MAX_RETRIES`, `KAFKA_RETRY_BASE_DELAY_MS`, `KAFKA_RETRY_MAX_DELAY_MS`,
+    ///   `KAFKA_RETRY_JITTER` (`0.0` to `1.0`), `KAFKA_HANDLER_TIMEOUT_MS`
+    /// - `KAFKA_DLQ_TOPIC_SUFFIX`, `KAFKA_DLQ_UNKNOWN_TYPES` (boolean), `KAFKA_MAX_MESSAGE_BYTES`
+    /// - `KAFKA_PROPERTIES`: `key=value;key=value`, any librdkafka property herald does not set
+    ///   itself
     ///
     /// # Errors
     /// [`Error::Config`] naming the variable that is invalid.
@@ -282,12 +366,50 @@ impl Config {
         service_name: impl Into<String>,
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<Self> {
+        // Values are taken as given (a password may end in a space); parsed ones are trimmed.
         let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let trimmed = |name: &str| get(name).map(|v| v.trim().to_owned());
+        let parse = |name: &str, what: &str| -> Result<Option<u64>> {
+            trimmed(name)
+                .map(|v| {
+                    v.parse::<u64>()
+                        .map_err(|_| Error::Config(format!("{name}: `{v}` is not {what}")))
+                })
+                .transpose()
+        };
+        let boolean = |name: &str| -> Result<Option<bool>> {
+            trimmed(name)
+                .map(|v| match v.to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" | "on" => Ok(true),
+                    "0" | "false" | "no" | "off" => Ok(false),
+                    _ => Err(Error::Config(format!(
+                        "{name}: `{v}` is not a boolean, use `true` or `false`"
+                    ))),
+                })
+                .transpose()
+        };
+        let whole = "a whole number";
+        let positive = |name: &str| -> Result<Option<i32>> {
+            parse(name, "a positive whole number")?
+                .map(|n| match i32::try_from(n) {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => Err(Error::Config(format!(
+                        "{name}: `{n}` is not a positive whole number up to {}",
+                        i32::MAX
+                    ))),
+                })
+                .transpose()
+        };
+
         let mut config =
             Self::new(get("KAFKA_SERVICE_NAME").unwrap_or_else(|| service_name.into()));
-        config.bootstrap_servers = get("KAFKA_BOOTSTRAP_SERVERS");
+        config.brokers = match trimmed("KAFKA_BOOTSTRAP_SERVERS") {
+            None => Brokers::Unset,
+            Some(v) if v.eq_ignore_ascii_case("embedded") => Brokers::Embedded,
+            Some(servers) => Brokers::Servers(servers),
+        };
         config.consumer_group = get("KAFKA_CONSUMER_GROUP");
-        if let Some(reset) = get("KAFKA_AUTO_OFFSET_RESET") {
+        if let Some(reset) = trimmed("KAFKA_AUTO_OFFSET_RESET") {
             config.auto_offset_reset = reset
                 .parse()
                 .map_err(|e| Error::Config(format!("KAFKA_AUTO_OFFSET_RESET: {e}")))?;
@@ -302,38 +424,62 @@ impl Config {
             ssl_key_location: get("KAFKA_SSL_KEYFILE"),
             ssl_key_password: get("KAFKA_SSL_KEY_PASSWORD").map(Secret),
         };
-        if let Some(value) = get("KAFKA_AUTO_CREATE_TOPICS") {
-            config.auto_create_topics = Some(match value.trim().to_ascii_lowercase().as_str() {
-                "1" | "true" | "yes" | "on" => true,
-                "0" | "false" | "no" | "off" => false,
-                other => {
-                    return Err(Error::Config(format!(
-                    "KAFKA_AUTO_CREATE_TOPICS: `{other}` is not a boolean, use `true` or `false`"
-                )))
-                }
-            });
-        }
-        let positive = |name: &str| -> Result<Option<i32>> {
-            get(name)
-                .map(|v| match v.trim().parse::<i32>() {
-                    Ok(n) if n > 0 => Ok(n),
-                    _ => Err(Error::Config(format!(
-                        "{name}: `{v}` is not a positive whole number"
-                    ))),
-                })
-                .transpose()
-        };
+        config.auto_create_topics = boolean("KAFKA_AUTO_CREATE_TOPICS")?;
         if let Some(n) = positive("KAFKA_TOPIC_PARTITIONS")? {
             config.topic_partitions = n;
         }
-        if let Some(n) = positive("KAFKA_REPLICATION_FACTOR")? {
-            config.replication_factor = n;
+        config.replication_factor = positive("KAFKA_REPLICATION_FACTOR")?;
+        if let Some(n) = parse("KAFKA_MAX_RETRIES", whole)? {
+            config.max_retries = u32::try_from(n).map_err(|_| {
+                Error::Config(format!(
+                    "KAFKA_MAX_RETRIES: `{n}` is more than {}",
+                    u32::MAX
+                ))
+            })?;
+        }
+        if let Some(ms) = parse(
+            "KAFKA_RETRY_BASE_DELAY_MS",
+            "a whole number of milliseconds",
+        )? {
+            config.retry_base_delay = Duration::from_millis(ms);
+        }
+        if let Some(ms) = parse("KAFKA_RETRY_MAX_DELAY_MS", "a whole number of milliseconds")? {
+            config.retry_max_delay = Duration::from_millis(ms);
+        }
+        if let Some(jitter) = trimmed("KAFKA_RETRY_JITTER") {
+            config.retry_jitter = jitter.parse().map_err(|_| {
+                Error::Config(format!(
+                    "KAFKA_RETRY_JITTER: `{jitter}` is not a number from 0.0 to 1.0"
+                ))
+            })?;
+        }
+        config.handler_timeout =
+            parse("KAFKA_HANDLER_TIMEOUT_MS", "a whole number of milliseconds")?
+                .map(Duration::from_millis);
+        if let Some(suffix) = trimmed("KAFKA_DLQ_TOPIC_SUFFIX") {
+            config.dlq_suffix = suffix;
+        }
+        if let Some(on) = boolean("KAFKA_DLQ_UNKNOWN_TYPES")? {
+            config.dead_letter_unknown_types = on;
+        }
+        if let Some(n) = parse("KAFKA_MAX_MESSAGE_BYTES", "a whole number of bytes")? {
+            config.max_message_bytes = Some(usize::try_from(n).unwrap_or(usize::MAX));
         }
         if let Some(properties) = get("KAFKA_PROPERTIES") {
-            for pair in properties.split(';').filter(|p| !p.trim().is_empty()) {
-                let (key, value) = pair.split_once('=').ok_or_else(|| {
-                    Error::Config(format!("KAFKA_PROPERTIES: `{pair}` is not `key=value`"))
-                })?;
+            // An entry's text is never echoed: it can hold a fragment of a password.
+            for (index, entry) in properties.split(';').enumerate() {
+                if entry.trim().is_empty() {
+                    continue;
+                }
+                let (key, value) = entry
+                    .split_once('=')
+                    .filter(|(key, _)| !key.trim().is_empty())
+                    .ok_or_else(|| {
+                        Error::Config(format!(
+                            "KAFKA_PROPERTIES: entry {} (counting from 1, entries separated by `;`) is not of the form `key=value`",
+                            index + 1
+                        ))
+                    })?;
                 config
                     .properties
                     .insert(key.trim().into(), value.trim().into());
@@ -345,7 +491,25 @@ impl Config {
 
     /// Sets the brokers (`host:port,...`).
     pub fn bootstrap_servers(mut self, servers: impl Into<String>) -> Self {
-        self.bootstrap_servers = Some(servers.into());
+        self.brokers = Brokers::Servers(servers.into());
+        self
+    }
+
+    /// Uses herald's embedded in-process broker: for development and tests only (it keeps nothing
+    /// and drops data past about 5 MiB per partition; the bus logs a warning saying so).
+    pub fn embedded(mut self) -> Self {
+        self.brokers = Brokers::Embedded;
+        self
+    }
+
+    /// Development only: uses the embedded broker when no brokers were chosen (no
+    /// `KAFKA_BOOTSTRAP_SERVERS`), so an example runs with no setup. The bus then logs a warning
+    /// that it keeps nothing. A production service should not call this: without it, a missing
+    /// `KAFKA_BOOTSTRAP_SERVERS` fails at start-up instead of publishing into memory.
+    pub fn embedded_if_unset(mut self) -> Self {
+        if self.brokers == Brokers::Unset {
+            self.brokers = Brokers::Embedded;
+        }
         self
     }
 
@@ -379,6 +543,13 @@ impl Config {
         self
     }
 
+    /// Sets the replication factor of topics herald creates on a real cluster (default: the
+    /// cluster's default).
+    pub fn replication_factor(mut self, factor: i32) -> Self {
+        self.replication_factor = Some(factor);
+        self
+    }
+
     /// Sets how long graceful shutdown may take.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
@@ -397,10 +568,47 @@ impl Config {
         self
     }
 
+    /// Sets how many times a failed handler is tried again before the message is dead-lettered.
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
     /// Sets the backoff between tries of a failed handler.
     pub fn retry_delays(mut self, base: Duration, max: Duration) -> Self {
         self.retry_base_delay = base;
         self.retry_max_delay = max;
+        self
+    }
+
+    /// Sets the randomized share of each retry delay, from 0.0 (none) to 1.0 (full jitter).
+    pub fn retry_jitter(mut self, jitter: f64) -> Self {
+        self.retry_jitter = jitter;
+        self
+    }
+
+    /// Sets how long one attempt of a handler may take before it counts as failed.
+    pub fn handler_timeout(mut self, timeout: Duration) -> Self {
+        self.handler_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the suffix that names a topic's dead-letter topic.
+    pub fn dlq_suffix(mut self, suffix: impl Into<String>) -> Self {
+        self.dlq_suffix = suffix.into();
+        self
+    }
+
+    /// Sets whether messages of event types no handler of the group takes are dead-lettered
+    /// instead of skipped.
+    pub fn dead_letter_unknown_types(mut self, on: bool) -> Self {
+        self.dead_letter_unknown_types = on;
+        self
+    }
+
+    /// Sets the size in bytes above which a message is dead-lettered as oversized.
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = Some(bytes);
         self
     }
 
@@ -427,9 +635,22 @@ impl Config {
         self.consumer_group.as_deref().unwrap_or(&self.service_name)
     }
 
-    /// Whether the embedded broker is used (no bootstrap servers).
+    /// The dead-letter topic of `topic`: `{topic}{dlq_suffix}`.
+    pub fn dlq_topic(&self, topic: &str) -> String {
+        format!("{topic}{}", self.dlq_suffix)
+    }
+
+    /// The configured brokers, when real ones are.
+    pub fn servers(&self) -> Option<&str> {
+        match &self.brokers {
+            Brokers::Servers(servers) => Some(servers),
+            Brokers::Unset | Brokers::Embedded => None,
+        }
+    }
+
+    /// Whether the embedded broker was asked for.
     pub fn is_embedded(&self) -> bool {
-        self.bootstrap_servers.is_none()
+        self.brokers == Brokers::Embedded
     }
 
     /// Whether missing topics are created at start-up.
@@ -437,37 +658,77 @@ impl Config {
         self.auto_create_topics.unwrap_or(self.is_embedded())
     }
 
-    /// Checks the configuration as a whole.
+    /// Checks the configuration as a whole. An unset broker choice passes here (a caller may still
+    /// choose); building a bus refuses it.
     ///
     /// # Errors
     /// [`Error::Config`] saying what is wrong and how to fix it.
     pub fn validate(&self) -> Result<()> {
+        let fail = |message: String| Err(Error::Config(message));
         if self.service_name.trim().is_empty() {
-            return Err(Error::Config(
+            return fail(
                 "the service name is empty: pass one to Config::new or set KAFKA_SERVICE_NAME"
                     .into(),
-            ));
+            );
         }
-        if self.topic_partitions < 1 || self.replication_factor < 1 {
-            return Err(Error::Config(
-                "topic partitions and replication factor must be at least 1".into(),
-            ));
+        if matches!(&self.brokers, Brokers::Servers(s) if s.trim().is_empty()) {
+            return fail("the bootstrap servers are blank: set KAFKA_BOOTSTRAP_SERVERS to the brokers (host:port,...), or to `embedded` for herald's in-memory development broker".into());
+        }
+        if self.topic_partitions < 1 {
+            return fail("topic partitions (KAFKA_TOPIC_PARTITIONS) must be at least 1".into());
+        }
+        if matches!(self.replication_factor, Some(n) if n < 1) {
+            return fail("the replication factor (KAFKA_REPLICATION_FACTOR) must be at least 1; leave it unset for the cluster's default".into());
+        }
+        // librdkafka takes these two in whole milliseconds and reads 0 as "never".
+        if self.delivery_timeout.as_millis() == 0 {
+            return fail("delivery_timeout is under 1 ms, which librdkafka reads as `wait forever`: set it to how long a publish may wait (default 30 s)".into());
+        }
+        if self.commit_interval.as_millis() == 0 {
+            return fail("commit_interval is under 1 ms, which librdkafka reads as `never commit`: set it to at least 1 ms (default 500 ms)".into());
+        }
+        if self.shutdown_timeout.is_zero() {
+            return fail("shutdown_timeout is 0, so shutdown could not let any handler finish: set it to how long shutdown may take (default 30 s)".into());
+        }
+        if self.retry_base_delay.is_zero() {
+            return fail("retry_base_delay (KAFKA_RETRY_BASE_DELAY_MS) is 0, so a failing handler would be retried in a tight loop: set it to at least 1 ms (default 100 ms)".into());
         }
         if self.retry_base_delay > self.retry_max_delay {
-            return Err(Error::Config(
-                "retry_base_delay is longer than retry_max_delay".into(),
+            return fail("retry_base_delay (KAFKA_RETRY_BASE_DELAY_MS) is longer than retry_max_delay (KAFKA_RETRY_MAX_DELAY_MS): raise the maximum or lower the base".into());
+        }
+        if !(0.0..=1.0).contains(&self.retry_jitter) {
+            return fail(format!(
+                "retry_jitter (KAFKA_RETRY_JITTER) is {}: it must be from 0.0 (no jitter) to 1.0 (full jitter)",
+                self.retry_jitter
             ));
+        }
+        if self.handler_timeout.is_some_and(|t| t.is_zero()) {
+            return fail("handler_timeout (KAFKA_HANDLER_TIMEOUT_MS) is 0, so every attempt would time out: set a positive timeout, or leave it unset for none".into());
+        }
+        if self.dlq_suffix.is_empty() {
+            return fail("the dead-letter topic suffix (KAFKA_DLQ_TOPIC_SUFFIX) is empty, which would dead-letter into the topic itself: use e.g. `.dlq`".into());
+        }
+        if let Some(bad) = self
+            .dlq_suffix
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        {
+            return fail(format!(
+                "the dead-letter topic suffix (KAFKA_DLQ_TOPIC_SUFFIX) contains `{bad}`: a topic name may only hold ASCII letters, digits, `.`, `_` and `-`"
+            ));
+        }
+        if self.max_message_bytes == Some(0) {
+            return fail("max_message_bytes (KAFKA_MAX_MESSAGE_BYTES) is 0, so every message would be dead-lettered: set a positive size, or leave it unset for no limit".into());
         }
         if self.max_buffered_per_partition == 0 {
-            return Err(Error::Config(
-                "max_buffered_per_partition must be at least 1".into(),
-            ));
+            return fail("max_buffered_per_partition must be at least 1".into());
         }
-        for (key, why) in OWNED_PROPERTIES {
-            if self.properties.contains_key(*key) {
-                return Err(Error::Config(format!(
-                    "property `{key}` is set by herald and cannot be passed through: {why}"
-                )));
+        for key in self.properties.keys() {
+            let normalized = key.trim().to_ascii_lowercase();
+            if let Some((owned, why)) = OWNED_PROPERTIES.iter().find(|(k, _)| *k == normalized) {
+                return fail(format!(
+                    "property `{owned}` is set by herald and cannot be passed through: {why}"
+                ));
             }
         }
         self.security.validate()
@@ -544,7 +805,11 @@ fn is_secret_property(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     [
         "password",
+        "passphrase",
         "secret",
+        "token",
+        "credentials",
+        "private.key",
         "oauthbearer.config",
         "key.pem",
         "sasl.jaas",
@@ -569,7 +834,7 @@ impl fmt::Debug for Config {
             .collect();
         f.debug_struct("Config")
             .field("service_name", &self.service_name)
-            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("brokers", &self.brokers)
             .field("consumer_group", &self.consumer_group)
             .field("auto_offset_reset", &self.auto_offset_reset)
             .field("security", &self.security)
@@ -579,8 +844,14 @@ impl fmt::Debug for Config {
             .field("delivery_timeout", &self.delivery_timeout)
             .field("commit_interval", &self.commit_interval)
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("max_retries", &self.max_retries)
             .field("retry_base_delay", &self.retry_base_delay)
             .field("retry_max_delay", &self.retry_max_delay)
+            .field("retry_jitter", &self.retry_jitter)
+            .field("handler_timeout", &self.handler_timeout)
+            .field("dlq_suffix", &self.dlq_suffix)
+            .field("dead_letter_unknown_types", &self.dead_letter_unknown_types)
+            .field("max_message_bytes", &self.max_message_bytes)
             .field(
                 "max_buffered_per_partition",
                 &self.max_buffered_per_partition,
@@ -619,7 +890,8 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(config.bootstrap_servers.as_deref(), Some("k1:9092,k2:9092"));
+        assert_eq!(config.servers(), Some("k1:9092,k2:9092"));
+        assert!(!config.is_embedded());
         assert_eq!(config.default_group(), "orders-workers");
         assert_eq!(config.auto_offset_reset, OffsetReset::Latest);
         assert_eq!(config.topic_partitions, 12);
@@ -635,7 +907,6 @@ mod tests {
         let config = Config::from_vars("a", vars(&[("KAFKA_SERVICE_NAME", "b")])).unwrap();
         assert_eq!(config.service_name, "b");
         assert_eq!(config.default_group(), "b");
-        assert!(config.is_embedded() && config.creates_topics());
     }
 
     #[test]
@@ -688,5 +959,342 @@ mod tests {
             config.producer_config("b:1").get("sasl.password"),
             Some("hunter2")
         );
+    }
+
+    fn config_error(result: Result<Config>) -> String {
+        match result {
+            Err(Error::Config(message)) => message,
+            other => panic!("expected a configuration error, got {other:?}"),
+        }
+    }
+
+    fn refusal(config: &Config) -> String {
+        match config.validate() {
+            Err(Error::Config(message)) => message,
+            other => panic!("expected a configuration error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn zero_durations_are_refused_with_a_reason() {
+        let base = || Config::new("a").embedded();
+        let cases = [
+            (
+                base().retry_delays(Duration::ZERO, Duration::from_secs(1)),
+                "retry_base_delay",
+                "tight loop",
+            ),
+            (
+                base().commit_interval(Duration::ZERO),
+                "commit_interval",
+                "never commit",
+            ),
+            (
+                base().commit_interval(Duration::from_micros(500)),
+                "commit_interval",
+                "never commit",
+            ),
+            (
+                base().delivery_timeout(Duration::ZERO),
+                "delivery_timeout",
+                "wait forever",
+            ),
+            (
+                base().delivery_timeout(Duration::from_micros(999)),
+                "delivery_timeout",
+                "wait forever",
+            ),
+            (
+                base().shutdown_timeout(Duration::ZERO),
+                "shutdown_timeout",
+                "shutdown",
+            ),
+            (
+                base().handler_timeout(Duration::ZERO),
+                "handler_timeout",
+                "time out",
+            ),
+        ];
+        for (config, field, reason) in cases {
+            let message = refusal(&config);
+            assert!(
+                message.contains(field) && message.contains(reason),
+                "{field}: {message}"
+            );
+        }
+        assert!(base()
+            .retry_delays(Duration::from_millis(1), Duration::from_millis(1))
+            .commit_interval(Duration::from_millis(1))
+            .delivery_timeout(Duration::from_millis(1))
+            .shutdown_timeout(Duration::from_millis(1))
+            .handler_timeout(Duration::from_millis(1))
+            .validate()
+            .is_ok());
+        let message = config_error(Config::from_vars(
+            "a",
+            vars(&[("KAFKA_RETRY_BASE_DELAY_MS", "0")]),
+        ));
+        assert!(message.contains("KAFKA_RETRY_BASE_DELAY_MS"), "{message}");
+    }
+
+    #[test]
+    fn the_embedded_broker_is_used_only_when_asked_for() {
+        let unset = Config::from_vars("a", vars(&[])).unwrap();
+        assert_eq!(unset.brokers, Brokers::Unset);
+        assert!(!unset.is_embedded() && !unset.creates_topics());
+        let blank = Config::from_vars("a", vars(&[("KAFKA_BOOTSTRAP_SERVERS", "  ")])).unwrap();
+        assert_eq!(blank.brokers, Brokers::Unset);
+        assert!(!Config::new("a").is_embedded());
+
+        for asked in ["embedded", "EMBEDDED", " Embedded "] {
+            let config =
+                Config::from_vars("a", vars(&[("KAFKA_BOOTSTRAP_SERVERS", asked)])).unwrap();
+            assert!(config.is_embedded() && config.creates_topics(), "{asked}");
+            assert_eq!(config.servers(), None);
+        }
+        assert!(Config::new("a").embedded().is_embedded());
+        assert!(Config::new("a").embedded_if_unset().is_embedded());
+
+        let real = Config::new("a").bootstrap_servers("k:9092");
+        assert!(!real.clone().embedded_if_unset().is_embedded());
+        assert_eq!(real.embedded_if_unset().servers(), Some("k:9092"));
+        let from_env =
+            Config::from_vars("a", vars(&[("KAFKA_BOOTSTRAP_SERVERS", "k:9092")])).unwrap();
+        assert_eq!(
+            from_env.embedded_if_unset().brokers,
+            Brokers::Servers("k:9092".into())
+        );
+
+        let message = refusal(&Config::new("a").bootstrap_servers(" "));
+        assert!(message.contains("KAFKA_BOOTSTRAP_SERVERS"), "{message}");
+        let debug = format!("{:?}", Config::new("a").bootstrap_servers("k:9092"));
+        assert!(debug.contains(r#"brokers: Servers("k:9092")"#), "{debug}");
+    }
+
+    #[test]
+    fn properties_that_break_guarantees_are_refused() {
+        let refused = [
+            ("acks", "1", "acks=all"),
+            ("request.required.acks", "0", "acks=all"),
+            ("enable.idempotence", "false", "idempotent"),
+            ("metadata.broker.list", "k:9092", "bootstrap"),
+            ("bootstrap.servers", "k:9092", "bootstrap"),
+            ("enable.partition.eof", "true", "end-of-partition"),
+            ("enable.auto.commit", "false", "commit_interval"),
+            ("auto.commit.enable", "false", "commit_interval"),
+            ("auto.commit.interval.ms", "0", "commit_interval"),
+            ("enable.auto.offset.store", "true", "after the handlers"),
+            ("offset.store.method", "file", "broker"),
+            ("message.timeout.ms", "0", "delivery_timeout"),
+            ("delivery.timeout.ms", "0", "delivery_timeout"),
+            ("group.id", "g", "consumer_group"),
+        ];
+        for (key, value, reason) in refused {
+            let built = Config::new("a").embedded().property(key, value);
+            let message = refusal(&built);
+            assert!(
+                message.contains(&format!("`{key}`")) && message.contains(reason),
+                "{key}: {message}"
+            );
+            let upper = Config::new("a").property(key.to_ascii_uppercase(), value);
+            assert!(upper.validate().is_err(), "{key} in upper case");
+            let message = config_error(Config::from_vars(
+                "a",
+                vars(&[("KAFKA_PROPERTIES", &format!("linger.ms=1; {key} = {value}"))]),
+            ));
+            assert!(message.contains(&format!("`{key}`")), "{key}: {message}");
+        }
+        let allowed = Config::new("a")
+            .property("group.instance.id", "pod-1")
+            .property("compression.type", "zstd");
+        assert!(allowed.validate().is_ok());
+    }
+
+    #[test]
+    fn replication_factor_defaults_to_the_clusters() {
+        assert_eq!(Config::new("a").replication_factor, None);
+        let config = Config::from_vars("a", vars(&[("KAFKA_REPLICATION_FACTOR", "3")])).unwrap();
+        assert_eq!(config.replication_factor, Some(3));
+        assert_eq!(
+            Config::new("a").replication_factor(2).replication_factor,
+            Some(2)
+        );
+        assert!(Config::new("a").replication_factor(0).validate().is_err());
+        let message = config_error(Config::from_vars(
+            "a",
+            vars(&[("KAFKA_REPLICATION_FACTOR", "-1")]),
+        ));
+        assert!(message.contains("KAFKA_REPLICATION_FACTOR"), "{message}");
+    }
+
+    #[test]
+    fn a_malformed_property_entry_is_not_echoed() {
+        for (properties, entry) in [
+            ("linger.ms=5;hunter2-fragment", 2),
+            ("hunter2-fragment", 1),
+            ("a=1;;=hunter2-fragment", 3),
+        ] {
+            let message = config_error(Config::from_vars(
+                "a",
+                vars(&[("KAFKA_PROPERTIES", properties)]),
+            ));
+            assert!(!message.contains("hunter2"), "{message}");
+            assert!(
+                message.contains("KAFKA_PROPERTIES")
+                    && message.contains(&format!("entry {entry} "))
+                    && message.contains("key=value"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_redacts_every_secret_looking_property() {
+        let keys = [
+            "sasl.oauthbearer.assertion.private.key.passphrase",
+            "sasl.oauthbearer.assertion.private.key.pem",
+            "ssl.keystore.password",
+            "ssl.key.pem",
+            "sasl.oauthbearer.client.secret",
+            "sasl.oauthbearer.client.credentials.client.secret",
+            "sasl.oauthbearer.config",
+            "sasl.jaas.config",
+            "sasl.oauthbearer.token",
+            "custom.credentials",
+        ];
+        let mut config = Config::new("a").property("client.rack", "rack-visible");
+        for (i, key) in keys.iter().enumerate() {
+            config = config.property(*key, format!("leak{i}"));
+        }
+        let debug = format!("{config:?} {config:#?}");
+        for (i, key) in keys.iter().enumerate() {
+            assert!(
+                !debug.contains(&format!("leak{i}")),
+                "{key} leaked: {debug}"
+            );
+            assert!(debug.contains(key), "{key} is not listed");
+        }
+        assert!(debug.contains("rack-visible"));
+    }
+
+    #[test]
+    fn secrets_are_taken_as_given_and_numbers_trimmed() {
+        let config = Config::from_vars(
+            "a",
+            vars(&[
+                ("KAFKA_SASL_PASSWORD", " pass word "),
+                ("KAFKA_MAX_RETRIES", " 5 "),
+                ("KAFKA_BOOTSTRAP_SERVERS", " k:9092 "),
+            ]),
+        )
+        .unwrap();
+        let password = config.security.sasl_password.as_ref().unwrap();
+        assert_eq!(password.expose(), " pass word ");
+        assert_eq!(config.max_retries, 5);
+        assert_eq!(config.servers(), Some("k:9092"));
+    }
+
+    #[test]
+    fn secret_display_and_debug_print_stars() {
+        let secret = Secret::new("hunter2");
+        assert_eq!(secret.to_string(), "***");
+        assert_eq!(format!("{secret:?}"), r#""***""#);
+        assert_eq!(secret.expose(), "hunter2");
+    }
+
+    #[test]
+    fn retry_and_dead_letter_settings_have_defaults() {
+        let config = Config::new("a");
+        assert_eq!(config.max_retries, 3);
+        assert_eq!(config.retry_base_delay, Duration::from_millis(100));
+        assert_eq!(config.retry_max_delay, Duration::from_secs(30));
+        assert_eq!(config.retry_jitter, 0.1);
+        assert_eq!(config.handler_timeout, None);
+        assert_eq!(config.dlq_suffix, ".dlq");
+        assert!(!config.dead_letter_unknown_types);
+        assert_eq!(config.max_message_bytes, None);
+        assert_eq!(config.dlq_topic("orders.placed"), "orders.placed.dlq");
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn retry_and_dead_letter_settings_from_builder_and_environment() {
+        let built = Config::new("a")
+            .max_retries(7)
+            .retry_delays(Duration::from_millis(5), Duration::from_millis(50))
+            .retry_jitter(1.0)
+            .handler_timeout(Duration::from_secs(2))
+            .dlq_suffix("-dead_letters")
+            .dead_letter_unknown_types(true)
+            .max_message_bytes(1024);
+        let read = Config::from_vars(
+            "a",
+            vars(&[
+                ("KAFKA_MAX_RETRIES", "7"),
+                ("KAFKA_RETRY_BASE_DELAY_MS", "5"),
+                ("KAFKA_RETRY_MAX_DELAY_MS", "50"),
+                ("KAFKA_RETRY_JITTER", "1.0"),
+                ("KAFKA_HANDLER_TIMEOUT_MS", "2000"),
+                ("KAFKA_DLQ_TOPIC_SUFFIX", "-dead_letters"),
+                ("KAFKA_DLQ_UNKNOWN_TYPES", "yes"),
+                ("KAFKA_MAX_MESSAGE_BYTES", "1024"),
+            ]),
+        )
+        .unwrap();
+        for config in [&built, &read] {
+            assert!(config.validate().is_ok());
+            assert_eq!(config.max_retries, 7);
+            assert_eq!(config.retry_base_delay, Duration::from_millis(5));
+            assert_eq!(config.retry_max_delay, Duration::from_millis(50));
+            assert_eq!(config.retry_jitter, 1.0);
+            assert_eq!(config.handler_timeout, Some(Duration::from_secs(2)));
+            assert!(config.dead_letter_unknown_types);
+            assert_eq!(config.max_message_bytes, Some(1024));
+            assert_eq!(config.dlq_topic("t"), "t-dead_letters");
+        }
+        let debug = format!("{read:?}");
+        for shown in [
+            "max_retries: 7",
+            "retry_jitter: 1.0",
+            "handler_timeout: Some(2s)",
+            "dlq_suffix: \"-dead_letters\"",
+            "dead_letter_unknown_types: true",
+            "max_message_bytes: Some(1024)",
+        ] {
+            assert!(debug.contains(shown), "{shown} missing: {debug}");
+        }
+        let zero_retries = Config::from_vars("a", vars(&[("KAFKA_MAX_RETRIES", "0")])).unwrap();
+        assert_eq!(zero_retries.max_retries, 0);
+    }
+
+    #[test]
+    fn bad_retry_and_dead_letter_values_name_the_variable() {
+        for (name, value) in [
+            ("KAFKA_MAX_RETRIES", "three"),
+            ("KAFKA_MAX_RETRIES", "-1"),
+            ("KAFKA_MAX_RETRIES", "4294967296"),
+            ("KAFKA_RETRY_BASE_DELAY_MS", "1.5"),
+            ("KAFKA_RETRY_BASE_DELAY_MS", "0"),
+            ("KAFKA_RETRY_MAX_DELAY_MS", "soon"),
+            ("KAFKA_RETRY_MAX_DELAY_MS", "10"),
+            ("KAFKA_RETRY_JITTER", "lots"),
+            ("KAFKA_RETRY_JITTER", "1.5"),
+            ("KAFKA_RETRY_JITTER", "-0.1"),
+            ("KAFKA_RETRY_JITTER", "NaN"),
+            ("KAFKA_HANDLER_TIMEOUT_MS", "0"),
+            ("KAFKA_HANDLER_TIMEOUT_MS", "2s"),
+            ("KAFKA_DLQ_TOPIC_SUFFIX", "/dlq"),
+            ("KAFKA_DLQ_TOPIC_SUFFIX", ".dead letters"),
+            ("KAFKA_DLQ_UNKNOWN_TYPES", "maybe"),
+            ("KAFKA_MAX_MESSAGE_BYTES", "0"),
+            ("KAFKA_MAX_MESSAGE_BYTES", "1MB"),
+            ("KAFKA_AUTO_CREATE_TOPICS", "sometimes"),
+        ] {
+            let message = config_error(Config::from_vars("a", vars(&[(name, value)])));
+            assert!(message.contains(name), "{name}={value}: {message}");
+        }
+        assert!(Config::new("a").dlq_suffix("").validate().is_err());
+        assert!(Config::new("a").retry_jitter(f64::NAN).validate().is_err());
+        assert!(Config::new("a").retry_jitter(0.0).validate().is_ok());
     }
 }

@@ -1,5 +1,6 @@
-//! The embedded broker: librdkafka's in-process mock cluster, used when no bootstrap servers are
-//! configured. It speaks the real Kafka protocol, so every client path is the production one.
+//! The embedded broker: librdkafka's in-process mock cluster, used only when asked for
+//! (`KAFKA_BOOTSTRAP_SERVERS=embedded`, `Config::embedded`, `BusBuilder::embedded_broker`). It
+//! speaks the real Kafka protocol, so every client path is the production one.
 //!
 //! # Limits
 //! Each partition keeps only about 5 MiB or 100,000 message sets and silently drops older ones, and
@@ -96,10 +97,8 @@ impl EmbeddedBroker {
         let bootstrap_servers = ready_rx
             .recv()
             .map_err(|_| Error::State("the embedded broker thread died while starting"))??;
-        tracing::info!(
-            %bootstrap_servers,
-            "no KAFKA_BOOTSTRAP_SERVERS set: started herald's embedded Kafka broker (in-process, not for production)"
-        );
+        // The bus that uses it warns once that it is for development only.
+        tracing::debug!(%bootstrap_servers, "started herald's embedded Kafka broker");
         Ok(Self {
             bootstrap_servers,
             commands,

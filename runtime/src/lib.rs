@@ -23,8 +23,10 @@
 //! }
 //!
 //! # async fn run() -> herald::Result<()> {
-//! // With no KAFKA_BOOTSTRAP_SERVERS set, this starts an embedded in-process broker.
-//! let bus = Bus::from_env("user-service").await?;
+//! // KAFKA_BOOTSTRAP_SERVERS names the brokers; `embedded_if_unset` (development only) falls back
+//! // to herald's in-memory broker when it is unset, with a warning. Without it, an unset variable
+//! // is an error, so production never publishes into memory by accident.
+//! let bus = Bus::new(Config::from_env("user-service")?.embedded_if_unset()).await?;
 //! bus.publish(UserCreated { user_id: 7, email: "a@b.c".into() }).await?;
 //! bus.run_until_shutdown().await
 //! # }
@@ -49,7 +51,7 @@ mod stats;
 mod topics;
 
 pub use bus::{Bus, BusBuilder};
-pub use config::{Config, OffsetReset, Secret, Security};
+pub use config::{Brokers, Config, OffsetReset, Secret, Security};
 pub use consume::dlq;
 pub use consume::retry::RetryPolicy;
 pub use context::Context;

@@ -70,21 +70,6 @@ pub struct HandlerRetry {
 
 inventory::collect!(HandlerDescriptor);
 
-/// Retry settings a handler declares with `#[handler(...)]`. Each `None` falls back to the named
-/// policy, then to the bus-wide settings in `Config`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct HandlerRetry {
-    /// `policy = "name"`: a retry policy registered on the bus builder under this name.
-    pub policy: Option<&'static str>,
-    /// `retries = N`: tries after the first attempt before the message is dead-lettered (0: none).
-    pub max_retries: Option<u32>,
-    /// `backoff = "100ms..30s"`: the first delay between tries.
-    pub base_delay: Option<std::time::Duration>,
-    /// `backoff = "100ms..30s"`: the longest delay between tries.
-    pub max_delay: Option<std::time::Duration>,
-    /// `timeout = "5s"`: how long one attempt may run before it counts as failed.
-    pub timeout: Option<std::time::Duration>,
-}
 
 /// The validated set of events and handlers.
 #[derive(Debug, Clone)]

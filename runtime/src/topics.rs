@@ -11,6 +11,29 @@ use crate::config::Config;
 use crate::embedded::EmbeddedBroker;
 use crate::error::{Error, Result};
 
+/// The replication factor CreateTopics reads as "the cluster's `default.replication.factor`"
+/// (Kafka 2.4 and newer).
+const CLUSTER_DEFAULT_REPLICATION: i32 = -1;
+
+/// The CreateTopics requests for `topics` on a real cluster: the configured partitions, and the
+/// configured replication factor or else the cluster's default (not 1: one broker's loss would
+/// then lose the topic's data).
+fn new_topics<'a>(config: &Config, topics: &[&'a str]) -> Vec<NewTopic<'a>> {
+    let replication = config
+        .replication_factor
+        .unwrap_or(CLUSTER_DEFAULT_REPLICATION);
+    topics
+        .iter()
+        .map(|topic| {
+            NewTopic::new(
+                topic,
+                config.topic_partitions,
+                TopicReplication::Fixed(replication),
+            )
+        })
+        .collect()
+}
+
 /// Creates the topics that do not exist yet.
 pub(crate) async fn ensure_topics(
     config: &Config,
@@ -35,16 +58,7 @@ pub(crate) async fn ensure_topics(
         .admin_config(bootstrap_servers)
         .create()
         .map_err(|e| Error::kafka("creating the admin client", e))?;
-    let new_topics: Vec<NewTopic> = topics
-        .iter()
-        .map(|topic| {
-            NewTopic::new(
-                topic,
-                config.topic_partitions,
-                TopicReplication::Fixed(config.replication_factor),
-            )
-        })
-        .collect();
+    let new_topics = new_topics(config, topics);
     let options = AdminOptions::new()
         .operation_timeout(Some(Duration::from_secs(30)))
         .request_timeout(Some(Duration::from_secs(30)));
@@ -67,4 +81,28 @@ pub(crate) async fn ensure_topics(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replication(config: &Config) -> Vec<i32> {
+        new_topics(config, &["a", "a.dlq"])
+            .iter()
+            .map(|t| match t.replication {
+                TopicReplication::Fixed(n) => n,
+                TopicReplication::Variable(_) => panic!("herald sends a fixed replication"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn created_topics_use_the_clusters_replication_factor_unless_one_is_set() {
+        let config = Config::new("s").bootstrap_servers("k:9092");
+        assert_eq!(replication(&config), [-1, -1]);
+        assert_eq!(replication(&config.clone().replication_factor(3)), [3, 3]);
+        let topics = new_topics(&config.topic_partitions(6), &["a"]);
+        assert_eq!((topics[0].name, topics[0].num_partitions), ("a", 6));
+    }
 }

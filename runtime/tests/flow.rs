@@ -67,6 +67,7 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 fn config(service: &str) -> Config {
     Config::new(service)
+        .embedded()
         .commit_interval(Duration::from_millis(100))
         .retry_delays(Duration::from_millis(20), Duration::from_millis(100))
         .shutdown_timeout(Duration::from_secs(20))

@@ -34,7 +34,9 @@ async fn notify(_event: billing::InvoicePaid) -> Result<(), HandlerError> {
 
 #[tokio::test]
 async fn conflicting_registrations_fail_at_start_up_naming_both_items() {
-    let err = Bus::new(Config::new("ledger")).await.unwrap_err();
+    let err = Bus::new(Config::new("ledger").embedded())
+        .await
+        .unwrap_err();
     let Error::Registry(message) = &err else {
         panic!("expected a registry error, got {err:?}");
     };

@@ -28,7 +28,7 @@ async fn on_ping(ping: Ping) -> Result<(), HandlerError> {
 fn service() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let bus = Bus::new(Config::new("signals")).await.unwrap();
+        let bus = Bus::new(Config::new("signals").embedded()).await.unwrap();
         bus.publish(Ping { n: 1 }).await.unwrap();
         tokio::spawn(async {
             while PINGS.load(Ordering::SeqCst) == 0 {

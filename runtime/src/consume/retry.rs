@@ -111,7 +111,7 @@ impl RetryPolicies {
     /// [`Error::Config`] when the handler names a policy that was not registered, or its settings
     /// make an invalid policy.
     pub fn for_handler(&self, handler: &HandlerDescriptor) -> Result<RetryPolicy> {
-        let own = handler_retry(handler);
+        let own = handler.retry;
         let base = match own.policy {
             None => self.default,
             Some(name) => *self.named.get(name).ok_or_else(|| {
@@ -134,11 +134,6 @@ impl RetryPolicies {
         policy.validate(handler.name)?;
         Ok(policy)
     }
-}
-
-// TEMP until the descriptor carries it.
-fn handler_retry(_h: &HandlerDescriptor) -> HandlerRetry {
-    HandlerRetry::default()
 }
 
 #[cfg(test)]
