@@ -70,7 +70,6 @@ pub struct HandlerRetry {
 
 inventory::collect!(HandlerDescriptor);
 
-
 /// The validated set of events and handlers.
 #[derive(Debug, Clone)]
 pub struct Registry {

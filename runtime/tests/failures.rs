@@ -71,12 +71,7 @@ fn config(service: &str) -> Config {
     }
 }
 
-async fn bus_on(
-    broker: &Arc<EmbeddedBroker>,
-    config: Config,
-    group: &str,
-    log: &Arc<Log>,
-) -> Bus {
+async fn bus_on(broker: &Arc<EmbeddedBroker>, config: Config, group: &str, log: &Arc<Log>) -> Bus {
     Bus::builder(config)
         .embedded_broker(broker.clone())
         .only_groups([group])
@@ -123,7 +118,10 @@ async fn a_paused_partition_resumes_after_a_rebalance() {
     .await
     .unwrap();
     a.start().await.unwrap();
-    wait_until("the partition was paused", || a.stats().partitions_paused > 0).await;
+    wait_until("the partition was paused", || {
+        a.stats().partitions_paused > 0
+    })
+    .await;
     // A second member joins and leaves: the partition is revoked from A and assigned back.
     let b = bus_on(&broker, small_buffer, "failures-ticks", &log).await;
     b.start().await.unwrap();
@@ -200,7 +198,10 @@ async fn a_handler_that_always_fails_is_dead_lettered_and_its_partition_moves_on
     );
     let h = |name| header(letter, name).unwrap_or_default();
     assert_eq!(h(dlq::ORIGINAL_TOPIC), "failures.charges");
-    assert_eq!(h(dlq::ORIGINAL_PARTITION), deliveries[0].partition.to_string());
+    assert_eq!(
+        h(dlq::ORIGINAL_PARTITION),
+        deliveries[0].partition.to_string()
+    );
     assert_eq!(h(dlq::ORIGINAL_OFFSET), deliveries[0].offset.to_string());
     assert_eq!(h(dlq::CONSUMER_GROUP), "failures-charges");
     assert_eq!(h(dlq::HANDLER), "settle_charge");
@@ -209,7 +210,11 @@ async fn a_handler_that_always_fails_is_dead_lettered_and_its_partition_moves_on
     assert_eq!(h(dlq::RETRY_COUNT), "3");
     assert!(h(dlq::TIMESTAMP).ends_with('Z'), "{}", h(dlq::TIMESTAMP));
     // Dead-lettered and committed: nothing is left to redeliver.
-    assert_all_committed(bus.bootstrap_servers(), "failures-charges", "failures.charges");
+    assert_all_committed(
+        bus.bootstrap_servers(),
+        "failures-charges",
+        "failures.charges",
+    );
 }
 
 #[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
@@ -255,11 +260,19 @@ async fn a_hung_handler_times_out_and_is_dead_lettered() {
     bus.shutdown().await.unwrap();
     assert_eq!(log.attempts_of(1), 2);
     let stats = bus.stats();
-    assert_eq!((stats.handler_timeouts, stats.dead_lettered), (2, 1), "{stats:?}");
+    assert_eq!(
+        (stats.handler_timeouts, stats.dead_lettered),
+        (2, 1),
+        "{stats:?}"
+    );
     let letter = &read_topic(bus.bootstrap_servers(), "failures.renders.dlq", 1)[0];
     let message = header(letter, dlq::ERROR_MESSAGE).unwrap();
     assert!(message.contains("timed out after 200ms"), "{message}");
-    assert_all_committed(bus.bootstrap_servers(), "failures-renders", "failures.renders");
+    assert_all_committed(
+        bus.bootstrap_servers(),
+        "failures-renders",
+        "failures.renders",
+    );
 }
 
 // ------------------------------------------------------------- the revoke grace on one thread
@@ -381,16 +394,27 @@ async fn a_failed_dead_letter_write_holds_the_partition_until_it_succeeds() {
     })
     .await;
     wait_until("the group committed both events", || {
-        committed_and_high(bus.bootstrap_servers(), "failures-refunds", "failures.refunds")
-            .iter()
-            .all(|(_, committed, high)| committed == high)
+        committed_and_high(
+            bus.bootstrap_servers(),
+            "failures-refunds",
+            "failures.refunds",
+        )
+        .iter()
+        .all(|(_, committed, high)| committed == high)
     })
     .await;
     bus.shutdown().await.unwrap();
     assert_eq!(bus.stats().dead_lettered, 1);
     let letters = read_topic(bus.bootstrap_servers(), "failures.refunds.dlq", 1);
-    assert_eq!(header(&letters[0], dlq::ERROR_KIND).as_deref(), Some("retries-exhausted"));
-    assert_all_committed(bus.bootstrap_servers(), "failures-refunds", "failures.refunds");
+    assert_eq!(
+        header(&letters[0], dlq::ERROR_KIND).as_deref(),
+        Some("retries-exhausted")
+    );
+    assert_all_committed(
+        bus.bootstrap_servers(),
+        "failures-refunds",
+        "failures.refunds",
+    );
 }
 
 // ------------------------------------------------------------------- the poison catalogue
@@ -444,12 +468,37 @@ async fn every_poison_message_is_dead_lettered_with_its_reason() {
     let big = format!(r#"{{"parcel":"{}","grams":1}}"#, "x".repeat(4_000));
     let cases: Vec<(&str, Vec<(&str, &[u8])>, Vec<u8>, &str)> = vec![
         ("no headers", vec![], good.to_vec(), "undecodable"),
-        ("malformed time", with(&[("ce_time", b"last tuesday")]), good.to_vec(), "undecodable"),
-        ("missing source", with(&[("ce_source", b"")]), good.to_vec(), "undecodable"),
-        ("non-UTF-8 ce header", with(&[("ce_subject", b"\xff\xfe")]), good.to_vec(), "undecodable"),
-        ("non-JSON value", CE.to_vec(), b"grams=1".to_vec(), "incompatible"),
+        (
+            "malformed time",
+            with(&[("ce_time", b"last tuesday")]),
+            good.to_vec(),
+            "undecodable",
+        ),
+        (
+            "missing source",
+            with(&[("ce_source", b"")]),
+            good.to_vec(),
+            "undecodable",
+        ),
+        (
+            "non-UTF-8 ce header",
+            with(&[("ce_subject", b"\xff\xfe")]),
+            good.to_vec(),
+            "undecodable",
+        ),
+        (
+            "non-JSON value",
+            CE.to_vec(),
+            b"grams=1".to_vec(),
+            "incompatible",
+        ),
         ("empty value", CE.to_vec(), Vec::new(), "undecodable"),
-        ("wrong shape", CE.to_vec(), br#"{"parcel":5}"#.to_vec(), "incompatible"),
+        (
+            "wrong shape",
+            CE.to_vec(),
+            br#"{"parcel":5}"#.to_vec(),
+            "incompatible",
+        ),
         (
             "incompatible version",
             with(&[("ce_schemaversion", b"7")]),
@@ -457,7 +506,12 @@ async fn every_poison_message_is_dead_lettered_with_its_reason() {
             "incompatible",
         ),
         ("oversized", CE.to_vec(), big.into_bytes(), "oversized"),
-        ("unknown type", with(&[("ce_type", b"parcel.lost")]), good.to_vec(), "unknown-type"),
+        (
+            "unknown type",
+            with(&[("ce_type", b"parcel.lost")]),
+            good.to_vec(),
+            "unknown-type",
+        ),
     ];
     for (_, headers, value, _) in &cases {
         send_raw(&producer, topic, Some(b"k"), value, headers).await;
@@ -465,7 +519,14 @@ async fn every_poison_message_is_dead_lettered_with_its_reason() {
     // A valid event behind them all on the same partition, with a binary tracing header that is not
     // a CloudEvents attribute.
     let last = with(&[("x-b3-binary", b"\x00\xff\x10")]);
-    send_raw(&producer, topic, Some(b"k"), br#"{"parcel":"last","grams":9}"#, &last).await;
+    send_raw(
+        &producer,
+        topic,
+        Some(b"k"),
+        br#"{"parcel":"last","grams":9}"#,
+        &last,
+    )
+    .await;
     bus.start().await.unwrap();
     wait_until("the valid event was handled", || log.seqs("last") == [9]).await;
     bus.shutdown().await.unwrap();
@@ -473,10 +534,19 @@ async fn every_poison_message_is_dead_lettered_with_its_reason() {
     let letters = read_topic(bus.bootstrap_servers(), "failures.parcels.dlq", cases.len());
     assert_eq!(letters.len(), cases.len());
     let mut letters: Vec<_> = letters.iter().collect();
-    letters.sort_by_key(|m| header(m, dlq::ORIGINAL_OFFSET).unwrap().parse::<i64>().unwrap());
+    letters.sort_by_key(|m| {
+        header(m, dlq::ORIGINAL_OFFSET)
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+    });
     for ((name, _, value, kind), letter) in cases.iter().zip(letters) {
         let reason = header(letter, dlq::ERROR_MESSAGE).unwrap_or_default();
-        assert_eq!(header(letter, dlq::ERROR_KIND).as_deref(), Some(*kind), "{name}: {reason}");
+        assert_eq!(
+            header(letter, dlq::ERROR_KIND).as_deref(),
+            Some(*kind),
+            "{name}: {reason}"
+        );
         assert!(!reason.is_empty(), "{name} has no reason");
         assert_eq!(letter.payload().unwrap_or_default(), &value[..], "{name}");
         assert_eq!(letter.key(), Some(&b"k"[..]), "{name}");
@@ -534,7 +604,9 @@ async fn schema_versions_reach_the_handler_that_reads_them() {
         .build()
         .await
         .unwrap();
-    bus.publish(SeatBookedV1 { seat: "a1".into() }).await.unwrap();
+    bus.publish(SeatBookedV1 { seat: "a1".into() })
+        .await
+        .unwrap();
     bus.publish(SeatBookedV2 {
         seat: "b22".into(),
         row: 2,
@@ -551,7 +623,14 @@ async fn schema_versions_reach_the_handler_that_reads_them() {
         ("ce_schemaversion", b"3"),
         ("content-type", b"application/json"),
     ];
-    send_raw(&producer, "failures.seats", None, br#"{"seats":["c3"]}"#, &v3).await;
+    send_raw(
+        &producer,
+        "failures.seats",
+        None,
+        br#"{"seats":["c3"]}"#,
+        &v3,
+    )
+    .await;
     bus.start().await.unwrap();
     wait_until("both groups handled both versions", || {
         log.seqs("usher-v1").len() == 2
@@ -568,7 +647,11 @@ async fn schema_versions_reach_the_handler_that_reads_them() {
     usher.sort_unstable();
     assert_eq!(usher, [2, 3], "the v1 reader handled v1 (a1) and v2 (b22)");
     assert!(log.seqs("plan-v1:b22").is_empty() && log.seqs("plan-v2:a1").is_empty());
-    assert_eq!(bus.stats().undecodable, 2, "only the v3 event, once per group");
+    assert_eq!(
+        bus.stats().undecodable,
+        2,
+        "only the v3 event, once per group"
+    );
     let letters = read_topic(bus.bootstrap_servers(), "failures.seats.dlq", 2);
     for letter in &letters {
         let reason = header(letter, dlq::ERROR_MESSAGE).unwrap();

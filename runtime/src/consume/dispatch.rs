@@ -332,3 +332,6 @@ async fn run_once(
         ))))
     })
 }
+
+#[cfg(test)]
+mod tests;
