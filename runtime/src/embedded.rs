@@ -10,7 +10,9 @@
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
+use rdkafka::error::KafkaError;
 use rdkafka::mocking::MockCluster;
+use rdkafka::types::RDKafkaErrorCode;
 
 use crate::error::{Error, Result};
 
@@ -67,12 +69,16 @@ impl EmbeddedBroker {
                             partitions,
                             reply,
                         } => {
-                            let result = cluster.create_topic(&name, partitions, 1).map_err(|e| {
-                                Error::Topic {
+                            let result = match cluster.create_topic(&name, partitions, 1) {
+                                Ok(()) => Ok(()),
+                                Err(KafkaError::MockCluster(
+                                    RDKafkaErrorCode::TopicAlreadyExists,
+                                )) => Err(Error::TopicExists { topic: name }),
+                                Err(e) => Err(Error::Topic {
                                     topic: name,
                                     reason: format!("the embedded broker could not create it: {e}"),
-                                }
-                            });
+                                }),
+                            };
                             let _ = reply.send(result);
                         }
                         Command::Stop => break,
@@ -99,10 +105,11 @@ impl EmbeddedBroker {
         &self.bootstrap_servers
     }
 
-    /// Creates a topic (creating an existing topic again is not an error).
+    /// Creates a topic.
     ///
     /// # Errors
-    /// [`Error::Topic`] when the mock cluster refuses.
+    /// [`Error::TopicExists`] when it exists already, [`Error::Topic`] when the mock cluster
+    /// refuses otherwise.
     pub fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
         let (reply, answer) = mpsc::channel();
         self.commands
