@@ -433,4 +433,143 @@ mod tests {
         let boxed: Box<dyn std::error::Error + Send + Sync> = "boxed".into();
         assert_eq!(HandlerError::from_boxed(boxed).to_string(), "boxed");
     }
+
+    #[test]
+    fn handler_errors_are_transient_unless_marked_permanent() {
+        let io = || std::io::Error::other("card declined");
+        let plain: HandlerError = io().into();
+        assert!(!plain.is_permanent());
+        assert!(!HandlerError::msg("later").is_permanent());
+        let permanent = HandlerError::permanent(io());
+        assert!(permanent.is_permanent());
+        assert_eq!(permanent.to_string(), "card declined");
+        assert_eq!(
+            format!("{permanent:?}"),
+            "HandlerError(permanent: card declined)"
+        );
+        assert!(!HandlerError::transient(permanent).is_permanent());
+        assert!(HandlerError::permanent(HandlerError::msg("bad input")).is_permanent());
+    }
+
+    #[test]
+    fn result_ext_marks_errors_for_the_question_mark() {
+        fn parse(text: &str) -> Result<u64, HandlerError> {
+            let value = text.parse::<u64>().permanent()?;
+            Ok(value * 2)
+        }
+        fn fetch() -> Result<(), HandlerError> {
+            Err(std::io::Error::other("timeout")).transient()?;
+            Ok(())
+        }
+        fn early() -> Result<(), HandlerError> {
+            Err(HandlerError::permanent(std::io::Error::other("gone")))?;
+            Ok(())
+        }
+        assert_eq!(parse("42").unwrap(), 84);
+        assert!(parse("forty-two").unwrap_err().is_permanent());
+        assert!(!fetch().unwrap_err().is_permanent());
+        assert!(early().unwrap_err().is_permanent());
+    }
+
+    #[test]
+    fn registry_conflicts_list_one_entry_each_and_join_them() {
+        let conflicts = RegistryConflicts::from(vec!["a clash".to_owned(), "b clash".to_owned()]);
+        assert_eq!(conflicts.len(), 2);
+        assert_eq!(
+            conflicts.iter().map(String::as_str).collect::<Vec<_>>(),
+            ["a clash", "b clash"]
+        );
+        assert!(conflicts.contains("b cl"));
+        assert_eq!(
+            Error::Registry(conflicts).to_string(),
+            "invalid event registry: a clash; b clash"
+        );
+    }
+
+    fn publish_error(code: RDKafkaErrorCode) -> Error {
+        Error::Publish {
+            event_type: "order.placed",
+            topic: "orders",
+            source: KafkaError::MessageProduction(code),
+        }
+    }
+
+    #[test]
+    fn transient_publish_errors_say_retry() {
+        for code in [
+            RDKafkaErrorCode::MessageTimedOut,
+            RDKafkaErrorCode::QueueFull,
+            RDKafkaErrorCode::NotLeaderForPartition,
+            RDKafkaErrorCode::AllBrokersDown,
+        ] {
+            let error = publish_error(code);
+            assert!(error.is_retriable(), "{code:?}");
+            let message = error.to_string();
+            assert!(
+                message.ends_with("retry, or check that the broker is reachable"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn permanent_publish_errors_say_what_to_change() {
+        for (code, advice) in [
+            (
+                RDKafkaErrorCode::MessageSizeTooLarge,
+                "make the event smaller",
+            ),
+            (
+                RDKafkaErrorCode::TopicAuthorizationFailed,
+                "grant its principal WRITE",
+            ),
+            (
+                RDKafkaErrorCode::InvalidRecord,
+                "fix the event or the topic's configuration",
+            ),
+            (
+                RDKafkaErrorCode::UnknownTopicOrPartition,
+                "create the topic",
+            ),
+        ] {
+            let error = publish_error(code);
+            assert!(!error.is_retriable(), "{code:?}");
+            let message = error.to_string();
+            assert!(message.contains(advice), "{message}");
+            assert!(
+                message.contains("publishing it again will fail the same way"),
+                "{message}"
+            );
+            assert!(!message.contains("retry"), "{message}");
+        }
+    }
+
+    #[test]
+    fn batches_and_client_creation_classify_by_their_cause() {
+        let batch = |first: Error| Error::Batch {
+            total: 2,
+            failed: 1,
+            delivered: vec![],
+            first_error: Box::new(first),
+        };
+        assert!(batch(publish_error(RDKafkaErrorCode::MessageTimedOut)).is_retriable());
+        assert!(!batch(publish_error(RDKafkaErrorCode::MessageSizeTooLarge)).is_retriable());
+        let creation = Error::kafka(
+            "creating the producer",
+            KafkaError::ClientCreation("bad".into()),
+        );
+        assert!(!creation.is_retriable());
+        assert!(!Error::Config("x".into()).is_retriable());
+    }
+
+    #[test]
+    fn the_embedded_broker_reports_an_existing_topic_as_such() {
+        let broker = crate::EmbeddedBroker::start(1).unwrap();
+        broker.create_topic("twice", 1).unwrap();
+        let error = broker.create_topic("twice", 1).unwrap_err();
+        assert!(
+            matches!(&error, Error::TopicExists { topic } if topic == "twice"),
+            "{error:?}"
+        );
+    }
 }

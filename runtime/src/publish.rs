@@ -448,3 +448,153 @@ fn create_producer(client_config: &ClientConfig) -> Result<KafkaProducer> {
         .create_with_context(ProducerContext::default())
         .map_err(|e| Error::kafka("creating the producer", e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embedded::EmbeddedBroker;
+
+    #[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+    struct Probe {
+        note: String,
+    }
+
+    impl HeraldEvent for Probe {
+        const EVENT_TYPE: &'static str = "probe.sent";
+        const TOPIC: &'static str = "herald-publish-unit";
+        const VERSION: u32 = 1;
+
+        fn partition_key(&self) -> Option<String> {
+            None
+        }
+    }
+
+    fn probe(len: usize) -> Probe {
+        Probe {
+            note: "x".repeat(len),
+        }
+    }
+
+    fn publisher(config: &Config, servers: &str) -> (Publisher, Arc<Counters>) {
+        let counters = Arc::new(Counters::default());
+        let publisher = Publisher::new(config, servers, counters.clone()).expect("producer");
+        (publisher, counters)
+    }
+
+    /// A loopback address nothing listens on.
+    fn closed_port() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        drop(listener);
+        address.to_string()
+    }
+
+    #[test]
+    fn retry_delays_double_up_to_the_cap() {
+        let retry = PublishRetry {
+            max_attempts: 6,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+        };
+        let delays: Vec<u128> = (1..=5).map(|a| retry.delay(a).as_millis()).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1000]);
+        assert_eq!(retry.delay(u32::MAX), retry.max_delay);
+    }
+
+    #[tokio::test]
+    async fn a_fatal_producer_error_fails_one_publish_then_a_new_producer_takes_over() {
+        let broker = EmbeddedBroker::start(1).unwrap();
+        broker.create_topic(Probe::TOPIC, 1).unwrap();
+        let config = Config::new("fatal").bootstrap_servers(broker.bootstrap_servers());
+        let (publisher, counters) = publisher(&config, broker.bootstrap_servers());
+        let options = PublishOptions::default;
+
+        let first = publisher.publish(&probe(1), options()).await.unwrap();
+        let doomed = publisher.producer();
+        let code = unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                doomed.client().native_ptr(),
+                rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                c"injected by herald's test".as_ptr(),
+            )
+        };
+        assert_eq!(
+            code,
+            rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+        );
+        drop(doomed);
+
+        let error = publisher.publish(&probe(1), options()).await.unwrap_err();
+        let Error::ProducerFatal { reason, code, .. } = &error else {
+            panic!("expected a fatal producer error, got {error:?}");
+        };
+        assert!(reason.contains("injected by herald's test"), "{reason}");
+        assert_eq!(*code, RDKafkaErrorCode::OutOfOrderSequenceNumber);
+        assert!(error.is_retriable());
+        assert!(
+            error.to_string().contains("replaced the producer"),
+            "{error}"
+        );
+
+        let after = publisher.publish(&probe(1), options()).await.unwrap();
+        assert!(after.offset > first.offset, "{after:?} after {first:?}");
+        let stats = counters.snapshot();
+        assert_eq!(
+            (
+                stats.producer_restarts,
+                stats.publish_failures,
+                stats.events_published
+            ),
+            (1, 1, 2)
+        );
+    }
+
+    #[tokio::test]
+    async fn publish_with_retry_gives_up_after_max_attempts_when_the_broker_is_unreachable() {
+        let servers = closed_port();
+        let timeout = Duration::from_millis(300);
+        let config = Config::new("retry")
+            .bootstrap_servers(&servers)
+            .delivery_timeout(timeout);
+        let (publisher, counters) = publisher(&config, &servers);
+        let retry = PublishRetry {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(20),
+        };
+        let started = std::time::Instant::now();
+        let error = publisher
+            .publish_with_retry(&probe(1), PublishOptions::default(), retry)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, Error::Publish { .. }) && error.is_retriable(),
+            "{error:?}"
+        );
+        assert_eq!(counters.snapshot().publish_failures, 3, "{error}");
+        assert!(started.elapsed() >= timeout * 3, "{:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn publish_with_retry_does_not_retry_a_permanent_error() {
+        let servers = closed_port();
+        let config = Config::new("too-large")
+            .bootstrap_servers(&servers)
+            .property("message.max.bytes", "1000");
+        let (publisher, counters) = publisher(&config, &servers);
+        let error = publisher
+            .publish_with_retry(
+                &probe(5_000),
+                PublishOptions::default(),
+                PublishRetry::default(),
+            )
+            .await
+            .unwrap_err();
+        assert!(!error.is_retriable(), "{error:?}");
+        assert!(
+            error.to_string().contains("make the event smaller"),
+            "{error}"
+        );
+        assert_eq!(counters.snapshot().publish_failures, 1);
+    }
+}
