@@ -95,11 +95,11 @@ enum Failure {
 
 /// The producer's client context: logs librdkafka's global errors, a fatal one at ERROR once.
 #[derive(Default)]
-pub(crate) struct ProducerContext {
+pub(crate) struct PublisherContext {
     fatal_logged: AtomicBool,
 }
 
-impl ClientContext for ProducerContext {
+impl ClientContext for PublisherContext {
     fn error(&self, error: KafkaError, reason: &str) {
         if error == KafkaError::Global(RDKafkaErrorCode::Fatal) {
             if !self.fatal_logged.swap(true, Ordering::Relaxed) {
@@ -113,7 +113,7 @@ impl ClientContext for ProducerContext {
 }
 
 /// The librdkafka producer herald uses.
-pub(crate) type KafkaProducer = FutureProducer<ProducerContext>;
+pub(crate) type KafkaProducer = FutureProducer<PublisherContext>;
 
 /// The current producer and how many times it was replaced.
 struct Slot {
@@ -445,7 +445,7 @@ impl Publisher {
 /// A producer with herald's context.
 fn create_producer(client_config: &ClientConfig) -> Result<KafkaProducer> {
     client_config
-        .create_with_context(ProducerContext::default())
+        .create_with_context(PublisherContext::default())
         .map_err(|e| Error::kafka("creating the producer", e))
 }
 
