@@ -14,7 +14,7 @@ use crate::embedded::EmbeddedBroker;
 use crate::envelope::PublishOptions;
 use crate::error::{Error, Result};
 use crate::event::HeraldEvent;
-use crate::publish::{Delivery, Publisher};
+use crate::publish::{Delivery, PublishRetry, Publisher};
 use crate::registry::Registry;
 use crate::stats::{Counters, Stats};
 use crate::topics;
@@ -272,8 +272,27 @@ impl Bus {
         self.inner.publisher.publish(&event, options).await
     }
 
-    /// Publishes events concurrently and waits for all acknowledgements; deliveries come back in
-    /// input order. Nothing is sent if any event fails to serialize.
+    /// Publishes an event, trying again with exponential backoff while the error is retriable
+    /// (broker unreachable, timed out); a permanent error (message too large, not authorized) is
+    /// returned at once. Every try carries the same event id.
+    ///
+    /// # Errors
+    /// The last try's error after `retry.max_attempts` tries, or the first permanent one.
+    pub async fn publish_with_retry<E: HeraldEvent>(
+        &self,
+        event: E,
+        options: PublishOptions,
+        retry: PublishRetry,
+    ) -> Result<Delivery> {
+        self.inner
+            .publisher
+            .publish_with_retry(&event, options, retry)
+            .await
+    }
+
+    /// Publishes events and waits for all acknowledgements; deliveries come back in input order.
+    /// Records are enqueued strictly in order (waiting while the producer's queue is full), so
+    /// events with one key keep their order. Nothing is sent if any event fails to serialize.
     ///
     /// # Errors
     /// [`Error::Batch`] listing what was delivered when some events were not acknowledged.
@@ -291,13 +310,12 @@ impl Bus {
     /// those already started are stopped again before the error is returned.
     ///
     /// # Errors
-    /// [`Error::State`] when already started, [`Error::Kafka`] when a consumer cannot be created.
+    /// [`Error::AlreadyRunning`] when already started, [`Error::Kafka`] when a consumer cannot be
+    /// created, [`Error::Config`] when a handler's retry policy is invalid.
     pub async fn start(&self) -> Result<()> {
         let mut running = self.inner.running.lock().await;
         if !running.is_empty() {
-            return Err(Error::State(
-                "the bus is already consuming; call shutdown() before starting it again",
-            ));
+            return Err(Error::AlreadyRunning);
         }
         let config = &self.inner.config;
         let shared = Arc::new(Shared {
@@ -344,12 +362,13 @@ impl Bus {
     /// takes about 3 s). Does not hold up a concurrent [`Bus::shutdown`].
     ///
     /// # Errors
-    /// [`Error::State`] when the bus is not consuming or `timeout` passed first.
+    /// [`Error::NotRunning`] when the bus is not consuming, [`Error::AssignmentTimeout`] when
+    /// `timeout` passed first.
     pub async fn wait_for_assignment(&self, timeout: Duration) -> Result<()> {
         let assignments: Vec<_> = {
             let running = self.inner.running.lock().await;
             if running.is_empty() {
-                return Err(Error::State("the bus is not consuming: call start() first"));
+                return Err(Error::NotRunning);
             }
             running.iter().map(GroupRunner::assignment).collect()
         };
@@ -361,9 +380,7 @@ impl Bus {
         tokio::time::timeout(timeout, all)
             .await
             .map(|_| ())
-            .map_err(|_| {
-                Error::State("consumer groups got no partitions in time; is the broker reachable?")
-            })
+            .map_err(|_| Error::AssignmentTimeout(timeout))
     }
 
     /// Stops consuming gracefully: stops fetching, lets in-flight handlers finish, commits what was
@@ -372,7 +389,8 @@ impl Bus {
     ///
     /// # Errors
     /// [`Error::ShutdownTimeout`] when handlers did not finish in time (their events were not
-    /// committed and will be redelivered); [`Error::State`] naming the group whose consumer failed.
+    /// committed and will be redelivered); [`Error::ConsumerFailed`] naming the group whose consumer
+    /// failed (a fatal librdkafka error, a panicked task).
     pub async fn shutdown(&self) -> Result<()> {
         let timeout = self.inner.config.shutdown_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
@@ -387,16 +405,15 @@ impl Bus {
         tokio::task::spawn_blocking(move || publisher.flush(remaining))
             .await
             .map_err(|_| Error::State("flushing the producer panicked"))??;
-        if let Some((group, reason)) = stops.iter().find_map(|(group, stop)| match stop {
+        let abandoned = stops.iter().any(|(_, stop)| *stop == GroupStop::Abandoned);
+        if let Some((group, reason)) = stops.into_iter().find_map(|(group, stop)| match stop {
             GroupStop::Failed(reason) => Some((group, reason)),
             _ => None,
         }) {
             tracing::error!(%group, %reason, "consumer group failed");
-            return Err(Error::State(
-                "a consumer group failed; see the error log for its reason",
-            ));
+            return Err(Error::ConsumerFailed { group, reason });
         }
-        if stops.iter().any(|(_, stop)| *stop == GroupStop::Abandoned) {
+        if abandoned {
             return Err(Error::ShutdownTimeout(timeout));
         }
         Ok(())

@@ -11,10 +11,10 @@
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
-use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use rdkafka::types::{RDKafkaApiKey, RDKafkaErrorCode, RDKafkaRespErr};
 
 type Cluster = MockCluster<'static, DefaultProducerContext>;
 type Fault = Box<dyn FnOnce(&Cluster) -> KafkaResult<()> + Send>;
@@ -78,12 +78,16 @@ impl EmbeddedBroker {
                             partitions,
                             reply,
                         } => {
-                            let result = cluster.create_topic(&name, partitions, 1).map_err(|e| {
-                                Error::Topic {
+                            let result = match cluster.create_topic(&name, partitions, 1) {
+                                Ok(()) => Ok(()),
+                                Err(KafkaError::MockCluster(
+                                    RDKafkaErrorCode::TopicAlreadyExists,
+                                )) => Err(Error::TopicExists { topic: name }),
+                                Err(e) => Err(Error::Topic {
                                     topic: name,
                                     reason: format!("the embedded broker could not create it: {e}"),
-                                }
-                            });
+                                }),
+                            };
                             let _ = reply.send(result);
                         }
                         Command::Fault { fault, reply } => {
@@ -111,10 +115,11 @@ impl EmbeddedBroker {
         &self.bootstrap_servers
     }
 
-    /// Creates a topic (creating an existing topic again is not an error).
+    /// Creates a topic.
     ///
     /// # Errors
-    /// [`Error::Topic`] when the mock cluster refuses.
+    /// [`Error::TopicExists`] when it exists already, [`Error::Topic`] when the mock cluster
+    /// refuses otherwise.
     pub fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
         let (reply, answer) = mpsc::channel();
         self.commands

@@ -57,10 +57,10 @@ pub use consume::retry::RetryPolicy;
 pub use context::Context;
 pub use embedded::EmbeddedBroker;
 pub use envelope::{Metadata, Position, PublishOptions};
-pub use error::{DispatchError, Error, HandlerError, Result};
+pub use error::{DispatchError, Error, HandlerError, RegistryConflicts, Result, ResultExt};
 pub use event::{Event, HeraldEvent, PartitionKey};
 pub use herald_macros::{handler, IntegrationEvent};
-pub use publish::Delivery;
+pub use publish::{Delivery, PublishRetry};
 pub use stats::Stats;
 
 /// What a herald service usually needs, plus serde and schemars derives.

@@ -1,12 +1,24 @@
 //! Publishing: events become CloudEvents records; a publish returns only once the broker
 //! acknowledged it.
+//!
+//! Records are enqueued strictly in order: when the producer's queue is full, a publish waits and
+//! retries the same record before the next one goes in, so events with one key keep their order
+//! even under back-pressure. A fatal producer error (an idempotent producer that can no longer
+//! keep its guarantees) fails the publishes it hit and replaces the producer with a new one.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use chrono::Utc;
 use futures::future::join_all;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::client::ClientContext;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
+use rdkafka::ClientConfig;
+use tokio::time::Instant;
 
 use crate::codec::{self, encode_headers};
 use crate::config::Config;
@@ -14,6 +26,9 @@ use crate::envelope::{Metadata, PublishOptions};
 use crate::error::{Error, Result};
 use crate::event::HeraldEvent;
 use crate::stats::Counters;
+
+/// How long a publish waits before retrying a record the full producer queue refused.
+const QUEUE_FULL_WAIT: Duration = Duration::from_millis(2);
 
 /// Where a published event landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +43,38 @@ pub struct Delivery {
     pub event_id: String,
 }
 
+/// How [`publish_with_retry`](Publisher::publish_with_retry) retries: at most `max_attempts`
+/// tries, waiting `base_delay`, then twice as long after each failure, at most `max_delay`.
+/// Only retriable errors (see [`Error::is_retriable`]) are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishRetry {
+    /// How many times to try in all (at least once).
+    pub max_attempts: u32,
+    /// The wait after the first failure.
+    pub base_delay: Duration,
+    /// The longest wait between two tries.
+    pub max_delay: Duration,
+}
+
+impl Default for PublishRetry {
+    /// Three tries, 100 ms then 200 ms apart.
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+impl PublishRetry {
+    /// The wait after failed try number `attempt` (1-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
+        self.base_delay.saturating_mul(factor).min(self.max_delay)
+    }
+}
+
 /// An encoded event, ready to send.
 struct Outgoing {
     topic: &'static str,
@@ -37,23 +84,63 @@ struct Outgoing {
     meta: Metadata,
 }
 
+/// Why a record was not acknowledged.
+#[derive(Clone)]
+enum Failure {
+    /// What librdkafka reported.
+    Kafka(KafkaError),
+    /// The producer hit a fatal error (code and reason) and was replaced.
+    Fatal(RDKafkaErrorCode, String),
+}
+
+/// The producer's client context: logs librdkafka's global errors, a fatal one at ERROR once.
+#[derive(Default)]
+pub(crate) struct PublisherContext {
+    fatal_logged: AtomicBool,
+}
+
+impl ClientContext for PublisherContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error == KafkaError::Global(RDKafkaErrorCode::Fatal) {
+            if !self.fatal_logged.swap(true, Ordering::Relaxed) {
+                tracing::error!(%reason, "the producer hit a fatal error and cannot publish any more; \
+                    herald replaces it with a new producer at the next publish");
+            }
+        } else {
+            tracing::error!(%error, %reason, "producer error");
+        }
+    }
+}
+
+/// The librdkafka producer herald uses.
+pub(crate) type KafkaProducer = FutureProducer<PublisherContext>;
+
+/// The current producer and how many times it was replaced.
+struct Slot {
+    producer: KafkaProducer,
+    generation: u64,
+}
+
 /// The idempotent producer shared by the bus and every handler context.
 #[derive(Clone)]
 pub(crate) struct Publisher {
-    producer: FutureProducer,
+    slot: Arc<RwLock<Slot>>,
+    client_config: Arc<ClientConfig>,
     service: Arc<str>,
-    timeout: std::time::Duration,
+    timeout: Duration,
     counters: Arc<Counters>,
 }
 
 impl Publisher {
     pub fn new(config: &Config, bootstrap_servers: &str, counters: Arc<Counters>) -> Result<Self> {
-        let producer = config
-            .producer_config(bootstrap_servers)
-            .create()
-            .map_err(|e| Error::kafka("creating the producer", e))?;
+        let client_config = config.producer_config(bootstrap_servers);
+        let producer = create_producer(&client_config)?;
         Ok(Self {
-            producer,
+            slot: Arc::new(RwLock::new(Slot {
+                producer,
+                generation: 0,
+            })),
+            client_config: Arc::new(client_config),
             service: config.service_name.as_str().into(),
             timeout: config.delivery_timeout,
             counters,
@@ -104,51 +191,178 @@ impl Publisher {
         })
     }
 
-    #[tracing::instrument(name = "herald.publish", level = "debug", skip_all,
-        fields(event_type = outgoing.event_type, topic = outgoing.topic, event_id = %outgoing.meta.id))]
-    async fn send(&self, outgoing: Outgoing) -> Result<Delivery> {
+    /// The current producer and its generation.
+    fn current(&self) -> (KafkaProducer, u64) {
+        let slot = self
+            .slot
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (slot.producer.clone(), slot.generation)
+    }
+
+    /// Enqueues one record, waiting while the producer's queue is full (until `deadline`).
+    async fn enqueue(
+        &self,
+        producer: &KafkaProducer,
+        outgoing: &Outgoing,
+        deadline: Instant,
+    ) -> std::result::Result<DeliveryFuture, KafkaError> {
         let mut record = FutureRecord::to(outgoing.topic)
             .payload(&outgoing.payload)
             .headers(encode_headers(&outgoing.meta));
         if let Some(key) = &outgoing.key {
             record = record.key(key);
         }
-        match self
-            .producer
-            .send(record, Timeout::After(self.timeout))
-            .await
-        {
-            Ok((partition, offset)) => {
-                Counters::add(&self.counters.events_published, 1);
-                Ok(Delivery {
-                    topic: outgoing.topic.into(),
-                    partition,
-                    offset,
-                    event_id: outgoing.meta.id,
-                })
-            }
-            Err((source, _)) => {
-                Counters::add(&self.counters.publish_failures, 1);
-                Err(Error::Publish {
-                    event_type: outgoing.event_type,
-                    topic: outgoing.topic,
-                    source,
-                })
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => return Ok(delivery),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), refused))
+                    if Instant::now() < deadline =>
+                {
+                    record = refused;
+                    tokio::time::sleep(QUEUE_FULL_WAIT).await;
+                }
+                Err((error, _)) => return Err(error),
             }
         }
     }
 
-    /// Publishes one event and waits for the broker's acknowledgement.
+    /// Waits for the broker's answer to an enqueued record.
+    async fn acknowledged(delivery: DeliveryFuture) -> std::result::Result<(i32, i64), KafkaError> {
+        match delivery.await {
+            Ok(Ok(position)) => Ok(position),
+            Ok(Err((error, _))) => Err(error),
+            Err(_canceled) => Err(KafkaError::Canceled),
+        }
+    }
+
+    /// Classifies a failure of `producer` (of `generation`): when the producer hit a fatal error,
+    /// replaces it (once) and reports the fatal cause.
+    fn failure(&self, producer: &KafkaProducer, generation: u64, error: KafkaError) -> Failure {
+        match producer.client().fatal_error() {
+            Some((code, reason)) => {
+                self.replace(generation, code, &reason);
+                Failure::Fatal(code, reason)
+            }
+            None => Failure::Kafka(error),
+        }
+    }
+
+    /// Replaces the producer of `generation` with a new one, unless another publish did already.
+    fn replace(&self, generation: u64, code: RDKafkaErrorCode, reason: &str) {
+        let mut slot = self
+            .slot
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if slot.generation != generation {
+            return;
+        }
+        match create_producer(&self.client_config) {
+            Ok(fresh) => {
+                let old = std::mem::replace(&mut slot.producer, fresh);
+                slot.generation += 1;
+                Counters::add(&self.counters.producer_restarts, 1);
+                tracing::warn!(%code, %reason, generation = slot.generation,
+                    "replaced the producer after its fatal error; publishing works again");
+                // Dropping a producer purges, flushes and joins its polling thread: not on an
+                // async worker.
+                std::thread::spawn(move || drop(old));
+            }
+            Err(error) => tracing::error!(%error,
+                "could not create a new producer after a fatal error; the next failing publish tries again"),
+        }
+    }
+
+    /// The error for a record that failed.
+    fn error(&self, outgoing: &Outgoing, failure: Failure) -> Error {
+        Counters::add(&self.counters.publish_failures, 1);
+        match failure {
+            Failure::Kafka(source) => Error::Publish {
+                event_type: outgoing.event_type,
+                topic: outgoing.topic,
+                source,
+            },
+            Failure::Fatal(code, reason) => Error::ProducerFatal {
+                event_type: outgoing.event_type,
+                topic: outgoing.topic,
+                code,
+                reason,
+            },
+        }
+    }
+
+    /// The delivery of an acknowledged record.
+    fn delivered(&self, outgoing: &Outgoing, (partition, offset): (i32, i64)) -> Delivery {
+        Counters::add(&self.counters.events_published, 1);
+        Delivery {
+            topic: outgoing.topic.into(),
+            partition,
+            offset,
+            event_id: outgoing.meta.id.clone(),
+        }
+    }
+
+    #[tracing::instrument(name = "herald.publish", level = "debug", skip_all,
+        fields(event_type = outgoing.event_type, topic = outgoing.topic, event_id = %outgoing.meta.id))]
+    async fn send(&self, outgoing: &Outgoing) -> Result<Delivery> {
+        let (producer, generation) = self.current();
+        let deadline = Instant::now() + self.timeout;
+        let acknowledged = match self.enqueue(&producer, outgoing, deadline).await {
+            Ok(delivery) => Self::acknowledged(delivery).await,
+            Err(error) => Err(error),
+        };
+        acknowledged
+            .map(|position| self.delivered(outgoing, position))
+            .map_err(|error| {
+                let failure = self.failure(&producer, generation, error);
+                self.error(outgoing, failure)
+            })
+    }
+
+    /// Publishes one event and waits for the broker's acknowledgement; waits within the delivery
+    /// timeout while the producer's queue is full.
     pub async fn publish<E: HeraldEvent>(
         &self,
         event: &E,
         options: PublishOptions,
     ) -> Result<Delivery> {
         let outgoing = self.encode(event, options)?;
-        self.send(outgoing).await
+        self.send(&outgoing).await
     }
 
-    /// Publishes events concurrently; encodes all of them before sending any.
+    /// Publishes one event, trying again after retriable failures with exponential backoff; every
+    /// try carries the same event id, so consumers can tell a repeat.
+    ///
+    /// # Errors
+    /// The last try's error after `retry.max_attempts` tries, or at once the first error that is
+    /// not retriable.
+    pub async fn publish_with_retry<E: HeraldEvent>(
+        &self,
+        event: &E,
+        options: PublishOptions,
+        retry: PublishRetry,
+    ) -> Result<Delivery> {
+        let outgoing = self.encode(event, options)?;
+        let attempts = retry.max_attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            match self.send(&outgoing).await {
+                Ok(delivery) => return Ok(delivery),
+                Err(error) if attempt < attempts && error.is_retriable() => {
+                    let delay = retry.delay(attempt);
+                    tracing::warn!(event_type = outgoing.event_type, event_id = %outgoing.meta.id,
+                        attempt, ?delay, %error, "publishing failed; trying again");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Publishes events and waits for all acknowledgements; encodes all of them before sending
+    /// any. Records are enqueued strictly in batch order (waiting while the queue is full), so
+    /// events with one key land in batch order; acknowledgements are awaited together.
     pub async fn publish_batch<E: HeraldEvent>(
         &self,
         events: impl IntoIterator<Item = E>,
@@ -159,13 +373,45 @@ impl Publisher {
             .map(|event| self.encode(&event, options.clone()))
             .collect::<Result<Vec<_>>>()?;
         let total = outgoing.len();
-        let results = join_all(outgoing.into_iter().map(|o| self.send(o))).await;
+        let (producer, generation) = self.current();
+        // Once the queue stayed full for the delivery timeout or the producer failed fatally, the
+        // rest of the batch is not sent: it would only overtake or fail the same way.
+        let mut stopped: Option<Failure> = None;
+        let mut enqueued = Vec::with_capacity(total);
+        for record in &outgoing {
+            if let Some(failure) = &stopped {
+                enqueued.push(Err(failure.clone()));
+                continue;
+            }
+            let deadline = Instant::now() + self.timeout;
+            match self.enqueue(&producer, record, deadline).await {
+                Ok(delivery) => enqueued.push(Ok(delivery)),
+                Err(error) => {
+                    let queue_full =
+                        error == KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull);
+                    let failure = self.failure(&producer, generation, error);
+                    if queue_full || matches!(failure, Failure::Fatal(..)) {
+                        stopped = Some(failure.clone());
+                    }
+                    enqueued.push(Err(failure));
+                }
+            }
+        }
+        let results = join_all(enqueued.into_iter().map(|enqueued| async {
+            match enqueued {
+                Ok(delivery) => Self::acknowledged(delivery)
+                    .await
+                    .map_err(|error| self.failure(&producer, generation, error)),
+                Err(failure) => Err(failure),
+            }
+        }))
+        .await;
         let mut delivered = Vec::with_capacity(total);
         let mut failures = Vec::new();
-        for (index, result) in results.into_iter().enumerate() {
+        for (index, (record, result)) in outgoing.iter().zip(results).enumerate() {
             match result {
-                Ok(delivery) => delivered.push((index, delivery)),
-                Err(error) => failures.push(error),
+                Ok(position) => delivered.push((index, self.delivered(record, position))),
+                Err(failure) => failures.push(self.error(record, failure)),
             }
         }
         if failures.is_empty() {
@@ -180,15 +426,173 @@ impl Publisher {
         }
     }
 
-    /// The underlying producer, for records herald forwards as they are (dead letters).
-    pub(crate) fn producer(&self) -> &FutureProducer {
-        &self.producer
+    /// The current producer, for records herald forwards as they are (dead letters).
+    pub(crate) fn producer(&self) -> KafkaProducer {
+        self.current().0
     }
 
     /// Waits until every queued event was acknowledged or failed.
-    pub fn flush(&self, timeout: std::time::Duration) -> Result<()> {
-        self.producer
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
+        self.current()
+            .0
             .flush(Timeout::After(timeout))
             .map_err(|e| Error::kafka("flushing the producer", e))
+    }
+}
+
+/// A producer with herald's context.
+fn create_producer(client_config: &ClientConfig) -> Result<KafkaProducer> {
+    client_config
+        .create_with_context(PublisherContext::default())
+        .map_err(|e| Error::kafka("creating the producer", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embedded::EmbeddedBroker;
+
+    #[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+    struct Probe {
+        note: String,
+    }
+
+    impl HeraldEvent for Probe {
+        const EVENT_TYPE: &'static str = "probe.sent";
+        const TOPIC: &'static str = "herald-publish-unit";
+        const VERSION: u32 = 1;
+
+        fn partition_key(&self) -> Option<String> {
+            None
+        }
+    }
+
+    fn probe(len: usize) -> Probe {
+        Probe {
+            note: "x".repeat(len),
+        }
+    }
+
+    fn publisher(config: &Config, servers: &str) -> (Publisher, Arc<Counters>) {
+        let counters = Arc::new(Counters::default());
+        let publisher = Publisher::new(config, servers, counters.clone()).expect("producer");
+        (publisher, counters)
+    }
+
+    /// A loopback address nothing listens on.
+    fn closed_port() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        drop(listener);
+        address.to_string()
+    }
+
+    #[test]
+    fn retry_delays_double_up_to_the_cap() {
+        let retry = PublishRetry {
+            max_attempts: 6,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+        };
+        let delays: Vec<u128> = (1..=5).map(|a| retry.delay(a).as_millis()).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1000]);
+        assert_eq!(retry.delay(u32::MAX), retry.max_delay);
+    }
+
+    #[tokio::test]
+    async fn a_fatal_producer_error_fails_one_publish_then_a_new_producer_takes_over() {
+        let broker = EmbeddedBroker::start(1).unwrap();
+        broker.create_topic(Probe::TOPIC, 1).unwrap();
+        let config = Config::new("fatal").bootstrap_servers(broker.bootstrap_servers());
+        let (publisher, counters) = publisher(&config, broker.bootstrap_servers());
+        let options = PublishOptions::default;
+
+        let first = publisher.publish(&probe(1), options()).await.unwrap();
+        let doomed = publisher.producer();
+        let code = unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                doomed.client().native_ptr(),
+                rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                c"injected by herald's test".as_ptr(),
+            )
+        };
+        assert_eq!(
+            code,
+            rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+        );
+        drop(doomed);
+
+        let error = publisher.publish(&probe(1), options()).await.unwrap_err();
+        let Error::ProducerFatal { reason, code, .. } = &error else {
+            panic!("expected a fatal producer error, got {error:?}");
+        };
+        assert!(reason.contains("injected by herald's test"), "{reason}");
+        assert_eq!(*code, RDKafkaErrorCode::OutOfOrderSequenceNumber);
+        assert!(error.is_retriable());
+        assert!(
+            error.to_string().contains("replaced the producer"),
+            "{error}"
+        );
+
+        let after = publisher.publish(&probe(1), options()).await.unwrap();
+        assert!(after.offset > first.offset, "{after:?} after {first:?}");
+        let stats = counters.snapshot();
+        assert_eq!(
+            (
+                stats.producer_restarts,
+                stats.publish_failures,
+                stats.events_published
+            ),
+            (1, 1, 2)
+        );
+    }
+
+    #[tokio::test]
+    async fn publish_with_retry_gives_up_after_max_attempts_when_the_broker_is_unreachable() {
+        let servers = closed_port();
+        let timeout = Duration::from_millis(300);
+        let config = Config::new("retry")
+            .bootstrap_servers(&servers)
+            .delivery_timeout(timeout);
+        let (publisher, counters) = publisher(&config, &servers);
+        let retry = PublishRetry {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(20),
+        };
+        let started = std::time::Instant::now();
+        let error = publisher
+            .publish_with_retry(&probe(1), PublishOptions::default(), retry)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, Error::Publish { .. }) && error.is_retriable(),
+            "{error:?}"
+        );
+        assert_eq!(counters.snapshot().publish_failures, 3, "{error}");
+        assert!(started.elapsed() >= timeout * 3, "{:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn publish_with_retry_does_not_retry_a_permanent_error() {
+        let servers = closed_port();
+        let config = Config::new("too-large")
+            .bootstrap_servers(&servers)
+            .property("message.max.bytes", "1000");
+        let (publisher, counters) = publisher(&config, &servers);
+        let error = publisher
+            .publish_with_retry(
+                &probe(5_000),
+                PublishOptions::default(),
+                PublishRetry::default(),
+            )
+            .await
+            .unwrap_err();
+        assert!(!error.is_retriable(), "{error:?}");
+        assert!(
+            error.to_string().contains("make the event smaller"),
+            "{error}"
+        );
+        assert_eq!(counters.snapshot().publish_failures, 1);
     }
 }

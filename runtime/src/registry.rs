@@ -150,7 +150,7 @@ impl Registry {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(Error::Registry(problems.join("; ")))
+            Err(Error::Registry(problems.into()))
         }
     }
 

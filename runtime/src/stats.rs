@@ -9,6 +9,8 @@ pub struct Stats {
     pub events_published: u64,
     /// Publishes the broker did not acknowledge.
     pub publish_failures: u64,
+    /// Producers replaced after a fatal error (each failed the publishes it hit).
+    pub producer_restarts: u64,
     /// Messages received by the consumers.
     pub events_consumed: u64,
     /// Messages every handler succeeded on (their offsets were stored for commit).
@@ -39,6 +41,7 @@ pub struct Stats {
 pub(crate) struct Counters {
     pub events_published: AtomicU64,
     pub publish_failures: AtomicU64,
+    pub producer_restarts: AtomicU64,
     pub events_consumed: AtomicU64,
     pub events_handled: AtomicU64,
     pub handler_failures: AtomicU64,
@@ -62,6 +65,7 @@ impl Counters {
         Stats {
             events_published: get(&self.events_published),
             publish_failures: get(&self.publish_failures),
+            producer_restarts: get(&self.producer_restarts),
             events_consumed: get(&self.events_consumed),
             events_handled: get(&self.events_handled),
             handler_failures: get(&self.handler_failures),

@@ -47,8 +47,7 @@ pub(crate) async fn ensure_topics(
     if let Some(broker) = embedded {
         for topic in topics {
             match broker.create_topic(topic, config.topic_partitions) {
-                Ok(()) => {}
-                Err(Error::Topic { reason, .. }) if reason.contains("exists") => {}
+                Ok(()) | Err(Error::TopicExists { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -67,20 +66,28 @@ pub(crate) async fn ensure_topics(
         .await
         .map_err(|e| Error::kafka("creating topics", e))?;
     for result in results {
-        match result {
-            Ok(topic) => tracing::info!(%topic, partitions = config.topic_partitions, "created topic"),
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => {
-                return Err(Error::Topic {
-                    topic,
-                    reason: format!(
-                        "could not be created ({code}); create it by hand or grant this client the right to"
-                    ),
-                })
+        match result.map_err(admin_error) {
+            Ok(topic) => {
+                tracing::info!(%topic, partitions = config.topic_partitions, "created topic")
             }
+            Err(Error::TopicExists { .. }) => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(())
+}
+
+/// The error of creating one topic through the admin API.
+fn admin_error((topic, code): (String, RDKafkaErrorCode)) -> Error {
+    match code {
+        RDKafkaErrorCode::TopicAlreadyExists => Error::TopicExists { topic },
+        code => Error::Topic {
+            topic,
+            reason: format!(
+                "could not be created ({code}); create it by hand or grant this client the right to"
+            ),
+        },
+    }
 }
 
 #[cfg(test)]

@@ -37,9 +37,15 @@ async fn conflicting_registrations_fail_at_start_up_naming_both_items() {
     let err = Bus::new(Config::new("ledger").embedded())
         .await
         .unwrap_err();
-    let Error::Registry(message) = &err else {
+    let Error::Registry(conflicts) = &err else {
         panic!("expected a registry error, got {err:?}");
     };
+    assert_eq!(
+        conflicts.len(),
+        2,
+        "one duplicate event type and one duplicate handler name: {conflicts}"
+    );
+    let message = conflicts.to_string();
     for needle in [
         "invoice.paid",
         "registry_conflicts::billing::InvoicePaid",

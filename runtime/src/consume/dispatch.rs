@@ -249,7 +249,7 @@ async fn run_with_retries(
             Err(DispatchError::Handler(error)) => error,
         };
         Counters::add(&shared.counters.handler_failures, 1);
-        let permanent = is_permanent(&error);
+        let permanent = error.is_permanent();
         if permanent || attempt > policy.max_retries {
             tracing::warn!(topic, partition, offset, handler = handler.name, attempt, %error, permanent,
                 "handler failed for good; dead-lettering the event");
@@ -274,11 +274,6 @@ async fn run_with_retries(
             _ = tokio::time::sleep(delay) => {}
         }
     }
-}
-
-// TEMP until HandlerError says whether it is permanent.
-fn is_permanent(_error: &HandlerError) -> bool {
-    false
 }
 
 /// One attempt: decodes the event for the handler and runs it, containing panics and enforcing the

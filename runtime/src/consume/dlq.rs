@@ -63,10 +63,8 @@ pub(crate) async fn dead_letter(
         if let Some(key) = message.key() {
             record = record.key(key);
         }
-        let send = shared
-            .publisher
-            .producer()
-            .send(record, Timeout::After(shared.delivery_timeout));
+        let producer = shared.publisher.producer();
+        let send = producer.send(record, Timeout::After(shared.delivery_timeout));
         let result = tokio::select! {
             biased;
             _ = cancel.cancelled() => return false,

@@ -1,0 +1,74 @@
+//! Publishing against herald's embedded broker: batch order under back-pressure, waiting on a full
+//! queue, and bounded retries against a broker that is not there.
+
+use std::sync::Arc;
+
+use herald::prelude::*;
+use herald::EmbeddedBroker;
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+pub struct SeatReserved {
+    #[event(key)]
+    pub flight: String,
+    pub seq: u64,
+}
+
+/// A bus on its own embedded broker whose producer queue holds only 10 records, so that a batch
+/// of 1,000 hits `QueueFull` over and over.
+async fn small_queue_bus(service: &str) -> Bus {
+    let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
+    let config = Config::new(service).property("queue.buffering.max.messages", "10");
+    Bus::builder(config)
+        .embedded_broker(broker)
+        .build()
+        .await
+        .expect("bus builds")
+}
+
+fn seats(n: u64) -> Vec<SeatReserved> {
+    (0..n)
+        .map(|seq| SeatReserved {
+            flight: "LH-400".into(),
+            seq,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_keeps_its_order_when_the_producer_queue_is_full() {
+    let bus = small_queue_bus("publishing-order").await;
+    let deliveries = bus
+        .publish_batch(seats(1_000))
+        .await
+        .expect("batch published");
+    assert_eq!(deliveries.len(), 1_000);
+    let partition = deliveries[0].partition;
+    assert!(
+        deliveries.iter().all(|d| d.partition == partition),
+        "one key, one partition"
+    );
+    let inversions = deliveries
+        .windows(2)
+        .filter(|pair| pair[1].offset <= pair[0].offset)
+        .count();
+    assert_eq!(
+        inversions, 0,
+        "offsets must increase in batch order; {inversions} of 1,000 did not"
+    );
+    assert_eq!(bus.stats().events_published, 1_000);
+}
+
+#[tokio::test]
+async fn single_publishes_wait_for_room_in_a_full_queue() {
+    let bus = small_queue_bus("publishing-wait").await;
+    // 200 concurrent single publishes into a queue of 10: each one that finds the queue full waits
+    // for room instead of failing.
+    let publishes = seats(200).into_iter().map(|seat| {
+        let bus = bus.clone();
+        async move { bus.publish(seat).await }
+    });
+    let results = futures::future::join_all(publishes).await;
+    let failures: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(failures.is_empty(), "some publishes failed: {failures:?}");
+    assert_eq!(bus.stats().events_published, 200);
+}
