@@ -787,9 +787,13 @@ impl Config {
         if self.is_embedded() {
             // The mock cluster holds a group that a member left for the members' session timeout
             // minus one second before a new member can join: keep restarts quick.
+            // It also holds every fetch for `fetch.wait.max.ms` (500 ms by default) instead of
+            // answering when data arrives, so each resume of a paused partition and each new event
+            // waited up to half a second.
             config
                 .set("session.timeout.ms", "6000")
-                .set("heartbeat.interval.ms", "1500");
+                .set("heartbeat.interval.ms", "1500")
+                .set("fetch.wait.max.ms", "10");
         }
         self.with_properties(config)
     }

@@ -904,7 +904,7 @@ async fn no_event_is_lost_while_consumers_join_and_leave_mid_stream() {
     let (a, b) = (Arc::new(Seen::default()), Arc::new(Seen::default()));
     // A buffer far below the stream's size: partitions are paused while they move.
     let small_buffer = || Config {
-        max_buffered_per_partition: 32,
+        max_buffered_per_partition: 200,
         ..config("depot")
     };
     let worker_a = test_bus_with(
