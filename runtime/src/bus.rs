@@ -112,8 +112,16 @@ impl BusBuilder {
             policy.validate(name)?;
         }
         let registry = Registry::collect()?;
-        for handler in registry.handlers() {
-            policies.for_handler(handler)?;
+        for (group, handlers) in registry.handlers_by_group(config.default_group()) {
+            if self
+                .groups
+                .as_ref()
+                .is_none_or(|only| only.contains(&group))
+            {
+                for handler in handlers {
+                    policies.for_handler(handler)?;
+                }
+            }
         }
         if let Some(groups) = &self.groups {
             let known = registry.handlers_by_group(config.default_group());
@@ -362,8 +370,8 @@ impl Bus {
     /// takes about 3 s). Does not hold up a concurrent [`Bus::shutdown`].
     ///
     /// # Errors
-    /// [`Error::NotRunning`] when the bus is not consuming, [`Error::AssignmentTimeout`] when
-    /// `timeout` passed first.
+    /// [`Error::NotRunning`] when the bus is not consuming or was shut down while waiting,
+    /// [`Error::AssignmentTimeout`] when `timeout` passed first.
     pub async fn wait_for_assignment(&self, timeout: Duration) -> Result<()> {
         let assignments: Vec<_> = {
             let running = self.inner.running.lock().await;
@@ -377,10 +385,11 @@ impl Bus {
                 .into_iter()
                 .map(crate::consume::wait_until_assigned),
         );
-        tokio::time::timeout(timeout, all)
-            .await
-            .map(|_| ())
-            .map_err(|_| Error::AssignmentTimeout(timeout))
+        match tokio::time::timeout(timeout, all).await {
+            Ok(assigned) if assigned.iter().all(|a| *a) => Ok(()),
+            Ok(_) => Err(Error::NotRunning),
+            Err(_) => Err(Error::AssignmentTimeout(timeout)),
+        }
     }
 
     /// Stops consuming gracefully: stops fetching, lets in-flight handlers finish, commits what was

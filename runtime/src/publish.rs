@@ -43,7 +43,7 @@ pub struct Delivery {
     pub event_id: String,
 }
 
-/// How [`publish_with_retry`](Publisher::publish_with_retry) retries: at most `max_attempts`
+/// How [`Bus::publish_with_retry`](crate::Bus::publish_with_retry) retries: at most `max_attempts`
 /// tries, waiting `base_delay`, then twice as long after each failure, at most `max_delay`.
 /// Only retriable errors (see [`Error::is_retriable`]) are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

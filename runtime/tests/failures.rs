@@ -97,7 +97,8 @@ pub struct Ticked {
 
 #[handler(group = "failures-ticks")]
 async fn count_tick(event: Ticked, ctx: &Context) -> Result<(), HandlerError> {
-    tokio::time::sleep(Duration::from_millis(2)).await;
+    // Slow enough that A is far behind, with its partition paused, when the rebalance comes.
+    tokio::time::sleep(Duration::from_millis(10)).await;
     log(ctx).handled("tick", event.seq);
     Ok(())
 }
@@ -130,9 +131,19 @@ async fn a_paused_partition_resumes_after_a_rebalance() {
         a.stats().rebalances > rebalances
     })
     .await;
+    assert!(
+        log.seqs("tick").len() < 400,
+        "A finished before the rebalance: nothing was proven"
+    );
     b.shutdown().await.unwrap();
     wait_until("all 400 ticks were handled", || {
         log.seqs("tick").into_iter().collect::<BTreeSet<_>>().len() == 400
+    })
+    .await;
+    wait_until("A committed the whole partition", || {
+        committed_and_high(a.bootstrap_servers(), "failures-ticks", "failures.ticks")
+            .iter()
+            .all(|(_, committed, high)| committed == high)
     })
     .await;
     a.shutdown().await.unwrap();
@@ -466,7 +477,14 @@ async fn every_poison_message_is_dead_lettered_with_its_reason() {
     let topic = "failures.parcels";
     let good: &[u8] = br#"{"parcel":"p","grams":1}"#;
     let big = format!(r#"{{"parcel":"{}","grams":1}}"#, "x".repeat(4_000));
-    let cases: Vec<(&str, Vec<(&str, &[u8])>, Vec<u8>, &str)> = vec![
+    // (what, headers, value, expected dlq_error_kind)
+    type Case = (
+        &'static str,
+        Vec<(&'static str, &'static [u8])>,
+        Vec<u8>,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
         ("no headers", vec![], good.to_vec(), "undecodable"),
         (
             "malformed time",
@@ -657,4 +675,148 @@ async fn schema_versions_reach_the_handler_that_reads_them() {
         let reason = header(letter, dlq::ERROR_MESSAGE).unwrap();
         assert!(reason.contains("version 3 is not compatible"), "{reason}");
     }
+}
+
+// ------------------------------------------- permanent errors, per-handler and named policies
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+#[event(topic = "failures.invoices")]
+pub struct InvoiceSent {
+    pub seq: u64,
+}
+
+/// A permanent error: no retry, straight to the dead letters.
+#[handler(group = "failures-invoices")]
+async fn archive_invoice(event: InvoiceSent, ctx: &Context) -> Result<(), HandlerError> {
+    log(ctx).attempt(event.seq);
+    Err(HandlerError::permanent(HandlerError::msg(format!(
+        "invoice {} has no customer",
+        event.seq
+    ))))
+}
+
+/// Its own policy: one retry, whatever the bus-wide default says.
+#[handler(group = "failures-invoices", retries = 1, backoff = "5ms")]
+async fn mail_invoice(event: InvoiceSent, ctx: &Context) -> Result<(), HandlerError> {
+    log(ctx).attempt(event.seq + 1_000);
+    Err(HandlerError::msg("the mail server is down"))
+}
+
+/// A named policy registered on the bus builder.
+#[handler(group = "failures-invoices", policy = "ledger")]
+async fn post_invoice(event: InvoiceSent, ctx: &Context) -> Result<(), HandlerError> {
+    log(ctx).attempt(event.seq + 2_000);
+    Err(HandlerError::msg("the ledger is locked"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_errors_skip_retries_and_each_handler_keeps_its_own_policy() {
+    let broker = broker();
+    let log = Arc::new(Log::default());
+    let ledger = herald::RetryPolicy {
+        max_retries: 3,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(5),
+        jitter: 0.0,
+        timeout: None,
+    };
+    let bus = Bus::builder(config("billing")) // bus-wide: 2 retries
+        .embedded_broker(broker.clone())
+        .only_groups(["failures-invoices"])
+        .state(log.clone())
+        .retry_policy("ledger", ledger)
+        .build()
+        .await
+        .unwrap();
+    bus.publish(InvoiceSent { seq: 1 }).await.unwrap();
+    bus.start().await.unwrap();
+    wait_until("the invoice was dead-lettered", || {
+        bus.stats().dead_lettered == 1
+    })
+    .await;
+    bus.shutdown().await.unwrap();
+    assert_eq!(log.attempts_of(1), 1, "a permanent error is not retried");
+    assert_eq!(log.attempts_of(1_001), 2, "retries = 1");
+    assert_eq!(log.attempts_of(2_001), 4, "the `ledger` policy: 3 retries");
+    let letter = &read_topic(bus.bootstrap_servers(), "failures.invoices.dlq", 1)[0];
+    // One dead letter for the message, naming every handler that failed.
+    assert_eq!(
+        header(letter, dlq::ERROR_KIND).as_deref(),
+        Some("permanent")
+    );
+    let handlers = header(letter, dlq::HANDLER).unwrap();
+    for name in ["archive_invoice", "mail_invoice", "post_invoice"] {
+        assert!(handlers.contains(name), "{handlers}");
+    }
+    let reason = header(letter, dlq::ERROR_MESSAGE).unwrap();
+    assert!(
+        reason.contains("invoice 1 has no customer") && reason.contains("the ledger is locked"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn a_handler_naming_an_unregistered_policy_is_refused_at_build() {
+    let err = Bus::builder(config("billing"))
+        .embedded_broker(broker())
+        .only_groups(["failures-invoices"])
+        .build()
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, herald::Error::Config(_)), "{err:?}");
+    assert!(
+        text.contains("post_invoice") && text.contains("`ledger`"),
+        "{text}"
+    );
+}
+
+// ----------------------------------------------------------------- shutdown is bounded
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_not_held_up_by_a_waiting_wait_for_assignment() {
+    let broker = broker();
+    broker.broker_down().unwrap(); // no group will ever get partitions
+    let log = Arc::new(Log::default());
+    let config = config("reports").shutdown_timeout(Duration::from_secs(2));
+    let bus = bus_on(&broker, config, "failures-reports", &log).await;
+    bus.start().await.unwrap();
+    let waiting = {
+        let bus = bus.clone();
+        tokio::spawn(async move { bus.wait_for_assignment(Duration::from_secs(120)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Its own timeout bounds the shutdown (the broker being down, its final commit cannot finish).
+    let shutdown = tokio::time::timeout(Duration::from_secs(10), bus.shutdown()).await;
+    assert!(shutdown.is_ok(), "shutdown waited for wait_for_assignment");
+    let waited = waiting.await.unwrap();
+    assert!(
+        matches!(waited, Err(herald::Error::NotRunning)),
+        "{waited:?}"
+    );
+    broker.broker_up().unwrap(); // lets the consumer's close finish
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_takes_at_most_its_timeout() {
+    let broker = broker();
+    let log = Arc::new(Log::default());
+    log.busy_ms.store(60_000, Ordering::SeqCst);
+    let config = config("reports").shutdown_timeout(Duration::from_secs(2));
+    let bus = bus_on(&broker, config, "failures-reports", &log).await;
+    bus.publish(ReportQueued { seq: 1 }).await.unwrap();
+    bus.start().await.unwrap();
+    wait_until("the report handler started", || log.attempts_of(1) == 1).await;
+    let started = std::time::Instant::now();
+    let result = bus.shutdown().await;
+    let took = started.elapsed();
+    assert!(
+        matches!(result, Err(herald::Error::ShutdownTimeout(_))),
+        "{result:?}"
+    );
+    // The documented bound, with room for the scheduler: not twice the timeout plus the grace.
+    assert!(
+        took < Duration::from_millis(2_900),
+        "shutdown took {took:?}"
+    );
 }

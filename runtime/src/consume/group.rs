@@ -259,11 +259,14 @@ impl GroupRunner {
     }
 }
 
-/// Waits until `assigned` reports at least one partition, or its group ended.
-pub(crate) async fn assigned(mut assigned: watch::Receiver<usize>) {
+/// Waits until `assigned` reports at least one partition (true), or its group ended (false).
+pub(crate) async fn assigned(mut assigned: watch::Receiver<usize>) -> bool {
     loop {
-        if *assigned.borrow_and_update() > 0 || assigned.changed().await.is_err() {
-            return;
+        if *assigned.borrow_and_update() > 0 {
+            return true;
+        }
+        if assigned.changed().await.is_err() {
+            return false;
         }
     }
 }
