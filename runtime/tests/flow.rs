@@ -727,7 +727,7 @@ async fn unknown_groups_and_double_starts_are_refused() {
     );
     let bus = test_bus("bank", "flow-ledger", Arc::new(Seen::default()), None).await;
     bus.start().await.unwrap();
-    assert!(matches!(bus.start().await, Err(Error::State(_))));
+    assert!(matches!(bus.start().await, Err(Error::AlreadyRunning)));
     bus.shutdown().await.unwrap();
 }
 
