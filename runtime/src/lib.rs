@@ -41,6 +41,7 @@ pub mod codec;
 pub mod config;
 mod consume;
 mod context;
+pub mod dlq;
 pub mod embedded;
 pub mod envelope;
 mod error;
@@ -52,7 +53,6 @@ mod topics;
 
 pub use bus::{Bus, BusBuilder};
 pub use config::{Brokers, Config, OffsetReset, Secret, Security};
-pub use consume::dlq;
 pub use consume::retry::RetryPolicy;
 pub use context::Context;
 pub use embedded::EmbeddedBroker;

@@ -29,7 +29,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::dispatch::{dispatch, Route, Routes, Verdict};
-use super::{dlq, Shared};
+use super::{dead_letter, Shared};
 use crate::error::{Error, Result};
 use crate::registry::HandlerDescriptor;
 use crate::stats::Counters;
@@ -526,8 +526,14 @@ impl ConsumerLoop {
                     let commit = match dispatch(&message, &routes, &shared, &control.cancel).await {
                         Verdict::Handled | Verdict::Skipped => true,
                         Verdict::DeadLetter(failure) => {
-                            dlq::dead_letter(&message, &failure, &group, &shared, &control.cancel)
-                                .await
+                            dead_letter::dead_letter(
+                                &message,
+                                &failure,
+                                &group,
+                                &shared,
+                                &control.cancel,
+                            )
+                            .await
                         }
                         Verdict::Stopped => false,
                     };

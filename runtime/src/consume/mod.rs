@@ -1,6 +1,6 @@
 //! Consuming: one consumer per consumer group ([`group`]), each message handled to a verdict
 //! ([`dispatch`]) under its handlers' retry policies ([`retry`]), and what cannot be handled copied
-//! to a dead-letter topic ([`dlq`]) before its offset is committed.
+//! to a dead-letter topic ([`dead_letter`]) before its offset is committed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +9,8 @@ use crate::context::StateMap;
 use crate::publish::Publisher;
 use crate::stats::Counters;
 
+mod dead_letter;
 pub(crate) mod dispatch;
-pub mod dlq;
 mod group;
 pub mod retry;
 

@@ -14,30 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::dispatch::Failure;
 use super::Shared;
+use crate::dlq::headers;
 use crate::stats::Counters;
-
-/// Names of the headers herald adds to a dead-lettered message (seed 003's names, plus position and
-/// handler).
-pub mod headers {
-    /// The topic the message was consumed from.
-    pub const ORIGINAL_TOPIC: &str = "dlq_original_topic";
-    /// Its partition there.
-    pub const ORIGINAL_PARTITION: &str = "dlq_original_partition";
-    /// Its offset there.
-    pub const ORIGINAL_OFFSET: &str = "dlq_original_offset";
-    /// The consumer group that gave up on it.
-    pub const CONSUMER_GROUP: &str = "dlq_consumer_group";
-    /// The handlers that failed, comma-separated (empty when none ran).
-    pub const HANDLER: &str = "dlq_handler";
-    /// `undecodable`, `incompatible`, `unknown-type`, `oversized`, `permanent` or `retries-exhausted`.
-    pub const ERROR_KIND: &str = "dlq_error_kind";
-    /// The error, for people.
-    pub const ERROR_MESSAGE: &str = "dlq_error_message";
-    /// How many times the failing handler ran.
-    pub const RETRY_COUNT: &str = "dlq_retry_count";
-    /// When it was dead-lettered, RFC 3339 UTC.
-    pub const TIMESTAMP: &str = "dlq_timestamp";
-}
 
 /// The longest wait between two tries of writing a dead letter.
 const MAX_WAIT: Duration = Duration::from_secs(30);
