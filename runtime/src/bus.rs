@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 
 use crate::config::{Brokers, Config};
+use crate::consume::breaker::{Breaker, BreakerStatus};
 use crate::consume::retry::{RetryPolicies, RetryPolicy};
 use crate::consume::{GroupRunner, GroupStop, Shared};
 use crate::context::StateMap;
@@ -36,6 +37,7 @@ struct Inner {
     state: Arc<StateMap>,
     groups: Option<Vec<String>>,
     policies: RetryPolicies,
+    breakers: Arc<std::sync::Mutex<Vec<Arc<Breaker>>>>,
     running: Mutex<Vec<GroupRunner>>,
     // Dropped last: the embedded broker must outlive every client.
     _broker: Option<Arc<EmbeddedBroker>>,
@@ -157,6 +159,7 @@ impl BusBuilder {
                 state: Arc::new(self.state),
                 groups: self.groups,
                 policies,
+                breakers: Arc::default(),
                 running: Mutex::new(Vec::new()),
                 _broker: broker,
             }),
@@ -254,6 +257,18 @@ impl Bus {
         self.inner.counters.snapshot()
     }
 
+    /// The circuit breaker of every running handler that has one (see `RetryPolicy::breaker`),
+    /// with its state.
+    pub fn breakers(&self) -> Vec<BreakerStatus> {
+        self.inner
+            .breakers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|b| b.status())
+            .collect()
+    }
+
     /// Publishes an event and waits until the broker acknowledged it. The event starts a new
     /// correlation (its correlation id is its own id).
     ///
@@ -337,7 +352,13 @@ impl Bus {
             max_message_bytes: config.max_message_bytes,
             dlq_suffix: config.dlq_suffix.clone(),
             delivery_timeout: config.delivery_timeout,
+            breakers: self.inner.breakers.clone(),
         });
+        self.inner
+            .breakers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         let mut started = Vec::new();
         for (group, handlers) in self
             .inner

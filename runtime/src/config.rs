@@ -292,6 +292,9 @@ pub struct Config {
     pub retry_jitter: f64,
     /// How long one attempt of a handler may take before it counts as failed (default: no limit).
     pub handler_timeout: Option<Duration>,
+    /// A circuit breaker for every handler (default: none): after `failure_threshold` consecutive
+    /// failures the handler is held for `cooldown`, its partitions paused at the broker.
+    pub circuit_breaker: Option<crate::CircuitBreaker>,
     /// Appended to a topic's name to name its dead-letter topic (default `.dlq`).
     pub dlq_suffix: String,
     /// Whether a message whose event type no handler of the group takes is dead-lettered (`true`)
@@ -327,6 +330,7 @@ impl Config {
             retry_max_delay: Duration::from_secs(30),
             retry_jitter: 0.1,
             handler_timeout: None,
+            circuit_breaker: None,
             dlq_suffix: ".dlq".into(),
             dead_letter_unknown_types: false,
             max_message_bytes: None,
@@ -355,7 +359,8 @@ impl Config {
     /// - `KAFKA_AUTO_CREATE_TOPICS`, `KAFKA_TOPIC_PARTITIONS`, `KAFKA_REPLICATION_FACTOR` (unset:
     ///   the cluster's default)
     /// - `KAFKA_MAX_RETRIES`, `KAFKA_RETRY_BASE_DELAY_MS`, `KAFKA_RETRY_MAX_DELAY_MS`,
-    ///   `KAFKA_RETRY_JITTER` (`0.0` to `1.0`), `KAFKA_HANDLER_TIMEOUT_MS`
+    ///   `KAFKA_RETRY_JITTER` (`0.0` to `1.0`), `KAFKA_HANDLER_TIMEOUT_MS`,
+    ///   `KAFKA_BREAKER_FAILURES` and `KAFKA_BREAKER_COOLDOWN_MS` (default 30 s) for a circuit breaker
     /// - `KAFKA_DLQ_TOPIC_SUFFIX`, `KAFKA_DLQ_UNKNOWN_TYPES` (boolean), `KAFKA_MAX_MESSAGE_BYTES`
     /// - `KAFKA_PROPERTIES`: `key=value;key=value`, any librdkafka property herald does not set
     ///   itself
@@ -456,6 +461,23 @@ impl Config {
         config.handler_timeout =
             parse("KAFKA_HANDLER_TIMEOUT_MS", "a whole number of milliseconds")?
                 .map(Duration::from_millis);
+        let failures = parse("KAFKA_BREAKER_FAILURES", "a whole number of failures")?;
+        let cooldown = parse(
+            "KAFKA_BREAKER_COOLDOWN_MS",
+            "a whole number of milliseconds",
+        )?;
+        config.circuit_breaker = match (failures, cooldown) {
+            (None, None) => None,
+            (Some(failures), cooldown) => Some(crate::CircuitBreaker {
+                failure_threshold: u32::try_from(failures).unwrap_or(u32::MAX),
+                cooldown: Duration::from_millis(cooldown.unwrap_or(30_000)),
+            }),
+            (None, Some(_)) => {
+                return Err(Error::Config(
+                    "KAFKA_BREAKER_COOLDOWN_MS is set but KAFKA_BREAKER_FAILURES is not: set both to use a circuit breaker".into(),
+                ))
+            }
+        };
         if let Some(suffix) = trimmed("KAFKA_DLQ_TOPIC_SUFFIX") {
             config.dlq_suffix = suffix;
         }
@@ -593,6 +615,16 @@ impl Config {
         self
     }
 
+    /// Gives every handler a circuit breaker: after `failures` consecutive failed attempts the
+    /// handler is held for `cooldown` (its partitions paused), then one probe attempt decides.
+    pub fn circuit_breaker(mut self, failures: u32, cooldown: Duration) -> Self {
+        self.circuit_breaker = Some(crate::CircuitBreaker {
+            failure_threshold: failures,
+            cooldown,
+        });
+        self
+    }
+
     /// Sets the suffix that names a topic's dead-letter topic.
     pub fn dlq_suffix(mut self, suffix: impl Into<String>) -> Self {
         self.dlq_suffix = suffix.into();
@@ -627,6 +659,7 @@ impl Config {
             max_delay: self.retry_max_delay,
             jitter: self.retry_jitter,
             timeout: self.handler_timeout,
+            breaker: self.circuit_breaker,
         }
     }
 
@@ -853,6 +886,7 @@ impl fmt::Debug for Config {
             .field("retry_max_delay", &self.retry_max_delay)
             .field("retry_jitter", &self.retry_jitter)
             .field("handler_timeout", &self.handler_timeout)
+            .field("circuit_breaker", &self.circuit_breaker)
             .field("dlq_suffix", &self.dlq_suffix)
             .field("dead_letter_unknown_types", &self.dead_letter_unknown_types)
             .field("max_message_bytes", &self.max_message_bytes)

@@ -53,6 +53,7 @@ mod topics;
 
 pub use bus::{Bus, BusBuilder};
 pub use config::{Brokers, Config, OffsetReset, Secret, Security};
+pub use consume::breaker::{BreakerState, BreakerStatus, CircuitBreaker};
 pub use consume::retry::RetryPolicy;
 pub use context::Context;
 pub use embedded::EmbeddedBroker;

@@ -34,6 +34,8 @@ pub struct Stats {
     pub dead_letter_failures: u64,
     /// Times a partition was paused at the broker because its handlers were behind.
     pub partitions_paused: u64,
+    /// Times a handler's circuit breaker opened (`Bus::breakers` has each one's state).
+    pub breaker_opens: u64,
 }
 
 /// The live counters behind [`Stats`].
@@ -53,6 +55,7 @@ pub(crate) struct Counters {
     pub dead_lettered: AtomicU64,
     pub dead_letter_failures: AtomicU64,
     pub partitions_paused: AtomicU64,
+    pub breaker_opens: AtomicU64,
 }
 
 impl Counters {
@@ -77,6 +80,7 @@ impl Counters {
             dead_lettered: get(&self.dead_lettered),
             dead_letter_failures: get(&self.dead_letter_failures),
             partitions_paused: get(&self.partitions_paused),
+            breaker_opens: get(&self.breaker_opens),
         }
     }
 }

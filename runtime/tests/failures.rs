@@ -719,6 +719,7 @@ async fn permanent_errors_skip_retries_and_each_handler_keeps_its_own_policy() {
         max_delay: Duration::from_millis(5),
         jitter: 0.0,
         timeout: None,
+        breaker: None,
     };
     let bus = Bus::builder(config("billing")) // bus-wide: 2 retries
         .embedded_broker(broker.clone())
@@ -818,5 +819,81 @@ async fn shutdown_takes_at_most_its_timeout() {
     assert!(
         took < Duration::from_millis(2_900),
         "shutdown took {took:?}"
+    );
+}
+
+// ------------------------------------------------------------------------ circuit breaker
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+#[event(topic = "failures.orders")]
+pub struct OrderShipped {
+    #[event(key)]
+    pub order: String,
+    pub seq: u64,
+}
+
+/// Fails while the test says its database is down (`busy_ms` = 1).
+#[handler(group = "failures-orders")]
+async fn store_shipment(event: OrderShipped, ctx: &Context) -> Result<(), HandlerError> {
+    let log = log(ctx);
+    log.attempt(event.seq);
+    if log.busy_ms.load(Ordering::SeqCst) == 1 {
+        return Err(HandlerError::msg("the database is down"));
+    }
+    log.handled("shipment", event.seq);
+    Ok(())
+}
+
+/// While the dependency is down the breaker opens, holds the handler (its partition paused) and
+/// spares the messages' retry budget; once the dependency is back a probe closes it and everything
+/// is handled, nothing dead-lettered — with one retry only, without the breaker they would be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_circuit_breaker_holds_the_handler_until_a_probe_succeeds() {
+    let broker = broker();
+    let log = Arc::new(Log::default());
+    log.busy_ms.store(1, Ordering::SeqCst);
+    let config = Config {
+        max_retries: 1,
+        ..config("shipping").circuit_breaker(2, Duration::from_millis(300))
+    };
+    let bus = bus_on(&broker, config, "failures-orders", &log).await;
+    bus.publish_batch((1..=5).map(|seq| OrderShipped {
+        order: "o".into(),
+        seq,
+    }))
+    .await
+    .unwrap();
+    bus.start().await.unwrap();
+    wait_until("the breaker opened more than once", || {
+        bus.stats().breaker_opens >= 3
+    })
+    .await;
+    let status = &bus.breakers()[0];
+    assert_eq!(status.handler, "store_shipment");
+    assert_ne!(status.state, herald::BreakerState::Closed(0), "{status:?}");
+    assert!(
+        bus.stats().partitions_paused >= 1,
+        "the partition was not held"
+    );
+    assert!(log.seqs("shipment").is_empty());
+    // Probes only, one per cool-down: not a busy loop.
+    let attempts = log.attempts_of(1);
+    assert!(
+        attempts <= 2 + bus.stats().breaker_opens as u32,
+        "{attempts} attempts"
+    );
+
+    log.busy_ms.store(0, Ordering::SeqCst);
+    wait_until("every shipment was handled", || {
+        log.seqs("shipment") == [1, 2, 3, 4, 5]
+    })
+    .await;
+    bus.shutdown().await.unwrap();
+    assert_eq!(bus.stats().dead_lettered, 0);
+    assert_eq!(bus.breakers()[0].state, herald::BreakerState::Closed(0));
+    assert_all_committed(
+        bus.bootstrap_servers(),
+        "failures-orders",
+        "failures.orders",
     );
 }

@@ -11,6 +11,9 @@ use rdkafka::message::{Message, OwnedMessage};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use std::sync::Arc;
+
+use super::breaker::{Breaker, Permit};
 use super::retry::RetryPolicy;
 use super::Shared;
 use crate::codec::Incoming;
@@ -20,12 +23,17 @@ use crate::error::{DispatchError, HandlerError};
 use crate::registry::HandlerDescriptor;
 use crate::stats::Counters;
 
-/// A handler with the retry policy it runs under.
-#[derive(Debug, Clone, Copy)]
+/// A handler with the retry policy it runs under, and its circuit breaker if the policy has one.
+#[derive(Debug, Clone)]
 pub(crate) struct Route {
     pub handler: &'static HandlerDescriptor,
     pub policy: RetryPolicy,
+    pub breaker: Option<Arc<Breaker>>,
 }
+
+/// Asks the consumer to pause (`true`) or release (`false`) this message's partition at the
+/// broker, while a handler waits for its open circuit breaker.
+pub(crate) type Hold<'a> = &'a (dyn Fn(bool) + Sync);
 
 /// A group's routes by event type.
 pub(crate) type Routes = HashMap<&'static str, Vec<Route>>;
@@ -107,6 +115,7 @@ pub(crate) async fn dispatch(
     routes: &Routes,
     shared: &Shared,
     cancel: &CancellationToken,
+    hold: Hold<'_>,
 ) -> Verdict {
     let position = Position {
         topic: message.topic().to_owned(),
@@ -152,7 +161,7 @@ pub(crate) async fn dispatch(
     let outcomes = futures::future::join_all(
         chosen
             .iter()
-            .map(|route| run_with_retries(route, &incoming, shared, cancel)),
+            .map(|route| run_with_retries(route, &incoming, shared, cancel, hold)),
     )
     .await;
     let mut failures: Vec<Failure> = Vec::new();
@@ -204,7 +213,7 @@ pub(crate) fn for_version(routes: &[Route], version: Option<u32>) -> Vec<Route> 
     routes
         .iter()
         .filter(|r| Some(r.handler.event_version) == target)
-        .copied()
+        .cloned()
         .collect()
 }
 
@@ -216,14 +225,21 @@ enum Outcome {
 }
 
 /// Runs a handler until it succeeds, fails permanently, runs out of retries, or `cancel` stops the
-/// wait for the next try. An attempt already running is never interrupted by `cancel`.
+/// wait for the next try. An attempt already running is never interrupted by `cancel`. With a
+/// circuit breaker, an attempt waits while the breaker is open (its partition held at the broker),
+/// and failures that find or leave the breaker open do not use up the message's retries.
 async fn run_with_retries(
     route: &Route,
     incoming: &Incoming,
     shared: &Shared,
     cancel: &CancellationToken,
+    hold: Hold<'_>,
 ) -> Outcome {
-    let Route { handler, policy } = *route;
+    let Route {
+        handler,
+        policy,
+        ref breaker,
+    } = *route;
     let meta = incoming.meta();
     let position = meta.position.as_ref();
     let (topic, partition, offset) = (
@@ -231,12 +247,27 @@ async fn run_with_retries(
         position.map(|p| p.partition).unwrap_or(-1),
         position.map(|p| p.offset).unwrap_or(-1),
     );
-    let mut attempt: u32 = 0;
+    // Attempts run, and those counted against `max_retries`.
+    let (mut attempt, mut counted): (u32, u32) = (0, 0);
     loop {
+        let permit = match breaker {
+            None => None,
+            Some(breaker) => match admit(breaker, cancel, hold).await {
+                Some(permit) => Some(permit),
+                None => return Outcome::Stopped,
+            },
+        };
         attempt += 1;
-        let error = match run_once(handler, incoming, shared, policy.timeout).await {
-            Ok(()) => return Outcome::Done,
+        let result = run_once(handler, incoming, shared, policy.timeout).await;
+        let error = match result {
+            Ok(()) => {
+                if let (Some(breaker), Some(permit)) = (breaker, permit) {
+                    breaker.record(permit, true);
+                }
+                return Outcome::Done;
+            }
             Err(DispatchError::Decode(reason)) => {
+                release_probe(breaker, permit);
                 tracing::warn!(topic, partition, offset, handler = handler.name, %reason,
                     "the event does not fit the handler's type; dead-lettering it");
                 return Outcome::Failed(Failure {
@@ -250,7 +281,17 @@ async fn run_with_retries(
         };
         Counters::add(&shared.counters.handler_failures, 1);
         let permanent = error.is_permanent();
-        if permanent || attempt > policy.max_retries {
+        if permanent {
+            release_probe(breaker, permit);
+        }
+        let breaker_open = match (breaker, permit) {
+            (Some(breaker), Some(permit)) if !permanent => breaker.record(permit, false),
+            _ => false,
+        };
+        if !breaker_open {
+            counted += 1;
+        }
+        if permanent || counted > policy.max_retries {
             tracing::warn!(topic, partition, offset, handler = handler.name, attempt, %error, permanent,
                 "handler failed for good; dead-lettering the event");
             return Outcome::Failed(Failure {
@@ -264,15 +305,40 @@ async fn run_with_retries(
                 reason: error.to_string(),
             });
         }
-        let delay = policy.delay(attempt, fastrand::f64());
+        Counters::add(&shared.counters.retries, 1);
+        if breaker_open {
+            tracing::warn!(topic, partition, offset, handler = handler.name, attempt, %error,
+                "handler failed; its circuit breaker is open, the event waits for it");
+            continue;
+        }
+        let delay = policy.delay(counted, fastrand::f64());
         tracing::warn!(topic, partition, offset, handler = handler.name, attempt, %error, ?delay,
             "handler failed; it is tried again");
-        Counters::add(&shared.counters.retries, 1);
         tokio::select! {
             biased;
             _ = cancel.cancelled() => return Outcome::Stopped,
             _ = tokio::time::sleep(delay) => {}
         }
+    }
+}
+
+/// Waits for the breaker to let an attempt through, holding the partition at the broker while it
+/// is open.
+async fn admit(breaker: &Breaker, cancel: &CancellationToken, hold: Hold<'_>) -> Option<Permit> {
+    if breaker.is_closed() {
+        return breaker.admit(cancel).await;
+    }
+    hold(true);
+    let permit = breaker.admit(cancel).await;
+    hold(false);
+    permit
+}
+
+/// A probe whose message failed for reasons of its own says nothing against the dependency: the
+/// breaker closes instead of staying half-open forever.
+fn release_probe(breaker: &Option<Arc<Breaker>>, permit: Option<Permit>) {
+    if let (Some(breaker), Some(Permit::Probe)) = (breaker, permit) {
+        breaker.record(Permit::Probe, true);
     }
 }
 

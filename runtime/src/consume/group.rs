@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::breaker::Breaker;
 use super::dispatch::{dispatch, Route, Routes, Verdict};
 use super::{dead_letter, Shared};
 use crate::error::{Error, Result};
@@ -187,12 +188,23 @@ impl GroupRunner {
         shared: Arc<Shared>,
     ) -> Result<Self> {
         let mut routes: Routes = HashMap::new();
+        let mut breakers = Vec::new();
         for handler in &handlers {
             let policy = shared.policies.for_handler(handler)?;
-            routes
-                .entry(handler.event_type)
-                .or_default()
-                .push(Route { handler, policy });
+            let breaker = policy.breaker.map(|breaker| {
+                Arc::new(Breaker::new(
+                    &group,
+                    handler.name,
+                    breaker,
+                    shared.counters.clone(),
+                ))
+            });
+            breakers.extend(breaker.clone());
+            routes.entry(handler.event_type).or_default().push(Route {
+                handler,
+                policy,
+                breaker,
+            });
         }
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let controls = Controls::default();
@@ -211,6 +223,11 @@ impl GroupRunner {
             .subscribe(&topics)
             .map_err(|e| Error::kafka("subscribing to the handlers' topics", e))?;
         tracing::info!(%group, ?topics, handlers = handlers.len(), "consumer subscribed");
+        shared
+            .breakers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(breakers);
         let consumer = Arc::new(consumer);
         let polling = Arc::new(AtomicBool::new(true));
         let poller = {
@@ -309,12 +326,22 @@ fn poll_loop(
     }
 }
 
-/// One partition's worker: its queue, how far behind it is, whether its partition is paused.
+/// One partition's worker: its queue, how far behind it is, whether its partition is paused, and
+/// whether a handler's open circuit breaker holds it.
 struct Worker {
     queue: mpsc::UnboundedSender<OwnedMessage>,
     backlog: Arc<AtomicUsize>,
     paused: bool,
+    held: bool,
     task: JoinHandle<()>,
+}
+
+/// What a partition's worker asks of the consumer loop.
+enum WorkerSignal {
+    /// Its backlog fell to half the buffer: the partition may be fetched again.
+    CaughtUp(PartitionId),
+    /// A handler waits for its open circuit breaker (`true`) or no longer does (`false`).
+    Hold(PartitionId, bool),
 }
 
 struct ConsumerLoop {
@@ -340,7 +367,7 @@ impl ConsumerLoop {
         mut polled: mpsc::UnboundedReceiver<Polled>,
         assigned: watch::Sender<usize>,
     ) -> GroupStop {
-        let (caught_up_tx, mut caught_up) = mpsc::unbounded_channel::<PartitionId>();
+        let (signals_tx, mut signals) = mpsc::unbounded_channel::<WorkerSignal>();
         let mut failure = None;
         let deadline = loop {
             tokio::select! {
@@ -348,9 +375,9 @@ impl ConsumerLoop {
                 deadline = &mut stop => {
                     break deadline.unwrap_or_else(|_| Instant::now() + self.shared.shutdown_timeout)
                 }
-                Some(partition) = caught_up.recv() => self.resume(&partition),
+                Some(signal) = signals.recv() => self.signalled(signal),
                 event = polled.recv() => match event {
-                    Some(Polled::Message(message)) => self.route(message, &caught_up_tx),
+                    Some(Polled::Message(message)) => self.route(message, &signals_tx),
                     Some(Polled::Assigned(n)) => {
                         let _ = assigned.send(n);
                     }
@@ -387,28 +414,60 @@ impl ConsumerLoop {
         }
     }
 
-    fn route(&mut self, message: OwnedMessage, caught_up: &mpsc::UnboundedSender<PartitionId>) {
+    fn route(&mut self, message: OwnedMessage, signals: &mpsc::UnboundedSender<WorkerSignal>) {
         Counters::add(&self.shared.counters.events_consumed, 1);
         let id: PartitionId = (message.topic().to_owned(), message.partition());
         if !self.workers.contains_key(&id) {
             let previous = self.retiring.remove(&id);
-            let worker = self.spawn_worker(id.clone(), previous, caught_up.clone());
+            let worker = self.spawn_worker(id.clone(), previous, signals.clone());
             self.workers.insert(id.clone(), worker);
         }
         let worker = self.workers.get_mut(&id).expect("inserted above");
         worker.backlog.fetch_add(1, Ordering::SeqCst);
         let _ = worker.queue.send(message);
-        if !worker.paused && worker.backlog.load(Ordering::SeqCst) >= self.shared.max_buffered {
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition(&id.0, id.1);
-            match self.consumer.pause(&tpl) {
-                Ok(()) => {
-                    worker.paused = true;
-                    Counters::add(&self.shared.counters.partitions_paused, 1);
-                    tracing::debug!(topic = %id.0, partition = id.1, "partition paused: its handlers are behind");
+        if worker.backlog.load(Ordering::SeqCst) >= self.shared.max_buffered {
+            self.pause(&id);
+        }
+    }
+
+    fn signalled(&mut self, signal: WorkerSignal) {
+        match signal {
+            WorkerSignal::CaughtUp(id) => {
+                if self.workers.get(&id).is_some_and(|w| !w.held) {
+                    self.resume(&id);
                 }
-                Err(e) => tracing::warn!(error = %e, "could not pause a partition"),
             }
+            WorkerSignal::Hold(id, held) => {
+                let Some(worker) = self.workers.get_mut(&id) else {
+                    return;
+                };
+                worker.held = held;
+                if held {
+                    self.pause(&id);
+                } else if worker.backlog.load(Ordering::SeqCst) <= self.shared.max_buffered / 2 {
+                    self.resume(&id);
+                }
+            }
+        }
+    }
+
+    /// Pauses fetching a partition at the broker (its handlers are behind, or held by a breaker).
+    fn pause(&mut self, id: &PartitionId) {
+        let Some(worker) = self.workers.get_mut(id) else {
+            return;
+        };
+        if worker.paused {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&id.0, id.1);
+        match self.consumer.pause(&tpl) {
+            Ok(()) => {
+                worker.paused = true;
+                Counters::add(&self.shared.counters.partitions_paused, 1);
+                tracing::debug!(topic = %id.0, partition = id.1, held = worker.held, "partition paused");
+            }
+            Err(e) => tracing::warn!(error = %e, "could not pause a partition"),
         }
     }
 
@@ -486,7 +545,7 @@ impl ConsumerLoop {
         &self,
         id: PartitionId,
         previous: Option<JoinHandle<()>>,
-        caught_up: mpsc::UnboundedSender<PartitionId>,
+        signals: mpsc::UnboundedSender<WorkerSignal>,
     ) -> Worker {
         let (consumer, routes, shared, group) = (
             self.consumer.clone(),
@@ -514,7 +573,7 @@ impl ConsumerLoop {
                 while let Some(message) = inbox.recv().await {
                     let before = backlog.fetch_sub(1, Ordering::SeqCst);
                     if before > resume_below && before - 1 <= resume_below {
-                        let _ = caught_up.send(id.clone());
+                        let _ = signals.send(WorkerSignal::CaughtUp(id.clone()));
                     }
                     // `busy` before the check: a revocation either sees us busy and waits, or we
                     // see its cancellation.
@@ -523,7 +582,12 @@ impl ConsumerLoop {
                         control.busy.store(false, Ordering::SeqCst);
                         break;
                     }
-                    let commit = match dispatch(&message, &routes, &shared, &control.cancel).await {
+                    let hold = |held| {
+                        let _ = signals.send(WorkerSignal::Hold(id.clone(), held));
+                    };
+                    let verdict =
+                        dispatch(&message, &routes, &shared, &control.cancel, &hold).await;
+                    let commit = match verdict {
                         Verdict::Handled | Verdict::Skipped => true,
                         Verdict::DeadLetter(failure) => {
                             dead_letter::dead_letter(
@@ -554,6 +618,7 @@ impl ConsumerLoop {
             queue,
             backlog,
             paused: false,
+            held: false,
             task,
         }
     }

@@ -9,6 +9,7 @@ use crate::context::StateMap;
 use crate::publish::Publisher;
 use crate::stats::Counters;
 
+pub mod breaker;
 mod dead_letter;
 pub(crate) mod dispatch;
 mod group;
@@ -35,4 +36,6 @@ pub(crate) struct Shared {
     pub dlq_suffix: String,
     /// How long one write to a dead-letter topic may wait for the broker.
     pub delivery_timeout: Duration,
+    /// Every handler's circuit breaker, for [`Bus::breakers`](crate::Bus::breakers).
+    pub breakers: Arc<std::sync::Mutex<Vec<Arc<breaker::Breaker>>>>,
 }

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use super::breaker::CircuitBreaker;
 use crate::error::{Error, Result};
 use crate::registry::{HandlerDescriptor, HandlerRetry};
 
@@ -25,6 +26,8 @@ pub struct RetryPolicy {
     pub jitter: f64,
     /// How long one attempt may run before it counts as a (transient) failure; `None`: unbounded.
     pub timeout: Option<Duration>,
+    /// A circuit breaker for each handler under this policy; `None`: none.
+    pub breaker: Option<CircuitBreaker>,
 }
 
 impl Default for RetryPolicy {
@@ -37,6 +40,7 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(30),
             jitter: 0.1,
             timeout: None,
+            breaker: None,
         }
     }
 }
@@ -56,6 +60,10 @@ impl RetryPolicy {
             Some("its jitter must be between 0.0 and 1.0")
         } else if self.timeout.is_some_and(|t| t.is_zero()) {
             Some("its attempt timeout is zero, so every attempt would fail: leave it unset for no timeout")
+        } else if self.breaker.is_some_and(|b| b.failure_threshold == 0) {
+            Some("its circuit breaker's failure threshold is zero: use at least 1")
+        } else if self.breaker.is_some_and(|b| b.cooldown.is_zero()) {
+            Some("its circuit breaker's cool-down is zero, so it would never hold the handler back")
         } else {
             None
         };
@@ -147,6 +155,7 @@ mod tests {
             max_delay: Duration::from_secs(1),
             jitter: 0.5,
             timeout: None,
+            breaker: None,
         }
     }
 

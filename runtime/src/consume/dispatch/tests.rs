@@ -96,6 +96,7 @@ fn shared() -> Shared {
         max_message_bytes: None,
         dlq_suffix: ".dlq".into(),
         delivery_timeout: Duration::from_secs(1),
+        breakers: Default::default(),
     }
 }
 
@@ -122,13 +123,25 @@ fn policy(max_retries: u32, jitter: f64, timeout: Option<Duration>) -> RetryPoli
         max_delay: Duration::from_millis(500),
         jitter,
         timeout,
+        breaker: None,
     }
 }
 
 async fn run(handler: &'static HandlerDescriptor, policy: RetryPolicy) -> Outcome {
     ATTEMPTS.with(|a| a.borrow_mut().clear());
-    let route = Route { handler, policy };
-    run_with_retries(&route, &incoming(), &shared(), &CancellationToken::new()).await
+    let route = Route {
+        handler,
+        policy,
+        breaker: None,
+    };
+    run_with_retries(
+        &route,
+        &incoming(),
+        &shared(),
+        &CancellationToken::new(),
+        &|_| {},
+    )
+    .await
 }
 
 fn ms(values: &[u64]) -> Vec<Duration> {
@@ -203,6 +216,7 @@ async fn cancelling_stops_the_wait_for_the_next_try() {
             max_delay: Duration::from_secs(60),
             ..policy(10, 0.0, None)
         },
+        breaker: None,
     };
     let stopper = {
         let cancel = cancel.clone();
@@ -212,7 +226,7 @@ async fn cancelling_stops_the_wait_for_the_next_try() {
         })
     };
     let started = Instant::now();
-    let outcome = run_with_retries(&route, &incoming(), &shared(), &cancel).await;
+    let outcome = run_with_retries(&route, &incoming(), &shared(), &cancel, &|_| {}).await;
     stopper.await.unwrap();
     assert!(matches!(outcome, Outcome::Stopped));
     assert_eq!(started.elapsed(), Duration::from_secs(1));
@@ -224,7 +238,11 @@ fn each_schema_version_goes_to_the_handlers_that_read_it() {
     let p = policy(0, 0.0, None);
     let routes: Vec<Route> = [&V1, &V2, &V4]
         .into_iter()
-        .map(|handler| Route { handler, policy: p })
+        .map(|handler| Route {
+            handler,
+            policy: p,
+            breaker: None,
+        })
         .collect();
     let chosen = |version| -> Vec<&str> {
         for_version(&routes, version)
