@@ -9,6 +9,7 @@ use tokio::sync::Mutex;
 use crate::config::{Brokers, Config};
 use crate::consume::breaker::{Breaker, BreakerStatus};
 use crate::consume::retry::{RetryPolicies, RetryPolicy};
+use crate::consume::retry_topic;
 use crate::consume::{GroupRunner, GroupStop, Shared};
 use crate::context::StateMap;
 use crate::embedded::EmbeddedBroker;
@@ -136,11 +137,18 @@ impl BusBuilder {
         }
         let (config, broker, bootstrap_servers) = choose_broker(config, self.broker).await?;
         if config.creates_topics() {
-            let dead_letter_topics: Vec<String> = registry
-                .handlers()
-                .iter()
-                .map(|handler| config.dlq_topic(handler.topic))
-                .collect();
+            // Each consumed topic's dead-letter topic, and the retry topics of those whose
+            // handlers retry through them.
+            let mut dead_letter_topics: Vec<String> = Vec::new();
+            for handler in registry.handlers() {
+                dead_letter_topics.push(config.dlq_topic(handler.topic));
+                if policies
+                    .for_handler(handler)
+                    .is_ok_and(|p| p.mode == crate::RetryMode::Topics)
+                {
+                    dead_letter_topics.extend(retry_topic::retry_topics(handler.topic));
+                }
+            }
             let mut wanted: Vec<&str> = registry.topics();
             wanted.extend(dead_letter_topics.iter().map(String::as_str));
             wanted.sort_unstable();

@@ -660,6 +660,7 @@ impl Config {
             jitter: self.retry_jitter,
             timeout: self.handler_timeout,
             breaker: self.circuit_breaker,
+            mode: crate::RetryMode::InPlace,
         }
     }
 

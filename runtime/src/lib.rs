@@ -54,7 +54,7 @@ mod topics;
 pub use bus::{Bus, BusBuilder};
 pub use config::{Brokers, Config, OffsetReset, Secret, Security};
 pub use consume::breaker::{BreakerState, BreakerStatus, CircuitBreaker};
-pub use consume::retry::RetryPolicy;
+pub use consume::retry::{RetryMode, RetryPolicy};
 pub use context::Context;
 pub use embedded::EmbeddedBroker;
 pub use envelope::{Metadata, Position, PublishOptions};

@@ -720,6 +720,7 @@ async fn permanent_errors_skip_retries_and_each_handler_keeps_its_own_policy() {
         jitter: 0.0,
         timeout: None,
         breaker: None,
+        mode: Default::default(),
     };
     let bus = Bus::builder(config("billing")) // bus-wide: 2 retries
         .embedded_broker(broker.clone())
@@ -896,4 +897,113 @@ async fn an_open_circuit_breaker_holds_the_handler_until_a_probe_succeeds() {
         "failures-orders",
         "failures.orders",
     );
+}
+
+// ------------------------------------------------------------------------- retry topics
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+#[event(topic = "failures.stock")]
+pub struct StockReserved {
+    #[event(key)]
+    pub sku: String,
+    pub seq: u64,
+}
+
+/// Seq 1 fails twice, then succeeds; seq 99 always fails.
+#[handler(group = "failures-stock", policy = "async")]
+async fn reserve_stock(event: StockReserved, ctx: &Context) -> Result<(), HandlerError> {
+    let log = log(ctx);
+    let attempt = log.attempt(event.seq);
+    if event.seq == 99 || (event.seq == 1 && attempt <= 2) {
+        return Err(HandlerError::msg(format!(
+            "warehouse busy (attempt {attempt})"
+        )));
+    }
+    log.handled("stock", event.seq);
+    Ok(())
+}
+
+/// A handler retrying through retry topics lets its partition move on: later events of the same key
+/// are handled while the failed one waits in `{topic}.retry.N`; the attempt count travels in
+/// headers; after the last retry the event lands in the *original* topic's dead letters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_topics_let_the_partition_move_on() {
+    let broker = broker();
+    let log = Arc::new(Log::default());
+    let asynchronous = herald::RetryPolicy {
+        max_retries: 3,
+        base_delay: Duration::from_millis(200),
+        max_delay: Duration::from_millis(400),
+        jitter: 0.0,
+        timeout: None,
+        breaker: None,
+        mode: herald::RetryMode::Topics,
+    };
+    let bus = Bus::builder(config("stock"))
+        .embedded_broker(broker.clone())
+        .only_groups(["failures-stock"])
+        .state(log.clone())
+        .retry_policy("async", asynchronous)
+        .build()
+        .await
+        .unwrap();
+    let deliveries = bus
+        .publish_batch([1, 2, 3, 4, 5, 99].map(|seq| StockReserved {
+            sku: "sku-1".into(),
+            seq,
+        }))
+        .await
+        .unwrap();
+    bus.start().await.unwrap();
+    wait_until(
+        "seq 1 was handled after its retries and 99 dead-lettered",
+        || log.seqs("stock").contains(&1) && bus.stats().dead_lettered == 1,
+    )
+    .await;
+    bus.shutdown().await.unwrap();
+    assert_eq!(log.seqs("stock"), [2, 3, 4, 5, 1], "the partition moved on");
+    assert_eq!(log.attempts_of(1), 3);
+    assert_eq!(log.attempts_of(99), 4, "1 attempt + max_retries (3)");
+
+    let tier1 = read_topic(bus.bootstrap_servers(), "failures.stock.retry.1", 2);
+    let first = tier1
+        .iter()
+        .find(|m| header(m, "herald_retry_attempts").as_deref() == Some("1"))
+        .unwrap();
+    assert_eq!(
+        header(first, "herald_retry_group").as_deref(),
+        Some("failures-stock")
+    );
+    assert_eq!(
+        header(first, "herald_retry_handler").as_deref(),
+        Some("reserve_stock")
+    );
+    assert_eq!(
+        header(first, "herald_retry_original_topic").as_deref(),
+        Some("failures.stock")
+    );
+    assert!(header(first, "herald_retry_first_failure").is_some());
+
+    let letter = &read_topic(bus.bootstrap_servers(), "failures.stock.dlq", 1)[0];
+    let last = deliveries.last().unwrap();
+    assert_eq!(
+        header(letter, dlq::ORIGINAL_TOPIC).as_deref(),
+        Some("failures.stock")
+    );
+    assert_eq!(
+        header(letter, dlq::ORIGINAL_OFFSET),
+        Some(last.offset.to_string())
+    );
+    assert_eq!(header(letter, dlq::RETRY_COUNT).as_deref(), Some("4"));
+    assert_eq!(
+        header(letter, dlq::ERROR_KIND).as_deref(),
+        Some("retries-exhausted")
+    );
+    for topic in [
+        "failures.stock",
+        "failures.stock.retry.1",
+        "failures.stock.retry.2",
+    ] {
+        assert_all_committed(bus.bootstrap_servers(), "failures-stock", topic);
+    }
 }

@@ -30,7 +30,13 @@ pub(crate) async fn dead_letter(
     shared: &Shared,
     cancel: &CancellationToken,
 ) -> bool {
-    let topic = format!("{}{}", message.topic(), shared.dlq_suffix);
+    // An event that went through retry topics belongs to its original topic's dead letters.
+    let original = failure.origin.as_ref();
+    let topic = format!(
+        "{}{}",
+        original.map_or(message.topic(), |o| o.topic.as_str()),
+        shared.dlq_suffix
+    );
     let headers = letter_headers(message, failure, group);
     let mut wait = Duration::from_millis(100);
     loop {
@@ -87,12 +93,16 @@ fn letter_headers(message: &OwnedMessage, failure: &Failure, group: &str) -> Own
             });
         }
     }
-    let partition = message.partition().to_string();
-    let offset = message.offset().to_string();
+    let original = failure.origin.as_ref();
+    let topic = original.map_or(message.topic(), |o| o.topic.as_str());
+    let partition = original
+        .map_or(message.partition(), |o| o.partition)
+        .to_string();
+    let offset = original.map_or(message.offset(), |o| o.offset).to_string();
     let attempts = failure.attempts.to_string();
     let now = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
     let added: [(&str, &str); 9] = [
-        (headers::ORIGINAL_TOPIC, message.topic()),
+        (headers::ORIGINAL_TOPIC, topic),
         (headers::ORIGINAL_PARTITION, &partition),
         (headers::ORIGINAL_OFFSET, &offset),
         (headers::CONSUMER_GROUP, group),

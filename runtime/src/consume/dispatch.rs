@@ -14,7 +14,8 @@ use tracing::Instrument;
 use std::sync::Arc;
 
 use super::breaker::{Breaker, Permit};
-use super::retry::RetryPolicy;
+use super::retry::{RetryMode, RetryPolicy};
+use super::retry_topic::{Deferral, Origin, RetryRecord};
 use super::Shared;
 use crate::codec::Incoming;
 use crate::context::Context;
@@ -47,6 +48,12 @@ pub(crate) enum Verdict {
     Skipped,
     /// It cannot be handled: put it on the dead-letter topic, then commit.
     DeadLetter(Failure),
+    /// Handled, except by handlers that retry through retry topics: copy it there for each of
+    /// them, then commit. `previous` is what its retry headers said, if it came from a retry topic.
+    Retry {
+        deferrals: Vec<Deferral>,
+        previous: Option<RetryRecord>,
+    },
     /// Handling stopped (partition revoked, shutdown) before a verdict: do not commit, the event is
     /// delivered again.
     Stopped,
@@ -63,6 +70,8 @@ pub(crate) struct Failure {
     pub attempts: u32,
     /// The error, for people.
     pub reason: String,
+    /// Where the event was first consumed, when this message came from a retry topic.
+    pub origin: Option<Origin>,
 }
 
 /// The kinds of dead-lettered messages.
@@ -105,6 +114,7 @@ impl Failure {
             handlers: String::new(),
             attempts: 0,
             reason,
+            origin: None,
         }
     }
 }
@@ -113,9 +123,49 @@ impl Failure {
 pub(crate) async fn dispatch(
     message: &OwnedMessage,
     routes: &Routes,
+    group: &str,
     shared: &Shared,
     cancel: &CancellationToken,
     hold: Hold<'_>,
+) -> Verdict {
+    let previous = match RetryRecord::read(message) {
+        None => None,
+        Some(Ok(record)) if record.group != group => return Verdict::Skipped,
+        Some(Ok(record)) => Some(record),
+        Some(Err(reason)) => {
+            return Verdict::DeadLetter(Failure::before_handlers(FailureKind::Undecodable, reason))
+        }
+    };
+    if let Some(record) = &previous {
+        // Records of a retry topic are in the order they became due: waiting for the first one
+        // holds the rest back only as long as they have to wait anyway.
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Verdict::Stopped,
+            _ = tokio::time::sleep(record.wait()) => {}
+        }
+    }
+    let verdict = dispatch_message(message, routes, shared, cancel, hold, previous.as_ref()).await;
+    match (verdict, previous) {
+        (Verdict::DeadLetter(mut failure), Some(record)) => {
+            failure.origin = Some(record.origin);
+            Verdict::DeadLetter(failure)
+        }
+        (Verdict::Retry { deferrals, .. }, previous) => Verdict::Retry {
+            deferrals,
+            previous,
+        },
+        (verdict, _) => verdict,
+    }
+}
+
+async fn dispatch_message(
+    message: &OwnedMessage,
+    routes: &Routes,
+    shared: &Shared,
+    cancel: &CancellationToken,
+    hold: Hold<'_>,
+    previous: Option<&RetryRecord>,
 ) -> Verdict {
     let position = Position {
         topic: message.topic().to_owned(),
@@ -157,22 +207,49 @@ pub(crate) async fn dispatch(
             event_type = %meta.event_type, "no handler for this event type in this group; skipped");
         return Verdict::Skipped;
     };
-    let chosen = for_version(for_type, meta.schema_version);
+    let (chosen, prior) = match previous {
+        None => (for_version(for_type, meta.schema_version), 0),
+        Some(record) => {
+            let chosen: Vec<Route> = for_type
+                .iter()
+                .filter(|r| r.handler.name == record.handler)
+                .cloned()
+                .collect();
+            if chosen.is_empty() {
+                return Verdict::DeadLetter(Failure::before_handlers(
+                    FailureKind::UnknownType,
+                    format!(
+                        "handler `{}` no longer runs in this group; it cannot retry this event",
+                        record.handler
+                    ),
+                ));
+            }
+            (chosen, record.attempts)
+        }
+    };
     let outcomes = futures::future::join_all(
         chosen
             .iter()
-            .map(|route| run_with_retries(route, &incoming, shared, cancel, hold)),
+            .map(|route| run_with_retries(route, &incoming, shared, cancel, hold, prior)),
     )
     .await;
     let mut failures: Vec<Failure> = Vec::new();
+    let mut deferrals: Vec<Deferral> = Vec::new();
     for outcome in outcomes {
         match outcome {
             Outcome::Done => {}
             Outcome::Stopped => return Verdict::Stopped,
             Outcome::Failed(failure) => failures.push(failure),
+            Outcome::Deferred(deferral) => deferrals.push(deferral),
         }
     }
     let Some(mut first) = failures.first().cloned() else {
+        if !deferrals.is_empty() {
+            return Verdict::Retry {
+                deferrals,
+                previous: None,
+            };
+        }
         Counters::add(&shared.counters.events_handled, 1);
         return Verdict::Handled;
     };
@@ -221,6 +298,8 @@ pub(crate) fn for_version(routes: &[Route], version: Option<u32>) -> Vec<Route> 
 enum Outcome {
     Done,
     Failed(Failure),
+    /// It failed and retries through the retry topics.
+    Deferred(Deferral),
     Stopped,
 }
 
@@ -234,6 +313,7 @@ async fn run_with_retries(
     shared: &Shared,
     cancel: &CancellationToken,
     hold: Hold<'_>,
+    prior: u32,
 ) -> Outcome {
     let Route {
         handler,
@@ -247,8 +327,9 @@ async fn run_with_retries(
         position.map(|p| p.partition).unwrap_or(-1),
         position.map(|p| p.offset).unwrap_or(-1),
     );
-    // Attempts run, and those counted against `max_retries`.
-    let (mut attempt, mut counted): (u32, u32) = (0, 0);
+    // Attempts run, and those counted against `max_retries` (including the `prior` ones, made
+    // before the event went through a retry topic).
+    let (mut attempt, mut counted): (u32, u32) = (prior, prior);
     loop {
         let permit = match breaker {
             None => None,
@@ -275,6 +356,7 @@ async fn run_with_retries(
                     handlers: handler.name.to_owned(),
                     attempts: attempt,
                     reason,
+                    origin: None,
                 });
             }
             Err(DispatchError::Handler(error)) => error,
@@ -303,9 +385,18 @@ async fn run_with_retries(
                 handlers: handler.name.to_owned(),
                 attempts: attempt,
                 reason: error.to_string(),
+                origin: None,
             });
         }
         Counters::add(&shared.counters.retries, 1);
+        if policy.mode == RetryMode::Topics && !breaker_open {
+            return Outcome::Deferred(Deferral {
+                handler: handler.name,
+                attempts: attempt,
+                delay: policy.delay(counted, fastrand::f64()),
+                error: error.to_string(),
+            });
+        }
         if breaker_open {
             tracing::warn!(topic, partition, offset, handler = handler.name, attempt, %error,
                 "handler failed; its circuit breaker is open, the event waits for it");

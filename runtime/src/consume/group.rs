@@ -30,7 +30,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::breaker::Breaker;
 use super::dispatch::{dispatch, Route, Routes, Verdict};
-use super::{dead_letter, Shared};
+use super::retry::RetryMode;
+use super::{dead_letter, retry_topic, Shared};
 use crate::error::{Error, Result};
 use crate::registry::HandlerDescriptor;
 use crate::stats::Counters;
@@ -217,8 +218,13 @@ impl GroupRunner {
         let consumer: GroupConsumer = client_config
             .create_with_context(context)
             .map_err(|e| Error::kafka("creating a consumer", e))?;
-        let topics: BTreeSet<&str> = handlers.iter().map(|h| h.topic).collect();
-        let topics: Vec<&str> = topics.into_iter().collect();
+        let mut topics: BTreeSet<String> = handlers.iter().map(|h| h.topic.to_owned()).collect();
+        for route in routes.values().flatten() {
+            if route.policy.mode == RetryMode::Topics {
+                topics.extend(retry_topic::retry_topics(route.handler.topic));
+            }
+        }
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&topics)
             .map_err(|e| Error::kafka("subscribing to the handlers' topics", e))?;
@@ -586,9 +592,28 @@ impl ConsumerLoop {
                         let _ = signals.send(WorkerSignal::Hold(id.clone(), held));
                     };
                     let verdict =
-                        dispatch(&message, &routes, &shared, &control.cancel, &hold).await;
+                        dispatch(&message, &routes, &group, &shared, &control.cancel, &hold).await;
                     let commit = match verdict {
                         Verdict::Handled | Verdict::Skipped => true,
+                        Verdict::Retry {
+                            deferrals,
+                            previous,
+                        } => {
+                            let mut forwarded = true;
+                            for deferral in &deferrals {
+                                forwarded = forwarded
+                                    && retry_topic::forward(
+                                        &message,
+                                        deferral,
+                                        previous.as_ref(),
+                                        &group,
+                                        &shared,
+                                        &control.cancel,
+                                    )
+                                    .await;
+                            }
+                            forwarded
+                        }
                         Verdict::DeadLetter(failure) => {
                             dead_letter::dead_letter(
                                 &message,

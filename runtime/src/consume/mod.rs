@@ -14,6 +14,7 @@ mod dead_letter;
 pub(crate) mod dispatch;
 mod group;
 pub mod retry;
+pub mod retry_topic;
 
 pub(crate) use group::{assigned as wait_until_assigned, GroupRunner, GroupStop};
 

@@ -28,6 +28,21 @@ pub struct RetryPolicy {
     pub timeout: Option<Duration>,
     /// A circuit breaker for each handler under this policy; `None`: none.
     pub breaker: Option<CircuitBreaker>,
+    /// Where retries wait: in place, holding the partition (the default, keeps order per key), or
+    /// in retry topics, letting the partition move on.
+    pub mode: RetryMode,
+}
+
+/// Where a failed event waits for its next try.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RetryMode {
+    /// On its partition: later events of the partition wait too, so order per key is kept.
+    #[default]
+    InPlace,
+    /// In the retry topics `{topic}.retry.1`, `.retry.2`, `.retry.3`: the partition moves on
+    /// at once and the event is retried out of order (for this handler only). See
+    /// `docs/failure-handling.md`.
+    Topics,
 }
 
 impl Default for RetryPolicy {
@@ -41,6 +56,7 @@ impl Default for RetryPolicy {
             jitter: 0.1,
             timeout: None,
             breaker: None,
+            mode: RetryMode::InPlace,
         }
     }
 }
@@ -156,6 +172,7 @@ mod tests {
             jitter: 0.5,
             timeout: None,
             breaker: None,
+            mode: RetryMode::InPlace,
         }
     }
 

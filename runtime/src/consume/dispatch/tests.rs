@@ -124,6 +124,7 @@ fn policy(max_retries: u32, jitter: f64, timeout: Option<Duration>) -> RetryPoli
         jitter,
         timeout,
         breaker: None,
+        mode: Default::default(),
     }
 }
 
@@ -140,6 +141,7 @@ async fn run(handler: &'static HandlerDescriptor, policy: RetryPolicy) -> Outcom
         &shared(),
         &CancellationToken::new(),
         &|_| {},
+        0,
     )
     .await
 }
@@ -226,7 +228,7 @@ async fn cancelling_stops_the_wait_for_the_next_try() {
         })
     };
     let started = Instant::now();
-    let outcome = run_with_retries(&route, &incoming(), &shared(), &cancel, &|_| {}).await;
+    let outcome = run_with_retries(&route, &incoming(), &shared(), &cancel, &|_| {}, 0).await;
     stopper.await.unwrap();
     assert!(matches!(outcome, Outcome::Stopped));
     assert_eq!(started.elapsed(), Duration::from_secs(1));

@@ -1,0 +1,229 @@
+//! Non-blocking retries through retry topics, for handlers whose policy asks for them
+//! (`RetryPolicy { mode: RetryMode::Topics, .. }`): a failed event is copied to
+//! `{topic}.retry.{n}` with headers saying which group and handler retry it, how often it was tried,
+//! when it first failed and when it may run again, and the main partition moves on at once. The
+//! group also consumes the retry tiers; a record waits there until its time, then runs only its
+//! handler; on failure it moves to the next tier, and after the policy's last retry to the main
+//! topic's dead-letter topic. Order within a key is given up for those handlers only.
+//!
+//! The tiers are shared by every group that consumes the topic: a group skips the records of the
+//! others. Everything a retry needs travels in headers, so it survives restarts.
+
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::FutureRecord;
+use rdkafka::util::Timeout;
+use tokio_util::sync::CancellationToken;
+
+use super::Shared;
+use crate::stats::Counters;
+
+/// The number of retry topics per topic; retries past the last tier stay in the last tier.
+pub const TIERS: u32 = 3;
+
+/// The retry topic of `topic` for retry number `retry` (1 for the first).
+pub fn retry_topic(topic: &str, retry: u32) -> String {
+    format!("{topic}.retry.{}", retry.clamp(1, TIERS))
+}
+
+/// Every retry topic of `topic`.
+pub fn retry_topics(topic: &str) -> Vec<String> {
+    (1..=TIERS).map(|n| retry_topic(topic, n)).collect()
+}
+
+/// Names of the headers of a record in a retry topic.
+pub mod headers {
+    /// The consumer group that retries it.
+    pub const GROUP: &str = "herald_retry_group";
+    /// The handler that retries it (only this one runs).
+    pub const HANDLER: &str = "herald_retry_handler";
+    /// How many attempts were made so far.
+    pub const ATTEMPTS: &str = "herald_retry_attempts";
+    /// When it first failed, RFC 3339 UTC.
+    pub const FIRST_FAILURE: &str = "herald_retry_first_failure";
+    /// When it may run again, RFC 3339 UTC.
+    pub const NOT_BEFORE: &str = "herald_retry_not_before";
+    /// The topic it was first consumed from.
+    pub const ORIGINAL_TOPIC: &str = "herald_retry_original_topic";
+    /// Its partition there.
+    pub const ORIGINAL_PARTITION: &str = "herald_retry_original_partition";
+    /// Its offset there.
+    pub const ORIGINAL_OFFSET: &str = "herald_retry_original_offset";
+    /// The last error.
+    pub const ERROR: &str = "herald_retry_error";
+    /// The prefix of them all.
+    pub const PREFIX: &str = "herald_retry_";
+}
+
+/// Where an event was first consumed from, before it went through retry topics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Origin {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// What the headers of a record in a retry topic say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RetryRecord {
+    pub group: String,
+    pub handler: String,
+    pub attempts: u32,
+    pub first_failure: DateTime<Utc>,
+    pub not_before: DateTime<Utc>,
+    pub origin: Origin,
+}
+
+fn text<'a>(message: &'a OwnedMessage, name: &str) -> Option<&'a str> {
+    let headers = message.headers()?;
+    headers
+        .iter()
+        .filter(|h| h.key == name)
+        .last()
+        .and_then(|h| std::str::from_utf8(h.value?).ok())
+}
+
+fn time(value: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(value)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+impl RetryRecord {
+    /// The retry headers of `message`, if it came through a retry topic. `Err` names a header that
+    /// is there but unreadable.
+    pub fn read(message: &OwnedMessage) -> Option<Result<Self, String>> {
+        let handler = text(message, headers::HANDLER)?;
+        let field = |name: &'static str| text(message, name).ok_or(name);
+        let parse = || -> Result<Self, &'static str> {
+            Ok(Self {
+                group: field(headers::GROUP)?.to_owned(),
+                handler: handler.to_owned(),
+                attempts: field(headers::ATTEMPTS)?
+                    .parse()
+                    .map_err(|_| headers::ATTEMPTS)?,
+                first_failure: time(field(headers::FIRST_FAILURE)?)
+                    .ok_or(headers::FIRST_FAILURE)?,
+                not_before: time(field(headers::NOT_BEFORE)?).ok_or(headers::NOT_BEFORE)?,
+                origin: Origin {
+                    topic: field(headers::ORIGINAL_TOPIC)?.to_owned(),
+                    partition: field(headers::ORIGINAL_PARTITION)?
+                        .parse()
+                        .map_err(|_| headers::ORIGINAL_PARTITION)?,
+                    offset: field(headers::ORIGINAL_OFFSET)?
+                        .parse()
+                        .map_err(|_| headers::ORIGINAL_OFFSET)?,
+                },
+            })
+        };
+        Some(parse().map_err(|name| format!("retry header `{name}` is missing or malformed")))
+    }
+
+    /// How long until the record may run, from now.
+    pub fn wait(&self) -> Duration {
+        (self.not_before - Utc::now()).to_std().unwrap_or_default()
+    }
+}
+
+/// A handler that failed on an event and retries it through the retry topics.
+#[derive(Debug, Clone)]
+pub(crate) struct Deferral {
+    pub handler: &'static str,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+    /// Delay before the next attempt.
+    pub delay: Duration,
+    pub error: String,
+}
+
+/// Copies `message` to its handler's next retry topic, trying until the broker acknowledged it.
+/// Returns `false` only when `cancel` fired first.
+pub(crate) async fn forward(
+    message: &OwnedMessage,
+    deferral: &Deferral,
+    previous: Option<&RetryRecord>,
+    group: &str,
+    shared: &Shared,
+    cancel: &CancellationToken,
+) -> bool {
+    let origin = previous
+        .map(|p| p.origin.clone())
+        .unwrap_or_else(|| Origin {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+        });
+    let topic = retry_topic(&origin.topic, deferral.attempts);
+    let now = Utc::now();
+    let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Micros, true);
+    let first_failure = stamp(previous.map(|p| p.first_failure).unwrap_or(now));
+    let not_before = stamp(now + deferral.delay);
+    let attempts = deferral.attempts.to_string();
+    let (partition, offset) = (origin.partition.to_string(), origin.offset.to_string());
+    let mut out = OwnedHeaders::new();
+    if let Some(original) = message.headers() {
+        for header in original
+            .iter()
+            .filter(|h| !h.key.starts_with(headers::PREFIX))
+        {
+            out = out.insert(Header {
+                key: header.key,
+                value: header.value,
+            });
+        }
+    }
+    for (key, value) in [
+        (headers::GROUP, group),
+        (headers::HANDLER, deferral.handler),
+        (headers::ATTEMPTS, attempts.as_str()),
+        (headers::FIRST_FAILURE, first_failure.as_str()),
+        (headers::NOT_BEFORE, not_before.as_str()),
+        (headers::ORIGINAL_TOPIC, origin.topic.as_str()),
+        (headers::ORIGINAL_PARTITION, partition.as_str()),
+        (headers::ORIGINAL_OFFSET, offset.as_str()),
+        (headers::ERROR, deferral.error.as_str()),
+    ] {
+        out = out.insert(Header {
+            key,
+            value: Some(value),
+        });
+    }
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let mut record = FutureRecord::to(&topic).headers(out.clone());
+        if let Some(payload) = message.payload() {
+            record = record.payload(payload);
+        }
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        let producer = shared.publisher.producer();
+        let send = producer.send(record, Timeout::After(shared.delivery_timeout));
+        let result = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return false,
+            result = send => result,
+        };
+        match result {
+            Ok(_) => {
+                tracing::info!(topic = %origin.topic, partition = origin.partition, offset = origin.offset,
+                    retry_topic = %topic, handler = deferral.handler, attempts = deferral.attempts,
+                    delay = ?deferral.delay, "event sent to its retry topic");
+                return true;
+            }
+            Err((error, _)) => {
+                Counters::add(&shared.counters.dead_letter_failures, 1);
+                tracing::error!(retry_topic = %topic, %error, retry_in = ?wait,
+                    "could not write to the retry topic; the partition waits and tries again");
+            }
+        }
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return false,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(Duration::from_secs(30));
+    }
+}
