@@ -262,6 +262,7 @@ impl Bus {
             config,
             &self.inner.bootstrap_servers,
             &dlq_topic,
+            crate::dlq::DEFAULT_TIMEOUT,
             Some(self.clone()),
         )
         .await

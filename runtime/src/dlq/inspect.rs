@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::Bus;
 
 /// How long one operation may wait for the broker unless [`DeadLetters::timeout`] says otherwise.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A handle on one dead-letter topic: inspect its dead letters ([`list`](Self::list),
 /// [`count`](Self::count), [`get`](Self::get)) and send them back to their original topics
@@ -52,6 +52,19 @@ impl DeadLetters {
     /// [`Error::Config`] for an invalid configuration or one without broker addresses,
     /// [`Error::BrokerUnreachable`], [`Error::TopicNotFound`].
     pub async fn connect(config: &Config, dlq_topic: &str) -> Result<Self> {
+        Self::connect_with_timeout(config, dlq_topic, DEFAULT_TIMEOUT).await
+    }
+
+    /// As [`DeadLetters::connect`], waiting at most `timeout` for the broker in this and every
+    /// later operation (see [`DeadLetters::timeout`]).
+    ///
+    /// # Errors
+    /// As [`DeadLetters::connect`].
+    pub async fn connect_with_timeout(
+        config: &Config,
+        dlq_topic: &str,
+        timeout: Duration,
+    ) -> Result<Self> {
         config.validate()?;
         let servers = match &config.brokers {
             Brokers::Servers(servers) => servers.clone(),
@@ -62,7 +75,7 @@ impl DeadLetters {
                 "no Kafka brokers are configured: set KAFKA_BOOTSTRAP_SERVERS (or `Config::bootstrap_servers`) to the brokers holding the dead-letter topic".into(),
             )),
         };
-        Self::open(config, &servers, dlq_topic, None).await
+        Self::open(config, &servers, dlq_topic, timeout, None).await
     }
 
     /// Connects with the brokers at `servers`; `bus` is kept alive with the handle.
@@ -70,6 +83,7 @@ impl DeadLetters {
         config: &Config,
         servers: &str,
         dlq_topic: &str,
+        timeout: Duration,
         bus: Option<Bus>,
     ) -> Result<Self> {
         let mut producer_config = config.producer_config(servers);
@@ -86,7 +100,7 @@ impl DeadLetters {
             reader: reader_config(config, servers),
             producer,
             delivery_timeout: config.delivery_timeout,
-            timeout: DEFAULT_TIMEOUT,
+            timeout,
             _bus: bus,
         };
         handle.partitions().await?;

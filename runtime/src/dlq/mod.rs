@@ -9,6 +9,7 @@ mod read;
 mod replay;
 
 pub use inspect::DeadLetters;
+pub(crate) use inspect::DEFAULT_TIMEOUT;
 pub use letter::{DeadLetter, Failure, Header};
 pub use replay::{ReplayFilter, ReplayReport, ReplayStopped, Replayed, Skipped};
 
