@@ -363,3 +363,86 @@ async fn replay_all_replays_just_what_each_filter_selects() {
         "replays leave the letters"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_all_reads_every_partition_in_chunks_and_reports_progress() {
+    const LETTERS: usize = 2_000;
+    let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
+    broker.create_topic("bulk", 3).unwrap();
+    broker.create_topic("bulk.dlq", 3).unwrap();
+    let producer = plain_producer(broker.bootstrap_servers());
+    let started = std::time::Instant::now();
+    futures::future::join_all((0..LETTERS).map(|n| {
+        let producer = &producer;
+        async move {
+            let key = format!("k{}", n % 17);
+            let partition = (n % 3).to_string();
+            let value = format!(r#"{{"n":{n}}}"#);
+            send_raw(
+                producer,
+                "bulk.dlq",
+                Some(key.as_bytes()),
+                value.as_bytes(),
+                &[
+                    ("ce_type", b"bulk.item"),
+                    (dlq::ORIGINAL_TOPIC, b"bulk"),
+                    (dlq::ORIGINAL_PARTITION, partition.as_bytes()),
+                    (dlq::ERROR_KIND, b"permanent"),
+                    (dlq::TIMESTAMP, b"2026-01-01T00:00:00Z"),
+                ],
+            )
+            .await
+        }
+    }))
+    .await;
+    println!("wrote {LETTERS} dead letters in {:?}", started.elapsed());
+
+    let config = Config::new("ops").bootstrap_servers(broker.bootstrap_servers());
+    let letters = herald::dlq::DeadLetters::connect(&config, "bulk.dlq")
+        .await
+        .unwrap();
+    assert_eq!(letters.count().await.unwrap(), LETTERS as u64);
+    let started = std::time::Instant::now();
+    let oldest = letters.list(100).await.unwrap();
+    println!("listed the oldest 100 in {:?}", started.elapsed());
+    assert_eq!(oldest.len(), 100);
+
+    let started = std::time::Instant::now();
+    let mut calls = 0u64;
+    let mut last = (0, 0);
+    let report = letters
+        .replay_all(&ReplayFilter::all(), |done, total| {
+            calls += 1;
+            assert!(done >= last.0 && done <= total, "{done}/{total}");
+            last = (done, total);
+        })
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    println!(
+        "replayed {} dead letters in {elapsed:?} ({:.0}/s), {calls} progress calls",
+        report.replayed.len(),
+        report.replayed.len() as f64 / elapsed.as_secs_f64()
+    );
+    assert!(report.stopped.is_none(), "{:?}", report.stopped);
+    assert_eq!(report.replayed.len(), LETTERS);
+    assert_eq!(last, (LETTERS as u64, LETTERS as u64));
+    assert!(report.replayed.iter().all(|r| r.delivery.topic == "bulk"));
+    let mut positions: Vec<(i32, i64)> = report
+        .replayed
+        .iter()
+        .map(|r| (r.partition, r.offset))
+        .collect();
+    positions.sort_unstable();
+    positions.dedup();
+    assert_eq!(positions.len(), LETTERS, "each dead letter replayed once");
+    let copies = read_topic(broker.bootstrap_servers(), "bulk", LETTERS);
+    for copy in &copies {
+        let original: i32 = header(copy, dlq::ORIGINAL_PARTITION)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(copy.partition(), original, "back to its original partition");
+        assert_eq!(header(copy, dlq::REPLAY_COUNT).as_deref(), Some("1"));
+    }
+}

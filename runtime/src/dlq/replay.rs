@@ -6,8 +6,12 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
-use rdkafka::producer::FutureRecord;
-use rdkafka::util::Timeout;
+use std::time::Duration;
+
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{DeliveryFuture, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use tokio::time::Instant;
 
 use super::headers;
 use super::inspect::DeadLetters;
@@ -16,8 +20,46 @@ use super::read::Range;
 use crate::error::{Error, Result};
 use crate::publish::Delivery;
 
-/// How many dead letters `replay_all` reads from the broker at a time.
+/// How many dead letters `replay_all` reads from the broker, and replays, at a time.
 const CHUNK: usize = 500;
+
+/// How long an enqueue waits before retrying a record the full producer queue refused.
+const QUEUE_FULL_WAIT: Duration = Duration::from_millis(2);
+
+/// A copy on its way to the original topic.
+struct Pending {
+    delivery: DeliveryFuture,
+    topic: String,
+    event_id: String,
+    /// The dead letter's topic, partition and offset.
+    from: (String, i32, i64),
+    replay_count: u32,
+}
+
+impl Pending {
+    /// Waits for the broker's acknowledgement.
+    async fn acknowledged(self) -> Result<Delivery> {
+        let (partition, offset) = match self.delivery.await {
+            Ok(Ok(position)) => position,
+            Ok(Err((error, _))) => return Err(Error::kafka("replaying a dead letter", error)),
+            Err(_canceled) => {
+                return Err(Error::kafka(
+                    "replaying a dead letter",
+                    KafkaError::Canceled,
+                ))
+            }
+        };
+        let (dlq_topic, dlq_partition, dlq_offset) = &self.from;
+        tracing::info!(%dlq_topic, dlq_partition, dlq_offset, topic = %self.topic, partition, offset,
+            replay_count = self.replay_count, "dead letter replayed");
+        Ok(Delivery {
+            topic: self.topic,
+            partition,
+            offset,
+            event_id: self.event_id,
+        })
+    }
+}
 
 /// Which dead letters [`DeadLetters::replay_all`] replays: those matching every criterion set
 /// (the default matches all). Criteria apply to the latest failure.
@@ -151,13 +193,17 @@ impl DeadLetters {
     /// acknowledge the copy, and as [`DeadLetters::get`].
     pub async fn replay(&self, partition: i32, offset: i64) -> Result<Delivery> {
         let letter = self.get(partition, offset).await?;
-        self.send_back(&letter, &mut HashMap::new()).await
+        let pending = self.enqueue(&letter, &mut HashMap::new()).await?;
+        pending.acknowledged().await
     }
 
     /// Replays every dead letter that matches `filter`, partition by partition in offset order,
     /// calling `progress(done, total)` as it goes (offsets read of the total held when it began;
     /// dead letters added meanwhile, replayed ones that fail again included, are not read).
-    /// Stops at the first replay the broker refuses (see [`ReplayReport::stopped`]).
+    /// The copies of up to 500 dead letters are in flight at once, enqueued in order (the
+    /// producer is idempotent, so they land in order). Stops after the first replay the broker
+    /// refuses (see [`ReplayReport::stopped`]); [`ReplayReport::replayed`] lists every copy the
+    /// broker acknowledged.
     ///
     /// # Errors
     /// As [`DeadLetters::list`], for reading.
@@ -188,38 +234,59 @@ impl DeadLetters {
                 if chunk.is_empty() {
                     break; // the rest of the range holds no records
                 }
-                for letter in chunk {
-                    done += (letter.offset + 1 - from) as u64;
-                    from = letter.offset + 1;
+                let mut in_flight = Vec::new();
+                for letter in &chunk {
                     report.scanned += 1;
-                    if filter.matches(&letter) {
-                        report.matched += 1;
-                        match self.send_back(&letter, &mut partitions_of).await {
-                            Ok(delivery) => report.replayed.push(Replayed {
+                    if !filter.matches(letter) {
+                        continue;
+                    }
+                    report.matched += 1;
+                    match self.enqueue(letter, &mut partitions_of).await {
+                        Ok(pending) => in_flight.push((letter.offset, pending)),
+                        Err(Error::NotReplayable { reason, .. }) => report.skipped.push(Skipped {
+                            partition,
+                            offset: letter.offset,
+                            reason,
+                        }),
+                        Err(error) => {
+                            report.stopped = Some(ReplayStopped {
                                 partition,
                                 offset: letter.offset,
-                                delivery,
-                            }),
-                            Err(Error::NotReplayable { reason, .. }) => {
-                                report.skipped.push(Skipped {
-                                    partition,
-                                    offset: letter.offset,
-                                    reason,
-                                })
-                            }
-                            Err(error) => {
+                                error,
+                            });
+                            break;
+                        }
+                    }
+                }
+                let chunk_end = chunk.last().map_or(from, |l| l.offset + 1);
+                let mut acked = from;
+                for (offset, pending) in in_flight {
+                    match pending.acknowledged().await {
+                        Ok(delivery) => report.replayed.push(Replayed {
+                            partition,
+                            offset,
+                            delivery,
+                        }),
+                        Err(error) => {
+                            if report.stopped.as_ref().is_none_or(|s| s.offset > offset) {
                                 report.stopped = Some(ReplayStopped {
                                     partition,
-                                    offset: letter.offset,
+                                    offset,
                                     error,
                                 });
-                                progress(done, total);
-                                return Ok(report);
                             }
                         }
                     }
+                    done += (offset + 1 - acked) as u64;
+                    acked = offset + 1;
                     progress(done, total);
                 }
+                if report.stopped.is_some() {
+                    return Ok(report);
+                }
+                done += (chunk_end - acked) as u64;
+                from = chunk_end;
+                progress(done, total);
             }
             done += (high - from).max(0) as u64;
             progress(done, total);
@@ -227,13 +294,13 @@ impl DeadLetters {
         Ok(report)
     }
 
-    /// Republishes one dead letter; `partitions_of` caches the partition count of each original
-    /// topic.
-    async fn send_back(
+    /// Enqueues the copy of one dead letter for its original topic; `partitions_of` caches the
+    /// partition count of each original topic.
+    async fn enqueue(
         &self,
         letter: &DeadLetter,
         partitions_of: &mut HashMap<String, usize>,
-    ) -> Result<Delivery> {
+    ) -> Result<Pending> {
         let Some(failure) = letter.failure().filter(|f| !f.original_topic.is_empty()) else {
             return Err(Error::NotReplayable {
                 topic: letter.topic.clone(),
@@ -279,18 +346,25 @@ impl DeadLetters {
         {
             record = record.partition(p);
         }
-        let (partition, offset) = self
-            .producer
-            .send(record, Timeout::After(self.delivery_timeout))
-            .await
-            .map_err(|(e, _)| Error::kafka("replaying a dead letter", e))?;
-        tracing::info!(dlq_topic = %self.topic, dlq_partition = letter.partition, dlq_offset = letter.offset,
-            %topic, partition, offset, replay_count = letter.replay_count + 1, "dead letter replayed");
-        Ok(Delivery {
+        let deadline = Instant::now() + self.delivery_timeout;
+        let delivery = loop {
+            match self.producer.send_result(record) {
+                Ok(delivery) => break delivery,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), refused))
+                    if Instant::now() < deadline =>
+                {
+                    record = refused;
+                    tokio::time::sleep(QUEUE_FULL_WAIT).await;
+                }
+                Err((error, _)) => return Err(Error::kafka("replaying a dead letter", error)),
+            }
+        };
+        Ok(Pending {
+            delivery,
             topic,
-            partition,
-            offset,
             event_id: letter.ce_id.clone().unwrap_or_default(),
+            from: (letter.topic.clone(), letter.partition, letter.offset),
+            replay_count: letter.replay_count + 1,
         })
     }
 
