@@ -260,6 +260,25 @@ impl Bus {
         &self.inner.bootstrap_servers
     }
 
+    /// A handle on the dead letters of `topic`, the *original* topic: it reads
+    /// [`Config::dlq_topic`] of it, on this bus's brokers (the embedded one included), and keeps
+    /// the bus alive.
+    ///
+    /// # Errors
+    /// As [`DeadLetters::connect`](crate::dlq::DeadLetters::connect).
+    pub async fn dead_letters(&self, topic: &str) -> Result<crate::dlq::DeadLetters> {
+        let config = &self.inner.config;
+        let dlq_topic = config.dlq_topic(topic);
+        crate::dlq::DeadLetters::open(
+            config,
+            &self.inner.bootstrap_servers,
+            &dlq_topic,
+            crate::dlq::DEFAULT_TIMEOUT,
+            Some(self.clone()),
+        )
+        .await
+    }
+
     /// Counters of what the bus did.
     pub fn stats(&self) -> Stats {
         self.inner.counters.snapshot()

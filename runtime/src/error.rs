@@ -131,6 +131,63 @@ pub enum Error {
     /// The bus is not running or was already shut down.
     #[error("{0}")]
     State(&'static str),
+
+    /// No broker answered within the time allowed.
+    #[error("no Kafka broker at `{servers}` answered within {waited:?}: check the address (KAFKA_BOOTSTRAP_SERVERS, `--bootstrap-servers`), that the broker runs and that this host reaches it, then try again")]
+    BrokerUnreachable {
+        /// The bootstrap servers that were tried.
+        servers: String,
+        /// How long herald waited.
+        waited: Duration,
+    },
+
+    /// A topic that must exist does not.
+    #[error("topic `{topic}` does not exist: {hint}")]
+    TopicNotFound {
+        /// The topic.
+        topic: String,
+        /// What to check or do.
+        hint: String,
+    },
+
+    /// There is no dead letter at the given position of a dead-letter topic.
+    #[error("no dead letter at `{topic}` partition {partition} offset {offset}: {reason}; list the dead letters to see their positions (`herald dlq list`, `DeadLetters::list`)")]
+    NoDeadLetter {
+        /// The dead-letter topic.
+        topic: String,
+        /// The partition asked for.
+        partition: i32,
+        /// The offset asked for.
+        offset: i64,
+        /// Why not (the partition's range, say).
+        reason: String,
+    },
+
+    /// A record of a dead-letter topic cannot be replayed: it does not say where it came from.
+    #[error("the record at `{topic}` partition {partition} offset {offset} cannot be replayed: {reason}")]
+    NotReplayable {
+        /// The dead-letter topic.
+        topic: String,
+        /// Its partition.
+        partition: i32,
+        /// Its offset.
+        offset: i64,
+        /// What is missing.
+        reason: String,
+    },
+
+    /// Reading a topic did not finish in time although the broker answered.
+    #[error("reading `{topic}` did not finish within {waited:?} ({read} of {expected} records read): the broker is slow or overloaded; try again, or allow more time (`DeadLetters::timeout`, `--timeout`)")]
+    ReadTimeout {
+        /// The topic.
+        topic: String,
+        /// How many records were read.
+        read: u64,
+        /// How many were expected.
+        expected: u64,
+        /// How long herald waited.
+        waited: Duration,
+    },
 }
 
 /// Every conflict found in the registry, one entry each (displayed joined with `"; "`).
@@ -201,9 +258,11 @@ impl Error {
     pub fn is_retriable(&self) -> bool {
         match self {
             Self::Publish { source, .. } | Self::Kafka { source, .. } => retriable(source),
-            Self::ProducerFatal { .. } | Self::AssignmentTimeout(_) | Self::ShutdownTimeout(_) => {
-                true
-            }
+            Self::ProducerFatal { .. }
+            | Self::AssignmentTimeout(_)
+            | Self::ShutdownTimeout(_)
+            | Self::BrokerUnreachable { .. }
+            | Self::ReadTimeout { .. } => true,
             Self::Batch { first_error, .. } => first_error.is_retriable(),
             _ => false,
         }

@@ -1,6 +1,17 @@
-//! Dead-letter topics: what a dead letter carries ([`headers`]). A message that cannot be handled
-//! is copied to `{topic}{dlq_suffix}` (default `.dlq`) byte for byte, plus these headers, before its
-//! offset is committed; see `docs/failure-handling.md`.
+//! Dead-letter topics: what a dead letter carries ([`headers`]), and how to inspect and replay
+//! them ([`DeadLetters`]). A message that cannot be handled is copied to `{topic}{dlq_suffix}`
+//! (default `.dlq`) byte for byte, plus these headers, before its offset is committed; see
+//! `docs/failure-handling.md`.
+
+mod inspect;
+mod letter;
+mod read;
+mod replay;
+
+pub use inspect::DeadLetters;
+pub(crate) use inspect::DEFAULT_TIMEOUT;
+pub use letter::{DeadLetter, Failure, Header};
+pub use replay::{ReplayFilter, ReplayReport, ReplayStopped, Replayed, Skipped};
 
 /// Names of the headers herald adds to a dead-lettered message (seed 003's names, plus position and
 /// handler).
@@ -23,4 +34,7 @@ pub mod headers {
     pub const RETRY_COUNT: &str = "dlq_retry_count";
     /// When it was dead-lettered, RFC 3339 UTC.
     pub const TIMESTAMP: &str = "dlq_timestamp";
+    /// How many times the message was replayed from a dead-letter topic, added by each replay
+    /// (the previous count + 1) after the headers it already had.
+    pub const REPLAY_COUNT: &str = "dlq_replay_count";
 }

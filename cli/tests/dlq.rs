@@ -1,0 +1,403 @@
+//! `herald dlq` run as a process against an embedded broker started by the test: dead letters are
+//! written by a plain producer with the headers herald writes; the commands list, count, show and
+//! replay them, in tables and as JSON, and fail with their exit codes when the broker or the
+//! topic is not there.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use herald::dlq::headers as dlq;
+use herald::EmbeddedBroker;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::Value;
+
+/// The longest a command or a read may take.
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Kills the child process if the test ends before it does.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `herald` with `args`, without the caller's Kafka environment.
+fn herald(args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("KAFKA_") {
+            command.env_remove(name);
+        }
+    }
+    let child = command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the herald binary runs");
+    let mut guard = Guard(child);
+    let mut stdout_pipe = guard.0.stdout.take().unwrap();
+    let mut stderr_pipe = guard.0.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        stdout_pipe.read_to_string(&mut s).unwrap();
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        stderr_pipe.read_to_string(&mut s).unwrap();
+        s
+    });
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = guard.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "herald {args:?} did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        code: status.code().expect("exited, not killed"),
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+fn succeeded(args: &[&str]) -> String {
+    let output = herald(args);
+    assert_eq!(
+        output.code, 0,
+        "herald {args:?} failed: {}\n{}",
+        output.stderr, output.stdout
+    );
+    output.stdout
+}
+
+fn json(args: &[&str]) -> Value {
+    let stdout = succeeded(args);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: not JSON: {stdout}"))
+}
+
+/// A broker holding `orders` and `orders.dlq` with three dead letters as herald writes them.
+struct Fixture {
+    broker: EmbeddedBroker,
+}
+
+fn letter_headers(seq: u32, kind: &str, at: &str) -> Vec<(String, String)> {
+    [
+        ("ce_specversion", "1.0".to_owned()),
+        ("ce_id", format!("id-{seq}")),
+        (
+            "ce_type",
+            if seq == 3 {
+                "order.cancelled"
+            } else {
+                "order.placed"
+            }
+            .to_owned(),
+        ),
+        ("ce_source", "shop".to_owned()),
+        ("content-type", "application/json".to_owned()),
+        (dlq::ORIGINAL_TOPIC, "orders".to_owned()),
+        (dlq::ORIGINAL_PARTITION, "0".to_owned()),
+        (dlq::ORIGINAL_OFFSET, (10 + seq).to_string()),
+        (dlq::CONSUMER_GROUP, "billing".to_owned()),
+        (dlq::HANDLER, "charge_card".to_owned()),
+        (dlq::ERROR_KIND, kind.to_owned()),
+        (dlq::ERROR_MESSAGE, format!("card {seq} declined")),
+        (dlq::RETRY_COUNT, "4".to_owned()),
+        (dlq::TIMESTAMP, at.to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+fn value(seq: u32) -> String {
+    format!(r#"{{"order":{seq},"total":12.5}}"#)
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let broker = EmbeddedBroker::start(1).unwrap();
+        broker.create_topic("orders", 1).unwrap();
+        broker.create_topic("orders.dlq", 1).unwrap();
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", broker.bootstrap_servers())
+            .create()
+            .unwrap();
+        let letters = [
+            (1, "retries-exhausted", "2026-01-01T10:00:00.000001Z"),
+            (2, "permanent", "2026-01-01T11:00:00Z"),
+            (3, "retries-exhausted", "2026-01-01T12:00:00Z"),
+        ];
+        for (seq, kind, at) in letters {
+            let headers =
+                letter_headers(seq, kind, at)
+                    .iter()
+                    .fold(OwnedHeaders::new(), |h, (k, v)| {
+                        h.insert(Header {
+                            key: k,
+                            value: Some(v.as_str()),
+                        })
+                    });
+            let key = format!("customer-{seq}");
+            let payload = value(seq);
+            producer
+                .send(
+                    BaseRecord::to("orders.dlq")
+                        .key(&key)
+                        .payload(&payload)
+                        .headers(headers),
+                )
+                .map_err(|(e, _)| e)
+                .unwrap();
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+        Self { broker }
+    }
+
+    fn servers(&self) -> &str {
+        self.broker.bootstrap_servers()
+    }
+
+    /// Runs `herald --bootstrap-servers <broker> dlq <args>`.
+    fn args<'a>(&'a self, json: bool, args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = vec!["--bootstrap-servers", self.servers()];
+        if json {
+            all.push("--json");
+        }
+        all.push("dlq");
+        all.extend_from_slice(args);
+        all
+    }
+
+    /// Reads `expected` records of `topic` from its beginning.
+    fn read(&self, topic: &str, expected: usize) -> Vec<OwnedMessage> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.servers())
+            .set("group.id", "cli-test-reader")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Beginning)
+            .unwrap();
+        consumer.assign(&tpl).unwrap();
+        let deadline = Instant::now() + WAIT;
+        let mut out = Vec::new();
+        while out.len() < expected {
+            assert!(
+                Instant::now() < deadline,
+                "{topic} holds only {}",
+                out.len()
+            );
+            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                out.push(message.unwrap().detach());
+            }
+        }
+        out
+    }
+}
+
+fn header(message: &OwnedMessage, name: &str) -> Vec<String> {
+    message
+        .headers()
+        .map(|h| {
+            h.iter()
+                .filter(|h| h.key == name)
+                .map(|h| String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn list_count_and_show_in_tables_and_json() {
+    let fx = Fixture::new();
+    assert_eq!(
+        succeeded(&fx.args(false, &["count", "orders"])).trim(),
+        "3 dead letters in orders.dlq"
+    );
+    assert_eq!(
+        json(&fx.args(true, &["count", "orders"])),
+        serde_json::json!({ "topic": "orders.dlq", "count": 3 })
+    );
+
+    let table = succeeded(&fx.args(false, &["list", "orders"]));
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "{table}");
+    assert!(
+        lines[0].starts_with("PARTITION  OFFSET  FAILED AT"),
+        "{table}"
+    );
+    assert!(lines[1].contains("retries-exhausted") && lines[1].contains("card 1 declined"));
+    assert!(lines[2].contains("permanent") && lines[2].contains("order.placed"));
+    assert!(lines[3].contains("order.cancelled"), "{table}");
+
+    let listed = json(&fx.args(true, &["list", "orders", "--limit", "2"]));
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["offset"], 0);
+    assert_eq!(listed[0]["key"], "customer-1");
+    assert_eq!(listed[0]["value"], value(1));
+    assert_eq!(listed[0]["ce_id"], "id-1");
+    let failure = &listed[0]["failure"];
+    assert_eq!(failure["original_topic"], "orders");
+    assert_eq!(failure["original_offset"], 11);
+    assert_eq!(failure["consumer_group"], "billing");
+    assert_eq!(failure["handlers"], serde_json::json!(["charge_card"]));
+    assert_eq!(failure["retry_count"], 4);
+    assert_eq!(failure["failed_at"], "2026-01-01T10:00:00.000001Z");
+    assert_eq!(listed[1]["failure"]["error_kind"], "permanent");
+
+    let shown = succeeded(&fx.args(false, &["show", "orders", "0", "2"]));
+    assert!(shown.contains("orders.dlq[0]@2"), "{shown}");
+    assert!(shown.contains("order.cancelled (id id-3)"), "{shown}");
+    assert!(shown.contains("card 3 declined"), "{shown}");
+    assert!(shown.contains("dlq_original_offset: 13"), "{shown}");
+    let shown = json(&fx.args(true, &["show", "orders", "0", "1"]));
+    assert_eq!(shown["failure"]["error_message"], "card 2 declined");
+    assert_eq!(shown["headers"].as_array().unwrap().len(), 14);
+}
+
+#[test]
+fn replay_one_then_all_matching_into_the_original_topic() {
+    let fx = Fixture::new();
+    let one = succeeded(&fx.args(
+        false,
+        &["replay", "orders", "--partition", "0", "--offset", "1"],
+    ));
+    assert_eq!(one.trim(), "replayed orders.dlq[0]@1 to orders[0]@0");
+    let replayed = &fx.read("orders", 1)[0];
+    assert_eq!(replayed.key(), Some(&b"customer-2"[..]));
+    assert_eq!(replayed.payload(), Some(value(2).as_bytes()));
+    assert_eq!(header(replayed, dlq::REPLAY_COUNT), ["1"]);
+    assert_eq!(header(replayed, dlq::ERROR_KIND), ["permanent"]);
+    assert_eq!(header(replayed, "ce_id"), ["id-2"]);
+
+    let report = json(&fx.args(
+        true,
+        &[
+            "replay",
+            "orders",
+            "--all",
+            "--error-kind",
+            "retries-exhausted",
+            "--since",
+            "2026-01-01T11:30:00Z",
+        ],
+    ));
+    assert_eq!(report["scanned"], 3);
+    assert_eq!(report["matched"], 1);
+    assert_eq!(report["stopped"], Value::Null);
+    assert_eq!(report["replayed"][0]["offset"], 2);
+    assert_eq!(report["replayed"][0]["replayed_to"]["offset"], 1);
+    let both = fx.read("orders", 2);
+    assert_eq!(header(&both[1], "ce_id"), ["id-3"]);
+
+    let all = succeeded(&fx.args(false, &["replay", "orders", "--all"]));
+    assert!(
+        all.starts_with("read 3 dead letters of orders.dlq: 3 matched, 3 replayed, 0 skipped"),
+        "{all}"
+    );
+    assert_eq!(fx.read("orders", 5).len(), 5);
+}
+
+#[test]
+fn errors_exit_non_zero_and_say_what_to_do() {
+    // A loopback port nothing listens on.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    };
+    let unreachable = herald(&[
+        "--bootstrap-servers",
+        &closed,
+        "dlq",
+        "count",
+        "orders",
+        "--timeout",
+        "2",
+    ]);
+    assert_eq!(unreachable.code, 3, "{}", unreachable.stderr);
+    assert!(
+        unreachable
+            .stderr
+            .contains(&format!("no Kafka broker at `{closed}`")),
+        "{}",
+        unreachable.stderr
+    );
+
+    let fx = Fixture::new();
+    let absent = herald(&fx.args(false, &["list", "payments"]));
+    assert_eq!(absent.code, 4, "{}", absent.stderr);
+    assert!(
+        absent
+            .stderr
+            .contains("topic `payments.dlq` does not exist"),
+        "{}",
+        absent.stderr
+    );
+    let suffixed = herald(&fx.args(false, &["count", "orders", "--suffix", ".failed"]));
+    assert_eq!(suffixed.code, 4, "{}", suffixed.stderr);
+    assert!(
+        suffixed.stderr.contains("orders.failed"),
+        "{}",
+        suffixed.stderr
+    );
+
+    let no_letter = herald(&fx.args(
+        false,
+        &["replay", "orders", "--partition", "0", "--offset", "9"],
+    ));
+    assert_eq!(no_letter.code, 4, "{}", no_letter.stderr);
+    assert!(
+        no_letter
+            .stderr
+            .contains("partition 0 holds offsets 0 to 2"),
+        "{}",
+        no_letter.stderr
+    );
+
+    let no_servers = herald(&["dlq", "count", "orders"]);
+    assert_eq!(no_servers.code, 2, "{}", no_servers.stderr);
+    assert!(
+        no_servers.stderr.contains("--bootstrap-servers"),
+        "{}",
+        no_servers.stderr
+    );
+
+    let no_target = herald(&fx.args(false, &["replay", "orders"]));
+    assert_eq!(no_target.code, 2, "{}", no_target.stderr);
+    let filter_without_all = herald(&fx.args(
+        false,
+        &[
+            "replay",
+            "orders",
+            "--partition",
+            "0",
+            "--offset",
+            "0",
+            "--error-kind",
+            "permanent",
+        ],
+    ));
+    assert_eq!(filter_without_all.code, 2, "{}", filter_without_all.stderr);
+}
