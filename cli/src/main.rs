@@ -1,16 +1,27 @@
-//! `herald`: operate the Kafka topics of herald services.
+//! `herald`: the command-line tool of the herald SDK.
 //!
-//! A minimal entry point for the `dlq` commands; the full CLI adds its own commands beside them.
+//! - `herald broker`: a local Kafka (librdkafka's mock cluster) with one command and no Docker.
+//! - `herald topics`: partitions, watermarks, committed offsets and lag.
+//! - `herald dlq`: dead-letter topics.
+//!
+//! See `docs/cli.md`.
+
+#![warn(missing_docs)]
+
+mod broker;
+mod common;
+mod dlq;
+mod topics;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod dlq;
+pub use common::Common;
 
-/// Operate the Kafka topics of herald services.
-#[derive(Parser)]
-#[command(name = "herald", version, about)]
+/// herald's command-line tool.
+#[derive(Debug, Parser)]
+#[command(name = "herald", version, about, long_about = None)]
 struct Cli {
     #[command(flatten)]
     common: Common,
@@ -18,21 +29,18 @@ struct Cli {
     command: Command,
 }
 
-/// Options every command takes.
-#[derive(clap::Args)]
-pub struct Common {
-    /// The Kafka brokers, host:port,... (default: KAFKA_BOOTSTRAP_SERVERS).
-    #[arg(long, global = true)]
-    pub bootstrap_servers: Option<String>,
-    /// Print JSON for scripts instead of tables.
-    #[arg(long, global = true)]
-    pub json: bool,
-}
-
-#[derive(Subcommand)]
+/// The subcommands.
+#[derive(Debug, Subcommand)]
 enum Command {
-    /// Dead-letter topics: list, count, show and replay dead letters.
+    /// Runs a local Kafka broker (librdkafka's mock cluster) in this process, until Ctrl-C,
+    /// SIGTERM or `quit` on stdin.
+    Broker(broker::BrokerArgs),
+    /// Shows topics: partitions, low/high watermarks, and per consumer group the committed offset
+    /// and lag of each partition.
+    Topics(topics::TopicsArgs),
+    /// Inspects and replays dead-letter topics.
     Dlq {
+        /// What to do with the dead letters.
         #[command(subcommand)]
         command: dlq::DlqCommand,
     },
@@ -40,8 +48,18 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Broker(args) => broker::run(args).await,
+        Command::Topics(args) => topics::run(args, &cli.common).await,
         Command::Dlq { command } => dlq::run(command, &cli.common).await,
     };
     match result {

@@ -1,0 +1,298 @@
+//! `herald topics`: for each topic its partitions and low/high watermarks, and for each consumer
+//! group the committed offset and lag of every partition (seed 003's `get_topic_info`).
+
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context as _};
+use clap::Args;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
+
+use crate::Common;
+
+/// The group id of the client that reads metadata and watermarks; it never joins.
+const INSPECTOR_GROUP: &str = "herald-cli";
+
+/// Options of `herald topics`.
+#[derive(Debug, Args)]
+pub struct TopicsArgs {
+    /// Only this topic (repeatable; default: every topic but Kafka's internal ones).
+    #[arg(long = "topic", value_name = "NAME")]
+    topics: Vec<String>,
+    /// Shows the committed offsets and lag of this consumer group (repeatable). Default: the groups
+    /// the broker lists that committed on the topic; `herald broker` cannot list groups, so name
+    /// them there.
+    #[arg(long = "group", value_name = "GROUP")]
+    groups: Vec<String>,
+}
+
+/// What `--json` prints.
+#[derive(Debug, Serialize)]
+struct Report<'a> {
+    topics: &'a [TopicInfo],
+}
+
+/// One topic.
+#[derive(Debug, Serialize)]
+pub struct TopicInfo {
+    /// Its name.
+    pub topic: String,
+    /// Its partitions, by id.
+    pub partitions: Vec<PartitionInfo>,
+    /// The consumer groups shown.
+    pub groups: Vec<GroupInfo>,
+}
+
+/// One partition's watermarks.
+#[derive(Debug, Serialize)]
+pub struct PartitionInfo {
+    /// The partition id.
+    pub partition: i32,
+    /// The oldest offset still held.
+    pub low: i64,
+    /// The offset the next message gets.
+    pub high: i64,
+}
+
+/// A consumer group's position on one topic.
+#[derive(Debug, Serialize)]
+pub struct GroupInfo {
+    /// The group.
+    pub group: String,
+    /// Per partition.
+    pub partitions: Vec<GroupPartition>,
+    /// The sum of the partitions' lag.
+    pub lag: i64,
+}
+
+/// A consumer group's position on one partition.
+#[derive(Debug, Serialize)]
+pub struct GroupPartition {
+    /// The partition id.
+    pub partition: i32,
+    /// The committed offset, `null` when the group committed none.
+    pub committed: Option<i64>,
+    /// Messages not yet committed: high watermark minus committed offset (minus the low watermark
+    /// when nothing is committed).
+    pub lag: i64,
+}
+
+/// Runs `herald topics`.
+///
+/// # Errors
+/// When the brokers are unreachable within the timeout (naming the address) or a topic named with
+/// `--topic` does not exist.
+pub async fn run(args: TopicsArgs, common: &Common) -> anyhow::Result<ExitCode> {
+    let common = common.clone();
+    let topics = tokio::task::spawn_blocking(move || collect(&args, &common))
+        .await
+        .context("the topics task panicked")??;
+    if let Some(json) = topics.1 {
+        println!("{json}");
+    } else {
+        print!("{}", table(&topics.0));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+type Collected = (Vec<TopicInfo>, Option<String>);
+
+fn collect(args: &TopicsArgs, common: &Common) -> anyhow::Result<Collected> {
+    let bootstrap = common.bootstrap()?.to_owned();
+    let timeout = common.timeout();
+    let inspector = common.inspector(INSPECTOR_GROUP)?;
+    let metadata = inspector.fetch_metadata(None, timeout).map_err(|e| {
+        anyhow!(
+            "cannot reach the Kafka brokers at {bootstrap} within {} s ({e}): is `herald broker` or \
+             Kafka running there? Check --bootstrap-servers / KAFKA_BOOTSTRAP_SERVERS",
+            timeout.as_secs()
+        )
+    })?;
+    let mut existing: Vec<(String, Vec<i32>)> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none() && !t.name().starts_with("__"))
+        .map(|t| {
+            let mut ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
+            ids.sort_unstable();
+            (t.name().to_owned(), ids)
+        })
+        .collect();
+    existing.sort();
+    let chosen: Vec<(String, Vec<i32>)> = if args.topics.is_empty() {
+        existing.clone()
+    } else {
+        let mut chosen = Vec::new();
+        for name in &args.topics {
+            match existing.iter().find(|(t, _)| t == name) {
+                Some(topic) => chosen.push(topic.clone()),
+                None => bail!(
+                    "topic `{name}` does not exist on {bootstrap}; it has: {}",
+                    names(&existing)
+                ),
+            }
+        }
+        chosen
+    };
+
+    let (groups, listed) = if args.groups.is_empty() {
+        match inspector.fetch_group_list(None, timeout) {
+            Ok(list) => (
+                list.groups().iter().map(|g| g.name().to_owned()).collect(),
+                true,
+            ),
+            Err(e) => {
+                eprintln!(
+                    "note: the brokers at {bootstrap} do not list consumer groups ({e}); name them \
+                     with --group to see committed offsets and lag"
+                );
+                (Vec::new(), false)
+            }
+        }
+    } else {
+        (args.groups.clone(), false)
+    };
+
+    let mut out = Vec::new();
+    for (topic, ids) in chosen {
+        let mut partitions = Vec::new();
+        for id in &ids {
+            let (low, high) = inspector
+                .fetch_watermarks(&topic, *id, timeout)
+                .with_context(|| format!("reading the watermarks of {topic}[{id}]"))?;
+            partitions.push(PartitionInfo {
+                partition: *id,
+                low,
+                high,
+            });
+        }
+        let mut group_infos = Vec::new();
+        for group in &groups {
+            let info = group_position(common, group, &topic, &partitions)?;
+            // Listed groups are shown only where they committed; named ones always.
+            if listed && info.partitions.iter().all(|p| p.committed.is_none()) {
+                continue;
+            }
+            group_infos.push(info);
+        }
+        out.push(TopicInfo {
+            topic,
+            partitions,
+            groups: group_infos,
+        });
+    }
+    let json = if common.json {
+        Some(serde_json::to_string_pretty(&Report { topics: &out })?)
+    } else {
+        None
+    };
+    Ok((out, json))
+}
+
+fn names(topics: &[(String, Vec<i32>)]) -> String {
+    if topics.is_empty() {
+        return "no topics".into();
+    }
+    topics
+        .iter()
+        .map(|(t, _)| t.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn group_position(
+    common: &Common,
+    group: &str,
+    topic: &str,
+    partitions: &[PartitionInfo],
+) -> anyhow::Result<GroupInfo> {
+    let consumer: BaseConsumer = common.inspector(group)?;
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        tpl.add_partition(topic, p.partition);
+    }
+    let committed = consumer
+        .committed_offsets(tpl, common.timeout())
+        .with_context(|| format!("reading the committed offsets of group `{group}` on {topic}"))?;
+    let partitions: Vec<GroupPartition> = partitions
+        .iter()
+        .map(|p| {
+            let committed = match committed
+                .find_partition(topic, p.partition)
+                .map(|e| e.offset())
+            {
+                Some(Offset::Offset(n)) => Some(n),
+                _ => None,
+            };
+            GroupPartition {
+                partition: p.partition,
+                committed,
+                lag: (p.high - committed.unwrap_or(p.low)).max(0),
+            }
+        })
+        .collect();
+    Ok(GroupInfo {
+        group: group.to_owned(),
+        lag: partitions.iter().map(|p| p.lag).sum(),
+        partitions,
+    })
+}
+
+/// The human-readable table: one row per partition, and per group shown.
+fn table(topics: &[TopicInfo]) -> String {
+    let mut rows: Vec<[String; 7]> = vec![[
+        "TOPIC",
+        "PARTITION",
+        "LOW",
+        "HIGH",
+        "GROUP",
+        "COMMITTED",
+        "LAG",
+    ]
+    .map(String::from)];
+    for topic in topics {
+        for p in &topic.partitions {
+            let base = |group: &str, committed: String, lag: String| {
+                [
+                    topic.topic.clone(),
+                    p.partition.to_string(),
+                    p.low.to_string(),
+                    p.high.to_string(),
+                    group.to_owned(),
+                    committed,
+                    lag,
+                ]
+            };
+            if topic.groups.is_empty() {
+                rows.push(base("-", "-".into(), "-".into()));
+            }
+            for group in &topic.groups {
+                let gp = group.partitions.iter().find(|g| g.partition == p.partition);
+                rows.push(base(
+                    &group.group,
+                    gp.and_then(|g| g.committed)
+                        .map_or_else(|| "-".into(), |c| c.to_string()),
+                    gp.map_or_else(|| "-".into(), |g| g.lag.to_string()),
+                ));
+            }
+        }
+    }
+    let widths: Vec<usize> = (0..7)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    if topics.is_empty() {
+        out.push_str("(no topics)\n");
+    }
+    out
+}
