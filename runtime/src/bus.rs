@@ -16,7 +16,7 @@ use crate::embedded::EmbeddedBroker;
 use crate::envelope::PublishOptions;
 use crate::error::{Error, Result};
 use crate::event::HeraldEvent;
-use crate::publish::{Delivery, PublishRetry, Publisher};
+use crate::publish::{Delivery, EncodedEvent, PublishRetry, Publisher};
 use crate::registry::Registry;
 use crate::stats::{Counters, Stats};
 use crate::topics;
@@ -354,6 +354,39 @@ impl Bus {
             .publisher
             .publish_batch(events, PublishOptions::default())
             .await
+    }
+
+    /// Encodes an event into the CloudEvents record herald would send, without sending it: store
+    /// it (a transactional outbox) and send it later, as it is and with the same `ce_id`, with
+    /// [`Bus::publish_encoded`].
+    ///
+    /// # Errors
+    /// [`Error::Encode`] when the event does not serialize, [`Error::Config`] for an illegal
+    /// extension name.
+    pub fn encode_event<E: HeraldEvent>(
+        &self,
+        event: &E,
+        options: PublishOptions,
+    ) -> Result<EncodedEvent> {
+        self.inner.publisher.encode_event(event, options)
+    }
+
+    /// Sends an event encoded by [`Bus::encode_event`] as it is (same id, headers and payload) and
+    /// waits until the broker acknowledged it.
+    ///
+    /// # Errors
+    /// As [`Bus::publish`].
+    pub async fn publish_encoded(&self, event: &EncodedEvent) -> Result<Delivery> {
+        self.inner.publisher.publish_encoded(event).await
+    }
+
+    /// Sends encoded events as they are, enqueued strictly in order (events with one key keep their
+    /// order), and waits for all acknowledgements; deliveries come back in input order.
+    ///
+    /// # Errors
+    /// [`Error::Batch`] listing what was delivered when some events were not acknowledged.
+    pub async fn publish_encoded_batch(&self, events: &[EncodedEvent]) -> Result<Vec<Delivery>> {
+        self.inner.publisher.publish_encoded_batch(events).await
     }
 
     /// Starts one consumer per consumer group of the registered handlers. If one cannot start,

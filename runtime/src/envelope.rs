@@ -57,6 +57,9 @@ pub struct Metadata {
 /// Caller-supplied metadata for one publish: correlation, causation, aggregate and extensions.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PublishOptions {
+    /// The event's id (`ce_id`); when `None` herald makes a UUID. Give one only when it is unique
+    /// (a stored event sent again keeps its id).
+    pub id: Option<String>,
     /// Correlation id to carry; when `None` a fresh event starts its own correlation (its id).
     pub correlation_id: Option<String>,
     /// Id of the event that caused this one.
@@ -77,6 +80,12 @@ impl PublishOptions {
     /// No extra metadata.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets the event's id (`ce_id`) instead of a fresh UUID; it must be unique.
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
     }
 
     /// Sets the correlation id.

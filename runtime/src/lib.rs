@@ -61,7 +61,7 @@ pub use envelope::{Metadata, Position, PublishOptions};
 pub use error::{DispatchError, Error, HandlerError, RegistryConflicts, Result, ResultExt};
 pub use event::{Event, HeraldEvent, PartitionKey};
 pub use herald_macros::{handler, IntegrationEvent};
-pub use publish::{Delivery, PublishRetry};
+pub use publish::{Delivery, EncodedEvent, PublishRetry};
 pub use stats::Stats;
 
 /// What a herald service usually needs, plus serde and schemars derives.

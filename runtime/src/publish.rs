@@ -6,14 +6,16 @@
 //! even under back-pressure. A fatal producer error (an idempotent producer that can no longer
 //! keep its guarantees) fails the publishes it hit and replaces the producer with a new one.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use chrono::Utc;
 use futures::future::join_all;
 use rdkafka::client::ClientContext;
 use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
@@ -82,6 +84,119 @@ struct Outgoing {
     key: Option<String>,
     payload: Vec<u8>,
     meta: Metadata,
+}
+
+/// A fully encoded CloudEvent, ready to be stored and sent later exactly as it is (same `ce_id`):
+/// what a transactional outbox keeps in a row. Built by [`Bus::encode_event`](crate::Bus::encode_event),
+/// sent by [`Bus::publish_encoded`](crate::Bus::publish_encoded).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EncodedEvent {
+    /// The event's id (`ce_id`).
+    pub id: String,
+    /// The event type (`ce_type`).
+    pub event_type: String,
+    /// The topic it goes to.
+    pub topic: String,
+    /// The Kafka key (partition key), if any.
+    pub key: Option<String>,
+    /// The record's value: the event's JSON.
+    pub payload: Vec<u8>,
+    /// The record's headers (the CloudEvents attributes), in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Outgoing {
+    /// The encoded event this record would send.
+    fn to_encoded(&self) -> EncodedEvent {
+        EncodedEvent {
+            id: self.meta.id.clone(),
+            event_type: self.event_type.into(),
+            topic: self.topic.into(),
+            key: self.key.clone(),
+            payload: self.payload.clone(),
+            headers: encode_headers(&self.meta)
+                .iter()
+                .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                .collect(),
+        }
+    }
+}
+
+/// What sending needs of a record: herald's own encoded events and stored [`EncodedEvent`]s.
+trait Record {
+    fn topic(&self) -> &str;
+    fn key(&self) -> Option<&str>;
+    fn payload(&self) -> &[u8];
+    fn headers(&self) -> OwnedHeaders;
+    fn id(&self) -> &str;
+    /// Event type and topic with the lifetime errors need.
+    fn names(&self) -> (&'static str, &'static str);
+}
+
+impl Record for Outgoing {
+    fn topic(&self) -> &str {
+        self.topic
+    }
+    fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+    fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+    fn headers(&self) -> OwnedHeaders {
+        encode_headers(&self.meta)
+    }
+    fn id(&self) -> &str {
+        &self.meta.id
+    }
+    fn names(&self) -> (&'static str, &'static str) {
+        (self.event_type, self.topic)
+    }
+}
+
+impl Record for EncodedEvent {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+    fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+    fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+    fn headers(&self) -> OwnedHeaders {
+        self.headers.iter().fold(
+            OwnedHeaders::new_with_capacity(self.headers.len()),
+            |headers, (key, value)| {
+                headers.insert(Header {
+                    key,
+                    value: Some(value),
+                })
+            },
+        )
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn names(&self) -> (&'static str, &'static str) {
+        (intern(&self.event_type), intern(&self.topic))
+    }
+}
+
+/// A `'static` copy of `name`, made once per distinct name (event types and topics are few): the
+/// errors of stored events name them like those of herald's own.
+fn intern(name: &str) -> &'static str {
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(known) = names.get(name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(leaked);
+    leaked
 }
 
 /// Why a record was not acknowledged.
@@ -162,7 +277,9 @@ impl Publisher {
             event_type: E::EVENT_TYPE,
             source,
         })?;
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = options
+            .id
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let key = options.key.or_else(|| event.partition_key());
         let meta = Metadata {
             correlation_id: Some(options.correlation_id.unwrap_or_else(|| id.clone())),
@@ -201,16 +318,16 @@ impl Publisher {
     }
 
     /// Enqueues one record, waiting while the producer's queue is full (until `deadline`).
-    async fn enqueue(
+    async fn enqueue<R: Record>(
         &self,
         producer: &KafkaProducer,
-        outgoing: &Outgoing,
+        outgoing: &R,
         deadline: Instant,
     ) -> std::result::Result<DeliveryFuture, KafkaError> {
-        let mut record = FutureRecord::to(outgoing.topic)
-            .payload(&outgoing.payload)
-            .headers(encode_headers(&outgoing.meta));
-        if let Some(key) = &outgoing.key {
+        let mut record = FutureRecord::to(outgoing.topic())
+            .payload(outgoing.payload())
+            .headers(outgoing.headers());
+        if let Some(key) = outgoing.key() {
             record = record.key(key);
         }
         loop {
@@ -274,17 +391,18 @@ impl Publisher {
     }
 
     /// The error for a record that failed.
-    fn error(&self, outgoing: &Outgoing, failure: Failure) -> Error {
+    fn error<R: Record>(&self, outgoing: &R, failure: Failure) -> Error {
         Counters::add(&self.counters.publish_failures, 1);
+        let (event_type, topic) = outgoing.names();
         match failure {
             Failure::Kafka(source) => Error::Publish {
-                event_type: outgoing.event_type,
-                topic: outgoing.topic,
+                event_type,
+                topic,
                 source,
             },
             Failure::Fatal(code, reason) => Error::ProducerFatal {
-                event_type: outgoing.event_type,
-                topic: outgoing.topic,
+                event_type,
+                topic,
                 code,
                 reason,
             },
@@ -292,19 +410,24 @@ impl Publisher {
     }
 
     /// The delivery of an acknowledged record.
-    fn delivered(&self, outgoing: &Outgoing, (partition, offset): (i32, i64)) -> Delivery {
+    fn delivered<R: Record>(&self, outgoing: &R, (partition, offset): (i32, i64)) -> Delivery {
         Counters::add(&self.counters.events_published, 1);
         Delivery {
-            topic: outgoing.topic.into(),
+            topic: outgoing.topic().into(),
             partition,
             offset,
-            event_id: outgoing.meta.id.clone(),
+            event_id: outgoing.id().into(),
         }
     }
 
     #[tracing::instrument(name = "herald.publish", level = "debug", skip_all,
         fields(event_type = outgoing.event_type, topic = outgoing.topic, event_id = %outgoing.meta.id))]
     async fn send(&self, outgoing: &Outgoing) -> Result<Delivery> {
+        self.send_record(outgoing).await
+    }
+
+    /// Sends one record and waits for its acknowledgement.
+    async fn send_record<R: Record>(&self, outgoing: &R) -> Result<Delivery> {
         let (producer, generation) = self.current();
         let deadline = Instant::now() + self.timeout;
         let acknowledged = match self.enqueue(&producer, outgoing, deadline).await {
@@ -372,13 +495,40 @@ impl Publisher {
             .into_iter()
             .map(|event| self.encode(&event, options.clone()))
             .collect::<Result<Vec<_>>>()?;
+        self.send_batch(&outgoing).await
+    }
+
+    /// Encodes an event for sending later as it is (same id): see [`EncodedEvent`].
+    pub fn encode_event<E: HeraldEvent>(
+        &self,
+        event: &E,
+        options: PublishOptions,
+    ) -> Result<EncodedEvent> {
+        Ok(self.encode(event, options)?.to_encoded())
+    }
+
+    /// Sends a stored encoded event as it is and waits for the broker's acknowledgement.
+    #[tracing::instrument(name = "herald.publish_encoded", level = "debug", skip_all,
+        fields(event_type = %event.event_type, topic = %event.topic, event_id = %event.id))]
+    pub async fn publish_encoded(&self, event: &EncodedEvent) -> Result<Delivery> {
+        self.send_record(event).await
+    }
+
+    /// Sends stored encoded events as they are, enqueued in order, and waits for all
+    /// acknowledgements (as [`Publisher::publish_batch`]).
+    pub async fn publish_encoded_batch(&self, events: &[EncodedEvent]) -> Result<Vec<Delivery>> {
+        self.send_batch(events).await
+    }
+
+    /// Sends records strictly in order and waits for all acknowledgements.
+    async fn send_batch<R: Record>(&self, outgoing: &[R]) -> Result<Vec<Delivery>> {
         let total = outgoing.len();
         let (producer, generation) = self.current();
         // Once the queue stayed full for the delivery timeout or the producer failed fatally, the
         // rest of the batch is not sent: it would only overtake or fail the same way.
         let mut stopped: Option<Failure> = None;
         let mut enqueued = Vec::with_capacity(total);
-        for record in &outgoing {
+        for record in outgoing {
             if let Some(failure) = &stopped {
                 enqueued.push(Err(failure.clone()));
                 continue;

@@ -1,0 +1,316 @@
+//! One source for both backends: `backend!()` expands, in the module that invokes it, the
+//! `Outbox` and `Relay` of that module's `Db`, `Pool`, `Connection`, `DIALECT` and `begin`.
+
+macro_rules! backend {
+    () => {
+        use std::sync::Arc;
+
+        use chrono::{DateTime, Utc};
+        use herald::{Bus, HeraldEvent, PublishOptions};
+
+        use crate::relay::{self, Step};
+        use crate::sql::{self, ClaimedRow, Sql};
+        use crate::{now_ms, OutboxStats, RelayConfig, RelayHandle, Result};
+
+        /// The outbox tables of one database: write events in transactions, read stats, revive
+        /// dead rows, record processed events. Cloning is cheap.
+        #[derive(Clone)]
+        pub struct Outbox {
+            pool: Pool,
+            sql: Arc<Sql>,
+        }
+
+        impl std::fmt::Debug for Outbox {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct("Outbox").finish_non_exhaustive()
+            }
+        }
+
+        impl Outbox {
+            /// The outbox in tables `herald_outbox` and `herald_processed`.
+            pub fn new(pool: Pool) -> Self {
+                Self::with_prefix(pool, "").expect("the empty prefix is legal")
+            }
+
+            /// The outbox in tables `{prefix}herald_outbox` and `{prefix}herald_processed`.
+            ///
+            /// # Errors
+            /// [`Error::Prefix`](crate::Error::Prefix) unless the prefix is lower-case letters,
+            /// digits and `_`.
+            pub fn with_prefix(pool: Pool, prefix: &str) -> Result<Self> {
+                Ok(Self {
+                    pool,
+                    sql: Arc::new(Sql::new(prefix, &DIALECT)?),
+                })
+            }
+
+            /// The database pool.
+            pub fn pool(&self) -> &Pool {
+                &self.pool
+            }
+
+            /// Creates the tables and indexes unless they exist.
+            ///
+            /// # Errors
+            /// [`Error::Database`](crate::Error::Database).
+            pub async fn migrate(&self) -> Result<()> {
+                for statement in &self.sql.migrate {
+                    sqlx::query(statement).execute(&self.pool).await?;
+                }
+                Ok(())
+            }
+
+            /// Writes `event` into the caller's transaction (pass `&mut tx`): it is published
+            /// once the transaction commits, and never if it rolls back. Returns its `ce_id`.
+            ///
+            /// # Errors
+            /// [`Error::Herald`](crate::Error::Herald) when the event does not encode,
+            /// [`Error::Database`](crate::Error::Database).
+            pub async fn publish_transactional<E: HeraldEvent>(
+                &self,
+                conn: &mut Connection,
+                bus: &Bus,
+                event: &E,
+            ) -> Result<String> {
+                self.publish_transactional_with(conn, bus, event, PublishOptions::default())
+                    .await
+            }
+
+            /// As [`Outbox::publish_transactional`], with metadata (correlation, key, ...).
+            ///
+            /// # Errors
+            /// As [`Outbox::publish_transactional`].
+            pub async fn publish_transactional_with<E: HeraldEvent>(
+                &self,
+                conn: &mut Connection,
+                bus: &Bus,
+                event: &E,
+                options: PublishOptions,
+            ) -> Result<String> {
+                let now = now_ms();
+                self.insert(conn, bus.encode_event(event, options)?, now, now)
+                    .await
+            }
+
+            /// Writes several events into the caller's transaction, published in this order
+            /// once it commits. Returns their `ce_id`s.
+            ///
+            /// # Errors
+            /// As [`Outbox::publish_transactional`]; nothing is written if one does not encode.
+            pub async fn publish_batch_transactional<'e, E: HeraldEvent + 'e>(
+                &self,
+                conn: &mut Connection,
+                bus: &Bus,
+                events: impl IntoIterator<Item = &'e E>,
+            ) -> Result<Vec<String>> {
+                let encoded = events
+                    .into_iter()
+                    .map(|event| bus.encode_event(event, PublishOptions::default()))
+                    .collect::<herald::Result<Vec<_>>>()?;
+                let now = now_ms();
+                let mut ids = Vec::with_capacity(encoded.len());
+                for event in encoded {
+                    ids.push(self.insert(&mut *conn, event, now, now).await?);
+                }
+                Ok(ids)
+            }
+
+            /// Writes `event` into the caller's transaction to be published at `at` (not
+            /// before); it lives in the outbox, so it survives restarts. Returns its `ce_id`.
+            ///
+            /// # Errors
+            /// As [`Outbox::publish_transactional`].
+            pub async fn publish_scheduled<E: HeraldEvent>(
+                &self,
+                conn: &mut Connection,
+                bus: &Bus,
+                event: &E,
+                at: DateTime<Utc>,
+            ) -> Result<String> {
+                let encoded = bus.encode_event(event, PublishOptions::default())?;
+                self.insert(conn, encoded, now_ms(), at.timestamp_millis())
+                    .await
+            }
+
+            async fn insert(
+                &self,
+                conn: &mut Connection,
+                event: herald::EncodedEvent,
+                created_at: i64,
+                available_at: i64,
+            ) -> Result<String> {
+                let headers = sql::headers_json(&event.headers)?;
+                sqlx::query(&self.sql.insert)
+                    .bind(&event.id)
+                    .bind(event.topic)
+                    .bind(event.key)
+                    .bind(event.event_type)
+                    .bind(event.payload)
+                    .bind(headers)
+                    .bind(created_at)
+                    .bind(available_at)
+                    .execute(conn)
+                    .await?;
+                Ok(event.id)
+            }
+
+            /// Records that consumer `group` processed `event_id`, in the caller's transaction:
+            /// `true` the first time, `false` when it was recorded before (skip the event). Do
+            /// the handler's own writes in the same transaction for effectively-once handling.
+            ///
+            /// # Errors
+            /// [`Error::Database`](crate::Error::Database).
+            pub async fn processed_once(
+                &self,
+                conn: &mut Connection,
+                group: &str,
+                event_id: &str,
+            ) -> Result<bool> {
+                let done = sqlx::query(&self.sql.processed)
+                    .bind(group)
+                    .bind(event_id)
+                    .bind(now_ms())
+                    .execute(conn)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            /// Rows by state and the age of the oldest due pending row.
+            ///
+            /// # Errors
+            /// [`Error::Database`](crate::Error::Database).
+            pub async fn stats(&self) -> Result<OutboxStats> {
+                let now = now_ms();
+                let (pending, scheduled, published, dead, oldest): (i64, i64, i64, i64, Option<i64>) =
+                    sqlx::query_as(&self.sql.stats)
+                        .bind(now)
+                        .fetch_one(&self.pool)
+                        .await?;
+                let count = |n: i64| u64::try_from(n).unwrap_or_default();
+                Ok(OutboxStats {
+                    pending: count(pending),
+                    scheduled: count(scheduled),
+                    published: count(published),
+                    dead: count(dead),
+                    oldest_pending_age: std::time::Duration::from_millis(
+                        oldest.map_or(0, |t| count(now - t)),
+                    ),
+                })
+            }
+
+            /// Makes the dead row `id` pending again with a fresh retry budget; `false` when no
+            /// dead row has that id.
+            ///
+            /// # Errors
+            /// [`Error::Database`](crate::Error::Database).
+            pub async fn revive(&self, id: &str) -> Result<bool> {
+                let done = sqlx::query(&self.sql.revive)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            /// Makes every dead row pending again; returns how many.
+            ///
+            /// # Errors
+            /// [`Error::Database`](crate::Error::Database).
+            pub async fn revive_all(&self) -> Result<u64> {
+                let done = sqlx::query(&self.sql.revive_all)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            /// Claims due rows, publishes them and marks them, in one transaction.
+            async fn relay_batch(&self, bus: &Bus, config: &RelayConfig) -> Result<Step> {
+                let batch_size = config.batch_size.max(1);
+                let mut tx = begin(&self.pool).await?;
+                let rows: Vec<ClaimedRow> = sqlx::query_as(&self.sql.claim)
+                    .bind(now_ms())
+                    .bind(i64::try_from(batch_size).unwrap_or(i64::MAX))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                if rows.is_empty() {
+                    tx.commit().await?;
+                    return Ok(Step::Batch {
+                        published: 0,
+                        failed: 0,
+                        full: false,
+                    });
+                }
+                let full = rows.len() == batch_size;
+                let (seqs, events): (Vec<i64>, Vec<herald::EncodedEvent>) = rows
+                    .into_iter()
+                    .map(sql::row_event)
+                    .collect::<Result<Vec<_>>>()?
+                    .into_iter()
+                    .unzip();
+                let result = bus.publish_encoded_batch(&events).await;
+                if config.crash_after_publish {
+                    drop(tx);
+                    return Ok(Step::Crashed);
+                }
+                let (delivered, error): (Vec<usize>, Option<String>) = match result {
+                    Ok(_) => ((0..seqs.len()).collect(), None),
+                    Err(herald::Error::Batch {
+                        delivered,
+                        first_error,
+                        ..
+                    }) => (
+                        delivered.iter().map(|(index, _)| *index).collect(),
+                        Some(first_error.to_string()),
+                    ),
+                    Err(error) => (Vec::new(), Some(error.to_string())),
+                };
+                let published: Vec<i64> = delivered.iter().map(|&i| seqs[i]).collect();
+                if !published.is_empty() {
+                    sqlx::query(&self.sql.published_in(&published))
+                        .bind(now_ms())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let mut failed = 0;
+                if let Some(error) = error {
+                    tracing::warn!(%error, rows = seqs.len() - published.len(),
+                        "the outbox relay could not publish rows; they stay pending and are retried");
+                    for (index, seq) in seqs.iter().enumerate() {
+                        if !delivered.contains(&index) {
+                            sqlx::query(&self.sql.failed)
+                                .bind(&error)
+                                .bind(i64::from(config.max_retries))
+                                .bind(seq)
+                                .execute(&mut *tx)
+                                .await?;
+                            failed += 1;
+                        }
+                    }
+                }
+                tx.commit().await?;
+                Ok(Step::Batch {
+                    published: published.len() as u64,
+                    failed,
+                    full,
+                })
+            }
+        }
+
+        /// Moves due outbox rows to Kafka: a tokio task polling in batches, in order per key.
+        #[derive(Debug)]
+        pub struct Relay;
+
+        impl Relay {
+            /// Starts a relay publishing `outbox`'s rows through `bus`; stop it with
+            /// [`RelayHandle::stop`]. Several relays may run over one outbox.
+            pub fn start(bus: Bus, outbox: Outbox, config: RelayConfig) -> RelayHandle {
+                let batch_config = config.clone();
+                relay::spawn(config, move || {
+                    let (bus, outbox, config) = (bus.clone(), outbox.clone(), batch_config.clone());
+                    async move { outbox.relay_batch(&bus, &config).await }
+                })
+            }
+        }
+    };
+}
+
+pub(crate) use backend;

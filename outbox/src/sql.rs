@@ -1,0 +1,159 @@
+//! The outbox's SQL, one text for both backends; only a few words differ ([`Dialect`]).
+
+use crate::{Error, Result};
+
+/// What differs between PostgreSQL and SQLite.
+pub(crate) struct Dialect {
+    /// The ordering column's type.
+    pub serial: &'static str,
+    /// The payload's type.
+    pub blob: &'static str,
+    /// Appended to the claim: rows other relays hold are skipped, not waited for.
+    pub lock: &'static str,
+}
+
+/// The statements, with the table names filled in.
+pub(crate) struct Sql {
+    pub migrate: Vec<String>,
+    pub insert: String,
+    pub claim: String,
+    pub published: String,
+    pub failed: String,
+    pub processed: String,
+    pub stats: String,
+    pub revive: String,
+    pub revive_all: String,
+}
+
+/// The columns a claim returns.
+pub(crate) type ClaimedRow = (i64, String, String, Option<String>, String, Vec<u8>, String);
+
+impl Sql {
+    /// The statements for tables `{prefix}herald_outbox` and `{prefix}herald_processed`.
+    pub fn new(prefix: &str, dialect: &Dialect) -> Result<Self> {
+        let legal = prefix
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && !prefix.starts_with(|c: char| c.is_ascii_digit());
+        if !legal {
+            return Err(Error::Prefix(prefix.into()));
+        }
+        let o = format!("{prefix}herald_outbox");
+        let p = format!("{prefix}herald_processed");
+        let Dialect { serial, blob, lock } = dialect;
+        Ok(Self {
+            migrate: vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {o} (
+                        seq {serial},
+                        id TEXT NOT NULL UNIQUE,
+                        topic TEXT NOT NULL,
+                        key TEXT,
+                        event_type TEXT NOT NULL,
+                        payload {blob} NOT NULL,
+                        headers TEXT NOT NULL,
+                        created_at BIGINT NOT NULL,
+                        available_at BIGINT NOT NULL,
+                        state TEXT NOT NULL DEFAULT 'pending',
+                        attempts BIGINT NOT NULL DEFAULT 0,
+                        last_error TEXT,
+                        published_at BIGINT)"
+                ),
+                format!("CREATE INDEX IF NOT EXISTS {o}_due ON {o} (state, available_at, seq)"),
+                format!("CREATE INDEX IF NOT EXISTS {o}_key ON {o} (key, seq)"),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {p} (
+                        consumer_group TEXT NOT NULL,
+                        event_id TEXT NOT NULL,
+                        processed_at BIGINT NOT NULL,
+                        PRIMARY KEY (consumer_group, event_id))"
+                ),
+            ],
+            insert: format!(
+                "INSERT INTO {o} (id, topic, key, event_type, payload, headers, created_at, available_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            ),
+            // The first `$2` due rows nobody else holds; of those, a row goes only when no older
+            // due row of its key is still pending outside this batch (held by another relay).
+            claim: format!(
+                "WITH c AS (SELECT seq FROM {o} WHERE state = 'pending' AND available_at <= $1
+                            ORDER BY seq LIMIT $2{lock})
+                 SELECT o.seq, o.id, o.topic, o.key, o.event_type, o.payload, o.headers FROM {o} o
+                 WHERE o.seq IN (SELECT seq FROM c)
+                   AND NOT EXISTS (SELECT 1 FROM {o} b WHERE b.key = o.key AND b.seq < o.seq
+                                   AND b.state = 'pending' AND b.available_at <= $1
+                                   AND b.seq NOT IN (SELECT seq FROM c))
+                 ORDER BY o.seq"
+            ),
+            published: format!(
+                "UPDATE {o} SET state = 'published', published_at = $1, last_error = NULL WHERE seq IN "
+            ),
+            failed: format!(
+                "UPDATE {o} SET attempts = attempts + 1, last_error = $1,
+                        state = CASE WHEN attempts + 1 > $2 THEN 'dead' ELSE 'pending' END
+                 WHERE seq = $3"
+            ),
+            processed: format!(
+                "INSERT INTO {p} (consumer_group, event_id, processed_at) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING"
+            ),
+            stats: format!(
+                "SELECT COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0),
+                        COALESCE(SUM(CASE WHEN state = 'pending' AND available_at > $1 THEN 1 ELSE 0 END), 0),
+                        COALESCE(SUM(CASE WHEN state = 'published' THEN 1 ELSE 0 END), 0),
+                        COALESCE(SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END), 0),
+                        MIN(CASE WHEN state = 'pending' AND available_at <= $1 THEN available_at END)
+                 FROM {o}"
+            ),
+            revive: format!(
+                "UPDATE {o} SET state = 'pending', attempts = 0 WHERE id = $1 AND state = 'dead'"
+            ),
+            revive_all: format!(
+                "UPDATE {o} SET state = 'pending', attempts = 0 WHERE state = 'dead'"
+            ),
+        })
+    }
+
+    /// Marks the rows `seqs` published (the list is built from integers, not user text).
+    pub fn published_in(&self, seqs: &[i64]) -> String {
+        let list: Vec<String> = seqs.iter().map(i64::to_string).collect();
+        format!("{}({})", self.published, list.join(","))
+    }
+}
+
+/// An encoded event's headers as JSON text.
+pub(crate) fn headers_json(headers: &[(String, Vec<u8>)]) -> Result<String> {
+    let text = headers
+        .iter()
+        .map(|(name, value)| {
+            std::str::from_utf8(value)
+                .map(|v| (name.as_str(), v))
+                .map_err(|_| Error::Header(name.clone()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(serde_json::to_string(&text).expect("strings serialize"))
+}
+
+/// A claimed row as the event it stores.
+pub(crate) fn row_event(row: ClaimedRow) -> Result<(i64, herald::EncodedEvent)> {
+    let (seq, id, topic, key, event_type, payload, headers) = row;
+    let headers: Vec<(String, String)> =
+        serde_json::from_str(&headers).map_err(|e| Error::Row {
+            id: id.clone(),
+            reason: format!("its headers are not a JSON list of [name, value] pairs: {e}"),
+        })?;
+    Ok((
+        seq,
+        herald::EncodedEvent {
+            id,
+            event_type,
+            topic,
+            key,
+            payload,
+            headers: headers
+                .into_iter()
+                .map(|(k, v)| (k, v.into_bytes()))
+                .collect(),
+        },
+    ))
+}

@@ -1,0 +1,347 @@
+//! The outbox end to end, on PostgreSQL and on SQLite, with Kafka = herald's embedded broker:
+//! publish if and only if the transaction commits, outages waited out in order, racing relays,
+//! a crash between publish and mark, scheduled events across a restart, dead rows revived.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use herald_outbox::RelayConfig;
+use support::*;
+
+/// A relay that polls often (tests wait for it).
+fn fast(config: RelayConfig) -> RelayConfig {
+    RelayConfig {
+        poll_interval: Duration::from_millis(20),
+        retry_base_delay: Duration::from_millis(50),
+        retry_max_delay: Duration::from_millis(500),
+        ..config
+    }
+}
+
+macro_rules! scenarios {
+    ($backend:ident, $name:literal) => {
+        mod $backend {
+            use super::*;
+            use herald_outbox::$backend::{Outbox, Relay};
+
+            /// Writes `count` notes over `keys` keys in transactions of up to 500; returns
+            /// (id, key, n) in the order written.
+            async fn write(
+                outbox: &Outbox,
+                bus: &herald::Bus,
+                count: u64,
+                keys: u64,
+            ) -> Vec<(String, String, u64)> {
+                let mut written = Vec::new();
+                let mut n = 0;
+                while n < count {
+                    let notes: Vec<Note> = (n..count.min(n + 500))
+                        .map(|n| Note { key: format!("k{}", n % keys), n })
+                        .collect();
+                    let mut tx = outbox.pool().begin().await.unwrap();
+                    let ids = outbox
+                        .publish_batch_transactional(&mut tx, bus, &notes)
+                        .await
+                        .unwrap();
+                    tx.commit().await.unwrap();
+                    for (id, note) in ids.into_iter().zip(&notes) {
+                        written.push((id, note.key.clone(), note.n));
+                    }
+                    n += notes.len() as u64;
+                }
+                written
+            }
+
+            async fn published(outbox: &Outbox, count: u64) {
+                wait_until(&format!("{count} rows are published"), || async {
+                    outbox.stats().await.unwrap().published >= count
+                })
+                .await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn rollback_publishes_nothing_and_commit_publishes_once() {
+                let db = database().await;
+                let (bus, broker) = bus(Duration::from_secs(5)).await;
+                let outbox = &db.outbox;
+
+                let mut tx = outbox.pool().begin().await.unwrap();
+                let rolled_back = outbox
+                    .publish_transactional(&mut tx, &bus, &Note { key: "a".into(), n: 0 })
+                    .await
+                    .unwrap();
+                tx.rollback().await.unwrap();
+                let mut tx = outbox.pool().begin().await.unwrap();
+                let committed = outbox
+                    .publish_transactional(&mut tx, &bus, &Note { key: "a".into(), n: 1 })
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+
+                let relay = Relay::start(bus.clone(), outbox.clone(), fast(RelayConfig::default()));
+                published(outbox, 1).await;
+                relay.stop().await;
+                let seen = read_all(broker.bootstrap_servers(), "outbox-notes");
+                let ids: Vec<&str> = seen.iter().map(|s| s.id.as_str()).collect();
+                assert_eq!(ids, [committed.as_str()], "rolled back: {rolled_back}");
+                let stats = outbox.stats().await.unwrap();
+                assert_eq!((stats.pending, stats.published, stats.dead), (0, 1, 0));
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn rows_wait_out_a_broker_outage_then_all_go_in_order() {
+                let db = database().await;
+                let (bus, broker) = bus(Duration::from_millis(500)).await;
+                let outbox = &db.outbox;
+                broker.broker_down().unwrap();
+                let written = write(outbox, &bus, 300, 7).await;
+                let relay = Relay::start(
+                    bus.clone(),
+                    outbox.clone(),
+                    fast(RelayConfig { batch_size: 50, max_retries: 1_000, ..Default::default() }),
+                );
+                wait_until("the relay failed to publish", || async {
+                    relay.totals().failed > 0
+                })
+                .await;
+                let stats = outbox.stats().await.unwrap();
+                assert_eq!((stats.pending, stats.published, stats.dead), (300, 0, 0));
+                broker.broker_up().unwrap();
+                published(outbox, 300).await;
+                let totals = relay.stop().await;
+                let seen = read_all(broker.bootstrap_servers(), "outbox-notes");
+                let (duplicates, lost) = check(&written, &seen);
+                println!(
+                    "{}: outage: rows 300, relay failures {}, records {}, duplicates {duplicates}, lost {lost}",
+                    $name, totals.failed, seen.len()
+                );
+                assert_eq!(lost, 0);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn two_relays_racing_over_5000_rows_publish_each_once_in_key_order() {
+                let db = database().await;
+                let (bus, broker) = bus(Duration::from_secs(10)).await;
+                let outbox = &db.outbox;
+                let written = write(outbox, &bus, 5_000, 50).await;
+                let config = fast(RelayConfig { batch_size: 250, ..Default::default() });
+                let started = Instant::now();
+                let a = Relay::start(bus.clone(), outbox.clone(), config.clone());
+                let b = Relay::start(bus.clone(), outbox.clone(), config);
+                published(outbox, 5_000).await;
+                let elapsed = started.elapsed();
+                let (a, b) = (a.stop().await, b.stop().await);
+                let seen = read_all(broker.bootstrap_servers(), "outbox-notes");
+                let (duplicates, lost) = check(&written, &seen);
+                println!(
+                    "{}: race: rows 5000, relays 2 (published {} + {}), records {}, duplicates {duplicates}, lost {lost}, {:.0} rows/s",
+                    $name, a.published, b.published, seen.len(), 5_000.0 / elapsed.as_secs_f64()
+                );
+                assert_eq!((duplicates, lost, seen.len()), (0, 0, 5_000));
+                assert_eq!(a.published + b.published, 5_000);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_crash_between_publish_and_mark_republishes_the_same_ids_handled_once() {
+                let db = database().await;
+                let (bus, broker) = bus(Duration::from_secs(5)).await;
+                let outbox = &db.outbox;
+                let written = write(outbox, &bus, 3, 3).await;
+                let crashing = Relay::start(
+                    bus.clone(),
+                    outbox.clone(),
+                    fast(RelayConfig { crash_after_publish: true, ..Default::default() }),
+                );
+                wait_until("the relay crashed", || async { crashing.is_finished() }).await;
+                crashing.stop().await;
+                assert_eq!(outbox.stats().await.unwrap().pending, 3, "nothing was marked");
+                assert_eq!(read_all(broker.bootstrap_servers(), "outbox-notes").len(), 3);
+
+                let relay = Relay::start(bus.clone(), outbox.clone(), fast(RelayConfig::default()));
+                published(outbox, 3).await;
+                relay.stop().await;
+                let seen = read_all(broker.bootstrap_servers(), "outbox-notes");
+                let (duplicates, lost) = check(&written, &seen);
+                assert_eq!((seen.len(), duplicates, lost), (6, 3, 0));
+
+                // The consumer: each delivery in a transaction guarded by processed_once.
+                let mut handled = 0;
+                for record in &seen {
+                    let mut tx = outbox.pool().begin().await.unwrap();
+                    if outbox.processed_once(&mut tx, "billing", &record.id).await.unwrap() {
+                        handled += 1;
+                    }
+                    tx.commit().await.unwrap();
+                }
+                println!("{}: crash: records 6, handled {handled}", $name);
+                assert_eq!(handled, 3);
+                let mut tx = outbox.pool().begin().await.unwrap();
+                assert!(outbox.processed_once(&mut tx, "audit", &seen[0].id).await.unwrap(),
+                    "another group handles it on its own");
+                tx.rollback().await.unwrap();
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_scheduled_event_waits_for_its_time_and_survives_a_restart() {
+                let db = database().await;
+                let (bus, broker) = bus(Duration::from_secs(5)).await;
+                let outbox = &db.outbox;
+                let at = chrono::Utc::now() + chrono::Duration::milliseconds(1_500);
+                let mut tx = outbox.pool().begin().await.unwrap();
+                let scheduled = outbox
+                    .publish_scheduled(&mut tx, &bus, &Note { key: "s".into(), n: 1 }, at)
+                    .await
+                    .unwrap();
+                let now = outbox
+                    .publish_transactional(&mut tx, &bus, &Note { key: "s".into(), n: 2 })
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+
+                let relay = Relay::start(bus.clone(), outbox.clone(), fast(RelayConfig::default()));
+                published(outbox, 1).await;
+                let stats = outbox.stats().await.unwrap();
+                let before_time = chrono::Utc::now() < at;
+                relay.stop().await;
+                assert!(before_time, "the test machine was too slow to look before the time");
+                assert_eq!((stats.pending, stats.scheduled), (1, 1));
+                let seen = read_all(broker.bootstrap_servers(), "outbox-notes");
+                assert_eq!(seen.iter().map(|s| &s.id).collect::<Vec<_>>(), [&now]);
+
+                let restarted = Relay::start(bus.clone(), outbox.clone(), fast(RelayConfig::default()));
+                published(outbox, 2).await;
+                restarted.stop().await;
+                let seen = read_all(broker.bootstrap_servers(), "outbox-notes");
+                assert_eq!(seen.len(), 2);
+                assert_eq!(seen[1].id, scheduled);
+                assert!(seen[1].timestamp_ms >= at.timestamp_millis(),
+                    "published at {} before its time {}", seen[1].timestamp_ms, at.timestamp_millis());
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn rows_die_after_max_retries_and_revive() {
+                let db = database().await;
+                let (bus, broker) = bus(Duration::from_millis(300)).await;
+                let outbox = &db.outbox;
+                broker.broker_down().unwrap();
+                let written = write(outbox, &bus, 4, 2).await;
+                let relay = Relay::start(
+                    bus.clone(),
+                    outbox.clone(),
+                    fast(RelayConfig { max_retries: 1, ..Default::default() }),
+                );
+                wait_until("the rows are dead", || async {
+                    outbox.stats().await.unwrap().dead == 4
+                })
+                .await;
+                let stats = outbox.stats().await.unwrap();
+                assert_eq!((stats.pending, stats.published), (0, 0));
+                broker.broker_up().unwrap();
+                assert!(outbox.revive(&written[0].0).await.unwrap());
+                assert!(!outbox.revive("no-such-id").await.unwrap());
+                assert_eq!(outbox.revive_all().await.unwrap(), 3);
+                published(outbox, 4).await;
+                relay.stop().await;
+                let seen = read_all(broker.bootstrap_servers(), "outbox-notes");
+                let (_, lost) = check(&written, &seen);
+                assert_eq!(lost, 0);
+            }
+        }
+    };
+}
+
+/// A PostgreSQL outbox in tables of its own, dropped afterwards.
+mod pg_db {
+    use herald_outbox::postgres::Outbox;
+
+    pub struct Db {
+        pub outbox: Outbox,
+        prefix: String,
+        url: String,
+    }
+
+    pub async fn database() -> Db {
+        let url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(6)
+            .connect(&url)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("PostgreSQL at {url}: {e}; start it (.ci/run does) or set DATABASE_URL")
+            });
+        let prefix = format!("t{}_", super::support::unique());
+        let outbox = Outbox::with_prefix(pool, &prefix).unwrap();
+        outbox.migrate().await.unwrap();
+        Db {
+            outbox,
+            prefix,
+            url,
+        }
+    }
+
+    impl Drop for Db {
+        fn drop(&mut self) {
+            let (url, prefix) = (self.url.clone(), self.prefix.clone());
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    use sqlx::Connection;
+                    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                    for table in ["herald_outbox", "herald_processed"] {
+                        sqlx::query(&format!("DROP TABLE IF EXISTS {prefix}{table}"))
+                            .execute(&mut conn)
+                            .await
+                            .unwrap();
+                    }
+                });
+            })
+            .join()
+            .unwrap();
+        }
+    }
+}
+
+/// A SQLite outbox in a file of its own, deleted afterwards.
+mod sqlite_db {
+    use herald_outbox::sqlite::Outbox;
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+
+    pub struct Db {
+        pub outbox: Outbox,
+        _dir: tempfile::TempDir,
+    }
+
+    pub async fn database() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("outbox.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(std::time::Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .unwrap();
+        let outbox = Outbox::new(pool);
+        outbox.migrate().await.unwrap();
+        Db { outbox, _dir: dir }
+    }
+}
+
+mod postgres_tests {
+    use super::pg_db::database;
+    use super::*;
+    scenarios!(postgres, "postgres");
+}
+
+mod sqlite_tests {
+    use super::sqlite_db::database;
+    use super::*;
+    scenarios!(sqlite, "sqlite");
+}
