@@ -168,8 +168,10 @@ fn headers(event: &EventDescriptor) -> Value {
 }
 
 /// The event's schema as a payload: `$schema` dropped, its `$defs` moved to `components/schemas`
-/// (under their own name, or `{message}.{name}` when another event's definition of that name
-/// differs) and the `$ref`s rewritten to match.
+/// (shared with an identical definition already there, else under their own name, else as
+/// `{message}.{name}` when another event's definition of that name differs) and the `$ref`s
+/// rewritten to match. A definition that refers to a renamed one is compared before the renaming,
+/// so two such definitions may be stored twice: correct, if not minimal.
 fn payload(event: &EventDescriptor, message: &str, schemas: &mut Map<String, Value>) -> Value {
     let mut schema = (event.schema)();
     let defs = schema
@@ -186,11 +188,11 @@ fn payload(event: &EventDescriptor, message: &str, schemas: &mut Map<String, Val
     let keys: BTreeMap<String, String> = defs
         .iter()
         .map(|(name, def)| {
-            let key = match schemas.get(&id(name)) {
-                Some(existing) if *existing != rewritten_placeholder(def) => {
-                    id(&format!("{message}.{name}"))
-                }
-                _ => id(name),
+            let stored = rewritten_placeholder(def);
+            let key = match schemas.iter().find(|(_, existing)| **existing == stored) {
+                Some((key, _)) => key.clone(),
+                None if !schemas.contains_key(&id(name)) => id(name),
+                None => id(&format!("{message}.{name}")),
             };
             (name.clone(), key)
         })
