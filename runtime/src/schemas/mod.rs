@@ -60,7 +60,7 @@ impl fmt::Display for Problem {
     }
 }
 
-/// What [`export`] did.
+/// What [`export()`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
     /// Files written (new or changed), relative to the schemas directory.
