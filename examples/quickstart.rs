@@ -1,5 +1,6 @@
-//! herald in one file: declare an event and two handlers, publish a few events, watch them being
-//! handled, and exit.
+//! herald in one file: two handlers, publish a few events, watch them being handled, and exit. The
+//! events, `UserCreated` and `WelcomeSent`, are declared in `lib.rs`, where the schema test
+//! (`tests/schemas.rs`) links them.
 //!
 //! Run it with `cargo run --example quickstart`. With no `KAFKA_BOOTSTRAP_SERVERS` set it asks for
 //! herald's embedded development broker (`embedded_if_unset`); set the variable to run it against a
@@ -9,26 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use herald::prelude::*;
+use herald_examples::{UserCreated, WelcomeSent};
 use uuid::Uuid;
-
-/// A user signed up. Topic `integration-events.user_created`, type `user.created`.
-#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
-#[event(version = 1)]
-pub struct UserCreated {
-    /// The partition key: every event of one user lands in one partition, in order.
-    #[event(key)]
-    pub user_id: Uuid,
-    /// Where to send the welcome mail.
-    pub email: String,
-}
-
-/// A welcome mail was sent; published by a handler, so it carries the user's correlation id.
-#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
-#[event(name = "notification.welcome.sent", topic = "notifications")]
-pub struct WelcomeSent {
-    #[event(key)]
-    pub user_id: Uuid,
-}
 
 static WELCOMED: AtomicUsize = AtomicUsize::new(0);
 static AUDITED: AtomicUsize = AtomicUsize::new(0);

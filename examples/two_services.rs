@@ -11,15 +11,7 @@ use std::time::Duration;
 
 use herald::prelude::*;
 use herald::EmbeddedBroker;
-
-/// An order was placed; keyed by customer, so one customer's orders stay in order.
-#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
-#[event(topic = "orders.placed")]
-pub struct OrderPlaced {
-    pub order_id: u64,
-    #[event(key)]
-    pub customer: String,
-}
+use herald_examples::OrderPlaced;
 
 /// Which worker handled which orders, per partition.
 #[derive(Default)]

@@ -16,6 +16,7 @@ pub mod kw {
     syn::custom_keyword!(backoff);
     syn::custom_keyword!(timeout);
     syn::custom_keyword!(policy);
+    syn::custom_keyword!(compat);
 }
 
 /// Collects errors so a macro reports all of them instead of the first.

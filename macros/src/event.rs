@@ -19,6 +19,7 @@ enum ContainerOption {
     Version(syn::LitInt),
     Crate(Span, CratePath),
     Key(kw::key),
+    Compat(LitStr),
 }
 
 impl Parse for ContainerOption {
@@ -56,6 +57,11 @@ impl Parse for ContainerOption {
             ))
         } else if input.peek(kw::key) {
             Ok(Self::Key(input.parse()?))
+        } else if input.peek(kw::compat) {
+            let keyword = input.parse::<kw::compat>()?.span;
+            Ok(Self::Compat(attr::parse_str_value_like(
+                input, keyword, "compat", "\"full\"",
+            )?))
         } else {
             Err(attr::unknown_option(input, unknown_option_message))
         }
@@ -66,16 +72,24 @@ impl Parse for ContainerOption {
 const VERSION_RANGE: &str =
     "`version` is the event's schema version: a whole number from 1 up, e.g. `version = 1`";
 
+/// The compatibility policies `compat = "..."` accepts, as the `Compat` variant each names.
+const COMPAT_POLICIES: [(&str, &str); 4] = [
+    ("backward", "Backward"),
+    ("forward", "Forward"),
+    ("full", "Full"),
+    ("none", "None"),
+];
+
 /// What to say about an option `#[event(...)]` on the type does not take.
 fn unknown_option_message(option: &str) -> String {
     match option {
         "group" => "`group` is an option of a handler: `#[handler(group = \"...\")]`".to_owned(),
-        "" => "expected an event option: `name = \"...\"`, `topic = \"...\"`, `version = N` or \
-               `crate = \"...\"`"
+        "" => "expected an event option: `name = \"...\"`, `topic = \"...\"`, `version = N`, \
+               `compat = \"...\"` or `crate = \"...\"`"
             .to_owned(),
         other => format!(
             "unknown option `{other}`: `#[event]` takes `name = \"...\"`, `topic = \"...\"`, \
-             `version = N` and `crate = \"...\"`, and `#[event(key)]` on a field"
+             `version = N`, `compat = \"...\"` and `crate = \"...\"`, and `#[event(key)]` on a field"
         ),
     }
 }
@@ -94,6 +108,8 @@ struct EventModel<'a> {
     event_type: String,
     topic: String,
     version: u32,
+    /// The `Compat` variant named by `compat = "..."`.
+    compat: &'static str,
     key: Option<(Member, &'a syn::Type, KeySource)>,
     krate: Option<CratePath>,
     /// No impl can be generated: the type cannot be an event, or the `crate` option is unusable.
@@ -115,6 +131,7 @@ pub fn expand(input: DeriveInput) -> TokenStream {
 fn parse_model<'a>(input: &'a DeriveInput, errors: &mut Errors) -> EventModel<'a> {
     let ident = input.ident.to_string();
     let (mut name, mut topic, mut version, mut krate) = (None, None, None, None);
+    let mut compat = None;
     let mut invalid = false;
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("event")) {
         let list = match attr.meta.require_list() {
@@ -159,6 +176,21 @@ fn parse_model<'a>(input: &'a DeriveInput, errors: &mut Errors) -> EventModel<'a
                 },
                 ContainerOption::Crate(span, path) => {
                     attr::set_once(&mut krate, path, span, "crate", errors)
+                }
+                ContainerOption::Compat(lit) => {
+                    let value = lit.value();
+                    match COMPAT_POLICIES.iter().find(|(name, _)| *name == value.trim()) {
+                        Some((_, variant)) => {
+                            attr::set_once(&mut compat, *variant, lit.span(), "compat", errors)
+                        }
+                        None => errors.spanned(
+                            &lit,
+                            format!(
+                                "unknown compatibility policy `{value}`: write `compat = \"backward\"` \
+                                 (the default), `\"forward\"`, `\"full\"` or `\"none\"`"
+                            ),
+                        ),
+                    }
                 }
                 ContainerOption::Key(key) => errors.spanned(
                     key,
@@ -205,6 +237,7 @@ fn parse_model<'a>(input: &'a DeriveInput, errors: &mut Errors) -> EventModel<'a
         event_type: name.unwrap_or_else(|| naming::dot_case(&ident)),
         topic,
         version: version.unwrap_or(1),
+        compat: compat.unwrap_or("Backward"),
         key: key_field(input, errors),
         krate,
         invalid,
@@ -294,7 +327,7 @@ fn parse_field_option(input: ParseStream) -> syn::Result<kw::key> {
     }
     Err(attr::unknown_option(input, |option| {
         match option {
-        "name" | "topic" | "version" | "crate" => format!(
+        "name" | "topic" | "version" | "compat" | "crate" => format!(
             "`{option}` is an option of the event type: put `#[event({option} = ...)]` on the type, \
              not on a field"
         ),
@@ -311,6 +344,7 @@ fn generate(model: &EventModel) -> TokenStream {
     let import = CratePath::import(model.krate.as_ref());
     let ident = &model.input.ident;
     let (event_type, topic, version) = (&model.event_type, &model.topic, model.version);
+    let compat = syn::Ident::new(model.compat, Span::call_site());
     let key = match &model.key {
         Some((member, ty, source)) => {
             let key_trait = match source {
@@ -346,6 +380,7 @@ fn generate(model: &EventModel) -> TokenStream {
                     topic: #topic,
                     version: #version,
                     schema: __herald::schema_of::<#ident>,
+                    compat: __herald::Compat::#compat,
                 }
             }
         };

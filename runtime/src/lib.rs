@@ -48,6 +48,7 @@ mod error;
 mod event;
 mod publish;
 pub mod registry;
+pub mod schemas;
 mod stats;
 mod topics;
 
@@ -81,7 +82,9 @@ pub mod __private {
     pub use crate::context::Context;
     pub use crate::error::{DispatchError, HandlerError};
     pub use crate::event::{HeraldEvent, PartitionKey};
-    pub use crate::registry::{EventDescriptor, HandlerDescriptor, HandlerFuture, HandlerRetry};
+    pub use crate::registry::{
+        Compat, EventDescriptor, HandlerDescriptor, HandlerFuture, HandlerRetry,
+    };
     pub use inventory;
     pub use serde_json;
 

@@ -25,6 +25,48 @@ pub struct EventDescriptor {
     pub version: u32,
     /// The event's JSON Schema.
     pub schema: fn() -> serde_json::Value,
+    /// Which schema changes the build-time check lets through at this version
+    /// (`#[event(compat = "...")]`, default backward).
+    pub compat: Compat,
+}
+
+/// A compatibility policy: which changes of an event's schema keep its version
+/// (`#[event(compat = "backward" | "forward" | "full" | "none")]`). See `docs/schemas.md`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Compat {
+    /// New code reads events written with the committed schema, and no field other services read
+    /// disappears: no new required field, no type change, no removed field or enum variant.
+    #[default]
+    Backward,
+    /// Code built on the committed schema reads events written with the new one: no removed or
+    /// renamed required field, no type change, no new enum variant, no field turned optional.
+    Forward,
+    /// Both backward and forward.
+    Full,
+    /// No check: every change keeps the version.
+    None,
+}
+
+impl Compat {
+    /// The policy's name as written in `#[event(compat = "...")]`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Backward => "backward",
+            Self::Forward => "forward",
+            Self::Full => "full",
+            Self::None => "none",
+        }
+    }
+
+    /// The Confluent Schema Registry compatibility level closest to the policy.
+    pub fn confluent_level(self) -> &'static str {
+        match self {
+            Self::Backward => "BACKWARD",
+            Self::Forward => "FORWARD",
+            Self::Full => "FULL",
+            Self::None => "NONE",
+        }
+    }
 }
 
 inventory::collect!(EventDescriptor);
@@ -211,6 +253,7 @@ mod tests {
             topic,
             version,
             schema,
+            compat: Compat::Backward,
         }))
     }
 

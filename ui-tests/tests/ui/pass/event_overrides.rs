@@ -1,4 +1,4 @@
-//! `name`, `topic` and `version` override the defaults; without `#[event(key)]` a field named
+//! `name`, `topic`, `version` and `compat` override the defaults; without `#[event(key)]` a field named
 //! `aggregate_id` is the partition key.
 use herald::prelude::*;
 use uuid::Uuid;
@@ -10,10 +10,10 @@ pub struct InvoicePaid {
     pub cents: u64,
 }
 
-/// Options may be split over several attributes.
+/// Options may be split over several attributes; `compat` picks the schema check's policy.
 #[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema)]
 #[event(topic = "billing-v2")]
-#[event(version = 2)]
+#[event(version = 2, compat = "full")]
 pub enum InvoiceChanged {
     Voided { reason: String },
     Reissued(u64),
