@@ -398,7 +398,7 @@ async fn main() -> herald::Result<()> {
                 let consumer: StreamConsumer = client_config(&bootstrap, embedded)
                     .set("group.id", "raw-latency")
                     .set("enable.auto.offset.store", "false")
-                    .set("auto.offset.reset", "latest")
+                    .set("auto.offset.reset", "earliest")
                     .create()
                     .unwrap();
                 consumer.subscribe(&["bench.raw-latency"]).unwrap();
@@ -431,7 +431,7 @@ async fn main() -> herald::Result<()> {
             Config::new("bench-latency")
                 .topic_partitions(PARTITIONS)
                 .auto_create_topics(embedded)
-                .auto_offset_reset(herald::OffsetReset::Latest),
+                .auto_offset_reset(herald::OffsetReset::Earliest),
         )
         .only_groups(["bench-typed-latency"]);
         builder = match &broker {
