@@ -174,13 +174,25 @@ impl CratePath {
     /// The one import of the runtime's private module in generated code, as `__herald`: generated
     /// code names the runtime only through it, so a wrong `crate` path is reported once.
     pub fn import(path: Option<&CratePath>) -> TokenStream {
+        let private = private_module();
         match path {
-            Some(CratePath(path)) => quote::quote!(use #path::__private as __herald;),
+            Some(CratePath(path)) => quote::quote!(use #path::#private as __herald;),
             None => quote::quote!(
-                use ::herald::__private as __herald;
+                use ::herald::#private as __herald;
             ),
         }
     }
+}
+
+/// The runtime's private module for this version of the macros, `__private_v{major}_{minor}`
+/// (serde's and typetag's scheme): a macro crate that does not match the runtime then fails to
+/// compile instead of generating code against another layout. The two crates share one version.
+pub fn private_module() -> syn::Ident {
+    quote::format_ident!(
+        "__private_v{}_{}",
+        env!("CARGO_PKG_VERSION_MAJOR"),
+        env!("CARGO_PKG_VERSION_MINOR")
+    )
 }
 
 /// `crate = "path"`, after the `crate` keyword.

@@ -1,8 +1,9 @@
 //! `#[derive(IntegrationEvent)]`: parse the `#[event(...)]` options into a model, validate it, expand
 //! it into a `HeraldEvent` impl and an `inventory` registration.
 //!
-//! A type that cannot be an event (generic, union) or an unusable `crate` option gets no impl: it
-//! would only add follow-up errors about the same mistake.
+//! A type that cannot be an event (generic, union) gets a fallback impl after the error (thiserror's
+//! `fallback.rs`), so every use of the type does not report the same mistake again; it is not
+//! registered. An unusable `crate` option gets nothing: the runtime cannot be named.
 
 use crate::attr::{self, kw, CratePath, Errors};
 use crate::naming;
@@ -96,15 +97,19 @@ struct EventModel<'a> {
     version: u32,
     key: Option<(Member, &'a syn::Type, KeySource)>,
     krate: Option<CratePath>,
-    /// No impl can be generated: the type cannot be an event, or the `crate` option is unusable.
+    /// No real impl can be generated: the type cannot be an event.
     invalid: bool,
+    /// The `crate` option is unusable: nothing can name the runtime.
+    crate_failed: bool,
 }
 
 pub fn expand(input: DeriveInput) -> TokenStream {
     let mut errors = Errors::default();
     let model = parse_model(&input, &mut errors);
-    let generated = if model.invalid {
+    let generated = if model.crate_failed {
         TokenStream::new()
+    } else if model.invalid {
+        fallback(&model)
     } else {
         generate(&model)
     };
@@ -115,7 +120,7 @@ pub fn expand(input: DeriveInput) -> TokenStream {
 fn parse_model<'a>(input: &'a DeriveInput, errors: &mut Errors) -> EventModel<'a> {
     let ident = input.ident.to_string();
     let (mut name, mut topic, mut version, mut krate) = (None, None, None, None);
-    let mut invalid = false;
+    let (mut invalid, mut crate_failed_any) = (false, false);
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("event")) {
         let list = match attr.meta.require_list() {
             Ok(list) => list,
@@ -132,7 +137,7 @@ fn parse_model<'a>(input: &'a DeriveInput, errors: &mut Errors) -> EventModel<'a
         let (options, crate_failed) = parse_options
             .parse2(list.tokens.clone())
             .unwrap_or_default();
-        invalid |= crate_failed;
+        crate_failed_any |= crate_failed;
         for option in options {
             match option {
                 ContainerOption::Name(lit) => {
@@ -208,6 +213,7 @@ fn parse_model<'a>(input: &'a DeriveInput, errors: &mut Errors) -> EventModel<'a
         key: key_field(input, errors),
         krate,
         invalid,
+        crate_failed: crate_failed_any,
     }
 }
 
@@ -305,6 +311,43 @@ fn parse_field_option(input: ParseStream) -> syn::Result<kw::key> {
         ),
     }
     }))
+}
+
+/// The impl of a type that cannot be an event, emitted after its error: uses of the type compile
+/// against it, so the user sees the one error. Its bounds are assumed (`where Self: ...`), its items
+/// are never reached (the type is not registered, so nothing dispatches to it).
+fn fallback(model: &EventModel) -> TokenStream {
+    let import = CratePath::import(model.krate.as_ref());
+    let ident = &model.input.ident;
+    let (impl_generics, ty_generics, where_clause) = model.input.generics.split_for_impl();
+    let predicates = where_clause.map(|w| &w.predicates);
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals, unused_attributes, unused_qualifications)]
+        const _: () = {
+            #import
+
+            #[automatically_derived]
+            impl #impl_generics __herald::HeraldEvent for #ident #ty_generics
+            where
+                Self: __herald::serde::Serialize
+                    + for<'de> __herald::serde::Deserialize<'de>
+                    + __herald::JsonSchema
+                    + ::core::marker::Send
+                    + ::core::marker::Sync
+                    + 'static,
+                #predicates
+            {
+                const EVENT_TYPE: &'static str = "";
+                const TOPIC: &'static str = "";
+                const VERSION: u32 = 0;
+
+                fn partition_key(&self) -> ::core::option::Option<::std::string::String> {
+                    ::core::unreachable!()
+                }
+            }
+        };
+    }
 }
 
 fn generate(model: &EventModel) -> TokenStream {

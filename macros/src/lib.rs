@@ -1,5 +1,6 @@
 //! Procedural macros of [herald](https://docs.rs/herald). Use them through the `herald` crate, which
-//! re-exports them; the code they generate reaches the runtime only through `::herald::__private`.
+//! re-exports them; the code they generate reaches the runtime only through
+//! `::herald::__private_v0_1`, named with the version so mismatched crates fail to compile.
 //!
 //! Each macro goes parse → model → validate → expand, and reports every mistake it finds as a
 //! `syn::Error` pointing at the offending token.
@@ -27,7 +28,10 @@ pub fn derive_integration_event(input: TokenStream) -> TokenStream {
 /// Registers an `async fn` as a herald event handler.
 ///
 /// The function takes the event (`T` or `Event<T>` for the event and its metadata), optionally followed
-/// by `&Context`, and returns `Result<(), E>` with `E: Into<HandlerError>`.
+/// by `&Context`, and returns `Result<(), E>`: `E` is `HandlerError` (which can be permanent) or
+/// anything that converts into `Box<dyn std::error::Error + Send + Sync>` (`anyhow::Error`,
+/// `eyre::Report`, `String`, every `std::error::Error + Send + Sync + 'static`), cause chain kept.
+/// The function's future must be `Send`; a non-`Send` one is an error at the function's name.
 /// Options: `group = "..."` (consumer group; default: the service's group), `name = "..."`
 /// (default: the function's name), `crate = "..."`, and the retry settings `retries = 5` (tries
 /// after the first attempt), `backoff = "100ms..30s"` (exponential from the first to the second
