@@ -74,6 +74,11 @@ pub mod prelude {
     pub use serde::{Deserialize, Serialize};
 }
 
+/// The README's code blocks, compiled as doc-tests so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 /// What herald's macros generate code against; see `private.rs`. Not public API.
 #[doc(hidden)]
 #[path = "private.rs"]
