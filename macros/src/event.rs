@@ -82,25 +82,31 @@ fn unknown_option_message(option: &str) -> String {
 }
 
 /// Where the partition key comes from.
-enum KeySource {
+pub(crate) enum KeySource {
     /// A field marked `#[event(key)]`.
     Marked,
     /// The field named `aggregate_id`.
     AggregateId,
+    /// The field named by `#[domain_event(aggregate_id = ...)]`.
+    Domain,
 }
 
 /// The validated model of an event type.
-struct EventModel<'a> {
-    input: &'a DeriveInput,
-    event_type: String,
-    topic: String,
-    version: u32,
-    key: Option<(Member, &'a syn::Type, KeySource)>,
-    krate: Option<CratePath>,
+pub(crate) struct EventModel<'a> {
+    pub input: &'a DeriveInput,
+    pub event_type: String,
+    pub topic: String,
+    pub version: u32,
+    pub key: Option<(Member, &'a syn::Type, KeySource)>,
+    /// `HeraldEvent::AGGREGATE_TYPE`.
+    pub aggregate_type: Option<String>,
+    /// The field `HeraldEvent::aggregate_id` returns, and how it must display.
+    pub aggregate_id: Option<(Member, &'a syn::Type, KeySource)>,
+    pub krate: Option<CratePath>,
     /// No real impl can be generated: the type cannot be an event.
-    invalid: bool,
+    pub invalid: bool,
     /// The `crate` option is unusable: nothing can name the runtime.
-    crate_failed: bool,
+    pub crate_failed: bool,
 }
 
 pub fn expand(input: DeriveInput) -> TokenStream {
@@ -211,6 +217,8 @@ fn parse_model<'a>(input: &'a DeriveInput, errors: &mut Errors) -> EventModel<'a
         topic,
         version: version.unwrap_or(1),
         key: key_field(input, errors),
+        aggregate_type: None,
+        aggregate_id: aggregate_id_field(input),
         krate,
         invalid,
         crate_failed: crate_failed_any,
@@ -289,6 +297,34 @@ fn key_field<'a>(
     }
 }
 
+/// A struct's field named `aggregate_id`: copied into `ce_aggregateid` when the event is published.
+fn aggregate_id_field(input: &DeriveInput) -> Option<(Member, &syn::Type, KeySource)> {
+    let Data::Struct(s) = &input.data else {
+        return None;
+    };
+    s.fields
+        .iter()
+        .find(|f| f.ident.as_ref().is_some_and(|i| i == "aggregate_id"))
+        .map(|f| {
+            (
+                Member::Named(f.ident.clone().unwrap()),
+                &f.ty,
+                KeySource::AggregateId,
+            )
+        })
+}
+
+/// `field.to_string()` under the bound that says what to do when the field does not display.
+fn display_field(member: &Member, ty: &syn::Type, source: &KeySource) -> TokenStream {
+    let bound = match source {
+        KeySource::Marked => quote_spanned!(ty.span()=> __herald::PartitionKey),
+        KeySource::AggregateId => quote_spanned!(ty.span()=> __herald::AggregateIdKey),
+        KeySource::Domain => quote_spanned!(ty.span()=> __herald::DomainAggregateId),
+    };
+    let to_string = quote_spanned!(ty.span()=> <#ty as #bound>::partition_key);
+    quote!(::core::option::Option::Some(#to_string(&self.#member)))
+}
+
 /// The one field option, `key`.
 fn parse_field_option(input: ParseStream) -> syn::Result<kw::key> {
     if input.peek(kw::key) {
@@ -316,7 +352,7 @@ fn parse_field_option(input: ParseStream) -> syn::Result<kw::key> {
 /// The impl of a type that cannot be an event, emitted after its error: uses of the type compile
 /// against it, so the user sees the one error. Its bounds are assumed (`where Self: ...`), its items
 /// are never reached (the type is not registered, so nothing dispatches to it).
-fn fallback(model: &EventModel) -> TokenStream {
+pub(crate) fn fallback(model: &EventModel) -> TokenStream {
     let import = CratePath::import(model.krate.as_ref());
     let ident = &model.input.ident;
     let (impl_generics, ty_generics, where_clause) = model.input.generics.split_for_impl();
@@ -350,19 +386,25 @@ fn fallback(model: &EventModel) -> TokenStream {
     }
 }
 
-fn generate(model: &EventModel) -> TokenStream {
+pub(crate) fn generate(model: &EventModel) -> TokenStream {
     let import = CratePath::import(model.krate.as_ref());
     let ident = &model.input.ident;
     let (event_type, topic, version) = (&model.event_type, &model.topic, model.version);
     let key = match &model.key {
-        Some((member, ty, source)) => {
-            let key_trait = match source {
-                KeySource::Marked => quote_spanned!(ty.span()=> __herald::PartitionKey),
-                KeySource::AggregateId => quote_spanned!(ty.span()=> __herald::AggregateIdKey),
-            };
-            let key_fn = quote_spanned!(ty.span()=> <#ty as #key_trait>::partition_key);
-            quote!(::core::option::Option::Some(#key_fn(&self.#member)))
+        Some((member, ty, source)) => display_field(member, ty, source),
+        None => quote!(::core::option::Option::None),
+    };
+    // The aggregate id displays through the same bound as the key when both are one field, so a
+    // field that does not display is reported once.
+    let aggregate_id = match (&model.aggregate_id, &model.key) {
+        (Some((member, ..)), Some((key, ty, source))) if member == key => {
+            display_field(member, ty, source)
         }
+        (Some((member, ty, source)), _) => display_field(member, ty, source),
+        (None, _) => quote!(::core::option::Option::None),
+    };
+    let aggregate_type = match &model.aggregate_type {
+        Some(aggregate) => quote!(::core::option::Option::Some(#aggregate)),
         None => quote!(::core::option::Option::None),
     };
     quote! {
@@ -376,9 +418,14 @@ fn generate(model: &EventModel) -> TokenStream {
                 const EVENT_TYPE: &'static str = #event_type;
                 const TOPIC: &'static str = #topic;
                 const VERSION: u32 = #version;
+                const AGGREGATE_TYPE: ::core::option::Option<&'static str> = #aggregate_type;
 
                 fn partition_key(&self) -> ::core::option::Option<::std::string::String> {
                     #key
+                }
+
+                fn aggregate_id(&self) -> ::core::option::Option<::std::string::String> {
+                    #aggregate_id
                 }
             }
 

@@ -8,6 +8,7 @@
 use proc_macro::TokenStream;
 
 mod attr;
+mod domain;
 mod duration;
 mod event;
 mod handler;
@@ -41,4 +42,17 @@ pub fn derive_integration_event(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
     handler::expand(args.into(), item.into()).into()
+}
+
+/// Makes a struct a domain event of an aggregate (seed 000/004):
+/// `#[domain_event(aggregate = "user", aggregate_id = user_id)]`.
+///
+/// The event is published to `domain.{aggregate}.events`, keyed by the `aggregate_id` field (so one
+/// aggregate's events stay in order), with `ce_aggregatetype` = the aggregate and `ce_aggregateid`
+/// = the field's value. Optional: `name = "..."` (event type, default from the struct's name),
+/// `version = N`, `crate = "..."`. The struct derives `Serialize`, `Deserialize` and `JsonSchema`
+/// itself; handlers take it like any event.
+#[proc_macro_attribute]
+pub fn domain_event(args: TokenStream, item: TokenStream) -> TokenStream {
+    domain::expand(args.into(), item.into()).into()
 }

@@ -46,6 +46,7 @@ pub mod embedded;
 pub mod envelope;
 mod error;
 mod event;
+pub mod naming;
 mod publish;
 pub mod registry;
 mod stats;
@@ -60,15 +61,15 @@ pub use embedded::EmbeddedBroker;
 pub use envelope::{Metadata, Position, PublishOptions};
 pub use error::{DispatchError, Error, HandlerError, RegistryConflicts, Result, ResultExt};
 pub use event::{Event, HeraldEvent, PartitionKey};
-pub use herald_macros::{handler, IntegrationEvent};
+pub use herald_macros::{domain_event, handler, IntegrationEvent};
 pub use publish::{Delivery, PublishRetry};
 pub use stats::Stats;
 
 /// What a herald service usually needs, plus serde and schemars derives.
 pub mod prelude {
     pub use crate::{
-        handler, Bus, Config, Context, Event, HandlerError, HeraldEvent, IntegrationEvent,
-        Metadata, PublishOptions,
+        domain_event, handler, Bus, Config, Context, Event, HandlerError, HeraldEvent,
+        IntegrationEvent, Metadata, PublishOptions,
     };
     pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};

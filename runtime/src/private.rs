@@ -176,3 +176,21 @@ impl<T: std::fmt::Display + ?Sized> AggregateIdKey for T {
         self.to_string()
     }
 }
+
+/// Implemented by every `Display` type: the bound of the field a `#[domain_event]` names as its
+/// `aggregate_id`, which is its partition key and its `ce_aggregateid`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the aggregate id of a domain event",
+    label = "`aggregate_id = ...` names the event's key and `ce_aggregateid`, so it must implement `Display`",
+    note = "implement `std::fmt::Display` for `{Self}`, or name a field that implements it"
+)]
+pub trait DomainAggregateId {
+    /// The id as a string.
+    fn partition_key(&self) -> String;
+}
+
+impl<T: std::fmt::Display + ?Sized> DomainAggregateId for T {
+    fn partition_key(&self) -> String {
+        self.to_string()
+    }
+}
