@@ -241,6 +241,8 @@ pub enum Kind {
     Int,
     /// `option = field_name`: an identifier naming something in the item (a field, a parameter).
     Ident,
+    /// `option`, with no value.
+    Flag,
     /// `crate = "path"`.
     Crate,
 }
@@ -263,6 +265,8 @@ pub enum Value {
     Int(syn::LitInt),
     /// An identifier.
     Ident(syn::Ident),
+    /// A flag, present.
+    Flag,
     /// A `crate = "..."` path.
     Crate(CratePath),
 }
@@ -383,6 +387,12 @@ fn parse_one(
             Value::Ident(input.parse::<syn::Ident>().map_err(|_| {
                 syn::Error::new(at, format!("`{name}` is a name: `{name} = {example}`"))
             })?)
+        }
+        Kind::Flag => {
+            if input.peek(syn::Token![=]) {
+                return Err(input.error(format!("`{name}` takes no value: write `{name}`")));
+            }
+            Value::Flag
         }
         Kind::Crate => Value::Crate(parse_crate_value(input, span)?),
     };

@@ -133,6 +133,7 @@ fn model<'a>(
                 ),
             },
             Value::Crate(path) => krate = Some(path),
+            Value::Flag => {}
         }
     }
     let ident = &input.ident;

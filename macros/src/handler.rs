@@ -591,7 +591,7 @@ fn generate(model: &HandlerModel) -> TokenStream {
         None => quote!(#fn_name(event)),
     };
     // The `Send` check of the handler's future, at the handler's name (axum's `debug_handler`).
-    let send_future = quote_spanned!(fn_name.span()=> __herald::send_future(future).await);
+    let send_future = quote_spanned!(fn_name.span()=> __herald::handler_scope(ctx.clone(), __herald::send_future(future)).await);
     // `E` of `-> Result<(), E>` as written, so a wrong error type is pointed at; else inferred.
     let error_ty = result_error_type(output).map_or_else(
         || quote_spanned!(output.span()=> _),

@@ -8,6 +8,7 @@
 use proc_macro::TokenStream;
 
 mod attr;
+mod audit;
 mod domain;
 mod duration;
 mod event;
@@ -55,4 +56,20 @@ pub fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn domain_event(args: TokenStream, item: TokenStream) -> TokenStream {
     domain::expand(args.into(), item.into()).into()
+}
+
+/// Publishes an audit event after every call of an `async fn`, failure included (seed 004):
+/// `#[audit_event(action = "create_user", resource_type = "user", resource_id = user_id,
+/// include_args)]`.
+///
+/// The event (`herald::audit::AuditEvent` on `audit.events`) holds the action, resource type and
+/// id (`resource_id = param`), the actor (`actor = param`), success or failure with the error's
+/// text, the duration, the arguments as JSON with `include_args` (`#[audit(skip)]` on a parameter
+/// leaves it out, `#[audit(redact)]` records `"[redacted]"`) and the handled event's correlation
+/// id. The function returns `Result<T, E>` with `E: Display`. The bus is the one of the audit
+/// scope: a `#[handler]` sets it, `herald::audit::scope(&bus, fut)` sets it elsewhere; see
+/// `herald::audit`.
+#[proc_macro_attribute]
+pub fn audit_event(args: TokenStream, item: TokenStream) -> TokenStream {
+    audit::expand(args.into(), item.into()).into()
 }

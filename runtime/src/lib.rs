@@ -36,6 +36,10 @@
 
 #![warn(missing_docs)]
 
+// `#[derive(IntegrationEvent)]` on herald's own events names the runtime as `::herald`.
+extern crate self as herald;
+
+pub mod audit;
 mod bus;
 pub mod codec;
 pub mod config;
@@ -61,14 +65,14 @@ pub use embedded::EmbeddedBroker;
 pub use envelope::{Metadata, Position, PublishOptions};
 pub use error::{DispatchError, Error, HandlerError, RegistryConflicts, Result, ResultExt};
 pub use event::{Event, HeraldEvent, PartitionKey};
-pub use herald_macros::{domain_event, handler, IntegrationEvent};
+pub use herald_macros::{audit_event, domain_event, handler, IntegrationEvent};
 pub use publish::{Delivery, PublishRetry};
 pub use stats::Stats;
 
 /// What a herald service usually needs, plus serde and schemars derives.
 pub mod prelude {
     pub use crate::{
-        domain_event, handler, Bus, Config, Context, Event, HandlerError, HeraldEvent,
+        audit_event, domain_event, handler, Bus, Config, Context, Event, HandlerError, HeraldEvent,
         IntegrationEvent, Metadata, PublishOptions,
     };
     pub use schemars::JsonSchema;

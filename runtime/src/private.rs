@@ -194,3 +194,54 @@ impl<T: std::fmt::Display + ?Sized> DomainAggregateId for T {
         self.to_string()
     }
 }
+
+/// A handler's future run in its audit scope (see `herald::audit`).
+pub async fn handler_scope<F: std::future::Future>(ctx: Context, future: F) -> F::Output {
+    crate::audit::handler_scope(ctx, future).await
+}
+
+pub use crate::audit::{AuditEvent, AuditedResult, Outcome as AuditOutcome};
+
+/// Publishes the audit event of one call of an `#[audit_event]` function.
+pub async fn audit_record(
+    function: &'static str,
+    event: AuditEvent,
+    failure: Option<String>,
+    started: std::time::Instant,
+) {
+    crate::audit::record(function, event, failure, started).await
+}
+
+/// An argument recorded with `include_args`: anything `Serialize`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be recorded in an audit event",
+    label = "`include_args` records this parameter as JSON, so it must implement `Serialize`",
+    note = "derive `Serialize` for `{Self}`, or mark the parameter `#[audit(skip)]` or `#[audit(redact)]`"
+)]
+pub trait AuditArg {
+    /// The argument as JSON (`null` if it does not serialize).
+    fn audit_json(&self) -> serde_json::Value;
+}
+
+impl<T: serde::Serialize + ?Sized> AuditArg for T {
+    fn audit_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// The `resource_id` or `actor` of an audit event: anything that displays.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an audit event's resource id or actor",
+    label = "`resource_id = ...` and `actor = ...` name a parameter that implements `Display`",
+    note = "implement `std::fmt::Display` for `{Self}`, or name another parameter"
+)]
+pub trait AuditId {
+    /// The id as text.
+    fn audit_id(&self) -> String;
+}
+
+impl<T: std::fmt::Display + ?Sized> AuditId for T {
+    fn audit_id(&self) -> String {
+        self.to_string()
+    }
+}

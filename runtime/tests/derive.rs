@@ -90,6 +90,11 @@ fn every_event_is_registered_with_its_schema() {
         .as_array()
         .unwrap()
         .contains(&"user_id".into()));
-    assert_eq!(registry.events().len(), 4);
+    // This binary's four, and herald's own audit event.
+    assert_eq!(registry.events().len(), 5);
+    assert!(registry
+        .events()
+        .iter()
+        .any(|e| e.rust_type == "herald::audit::AuditEvent" && e.topic == "audit.events"));
     assert!(registry.topics().contains(&"billing"));
 }
