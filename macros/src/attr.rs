@@ -175,13 +175,25 @@ impl CratePath {
     /// The one import of the runtime's private module in generated code, as `__herald`: generated
     /// code names the runtime only through it, so a wrong `crate` path is reported once.
     pub fn import(path: Option<&CratePath>) -> TokenStream {
+        let private = private_module();
         match path {
-            Some(CratePath(path)) => quote::quote!(use #path::__private as __herald;),
+            Some(CratePath(path)) => quote::quote!(use #path::#private as __herald;),
             None => quote::quote!(
-                use ::herald::__private as __herald;
+                use ::herald::#private as __herald;
             ),
         }
     }
+}
+
+/// The runtime's private module for this version of the macros, `__private_v{major}_{minor}`
+/// (serde's and typetag's scheme): a macro crate that does not match the runtime then fails to
+/// compile instead of generating code against another layout. The two crates share one version.
+pub fn private_module() -> syn::Ident {
+    quote::format_ident!(
+        "__private_v{}_{}",
+        env!("CARGO_PKG_VERSION_MAJOR"),
+        env!("CARGO_PKG_VERSION_MINOR")
+    )
 }
 
 /// `crate = "path"`, after the `crate` keyword.
@@ -219,4 +231,171 @@ pub fn parse_duration_value(
         ));
     }
     parse_str_value_like(input, keyword, option, example)
+}
+
+/// What kind of value an option of a [`Spec`] takes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `option = "text"`, where the text cannot be empty or blank.
+    NonEmptyStr,
+    /// `option = 2`.
+    Int,
+    /// `option = field_name`: an identifier naming something in the item (a field, a parameter).
+    Ident,
+    /// `option`, with no value.
+    Flag,
+    /// `crate = "path"`.
+    Crate,
+}
+
+/// One option a macro takes: its keyword, the kind of value and an example value for errors.
+pub struct Spec {
+    /// The keyword.
+    pub name: &'static str,
+    /// What follows it.
+    pub kind: Kind,
+    /// A well-formed value, as written in source (`"\"user\""`, `user_id`, `2`).
+    pub example: &'static str,
+}
+
+/// The value of a parsed option.
+pub enum Value {
+    /// A string literal.
+    Str(syn::LitStr),
+    /// An integer literal.
+    Int(syn::LitInt),
+    /// An identifier.
+    Ident(syn::Ident),
+    /// A flag, present.
+    Flag,
+    /// A `crate = "..."` path.
+    Crate(CratePath),
+}
+
+/// One parsed option: its keyword, where it was written and its value.
+pub struct Parsed {
+    /// The keyword, as in its [`Spec`].
+    pub name: &'static str,
+    /// The span of the keyword.
+    pub span: Span,
+    /// The value.
+    pub value: Value,
+}
+
+/// The options of a macro, parsed by one generic parser from the table of what the macro takes:
+/// every mistake (unknown option, missing or wrong value, empty string, duplicate) is reported at
+/// its token, the rest are returned. The flag tells whether a `crate` option failed, so generated
+/// code cannot name the runtime. `unknown` words the error for a keyword not in `specs`.
+pub fn parse_specs(
+    tokens: TokenStream,
+    specs: &[Spec],
+    unknown: &dyn Fn(&str) -> String,
+    errors: &mut Errors,
+) -> (Vec<Parsed>, bool) {
+    let parser = |input: ParseStream| {
+        let mut parsed: Vec<Parsed> = Vec::new();
+        let mut crate_failed = false;
+        while !input.is_empty() {
+            let is_crate = input.peek(syn::Token![crate]);
+            match parse_one(input, specs, unknown) {
+                Ok(option) => {
+                    if parsed.iter().any(|p| p.name == option.name) {
+                        errors.at(
+                            option.span,
+                            format!("duplicate option `{}`: give it once", option.name),
+                        );
+                    } else {
+                        parsed.push(option);
+                    }
+                }
+                Err(error) => {
+                    errors.push(error);
+                    crate_failed |= is_crate;
+                    skip_to_comma(input);
+                }
+            }
+            if input.is_empty() {
+                break;
+            }
+            if let Err(error) = input.parse::<syn::Token![,]>() {
+                errors.push(syn::Error::new(
+                    error.span(),
+                    "expected `,` between two options",
+                ));
+                skip_to_comma(input);
+                let _ = input.parse::<Option<syn::Token![,]>>();
+            }
+        }
+        Ok((parsed, crate_failed))
+    };
+    syn::parse::Parser::parse2(parser, tokens).unwrap_or_default()
+}
+
+/// One option of [`parse_specs`].
+fn parse_one(
+    input: ParseStream,
+    specs: &[Spec],
+    unknown: &dyn Fn(&str) -> String,
+) -> syn::Result<Parsed> {
+    let keyword = input
+        .fork()
+        .call(<syn::Ident as syn::ext::IdentExt>::parse_any)
+        .map_err(|_| input.error(unknown("")))?;
+    let Some(spec) = specs.iter().find(|s| keyword == s.name) else {
+        return Err(syn::Error::new(
+            keyword.span(),
+            unknown(&keyword.to_string()),
+        ));
+    };
+    input.call(<syn::Ident as syn::ext::IdentExt>::parse_any)?;
+    let span = keyword.span();
+    let (name, example) = (spec.name, spec.example);
+    let value = match spec.kind {
+        Kind::NonEmptyStr => {
+            let lit = parse_str_value_like(input, span, name, example)?;
+            if lit.value().trim().is_empty() {
+                return Err(syn::Error::new(
+                    lit.span(),
+                    format!("`{name}` cannot be empty: write e.g. `{name} = {example}`"),
+                ));
+            }
+            Value::Str(lit)
+        }
+        Kind::Int => {
+            let at = parse_value(input, span, name, example)?;
+            match input.parse::<syn::Lit>() {
+                Ok(syn::Lit::Int(int)) => Value::Int(int),
+                _ => {
+                    return Err(syn::Error::new(
+                        at,
+                        format!("`{name}` is a whole number: `{name} = {example}`"),
+                    ))
+                }
+            }
+        }
+        Kind::Ident => {
+            let at = parse_value(input, span, name, example)?;
+            if input.peek(syn::LitStr) {
+                let lit = input.parse::<syn::LitStr>()?;
+                return Err(syn::Error::new(
+                    lit.span(),
+                    format!(
+                        "`{name}` names it without quotes: `{name} = {}`",
+                        lit.value().trim()
+                    ),
+                ));
+            }
+            Value::Ident(input.parse::<syn::Ident>().map_err(|_| {
+                syn::Error::new(at, format!("`{name}` is a name: `{name} = {example}`"))
+            })?)
+        }
+        Kind::Flag => {
+            if input.peek(syn::Token![=]) {
+                return Err(input.error(format!("`{name}` takes no value: write `{name}`")));
+            }
+            Value::Flag
+        }
+        Kind::Crate => Value::Crate(parse_crate_value(input, span)?),
+    };
+    Ok(Parsed { name, span, value })
 }

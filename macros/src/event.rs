@@ -1,8 +1,9 @@
 //! `#[derive(IntegrationEvent)]`: parse the `#[event(...)]` options into a model, validate it, expand
 //! it into a `HeraldEvent` impl and an `inventory` registration.
 //!
-//! A type that cannot be an event (generic, union) or an unusable `crate` option gets no impl: it
-//! would only add follow-up errors about the same mistake.
+//! A type that cannot be an event (generic, union) gets a fallback impl after the error (thiserror's
+//! `fallback.rs`), so every use of the type does not report the same mistake again; it is not
+//! registered. An unusable `crate` option gets nothing: the runtime cannot be named.
 
 use crate::attr::{self, kw, CratePath, Errors};
 use crate::naming;
@@ -95,32 +96,42 @@ fn unknown_option_message(option: &str) -> String {
 }
 
 /// Where the partition key comes from.
-enum KeySource {
+pub(crate) enum KeySource {
     /// A field marked `#[event(key)]`.
     Marked,
     /// The field named `aggregate_id`.
     AggregateId,
+    /// The field named by `#[domain_event(aggregate_id = ...)]`.
+    Domain,
 }
 
 /// The validated model of an event type.
-struct EventModel<'a> {
-    input: &'a DeriveInput,
-    event_type: String,
-    topic: String,
-    version: u32,
+pub(crate) struct EventModel<'a> {
+    pub input: &'a DeriveInput,
+    pub event_type: String,
+    pub topic: String,
+    pub version: u32,
     /// The `Compat` variant named by `compat = "..."`.
-    compat: &'static str,
-    key: Option<(Member, &'a syn::Type, KeySource)>,
-    krate: Option<CratePath>,
-    /// No impl can be generated: the type cannot be an event, or the `crate` option is unusable.
-    invalid: bool,
+    pub compat: &'static str,
+    pub key: Option<(Member, &'a syn::Type, KeySource)>,
+    /// `HeraldEvent::AGGREGATE_TYPE`.
+    pub aggregate_type: Option<String>,
+    /// The field `HeraldEvent::aggregate_id` returns, and how it must display.
+    pub aggregate_id: Option<(Member, &'a syn::Type, KeySource)>,
+    pub krate: Option<CratePath>,
+    /// No real impl can be generated: the type cannot be an event.
+    pub invalid: bool,
+    /// The `crate` option is unusable: nothing can name the runtime.
+    pub crate_failed: bool,
 }
 
 pub fn expand(input: DeriveInput) -> TokenStream {
     let mut errors = Errors::default();
     let model = parse_model(&input, &mut errors);
-    let generated = if model.invalid {
+    let generated = if model.crate_failed {
         TokenStream::new()
+    } else if model.invalid {
+        fallback(&model)
     } else {
         generate(&model)
     };
@@ -132,7 +143,7 @@ fn parse_model<'a>(input: &'a DeriveInput, errors: &mut Errors) -> EventModel<'a
     let ident = input.ident.to_string();
     let (mut name, mut topic, mut version, mut krate) = (None, None, None, None);
     let mut compat = None;
-    let mut invalid = false;
+    let (mut invalid, mut crate_failed_any) = (false, false);
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("event")) {
         let list = match attr.meta.require_list() {
             Ok(list) => list,
@@ -149,7 +160,7 @@ fn parse_model<'a>(input: &'a DeriveInput, errors: &mut Errors) -> EventModel<'a
         let (options, crate_failed) = parse_options
             .parse2(list.tokens.clone())
             .unwrap_or_default();
-        invalid |= crate_failed;
+        crate_failed_any |= crate_failed;
         for option in options {
             match option {
                 ContainerOption::Name(lit) => {
@@ -239,8 +250,11 @@ fn parse_model<'a>(input: &'a DeriveInput, errors: &mut Errors) -> EventModel<'a
         version: version.unwrap_or(1),
         compat: compat.unwrap_or("Backward"),
         key: key_field(input, errors),
+        aggregate_type: None,
+        aggregate_id: aggregate_id_field(input),
         krate,
         invalid,
+        crate_failed: crate_failed_any,
     }
 }
 
@@ -316,6 +330,34 @@ fn key_field<'a>(
     }
 }
 
+/// A struct's field named `aggregate_id`: copied into `ce_aggregateid` when the event is published.
+fn aggregate_id_field(input: &DeriveInput) -> Option<(Member, &syn::Type, KeySource)> {
+    let Data::Struct(s) = &input.data else {
+        return None;
+    };
+    s.fields
+        .iter()
+        .find(|f| f.ident.as_ref().is_some_and(|i| i == "aggregate_id"))
+        .map(|f| {
+            (
+                Member::Named(f.ident.clone().unwrap()),
+                &f.ty,
+                KeySource::AggregateId,
+            )
+        })
+}
+
+/// `field.to_string()` under the bound that says what to do when the field does not display.
+fn display_field(member: &Member, ty: &syn::Type, source: &KeySource) -> TokenStream {
+    let bound = match source {
+        KeySource::Marked => quote_spanned!(ty.span()=> __herald::PartitionKey),
+        KeySource::AggregateId => quote_spanned!(ty.span()=> __herald::AggregateIdKey),
+        KeySource::Domain => quote_spanned!(ty.span()=> __herald::DomainAggregateId),
+    };
+    let to_string = quote_spanned!(ty.span()=> <#ty as #bound>::partition_key);
+    quote!(::core::option::Option::Some(#to_string(&self.#member)))
+}
+
 /// The one field option, `key`.
 fn parse_field_option(input: ParseStream) -> syn::Result<kw::key> {
     if input.peek(kw::key) {
@@ -340,20 +382,63 @@ fn parse_field_option(input: ParseStream) -> syn::Result<kw::key> {
     }))
 }
 
-fn generate(model: &EventModel) -> TokenStream {
+/// The impl of a type that cannot be an event, emitted after its error: uses of the type compile
+/// against it, so the user sees the one error. Its bounds are assumed (`where Self: ...`), its items
+/// are never reached (the type is not registered, so nothing dispatches to it).
+pub(crate) fn fallback(model: &EventModel) -> TokenStream {
+    let import = CratePath::import(model.krate.as_ref());
+    let ident = &model.input.ident;
+    let (impl_generics, ty_generics, where_clause) = model.input.generics.split_for_impl();
+    let predicates = where_clause.map(|w| &w.predicates);
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals, unused_attributes, unused_qualifications)]
+        const _: () = {
+            #import
+
+            #[automatically_derived]
+            impl #impl_generics __herald::HeraldEvent for #ident #ty_generics
+            where
+                Self: __herald::serde::Serialize
+                    + for<'de> __herald::serde::Deserialize<'de>
+                    + __herald::JsonSchema
+                    + ::core::marker::Send
+                    + ::core::marker::Sync
+                    + 'static,
+                #predicates
+            {
+                const EVENT_TYPE: &'static str = "";
+                const TOPIC: &'static str = "";
+                const VERSION: u32 = 0;
+
+                fn partition_key(&self) -> ::core::option::Option<::std::string::String> {
+                    ::core::unreachable!()
+                }
+            }
+        };
+    }
+}
+
+pub(crate) fn generate(model: &EventModel) -> TokenStream {
     let import = CratePath::import(model.krate.as_ref());
     let ident = &model.input.ident;
     let (event_type, topic, version) = (&model.event_type, &model.topic, model.version);
     let compat = syn::Ident::new(model.compat, Span::call_site());
     let key = match &model.key {
-        Some((member, ty, source)) => {
-            let key_trait = match source {
-                KeySource::Marked => quote_spanned!(ty.span()=> __herald::PartitionKey),
-                KeySource::AggregateId => quote_spanned!(ty.span()=> __herald::AggregateIdKey),
-            };
-            let key_fn = quote_spanned!(ty.span()=> <#ty as #key_trait>::partition_key);
-            quote!(::core::option::Option::Some(#key_fn(&self.#member)))
+        Some((member, ty, source)) => display_field(member, ty, source),
+        None => quote!(::core::option::Option::None),
+    };
+    // The aggregate id displays through the same bound as the key when both are one field, so a
+    // field that does not display is reported once.
+    let aggregate_id = match (&model.aggregate_id, &model.key) {
+        (Some((member, ..)), Some((key, ty, source))) if member == key => {
+            display_field(member, ty, source)
         }
+        (Some((member, ty, source)), _) => display_field(member, ty, source),
+        (None, _) => quote!(::core::option::Option::None),
+    };
+    let aggregate_type = match &model.aggregate_type {
+        Some(aggregate) => quote!(::core::option::Option::Some(#aggregate)),
         None => quote!(::core::option::Option::None),
     };
     quote! {
@@ -367,9 +452,14 @@ fn generate(model: &EventModel) -> TokenStream {
                 const EVENT_TYPE: &'static str = #event_type;
                 const TOPIC: &'static str = #topic;
                 const VERSION: u32 = #version;
+                const AGGREGATE_TYPE: ::core::option::Option<&'static str> = #aggregate_type;
 
                 fn partition_key(&self) -> ::core::option::Option<::std::string::String> {
                     #key
+                }
+
+                fn aggregate_id(&self) -> ::core::option::Option<::std::string::String> {
+                    #aggregate_id
                 }
             }
 

@@ -140,22 +140,6 @@ fn unknown_option_message(option: &str) -> String {
     }
 }
 
-/// How the handler receives its event.
-enum EventParam<'a> {
-    /// `event: T`: the payload only.
-    Data(&'a Type),
-    /// `event: Event<T>`: payload and metadata.
-    Envelope(&'a Type),
-}
-
-impl EventParam<'_> {
-    fn event_type(&self) -> &Type {
-        match self {
-            Self::Data(ty) | Self::Envelope(ty) => ty,
-        }
-    }
-}
-
 /// The retry options of a handler, validated; durations in milliseconds.
 #[derive(Default)]
 struct RetryModel {
@@ -175,7 +159,8 @@ struct HandlerModel<'a> {
     retry: RetryModel,
     /// No shim can be generated: the signature has a mistake, or the `crate` option is unusable.
     invalid: bool,
-    event: Option<EventParam<'a>>,
+    /// The first parameter's type: an event, or `Event<T>` of one (told apart by the type system).
+    event: Option<&'a Type>,
     context: Option<&'a Type>,
     output: Option<&'a Type>,
 }
@@ -505,7 +490,7 @@ fn pretty(tokens: &impl ToTokens) -> String {
     text
 }
 
-fn event_param<'a>(param: &'a syn::PatType, errors: &mut Errors) -> Option<EventParam<'a>> {
+fn event_param<'a>(param: &'a syn::PatType, errors: &mut Errors) -> Option<&'a Type> {
     let ty = &*param.ty;
     match ty {
         Type::Reference(reference) => {
@@ -537,20 +522,7 @@ fn event_param<'a>(param: &'a syn::PatType, errors: &mut Errors) -> Option<Event
         }
         // rustc reports `_` in a signature itself.
         Type::Infer(_) => None,
-        Type::Path(path) if path.qself.is_none() => {
-            let last = path.path.segments.last()?;
-            match &last.arguments {
-                PathArguments::AngleBracketed(args) if last.ident == "Event" => {
-                    match args.args.iter().collect::<Vec<_>>().as_slice() {
-                        [GenericArgument::Type(inner)] => Some(EventParam::Envelope(inner)),
-                        // Any other arguments: rustc reports `Event`'s arity on the function itself.
-                        _ => None,
-                    }
-                }
-                _ => Some(EventParam::Data(ty)),
-            }
-        }
-        _ => Some(EventParam::Data(ty)),
+        _ => Some(ty),
     }
 }
 
@@ -605,13 +577,9 @@ fn generate(model: &HandlerModel) -> TokenStream {
     let import = CratePath::import(model.krate.as_ref());
     let fn_name = &model.function.sig.ident;
     let registration = quote::format_ident!("__HERALD_HANDLER_{}", fn_name);
-    let event_ty = event.event_type();
+    let event_ty = *event;
     let event_info = quote_spanned! {event_ty.span()=>
         __herald::event_info::<#event_ty>()
-    };
-    let decode = match event {
-        EventParam::Data(_) => quote!(__HERALD_EVENT.decode_data),
-        EventParam::Envelope(_) => quote!(__HERALD_EVENT.decode_event),
     };
     let call = match model.context {
         Some(ctx_ty) => {
@@ -622,6 +590,8 @@ fn generate(model: &HandlerModel) -> TokenStream {
         }
         None => quote!(#fn_name(event)),
     };
+    // The `Send` check of the handler's future, at the handler's name (axum's `debug_handler`).
+    let send_future = quote_spanned!(fn_name.span()=> __herald::handler_scope(ctx.clone(), __herald::send_future(future)).await);
     // `E` of `-> Result<(), E>` as written, so a wrong error type is pointed at; else inferred.
     let error_ty = result_error_type(output).map_or_else(
         || quote_spanned!(output.span()=> _),
@@ -637,7 +607,8 @@ fn generate(model: &HandlerModel) -> TokenStream {
     let retry = retry_tokens(&model.retry);
     quote! {
         // Named rather than `const _`, which is not allowed in an `impl` block: a handler put in one
-        // then gets a single error, that `#fn_name` is not a free function.
+        // then gets a single error, rustc's E0425 that `#fn_name` is not found (a proc macro cannot
+        // see that it is inside an `impl`; see `ui-tests/tests/ui/fail/handler_associated_fn.rs`).
         #[doc(hidden)]
         #[allow(dead_code, non_upper_case_globals, unused_qualifications, clippy::all)]
         const #registration: () = {
@@ -650,8 +621,9 @@ fn generate(model: &HandlerModel) -> TokenStream {
                 ctx: __herald::Context,
             ) -> __herald::HandlerFuture {
                 ::std::boxed::Box::pin(async move {
-                    let event = (#decode)(&incoming)?;
-                    let output = #call.await;
+                    let event = (__HERALD_EVENT.decode)(&incoming)?;
+                    let future = #call;
+                    let output = #send_future;
                     (#into_result)(output).map_err(__herald::DispatchError::Handler)
                 })
             }

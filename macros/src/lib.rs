@@ -1,5 +1,6 @@
 //! Procedural macros of [herald](https://docs.rs/herald). Use them through the `herald` crate, which
-//! re-exports them; the code they generate reaches the runtime only through `::herald::__private`.
+//! re-exports them; the code they generate reaches the runtime only through
+//! `::herald::__private_v0_1`, named with the version so mismatched crates fail to compile.
 //!
 //! Each macro goes parse → model → validate → expand, and reports every mistake it finds as a
 //! `syn::Error` pointing at the offending token.
@@ -7,6 +8,8 @@
 use proc_macro::TokenStream;
 
 mod attr;
+mod audit;
+mod domain;
 mod duration;
 mod event;
 mod handler;
@@ -27,7 +30,10 @@ pub fn derive_integration_event(input: TokenStream) -> TokenStream {
 /// Registers an `async fn` as a herald event handler.
 ///
 /// The function takes the event (`T` or `Event<T>` for the event and its metadata), optionally followed
-/// by `&Context`, and returns `Result<(), E>` with `E: Into<HandlerError>`.
+/// by `&Context`, and returns `Result<(), E>`: `E` is `HandlerError` (which can be permanent) or
+/// anything that converts into `Box<dyn std::error::Error + Send + Sync>` (`anyhow::Error`,
+/// `eyre::Report`, `String`, every `std::error::Error + Send + Sync + 'static`), cause chain kept.
+/// The function's future must be `Send`; a non-`Send` one is an error at the function's name.
 /// Options: `group = "..."` (consumer group; default: the service's group), `name = "..."`
 /// (default: the function's name), `crate = "..."`, and the retry settings `retries = 5` (tries
 /// after the first attempt), `backoff = "100ms..30s"` (exponential from the first to the second
@@ -37,4 +43,33 @@ pub fn derive_integration_event(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
     handler::expand(args.into(), item.into()).into()
+}
+
+/// Makes a struct a domain event of an aggregate (seed 000/004):
+/// `#[domain_event(aggregate = "user", aggregate_id = user_id)]`.
+///
+/// The event is published to `domain.{aggregate}.events`, keyed by the `aggregate_id` field (so one
+/// aggregate's events stay in order), with `ce_aggregatetype` = the aggregate and `ce_aggregateid`
+/// = the field's value. Optional: `name = "..."` (event type, default from the struct's name),
+/// `version = N`, `crate = "..."`. The struct derives `Serialize`, `Deserialize` and `JsonSchema`
+/// itself; handlers take it like any event.
+#[proc_macro_attribute]
+pub fn domain_event(args: TokenStream, item: TokenStream) -> TokenStream {
+    domain::expand(args.into(), item.into()).into()
+}
+
+/// Publishes an audit event after every call of an `async fn`, failure included (seed 004):
+/// `#[audit_event(action = "create_user", resource_type = "user", resource_id = user_id,
+/// include_args)]`.
+///
+/// The event (`herald::audit::AuditEvent` on `audit.events`) holds the action, resource type and
+/// id (`resource_id = param`), the actor (`actor = param`), success or failure with the error's
+/// text, the duration, the arguments as JSON with `include_args` (`#[audit(skip)]` on a parameter
+/// leaves it out, `#[audit(redact)]` records `"[redacted]"`) and the handled event's correlation
+/// id. The function returns `Result<T, E>` with `E: Display`. The bus is the one of the audit
+/// scope: a `#[handler]` sets it, `herald::audit::scope(&bus, fut)` sets it elsewhere; see
+/// `herald::audit`.
+#[proc_macro_attribute]
+pub fn audit_event(args: TokenStream, item: TokenStream) -> TokenStream {
+    audit::expand(args.into(), item.into()).into()
 }

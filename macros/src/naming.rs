@@ -36,6 +36,12 @@ pub fn dot_case(ident: &str) -> String {
     words(ident).join(".")
 }
 
+/// The topic of an aggregate's domain events, `domain.{aggregate}.events` (seed 000; the runtime's
+/// `herald::naming::domain_events` says the same).
+pub fn domain_topic(aggregate: &str) -> String {
+    format!("domain.{aggregate}.events")
+}
+
 /// `UserCreated` → `user_created`.
 pub fn snake_case(ident: &str) -> String {
     words(ident).join("_")

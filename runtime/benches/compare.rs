@@ -440,7 +440,9 @@ async fn main() -> herald::Result<()> {
         };
         let latency_bus = builder.build().await?;
         latency_bus.start().await?;
-        latency_bus.wait_for_assignment(Duration::from_secs(30)).await?;
+        latency_bus
+            .wait_for_assignment(Duration::from_secs(30))
+            .await?;
         let publisher = latency_bus.clone();
         latency.insert(
             "herald",
@@ -457,7 +459,11 @@ async fn main() -> herald::Result<()> {
 
     println!(
         "\nherald vs raw rdkafka — {} broker, {events} events, {PARTITIONS} partitions, {} cores\n",
-        if embedded { "embedded (mock cluster)" } else { "real" },
+        if embedded {
+            "embedded (mock cluster)"
+        } else {
+            "real"
+        },
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
@@ -465,9 +471,12 @@ async fn main() -> herald::Result<()> {
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|");
     for row in &rows {
-        let raw_row = rows
-            .iter()
-            .find(|r| r.client == "raw" && (r.phase == row.phase || (row.phase.starts_with("publish, batches") && r.phase == "publish, all concurrent")));
+        let raw_row = rows.iter().find(|r| {
+            r.client == "raw"
+                && (r.phase == row.phase
+                    || (row.phase.starts_with("publish, batches")
+                        && r.phase == "publish, all concurrent"))
+        });
         let (ratio, cpu_ratio) = raw_row.map_or((String::new(), String::new()), |r| {
             (
                 format!("{:.2}", row.rate() / r.rate()),

@@ -114,7 +114,7 @@ impl BusBuilder {
         for (name, policy) in &policies.named {
             policy.validate(name)?;
         }
-        let registry = Registry::collect()?;
+        let registry = Registry::collect()?.with_topic_prefix(config.topic_prefix.as_deref());
         for (group, handlers) in registry.handlers_by_group(config.default_group()) {
             if self
                 .groups

@@ -307,6 +307,10 @@ pub struct Config {
     pub max_buffered_per_partition: usize,
     /// Any other librdkafka property, passed through to every client.
     pub properties: BTreeMap<String, String>,
+    /// A prefix per environment (`staging`, `dev-alice`) put before every topic herald derives:
+    /// published, consumed, created, and the dead-letter and retry topics that follow from them
+    /// (`staging.domain.user.events`, `staging.domain.user.events.dlq`). Default: none.
+    pub topic_prefix: Option<String>,
 }
 
 impl Config {
@@ -336,6 +340,7 @@ impl Config {
             max_message_bytes: None,
             max_buffered_per_partition: 10_000,
             properties: BTreeMap::new(),
+            topic_prefix: None,
         }
     }
 
@@ -362,6 +367,7 @@ impl Config {
     ///   `KAFKA_RETRY_JITTER` (`0.0` to `1.0`), `KAFKA_HANDLER_TIMEOUT_MS`,
     ///   `KAFKA_BREAKER_FAILURES` and `KAFKA_BREAKER_COOLDOWN_MS` (default 30 s) for a circuit breaker
     /// - `KAFKA_DLQ_TOPIC_SUFFIX`, `KAFKA_DLQ_UNKNOWN_TYPES` (boolean), `KAFKA_MAX_MESSAGE_BYTES`
+    /// - `KAFKA_TOPIC_PREFIX`: put before every topic herald derives, joined with a dot
     /// - `KAFKA_PROPERTIES`: `key=value;key=value`, any librdkafka property herald does not set
     ///   itself
     ///
@@ -478,6 +484,9 @@ impl Config {
                 ))
             }
         };
+        if let Some(prefix) = trimmed("KAFKA_TOPIC_PREFIX") {
+            config.topic_prefix = Some(prefix);
+        }
         if let Some(suffix) = trimmed("KAFKA_DLQ_TOPIC_SUFFIX") {
             config.dlq_suffix = suffix;
         }
@@ -625,6 +634,13 @@ impl Config {
         self
     }
 
+    /// Sets the prefix put before every topic herald derives, joined with a dot: with `"staging"`,
+    /// `domain.user.events` becomes `staging.domain.user.events` (see [`Config::topic_prefix`]).
+    pub fn topic_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.topic_prefix = Some(prefix.into());
+        self
+    }
+
     /// Sets the suffix that names a topic's dead-letter topic.
     pub fn dlq_suffix(mut self, suffix: impl Into<String>) -> Self {
         self.dlq_suffix = suffix.into();
@@ -750,6 +766,13 @@ impl Config {
             return fail(format!(
                 "the dead-letter topic suffix (KAFKA_DLQ_TOPIC_SUFFIX) contains `{bad}`: a topic name may only hold ASCII letters, digits, `.`, `_` and `-`"
             ));
+        }
+        if let Some(prefix) = &self.topic_prefix {
+            if let Some(problem) = crate::naming::prefix_problem(prefix) {
+                return fail(format!(
+                    "the topic prefix (KAFKA_TOPIC_PREFIX) `{prefix}` {problem}"
+                ));
+            }
         }
         if self.max_message_bytes == Some(0) {
             return fail("max_message_bytes (KAFKA_MAX_MESSAGE_BYTES) is 0, so every message would be dead-lettered: set a positive size, or leave it unset for no limit".into());
@@ -889,6 +912,7 @@ impl fmt::Debug for Config {
             .field("handler_timeout", &self.handler_timeout)
             .field("circuit_breaker", &self.circuit_breaker)
             .field("dlq_suffix", &self.dlq_suffix)
+            .field("topic_prefix", &self.topic_prefix)
             .field("dead_letter_unknown_types", &self.dead_letter_unknown_types)
             .field("max_message_bytes", &self.max_message_bytes)
             .field(
@@ -911,6 +935,15 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn topic_prefix_comes_from_kafka_topic_prefix_and_is_validated() {
+        let config = Config::from_vars("a", vars(&[("KAFKA_TOPIC_PREFIX", " staging ")])).unwrap();
+        assert_eq!(config.topic_prefix.as_deref(), Some("staging"));
+        let err = Config::from_vars("a", vars(&[("KAFKA_TOPIC_PREFIX", "staging.")])).unwrap_err();
+        assert!(err.to_string().contains("write `staging`"), "{err}");
+        assert_eq!(Config::new("a").topic_prefix, None);
     }
 
     #[test]

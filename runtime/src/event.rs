@@ -25,8 +25,19 @@ pub trait HeraldEvent:
     /// The version of the event's schema.
     const VERSION: u32;
 
+    /// The aggregate type the event belongs to (`ce_aggregatetype`): set by
+    /// `#[domain_event(aggregate = "...")]`; `None` for other events.
+    const AGGREGATE_TYPE: Option<&'static str> = None;
+
     /// The Kafka key: events with the same key land in the same partition, in order.
     fn partition_key(&self) -> Option<String>;
+
+    /// The id of the aggregate the event belongs to (`ce_aggregateid`): the `aggregate_id = field`
+    /// of a `#[domain_event]`, or a field named `aggregate_id` of an `IntegrationEvent`. Publishing
+    /// copies it into the metadata unless `PublishOptions::aggregate_id` is given.
+    fn aggregate_id(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A value usable as a partition key (`#[event(key)]`): anything that displays.

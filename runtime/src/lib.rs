@@ -36,6 +36,10 @@
 
 #![warn(missing_docs)]
 
+// `#[derive(IntegrationEvent)]` on herald's own events names the runtime as `::herald`.
+extern crate self as herald;
+
+pub mod audit;
 mod bus;
 pub mod codec;
 pub mod config;
@@ -46,6 +50,7 @@ pub mod embedded;
 pub mod envelope;
 mod error;
 mod event;
+pub mod naming;
 mod publish;
 pub mod registry;
 pub mod schemas;
@@ -61,147 +66,26 @@ pub use embedded::EmbeddedBroker;
 pub use envelope::{Metadata, Position, PublishOptions};
 pub use error::{DispatchError, Error, HandlerError, RegistryConflicts, Result, ResultExt};
 pub use event::{Event, HeraldEvent, PartitionKey};
-pub use herald_macros::{handler, IntegrationEvent};
+pub use herald_macros::{audit_event, domain_event, handler, IntegrationEvent};
 pub use publish::{Delivery, EncodedEvent, PublishRetry};
 pub use stats::Stats;
 
 /// What a herald service usually needs, plus serde and schemars derives.
 pub mod prelude {
     pub use crate::{
-        handler, Bus, Config, Context, Event, HandlerError, HeraldEvent, IntegrationEvent,
-        Metadata, PublishOptions,
+        audit_event, domain_event, handler, Bus, Config, Context, Event, HandlerError, HeraldEvent,
+        IntegrationEvent, Metadata, PublishOptions,
     };
     pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};
 }
 
-/// What herald's macros generate code against. Not public API: it changes without notice.
+/// The README's code blocks, compiled as doc-tests so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
+/// What herald's macros generate code against; see `private.rs`. Not public API.
 #[doc(hidden)]
-pub mod __private {
-    pub use crate::codec::{decode_data, decode_event, Incoming};
-    pub use crate::context::Context;
-    pub use crate::error::{DispatchError, HandlerError};
-    pub use crate::event::{HeraldEvent, PartitionKey};
-    pub use crate::registry::{
-        Compat, EventDescriptor, HandlerDescriptor, HandlerFuture, HandlerRetry,
-    };
-    pub use inventory;
-    pub use serde_json;
-
-    /// The JSON Schema of an event type. Bounded by `HeraldEvent` (which implies `JsonSchema`) so a
-    /// missing `JsonSchema` derive is reported once, at the `HeraldEvent` impl.
-    pub fn schema_of<T: HeraldEvent>() -> serde_json::Value {
-        schemars::schema_for!(T).to_value()
-    }
-
-    /// What a handler needs to know about its event type. `#[handler]` builds it once, with
-    /// [`event_info`], so an event type that is not a herald event is reported once.
-    pub struct EventInfo<T> {
-        /// `T::EVENT_TYPE`.
-        pub event_type: &'static str,
-        /// `T::TOPIC`.
-        pub topic: &'static str,
-        /// `T::VERSION`.
-        pub version: u32,
-        /// Decodes the payload, for handlers taking `T`.
-        pub decode_data: fn(&Incoming) -> Result<T, DispatchError>,
-        /// Decodes payload and metadata, for handlers taking `Event<T>`.
-        pub decode_event: fn(&Incoming) -> Result<crate::Event<T>, DispatchError>,
-    }
-
-    /// The [`EventInfo`] of a handler's event type: the one place generated code requires
-    /// `T: HeraldEvent`.
-    pub const fn event_info<T: HeraldEvent>() -> EventInfo<T> {
-        EventInfo {
-            event_type: T::EVENT_TYPE,
-            topic: T::TOPIC,
-            version: T::VERSION,
-            decode_data: decode_data::<T>,
-            decode_event: decode_event::<T>,
-        }
-    }
-
-    /// What a handler may return: `Result<(), E>`; its error type `E` must be a [`HandlerFailure`].
-    #[diagnostic::on_unimplemented(
-        message = "`{Self}` is not a handler result",
-        label = "a handler returns `Result<(), E>`",
-        note = "write `-> Result<(), HandlerError>`, or `Result<(), E>` where `E: std::error::Error + Send + Sync + 'static`"
-    )]
-    pub trait HandlerOutput<E> {
-        /// The result as a `Result`.
-        fn into_result(self) -> Result<(), E>;
-    }
-
-    impl<E> HandlerOutput<E> for Result<(), E> {
-        fn into_result(self) -> Result<(), E> {
-            self
-        }
-    }
-
-    /// What a handler's error type must be: convertible into [`HandlerError`].
-    #[diagnostic::on_unimplemented(
-        message = "`{Self}` cannot be the error type of a handler",
-        label = "the error type of a handler must convert into `HandlerError`",
-        note = "return `Result<(), HandlerError>` and build the error with `HandlerError::msg(...)`, or use an error type that implements `std::error::Error + Send + Sync + 'static`"
-    )]
-    pub trait HandlerFailure {
-        /// Converts into herald's handler error.
-        fn into_handler_error(self) -> HandlerError;
-    }
-
-    impl<E: Into<HandlerError>> HandlerFailure for E {
-        fn into_handler_error(self) -> HandlerError {
-            self.into()
-        }
-    }
-
-    /// The conversion of what a handler of return type `O` returned into herald's handler result;
-    /// the one place generated code checks the return type. It takes no value, so rustc points at
-    /// the type arguments when a check fails: at `O`, or at `E` when the macro could name it.
-    pub fn handler_result<O, E>() -> fn(O) -> Result<(), HandlerError>
-    where
-        O: HandlerOutput<E>,
-        E: HandlerFailure,
-    {
-        |output| {
-            output
-                .into_result()
-                .map_err(HandlerFailure::into_handler_error)
-        }
-    }
-
-    /// Implemented by herald's [`Context`] only: what a handler's second parameter refers to.
-    #[diagnostic::on_unimplemented(
-        message = "the second parameter of a handler must be `&herald::Context`, not `&{Self}`",
-        label = "expected `&Context`",
-        note = "write `ctx: &Context`; reach shared state with `ctx.state::<T>()`"
-    )]
-    pub trait HandlerContext {
-        /// The handler's view of the context.
-        fn from_context(ctx: &Context) -> &Self;
-    }
-
-    impl HandlerContext for Context {
-        fn from_context(ctx: &Context) -> &Self {
-            ctx
-        }
-    }
-
-    /// Implemented by every `Display` type: the bound of the implicit partition key, a field named
-    /// `aggregate_id`, worded for that case.
-    #[diagnostic::on_unimplemented(
-        message = "`{Self}` cannot be a partition key",
-        label = "a field named `aggregate_id` is the event's partition key, so it must implement `Display`",
-        note = "implement `std::fmt::Display` for `{Self}`, or mark a field that implements it with `#[event(key)]`"
-    )]
-    pub trait AggregateIdKey {
-        /// The key as a string.
-        fn partition_key(&self) -> String;
-    }
-
-    impl<T: std::fmt::Display + ?Sized> AggregateIdKey for T {
-        fn partition_key(&self) -> String {
-            self.to_string()
-        }
-    }
-}
+#[path = "private.rs"]
+pub mod __private_v0_1;

@@ -27,6 +27,7 @@ use crate::config::Config;
 use crate::envelope::{Metadata, PublishOptions};
 use crate::error::{Error, Result};
 use crate::event::HeraldEvent;
+use crate::naming;
 use crate::stats::Counters;
 
 /// How long a publish waits before retrying a record the full producer queue refused.
@@ -242,6 +243,8 @@ pub(crate) struct Publisher {
     slot: Arc<RwLock<Slot>>,
     client_config: Arc<ClientConfig>,
     service: Arc<str>,
+    /// `Config::topic_prefix`, put before every event's topic.
+    topic_prefix: Option<Arc<str>>,
     timeout: Duration,
     counters: Arc<Counters>,
 }
@@ -257,6 +260,7 @@ impl Publisher {
             })),
             client_config: Arc::new(client_config),
             service: config.service_name.as_str().into(),
+            topic_prefix: config.topic_prefix.as_deref().map(Into::into),
             timeout: config.delivery_timeout,
             counters,
         })
@@ -290,8 +294,12 @@ impl Publisher {
             time: Some(Utc::now()),
             schema_version: Some(E::VERSION),
             causation_id: options.causation_id,
-            aggregate_id: options.aggregate_id,
-            aggregate_type: options.aggregate_type,
+            // The event's own aggregate (a `#[domain_event]`'s, or an `aggregate_id` field) unless
+            // the caller gave one.
+            aggregate_id: options.aggregate_id.or_else(|| event.aggregate_id()),
+            aggregate_type: options
+                .aggregate_type
+                .or_else(|| E::AGGREGATE_TYPE.map(str::to_owned)),
             aggregate_version: options.aggregate_version,
             subject: None,
             content_type: Some(codec::JSON.into()),
@@ -300,7 +308,7 @@ impl Publisher {
             position: None,
         };
         Ok(Outgoing {
-            topic: E::TOPIC,
+            topic: naming::prefixed(self.topic_prefix.as_deref(), E::TOPIC),
             event_type: E::EVENT_TYPE,
             key,
             payload,

@@ -140,6 +140,8 @@ impl Registry {
         mut handlers: Vec<&'static HandlerDescriptor>,
     ) -> Result<Self> {
         events.sort_by_key(|e| (e.event_type, e.version, e.rust_type));
+        // One type registered from several places (herald's audit event, by each audited function).
+        events.dedup_by_key(|e| (e.event_type, e.version, e.rust_type));
         handlers.sort_by_key(|h| (h.topic, h.name, h.rust_path));
         let registry = Self { events, handlers };
         registry.validate()?;
@@ -196,6 +198,30 @@ impl Registry {
         }
     }
 
+    /// The registry with `prefix` (`Config::topic_prefix`) before every topic: the one place the
+    /// prefix is applied for consuming, so the topics handlers subscribe to, the topics herald
+    /// creates and the dead-letter and retry topics named after them all carry it. `None` changes
+    /// nothing.
+    pub fn with_topic_prefix(self, prefix: Option<&str>) -> Self {
+        let Some(prefix) = prefix else {
+            return self;
+        };
+        Self {
+            events: self
+                .events
+                .into_iter()
+                .map(|e| prefixed_descriptor(prefix, e, |e, topic| EventDescriptor { topic, ..*e }))
+                .collect(),
+            handlers: self
+                .handlers
+                .into_iter()
+                .map(|h| {
+                    prefixed_descriptor(prefix, h, |h, topic| HandlerDescriptor { topic, ..*h })
+                })
+                .collect(),
+        }
+    }
+
     /// The registered events.
     pub fn events(&self) -> &[&'static EventDescriptor] {
         &self.events
@@ -231,6 +257,51 @@ impl Registry {
         }
         groups
     }
+}
+
+/// Descriptors with a topic carry it in `topic`.
+trait HasTopic: Sync + 'static {
+    fn topic(&self) -> &'static str;
+}
+
+impl HasTopic for EventDescriptor {
+    fn topic(&self) -> &'static str {
+        self.topic
+    }
+}
+
+impl HasTopic for HandlerDescriptor {
+    fn topic(&self) -> &'static str {
+        self.topic
+    }
+}
+
+/// The copy of `descriptor` with `prefix` before its topic, made once per (prefix, descriptor) for
+/// the life of the process, like the descriptors `inventory` holds: building many buses with the
+/// same prefix (tests do) allocates nothing more.
+fn prefixed_descriptor<D: HasTopic>(
+    prefix: &str,
+    descriptor: &'static D,
+    with_topic: impl FnOnce(&D, &'static str) -> D,
+) -> &'static D {
+    use std::any::Any;
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Cache = HashMap<(String, usize), &'static (dyn Any + Sync)>;
+    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
+    let mut cache = CACHE
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let key = (prefix.to_owned(), descriptor as *const D as usize);
+    let entry = *cache.entry(key).or_insert_with(|| {
+        let topic = crate::naming::prefixed(Some(prefix), descriptor.topic());
+        let leaked: &'static D = Box::leak(Box::new(with_topic(descriptor, topic)));
+        leaked
+    });
+    (entry as &dyn Any)
+        .downcast_ref::<D>()
+        .expect("the cache holds descriptors of the type they were made from")
 }
 
 #[cfg(test)]

@@ -5,4 +5,9 @@ pub struct Created<T> {
     pub item: T,
 }
 
-fn main() {}
+// Uses of the type compile against the fallback impl: the one error is the derive's.
+fn publishes<E: HeraldEvent>(_: &E) {}
+
+fn main() {
+    publishes(&Created { item: 1u8 });
+}

@@ -7,7 +7,7 @@ pub struct UserCreated {
 }
 
 #[handler]
-async fn on_user(event: UserCreated) -> Result<(), String> {
+async fn on_user(event: UserCreated) -> Result<(), u32> {
     let _ = event;
     Ok(())
 }
@@ -16,7 +16,10 @@ fn main() {}
 mod aliased {
     use super::*;
 
-    type Outcome = Result<(), &'static str>;
+    /// Not an error type: neither `std::error::Error` nor convertible into a boxed one.
+    pub struct Failure;
+
+    type Outcome = Result<(), Failure>;
 
     #[handler]
     async fn on_user(event: UserCreated) -> Outcome {

@@ -1,0 +1,144 @@
+//! Audit events: what `#[audit_event(...)]` publishes after every call of an `async fn`, failure
+//! included, to the `audit.events` topic (prefixed like every topic).
+//!
+//! # How the bus is found
+//! An audited function does not take the bus as a parameter: it finds it in the *audit scope* of
+//! the task it runs in, a tokio task-local.
+//! - Inside a `#[handler]`, the handler's generated dispatch sets the scope to the handler's
+//!   [`Context`]: audit events carry the handled event's correlation id and are caused by it.
+//! - Anywhere else (an HTTP handler, a job, a test), wrap the call in [`scope`]:
+//!   `herald::audit::scope(&bus, create_user(...)).await`.
+//!
+//! Calling an audited function outside any scope is a programming error that would lose the audit
+//! trail, so it panics with a message saying where to add the scope (as tokio does without a
+//! runtime) rather than dropping the event. Publishing an audit event that the broker refuses is
+//! logged at ERROR with the whole event, and the function's own result is returned unchanged.
+
+use std::future::Future;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Bus, Context, PublishOptions};
+
+/// Implemented by hand rather than derived: a derive would register the audit event in every
+/// service linking herald; `#[audit_event]` registers it (`__private::AUDIT_EVENT`) where it is used.
+impl crate::HeraldEvent for AuditEvent {
+    const EVENT_TYPE: &'static str = "herald.audit.recorded";
+    const TOPIC: &'static str = "audit.events";
+    const VERSION: u32 = 1;
+
+    fn partition_key(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Whether the audited call succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The function returned `Ok`.
+    Success,
+    /// The function returned `Err`; [`AuditEvent::error`] holds its text.
+    Failure,
+}
+
+/// One audited call, published to `audit.events`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AuditEvent {
+    /// `action = "..."`, e.g. `create_user`.
+    pub action: String,
+    /// `resource_type = "..."`, e.g. `user`.
+    pub resource_type: String,
+    /// The value of the `resource_id = param` parameter, when given.
+    pub resource_id: Option<String>,
+    /// The value of the `actor = param` parameter, when given.
+    pub actor: Option<String>,
+    /// Success or failure.
+    pub outcome: Outcome,
+    /// The error's text (with its cause chain, as `Display` prints it) on failure.
+    pub error: Option<String>,
+    /// How long the call took, in milliseconds.
+    pub duration_ms: u64,
+    /// The arguments as JSON with `include_args`; `#[audit(skip)]` ones left out,
+    /// `#[audit(redact)]` ones as `"[redacted]"`.
+    pub args: Option<serde_json::Value>,
+    /// The correlation id of the handled event, inside a handler.
+    pub correlation_id: Option<String>,
+}
+
+/// Where audit events go: the bus, or a handler's context.
+#[derive(Clone)]
+pub(crate) enum Sink {
+    Bus(Bus),
+    Handler(Context),
+}
+
+tokio::task_local! {
+    static SINK: Sink;
+}
+
+/// Runs `future` with `bus` as its audit scope: audited functions called in it publish there.
+pub async fn scope<F: Future>(bus: &Bus, future: F) -> F::Output {
+    SINK.scope(Sink::Bus(bus.clone()), future).await
+}
+
+/// Runs a handler's future with its context as the audit scope (called by `#[handler]`'s code).
+pub(crate) async fn handler_scope<F: Future>(ctx: Context, future: F) -> F::Output {
+    SINK.scope(Sink::Handler(ctx), future).await
+}
+
+/// What an audited function returns: a `Result` whose error displays.
+#[diagnostic::on_unimplemented(
+    message = "an audited function returns `Result<T, E>` with `E: Display`, not `{Self}`",
+    label = "the audit event records success or failure from this",
+    note = "return a `Result`; its error text goes into the audit event"
+)]
+pub trait AuditedResult {
+    /// The error's text, or `None` on success.
+    fn failure(&self) -> Option<String>;
+}
+
+impl<T, E: std::fmt::Display> AuditedResult for Result<T, E> {
+    fn failure(&self) -> Option<String> {
+        self.as_ref().err().map(ToString::to_string)
+    }
+}
+
+/// Publishes the audit event of one call; see the module docs for where it goes.
+///
+/// # Panics
+/// Outside an audit scope (no handler, no [`scope`]): the audit event would be lost.
+pub(crate) async fn record(
+    function: &'static str,
+    mut event: AuditEvent,
+    outcome: Option<String>,
+    started: Instant,
+) {
+    event.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    event.outcome = if outcome.is_some() {
+        Outcome::Failure
+    } else {
+        Outcome::Success
+    };
+    event.error = outcome;
+    let Ok(sink) = SINK.try_with(Clone::clone) else {
+        panic!(
+            "`#[audit_event]` fn `{function}` ran outside an audit scope, so its audit event would be lost: \
+             call it from a `#[handler]`, or wrap the call in `herald::audit::scope(&bus, ...)`"
+        );
+    };
+    let published = match sink {
+        Sink::Bus(bus) => {
+            bus.publish_with(event.clone(), PublishOptions::default())
+                .await
+        }
+        Sink::Handler(ctx) => {
+            event.correlation_id = ctx.metadata().correlation_id.clone();
+            ctx.publish(event.clone()).await
+        }
+    };
+    if let Err(error) = published {
+        tracing::error!(%error, ?event, "could not publish an audit event");
+    }
+}

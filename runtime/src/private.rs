@@ -1,0 +1,260 @@
+//! What herald's macros generate code against. Not public API: it changes without notice.
+//!
+//! The module is named with the crate's version (`__private_v0_1`) and generated code names it by
+//! that name, so a `herald-macros` that does not match the `herald` runtime is a compile error
+//! ("could not find `__private_v0_1` in `herald`") instead of code built against another layout.
+pub use crate::codec::Incoming;
+use crate::codec::{decode_data, decode_event};
+pub use crate::context::Context;
+pub use crate::error::{DispatchError, HandlerError};
+pub use crate::event::{HeraldEvent, PartitionKey};
+pub use crate::registry::{
+    Compat, EventDescriptor, HandlerDescriptor, HandlerFuture, HandlerRetry,
+};
+pub use inventory;
+pub use schemars::JsonSchema;
+pub use serde;
+pub use serde_json;
+
+/// The JSON Schema of an event type. Bounded by `HeraldEvent` (which implies `JsonSchema`) so a
+/// missing `JsonSchema` derive is reported once, at the `HeraldEvent` impl.
+pub fn schema_of<T: HeraldEvent>() -> serde_json::Value {
+    schemars::schema_for!(T).to_value()
+}
+
+/// What a handler's first parameter may be: a herald event `T`, or `Event<T>` for the event and
+/// its metadata. Resolved through the type system, so a user type that happens to be named `Event`
+/// is just another event type.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a herald event",
+    label = "not a herald event",
+    note = "derive `IntegrationEvent` (or put `#[domain_event]`) on the event type; a handler takes that type, or `Event<ThatType>` for its metadata too"
+)]
+pub trait HandlerEvent: Sized + Send + 'static {
+    /// The herald event inside.
+    type Payload: HeraldEvent;
+    /// Decodes the parameter from a delivered message.
+    fn decode(incoming: &Incoming) -> Result<Self, DispatchError>;
+}
+
+impl<T: HeraldEvent> HandlerEvent for T {
+    type Payload = T;
+    fn decode(incoming: &Incoming) -> Result<Self, DispatchError> {
+        decode_data::<T>(incoming)
+    }
+}
+
+impl<T: HeraldEvent> HandlerEvent for crate::Event<T> {
+    type Payload = T;
+    fn decode(incoming: &Incoming) -> Result<Self, DispatchError> {
+        decode_event::<T>(incoming)
+    }
+}
+
+/// What a handler needs to know about its event type. `#[handler]` builds it once, with
+/// [`event_info`], so an event type that is not a herald event is reported once.
+pub struct EventInfo<P> {
+    /// The event's `EVENT_TYPE`.
+    pub event_type: &'static str,
+    /// The event's `TOPIC`.
+    pub topic: &'static str,
+    /// The event's `VERSION`.
+    pub version: u32,
+    /// Decodes the handler's first parameter.
+    pub decode: fn(&Incoming) -> Result<P, DispatchError>,
+}
+
+/// The [`EventInfo`] of a handler's first parameter: the one place generated code requires
+/// `P: HandlerEvent`.
+pub const fn event_info<P: HandlerEvent>() -> EventInfo<P> {
+    EventInfo {
+        event_type: <P::Payload as HeraldEvent>::EVENT_TYPE,
+        topic: <P::Payload as HeraldEvent>::TOPIC,
+        version: <P::Payload as HeraldEvent>::VERSION,
+        decode: P::decode,
+    }
+}
+
+/// Returns a handler's future after checking it is `Send` (as axum's `debug_handler` does): herald
+/// runs handlers on a multi-threaded runtime. Generated code calls it at the handler's name, so a
+/// non-`Send` future is one error there, naming the value held across an `.await`, rather than one
+/// about herald's boxed future type.
+pub fn send_future<F: std::future::Future + Send>(
+    future: F,
+) -> impl std::future::Future<Output = F::Output> + Send {
+    future
+}
+
+/// What a handler may return: `Result<(), E>`; its error type `E` must be a [`HandlerFailure`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a handler result",
+    label = "a handler returns `Result<(), E>`",
+    note = "write `-> Result<(), HandlerError>`, `-> anyhow::Result<()>`, or `Result<(), E>` where `E: std::error::Error + Send + Sync + 'static`"
+)]
+pub trait HandlerOutput<E> {
+    /// The result as a `Result`.
+    fn into_result(self) -> Result<(), E>;
+}
+
+impl<E> HandlerOutput<E> for Result<(), E> {
+    fn into_result(self) -> Result<(), E> {
+        self
+    }
+}
+
+/// What a handler's error type must be: [`HandlerError`] (which may be permanent), or anything
+/// that converts into `Box<dyn std::error::Error + Send + Sync>`: every `std::error::Error + Send +
+/// Sync + 'static`, `anyhow::Error`, `eyre::Report`, `Box<dyn Error + Send + Sync>`, `String` and
+/// `&str`. The boxed error keeps its cause chain (`source()`), which dead-letter headers and logs
+/// print.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the error type of a handler",
+    label = "the error type of a handler must convert into `Box<dyn std::error::Error + Send + Sync>`",
+    note = "return `Result<(), HandlerError>`, `anyhow::Result<()>`, `Result<(), String>`, or `Result<(), E>` where `E: std::error::Error + Send + Sync + 'static`"
+)]
+pub trait HandlerFailure {
+    /// Converts into herald's handler error.
+    fn into_handler_error(self) -> HandlerError;
+}
+
+impl HandlerFailure for HandlerError {
+    fn into_handler_error(self) -> HandlerError {
+        self
+    }
+}
+
+impl<E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>> HandlerFailure for E {
+    fn into_handler_error(self) -> HandlerError {
+        HandlerError::from_boxed(self.into())
+    }
+}
+
+/// The conversion of what a handler of return type `O` returned into herald's handler result;
+/// the one place generated code checks the return type. It takes no value, so rustc points at
+/// the type arguments when a check fails: at `O`, or at `E` when the macro could name it.
+pub fn handler_result<O, E>() -> fn(O) -> Result<(), HandlerError>
+where
+    O: HandlerOutput<E>,
+    E: HandlerFailure,
+{
+    |output| {
+        output
+            .into_result()
+            .map_err(HandlerFailure::into_handler_error)
+    }
+}
+
+/// Implemented by herald's [`Context`] only: what a handler's second parameter refers to.
+#[diagnostic::on_unimplemented(
+    message = "the second parameter of a handler must be `&herald::Context`, not `&{Self}`",
+    label = "expected `&Context`",
+    note = "write `ctx: &Context`; reach shared state with `ctx.state::<T>()`"
+)]
+pub trait HandlerContext {
+    /// The handler's view of the context.
+    fn from_context(ctx: &Context) -> &Self;
+}
+
+impl HandlerContext for Context {
+    fn from_context(ctx: &Context) -> &Self {
+        ctx
+    }
+}
+
+/// Implemented by every `Display` type: the bound of the implicit partition key, a field named
+/// `aggregate_id`, worded for that case.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a partition key",
+    label = "a field named `aggregate_id` is the event's partition key, so it must implement `Display`",
+    note = "implement `std::fmt::Display` for `{Self}`, or mark a field that implements it with `#[event(key)]`"
+)]
+pub trait AggregateIdKey {
+    /// The key as a string.
+    fn partition_key(&self) -> String;
+}
+
+impl<T: std::fmt::Display + ?Sized> AggregateIdKey for T {
+    fn partition_key(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// Implemented by every `Display` type: the bound of the field a `#[domain_event]` names as its
+/// `aggregate_id`, which is its partition key and its `ce_aggregateid`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the aggregate id of a domain event",
+    label = "`aggregate_id = ...` names the event's key and `ce_aggregateid`, so it must implement `Display`",
+    note = "implement `std::fmt::Display` for `{Self}`, or name a field that implements it"
+)]
+pub trait DomainAggregateId {
+    /// The id as a string.
+    fn partition_key(&self) -> String;
+}
+
+impl<T: std::fmt::Display + ?Sized> DomainAggregateId for T {
+    fn partition_key(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// A handler's future run in its audit scope (see `herald::audit`).
+pub async fn handler_scope<F: std::future::Future>(ctx: Context, future: F) -> F::Output {
+    crate::audit::handler_scope(ctx, future).await
+}
+
+pub use crate::audit::{AuditEvent, AuditedResult, Outcome as AuditOutcome};
+
+/// The registration of herald's audit event, submitted by every `#[audit_event]` function; the
+/// registry keeps one of identical registrations.
+pub const AUDIT_EVENT: EventDescriptor = EventDescriptor {
+    rust_type: "herald::audit::AuditEvent",
+    event_type: <AuditEvent as HeraldEvent>::EVENT_TYPE,
+    topic: <AuditEvent as HeraldEvent>::TOPIC,
+    version: <AuditEvent as HeraldEvent>::VERSION,
+    schema: schema_of::<AuditEvent>,
+    compat: Compat::Backward,
+};
+
+/// Publishes the audit event of one call of an `#[audit_event]` function.
+pub async fn audit_record(
+    function: &'static str,
+    event: AuditEvent,
+    failure: Option<String>,
+    started: std::time::Instant,
+) {
+    crate::audit::record(function, event, failure, started).await
+}
+
+/// An argument recorded with `include_args`: anything `Serialize`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be recorded in an audit event",
+    label = "`include_args` records this parameter as JSON, so it must implement `Serialize`",
+    note = "derive `Serialize` for `{Self}`, or mark the parameter `#[audit(skip)]` or `#[audit(redact)]`"
+)]
+pub trait AuditArg {
+    /// The argument as JSON (`null` if it does not serialize).
+    fn audit_json(&self) -> serde_json::Value;
+}
+
+impl<T: serde::Serialize + ?Sized> AuditArg for T {
+    fn audit_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// The `resource_id` or `actor` of an audit event: anything that displays.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an audit event's resource id or actor",
+    label = "`resource_id = ...` and `actor = ...` name a parameter that implements `Display`",
+    note = "implement `std::fmt::Display` for `{Self}`, or name another parameter"
+)]
+pub trait AuditId {
+    /// The id as text.
+    fn audit_id(&self) -> String;
+}
+
+impl<T: std::fmt::Display + ?Sized> AuditId for T {
+    fn audit_id(&self) -> String {
+        self.to_string()
+    }
+}
