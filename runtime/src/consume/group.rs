@@ -61,6 +61,46 @@ struct PartitionControl {
 /// The live partition workers' controls, by partition.
 type Controls = Arc<std::sync::Mutex<HashMap<PartitionId, Arc<PartitionControl>>>>;
 
+/// Values by topic and partition, found without allocating a key (routing looks one up per
+/// message).
+struct ByPartition<T>(HashMap<String, HashMap<i32, T>>);
+
+impl<T> Default for ByPartition<T> {
+    fn default() -> Self {
+        Self(HashMap::new())
+    }
+}
+
+impl<T> ByPartition<T> {
+    fn get(&self, topic: &str, partition: i32) -> Option<&T> {
+        self.0.get(topic)?.get(&partition)
+    }
+
+    fn get_mut(&mut self, topic: &str, partition: i32) -> Option<&mut T> {
+        self.0.get_mut(topic)?.get_mut(&partition)
+    }
+
+    fn insert(&mut self, topic: &str, partition: i32, value: T) {
+        match self.0.get_mut(topic) {
+            Some(partitions) => {
+                partitions.insert(partition, value);
+            }
+            None => {
+                self.0
+                    .insert(topic.to_owned(), HashMap::from([(partition, value)]));
+            }
+        }
+    }
+
+    fn remove(&mut self, topic: &str, partition: i32) -> Option<T> {
+        self.0.get_mut(topic)?.remove(&partition)
+    }
+
+    fn into_values(self) -> impl Iterator<Item = T> {
+        self.0.into_values().flat_map(HashMap::into_values)
+    }
+}
+
 /// How long a revocation waits for in-flight handlers, so that their offsets are committed before
 /// the partitions move to another consumer.
 const REVOKE_GRACE: Duration = Duration::from_secs(2);
@@ -249,7 +289,7 @@ impl GroupRunner {
             consumer,
             routes: Arc::new(routes),
             shared,
-            workers: HashMap::new(),
+            workers: ByPartition::default(),
             retiring: HashMap::new(),
             controls,
             group: group.clone(),
@@ -354,7 +394,7 @@ struct ConsumerLoop {
     consumer: Arc<GroupConsumer>,
     routes: Arc<Routes>,
     shared: Arc<Shared>,
-    workers: HashMap<PartitionId, Worker>,
+    workers: ByPartition<Worker>,
     /// Workers of revoked partitions that may still be finishing their in-flight message.
     retiring: HashMap<PartitionId, JoinHandle<()>>,
     controls: Controls,
@@ -413,7 +453,7 @@ impl ConsumerLoop {
         self.retiring.retain(|_, task| !task.is_finished());
         let mut controls = self.controls.lock().unwrap_or_else(|e| e.into_inner());
         for partition in partitions {
-            if let Some(worker) = self.workers.remove(&partition) {
+            if let Some(worker) = self.workers.remove(&partition.0, partition.1) {
                 controls.remove(&partition);
                 self.retiring.insert(partition, worker.task);
             }
@@ -422,16 +462,22 @@ impl ConsumerLoop {
 
     fn route(&mut self, message: OwnedMessage, signals: &mpsc::UnboundedSender<WorkerSignal>) {
         Counters::add(&self.shared.counters.events_consumed, 1);
-        let id: PartitionId = (message.topic().to_owned(), message.partition());
-        if !self.workers.contains_key(&id) {
+        let (topic, partition) = (message.topic(), message.partition());
+        if self.workers.get(topic, partition).is_none() {
+            let id: PartitionId = (topic.to_owned(), partition);
             let previous = self.retiring.remove(&id);
-            let worker = self.spawn_worker(id.clone(), previous, signals.clone());
-            self.workers.insert(id.clone(), worker);
+            let worker = self.spawn_worker(id, previous, signals.clone());
+            self.workers.insert(topic, partition, worker);
         }
-        let worker = self.workers.get_mut(&id).expect("inserted above");
-        worker.backlog.fetch_add(1, Ordering::SeqCst);
+        let worker = self
+            .workers
+            .get_mut(topic, partition)
+            .expect("inserted above");
+        let behind = worker.backlog.fetch_add(1, Ordering::SeqCst) + 1;
+        let pause = (!worker.paused && behind >= self.shared.max_buffered)
+            .then(|| (topic.to_owned(), partition));
         let _ = worker.queue.send(message);
-        if worker.backlog.load(Ordering::SeqCst) >= self.shared.max_buffered {
+        if let Some(id) = pause {
             self.pause(&id);
         }
     }
@@ -439,12 +485,12 @@ impl ConsumerLoop {
     fn signalled(&mut self, signal: WorkerSignal) {
         match signal {
             WorkerSignal::CaughtUp(id) => {
-                if self.workers.get(&id).is_some_and(|w| !w.held) {
+                if self.workers.get(&id.0, id.1).is_some_and(|w| !w.held) {
                     self.resume(&id);
                 }
             }
             WorkerSignal::Hold(id, held) => {
-                let Some(worker) = self.workers.get_mut(&id) else {
+                let Some(worker) = self.workers.get_mut(&id.0, id.1) else {
                     return;
                 };
                 worker.held = held;
@@ -459,7 +505,7 @@ impl ConsumerLoop {
 
     /// Pauses fetching a partition at the broker (its handlers are behind, or held by a breaker).
     fn pause(&mut self, id: &PartitionId) {
-        let Some(worker) = self.workers.get_mut(id) else {
+        let Some(worker) = self.workers.get_mut(&id.0, id.1) else {
             return;
         };
         if worker.paused {
@@ -478,7 +524,7 @@ impl ConsumerLoop {
     }
 
     fn resume(&mut self, id: &PartitionId) {
-        let Some(worker) = self.workers.get_mut(id) else {
+        let Some(worker) = self.workers.get_mut(&id.0, id.1) else {
             return;
         };
         if !worker.paused {
@@ -559,7 +605,7 @@ impl ConsumerLoop {
             self.shared.clone(),
             self.group.clone(),
         );
-        let (queue, mut inbox) = mpsc::unbounded_channel::<OwnedMessage>();
+        let (queue, inbox) = mpsc::unbounded_channel::<OwnedMessage>();
         let backlog = Arc::new(AtomicUsize::new(0));
         let control = Arc::new(PartitionControl {
             cancel: self.cancel.child_token(),
@@ -569,82 +615,125 @@ impl ConsumerLoop {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.clone(), control.clone());
-        let task = {
-            let backlog = backlog.clone();
-            tokio::spawn(async move {
-                if let Some(previous) = previous {
-                    let _ = previous.await;
-                }
-                let resume_below = shared.max_buffered / 2;
-                while let Some(message) = inbox.recv().await {
-                    let before = backlog.fetch_sub(1, Ordering::SeqCst);
-                    if before > resume_below && before - 1 <= resume_below {
-                        let _ = signals.send(WorkerSignal::CaughtUp(id.clone()));
-                    }
-                    // `busy` before the check: a revocation either sees us busy and waits, or we
-                    // see its cancellation.
-                    control.busy.store(true, Ordering::SeqCst);
-                    if control.cancel.is_cancelled() {
-                        control.busy.store(false, Ordering::SeqCst);
-                        break;
-                    }
-                    let hold = |held| {
-                        let _ = signals.send(WorkerSignal::Hold(id.clone(), held));
-                    };
-                    let verdict =
-                        dispatch(&message, &routes, &group, &shared, &control.cancel, &hold).await;
-                    let commit = match verdict {
-                        Verdict::Handled | Verdict::Skipped => true,
-                        Verdict::Retry {
-                            deferrals,
-                            previous,
-                        } => {
-                            let mut forwarded = true;
-                            for deferral in &deferrals {
-                                forwarded = forwarded
-                                    && retry_topic::forward(
-                                        &message,
-                                        deferral,
-                                        previous.as_ref(),
-                                        &group,
-                                        &shared,
-                                        &control.cancel,
-                                    )
-                                    .await;
-                            }
-                            forwarded
-                        }
-                        Verdict::DeadLetter(failure) => {
-                            dead_letter::dead_letter(
-                                &message,
-                                &failure,
-                                &group,
-                                &shared,
-                                &control.cancel,
-                            )
-                            .await
-                        }
-                        Verdict::Stopped => false,
-                    };
-                    if commit {
-                        if let Err(e) = consumer.store_offset(&id.0, id.1, message.offset()) {
-                            tracing::debug!(topic = %id.0, partition = id.1, offset = message.offset(), error = %e,
-                                "offset not stored (partition revoked?); the event will be redelivered");
-                        }
-                    }
-                    control.busy.store(false, Ordering::SeqCst);
-                    if !commit {
-                        break;
-                    }
-                }
-            })
+        let worker = PartitionWorker {
+            id,
+            consumer,
+            routes,
+            shared,
+            group,
+            control,
+            signals,
+            backlog: backlog.clone(),
         };
+        let task = tokio::spawn(worker.run(inbox, previous));
         Worker {
             queue,
             backlog,
             paused: false,
             held: false,
             task,
+        }
+    }
+}
+
+/// Stored offsets are given to librdkafka at least every this many handled messages of a
+/// partition, and whenever its queue runs empty (storing each one costs a topic-handle lookup).
+const STORE_EVERY: u32 = 256;
+
+/// One partition's worker task: handles its messages in order, each to a verdict, and stores the
+/// offsets of those done for commit.
+struct PartitionWorker {
+    id: PartitionId,
+    consumer: Arc<GroupConsumer>,
+    routes: Arc<Routes>,
+    shared: Arc<Shared>,
+    group: String,
+    control: Arc<PartitionControl>,
+    signals: mpsc::UnboundedSender<WorkerSignal>,
+    backlog: Arc<AtomicUsize>,
+}
+
+impl PartitionWorker {
+    /// Starts once `previous`, the partition's worker from before a rebalance, is done, so one
+    /// partition is never handled by two tasks at once.
+    async fn run(
+        self,
+        mut inbox: mpsc::UnboundedReceiver<OwnedMessage>,
+        previous: Option<JoinHandle<()>>,
+    ) {
+        if let Some(previous) = previous {
+            let _ = previous.await;
+        }
+        let resume_below = self.shared.max_buffered / 2;
+        // The last handled offset not yet stored, and how many messages since the last store.
+        let (mut unstored, mut since_store): (Option<i64>, u32) = (None, 0);
+        while let Some(message) = inbox.recv().await {
+            let before = self.backlog.fetch_sub(1, Ordering::SeqCst);
+            if before > resume_below && before - 1 <= resume_below {
+                let _ = self
+                    .signals
+                    .send(WorkerSignal::CaughtUp(self.id.clone()));
+            }
+            // `busy` before the check: a revocation either sees us busy and waits, or we see its
+            // cancellation. It stays set while handled offsets are unstored, so a revocation waits
+            // for them to be stored.
+            self.control.busy.store(true, Ordering::SeqCst);
+            if self.control.cancel.is_cancelled() {
+                break;
+            }
+            if !self.handle(&message).await {
+                break;
+            }
+            unstored = Some(message.offset());
+            since_store += 1;
+            if inbox.is_empty() || since_store >= STORE_EVERY {
+                self.store(unstored.take());
+                since_store = 0;
+                self.control.busy.store(false, Ordering::SeqCst);
+            }
+        }
+        self.store(unstored);
+        self.control.busy.store(false, Ordering::SeqCst);
+    }
+
+    /// Handles one message to its verdict and carries it out; returns whether its offset may be
+    /// committed (`false`: stopped, the rest of the queue is dropped).
+    async fn handle(&self, message: &OwnedMessage) -> bool {
+        let cancel = &self.control.cancel;
+        let hold = |held| {
+            let _ = self.signals.send(WorkerSignal::Hold(self.id.clone(), held));
+        };
+        let verdict = dispatch(message, &self.routes, &self.group, &self.shared, cancel, &hold).await;
+        match verdict {
+            Verdict::Handled | Verdict::Skipped => true,
+            Verdict::Retry {
+                deferrals,
+                previous,
+            } => {
+                for deferral in &deferrals {
+                    let previous = previous.as_ref();
+                    if !retry_topic::forward(message, deferral, previous, &self.group, &self.shared, cancel)
+                        .await
+                    {
+                        return false;
+                    }
+                }
+                true
+            }
+            Verdict::DeadLetter(failure) => {
+                dead_letter::dead_letter(message, &failure, &self.group, &self.shared, cancel).await
+            }
+            Verdict::Stopped => false,
+        }
+    }
+
+    /// Stores `offset` (the last handled one) for the next commit.
+    fn store(&self, offset: Option<i64>) {
+        let Some(offset) = offset else { return };
+        let (topic, partition) = (&self.id.0, self.id.1);
+        if let Err(e) = self.consumer.store_offset(topic, partition, offset) {
+            tracing::debug!(%topic, partition, offset, error = %e,
+                "offset not stored (partition revoked?); the events after the last commit will be redelivered");
         }
     }
 }
