@@ -7,12 +7,13 @@
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
 use tokio_util::sync::CancellationToken;
 
 use super::dispatch::Failure;
+use super::received::Received;
 use super::Shared;
 use crate::dlq::headers;
 use crate::stats::Counters;
@@ -24,7 +25,7 @@ const MAX_WAIT: Duration = Duration::from_secs(30);
 /// `false` only when `cancel` fired first (revocation, shutdown): the message then stays
 /// uncommitted and is delivered again.
 pub(crate) async fn dead_letter(
-    message: &OwnedMessage,
+    message: &Received,
     failure: &Failure,
     group: &str,
     shared: &Shared,
@@ -81,7 +82,7 @@ pub(crate) async fn dead_letter(
 
 /// The original headers, byte for byte, followed by herald's `dlq_*` headers. A message that was
 /// dead-lettered before keeps its earlier `dlq_*` headers, so its whole history travels with it.
-fn letter_headers(message: &OwnedMessage, failure: &Failure, group: &str) -> OwnedHeaders {
+fn letter_headers(message: &Received, failure: &Failure, group: &str) -> OwnedHeaders {
     let original = message.headers();
     let count = original.map(|h| h.count()).unwrap_or(0);
     let mut out = OwnedHeaders::new_with_capacity(count + 9);

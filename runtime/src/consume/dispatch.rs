@@ -7,13 +7,14 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use futures::FutureExt;
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::Message;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use std::sync::Arc;
 
 use super::breaker::{Breaker, Permit};
+use super::received::Received;
 use super::retry::{RetryMode, RetryPolicy};
 use super::retry_topic::{Deferral, Origin, RetryRecord};
 use super::Shared;
@@ -121,7 +122,7 @@ impl Failure {
 
 /// Handles one message to a verdict.
 pub(crate) async fn dispatch(
-    message: &OwnedMessage,
+    message: &Received,
     routes: &Routes,
     group: &str,
     shared: &Shared,
@@ -160,7 +161,7 @@ pub(crate) async fn dispatch(
 }
 
 async fn dispatch_message(
-    message: &OwnedMessage,
+    message: &Received,
     routes: &Routes,
     shared: &Shared,
     cancel: &CancellationToken,

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::breaker::Breaker;
 use super::dispatch::{dispatch, Route, Routes, Verdict};
+use super::received::Received;
 use super::retry::RetryMode;
 use super::{dead_letter, retry_topic, Shared};
 use crate::error::{Error, Result};
@@ -40,7 +41,7 @@ type PartitionId = (String, i32);
 
 /// What the polling thread hands to the consumer loop, in librdkafka's order.
 enum Polled {
-    Message(OwnedMessage),
+    Message(Received),
     /// The group's assignment now has this many partitions.
     Assigned(usize),
     /// These partitions were taken away; their workers were already told to stop.
@@ -343,12 +344,25 @@ fn poll_loop(
     group: &str,
 ) {
     let mut last_error: Option<String> = None;
+    // Topic names, shared by every message of the topic instead of copied into each.
+    let mut topics: HashMap<String, Arc<str>> = HashMap::new();
     while polling.load(Ordering::SeqCst) {
         match consumer.poll(POLL_INTERVAL) {
             None => {}
             Some(Ok(message)) => {
                 last_error = None;
-                if out.send(Polled::Message(message.detach())).is_err() {
+                let topic = match topics.get(message.topic()) {
+                    Some(topic) => topic.clone(),
+                    None => {
+                        let topic: Arc<str> = message.topic().into();
+                        topics.insert(message.topic().to_owned(), topic.clone());
+                        topic
+                    }
+                };
+                if out
+                    .send(Polled::Message(Received::copy(&message, topic)))
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -375,7 +389,7 @@ fn poll_loop(
 /// One partition's worker: its queue, how far behind it is, whether its partition is paused, and
 /// whether a handler's open circuit breaker holds it.
 struct Worker {
-    queue: mpsc::UnboundedSender<OwnedMessage>,
+    queue: mpsc::UnboundedSender<Received>,
     backlog: Arc<AtomicUsize>,
     paused: bool,
     held: bool,
@@ -460,7 +474,7 @@ impl ConsumerLoop {
         }
     }
 
-    fn route(&mut self, message: OwnedMessage, signals: &mpsc::UnboundedSender<WorkerSignal>) {
+    fn route(&mut self, message: Received, signals: &mpsc::UnboundedSender<WorkerSignal>) {
         Counters::add(&self.shared.counters.events_consumed, 1);
         let (topic, partition) = (message.topic(), message.partition());
         if self.workers.get(topic, partition).is_none() {
@@ -605,7 +619,7 @@ impl ConsumerLoop {
             self.shared.clone(),
             self.group.clone(),
         );
-        let (queue, inbox) = mpsc::unbounded_channel::<OwnedMessage>();
+        let (queue, inbox) = mpsc::unbounded_channel::<Received>();
         let backlog = Arc::new(AtomicUsize::new(0));
         let control = Arc::new(PartitionControl {
             cancel: self.cancel.child_token(),
@@ -658,7 +672,7 @@ impl PartitionWorker {
     /// partition is never handled by two tasks at once.
     async fn run(
         self,
-        mut inbox: mpsc::UnboundedReceiver<OwnedMessage>,
+        mut inbox: mpsc::UnboundedReceiver<Received>,
         previous: Option<JoinHandle<()>>,
     ) {
         if let Some(previous) = previous {
@@ -670,9 +684,7 @@ impl PartitionWorker {
         while let Some(message) = inbox.recv().await {
             let before = self.backlog.fetch_sub(1, Ordering::SeqCst);
             if before > resume_below && before - 1 <= resume_below {
-                let _ = self
-                    .signals
-                    .send(WorkerSignal::CaughtUp(self.id.clone()));
+                let _ = self.signals.send(WorkerSignal::CaughtUp(self.id.clone()));
             }
             // `busy` before the check: a revocation either sees us busy and waits, or we see its
             // cancellation. It stays set while handled offsets are unstored, so a revocation waits
@@ -698,12 +710,20 @@ impl PartitionWorker {
 
     /// Handles one message to its verdict and carries it out; returns whether its offset may be
     /// committed (`false`: stopped, the rest of the queue is dropped).
-    async fn handle(&self, message: &OwnedMessage) -> bool {
+    async fn handle(&self, message: &Received) -> bool {
         let cancel = &self.control.cancel;
         let hold = |held| {
             let _ = self.signals.send(WorkerSignal::Hold(self.id.clone(), held));
         };
-        let verdict = dispatch(message, &self.routes, &self.group, &self.shared, cancel, &hold).await;
+        let verdict = dispatch(
+            message,
+            &self.routes,
+            &self.group,
+            &self.shared,
+            cancel,
+            &hold,
+        )
+        .await;
         match verdict {
             Verdict::Handled | Verdict::Skipped => true,
             Verdict::Retry {
@@ -712,8 +732,15 @@ impl PartitionWorker {
             } => {
                 for deferral in &deferrals {
                     let previous = previous.as_ref();
-                    if !retry_topic::forward(message, deferral, previous, &self.group, &self.shared, cancel)
-                        .await
+                    if !retry_topic::forward(
+                        message,
+                        deferral,
+                        previous,
+                        &self.group,
+                        &self.shared,
+                        cancel,
+                    )
+                    .await
                     {
                         return false;
                     }

@@ -13,6 +13,7 @@ pub mod breaker;
 mod dead_letter;
 pub(crate) mod dispatch;
 mod group;
+mod received;
 pub mod retry;
 pub mod retry_topic;
 

@@ -12,11 +12,12 @@
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
 use tokio_util::sync::CancellationToken;
 
+use super::received::Received;
 use super::Shared;
 use crate::stats::Counters;
 
@@ -76,7 +77,7 @@ pub(crate) struct RetryRecord {
     pub origin: Origin,
 }
 
-fn text<'a>(message: &'a OwnedMessage, name: &str) -> Option<&'a str> {
+fn text<'a>(message: &'a Received, name: &str) -> Option<&'a str> {
     let headers = message.headers()?;
     headers
         .iter()
@@ -94,7 +95,7 @@ fn time(value: &str) -> Option<DateTime<Utc>> {
 impl RetryRecord {
     /// The retry headers of `message`, if it came through a retry topic. `Err` names a header that
     /// is there but unreadable.
-    pub fn read(message: &OwnedMessage) -> Option<Result<Self, String>> {
+    pub fn read(message: &Received) -> Option<Result<Self, String>> {
         let handler = text(message, headers::HANDLER)?;
         let field = |name: &'static str| text(message, name).ok_or(name);
         let parse = || -> Result<Self, &'static str> {
@@ -141,7 +142,7 @@ pub(crate) struct Deferral {
 /// Copies `message` to its handler's next retry topic, trying until the broker acknowledged it.
 /// Returns `false` only when `cancel` fired first.
 pub(crate) async fn forward(
-    message: &OwnedMessage,
+    message: &Received,
     deferral: &Deferral,
     previous: Option<&RetryRecord>,
     group: &str,
