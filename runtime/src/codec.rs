@@ -170,7 +170,9 @@ impl Incoming {
             ..Metadata::default()
         };
         let data = match content_mode(&found, value)? {
-            Mode::Structured(object) => decode_structured(&mut meta, object, found.content_type)?,
+            Mode::Structured(object) => {
+                decode_structured(&mut meta, object, found.content_type)?
+            }
             Mode::Binary => decode_binary(&mut meta, found, value)?,
         };
         check_required(&meta)?;
@@ -184,17 +186,17 @@ impl Incoming {
 /// The headers herald reads, taken before the content mode is known so that neither mode's
 /// attributes reach the other's metadata.
 #[derive(Debug, Default)]
-struct HeaderFields {
+struct HeaderFields<'h> {
     /// The `content-type` header.
-    content_type: Option<String>,
+    content_type: Option<&'h str>,
     /// Every `ce_*` header in order: the attribute name (without `ce_`) and its value.
-    attributes: Vec<(String, String)>,
+    attributes: Vec<(&'h str, &'h str)>,
 }
 
-impl HeaderFields {
+impl<'h> HeaderFields<'h> {
     /// Reads `content-type` and the `ce_*` headers, which must be UTF-8; skips every other header
     /// (tracing and broker headers may be binary) and null-valued ones.
-    fn read<H: Headers + ?Sized>(headers: Option<&H>) -> Result<Self, String> {
+    fn read<H: Headers + ?Sized>(headers: Option<&'h H>) -> Result<Self, String> {
         let mut found = Self::default();
         let Some(headers) = headers else {
             return Ok(found);
@@ -202,7 +204,7 @@ impl HeaderFields {
         for header in (0..headers.count()).filter_map(|i| headers.try_get(i)) {
             let Some(raw) = header.value else { continue };
             let text = || {
-                std::str::from_utf8(raw).map(str::to_owned).map_err(|_| {
+                std::str::from_utf8(raw).map_err(|_| {
                     format!(
                         "header `{}` is not UTF-8; CloudEvents headers must be text, so the producer must write the attribute as a UTF-8 string",
                         header.key
@@ -212,14 +214,14 @@ impl HeaderFields {
             if header.key.eq_ignore_ascii_case(headers::CONTENT_TYPE) {
                 found.content_type = Some(text()?);
             } else if let Some(name) = header.key.strip_prefix(headers::PREFIX) {
-                found.attributes.push((name.to_owned(), text()?));
+                found.attributes.push((name, text()?));
             }
         }
         Ok(found)
     }
 
     fn has(&self, attribute: &str) -> bool {
-        self.attributes.iter().any(|(name, _)| name == attribute)
+        self.attributes.iter().any(|(name, _)| *name == attribute)
     }
 }
 
@@ -237,7 +239,8 @@ const FORMAT_PREFIX: &str = "application/cloudevents";
 const BATCH_JSON: &str = "application/cloudevents-batch+json";
 
 fn content_mode(found: &HeaderFields, value: &[u8]) -> Result<Mode, String> {
-    if let Some(media) = found.content_type.as_deref().map(media_type) {
+    if let Some(media) = found.content_type.map(media_type) {
+        let media = media.as_ref();
         if media == STRUCTURED_JSON {
             return match parse_object(value)? {
                 Some(object) => Ok(Mode::Structured(object)),
@@ -280,14 +283,14 @@ fn parse_object(
     }
 }
 
-/// The media type of a content type, without parameters, lower-case.
-fn media_type(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
+/// The media type of a content type, without parameters, lower-case (copied only when it is not).
+fn media_type(content_type: &str) -> std::borrow::Cow<'_, str> {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    if media.bytes().any(|b| b.is_ascii_uppercase()) {
+        media.to_ascii_lowercase().into()
+    } else {
+        media.into()
+    }
 }
 
 fn is_json(content_type: &str) -> bool {
@@ -309,10 +312,10 @@ fn decode_binary(
         );
     }
     for (name, value) in found.attributes {
-        set_attribute(meta, &name, value)?;
+        set_attribute(meta, name, value)?;
     }
-    if found.content_type.is_some() {
-        meta.content_type = found.content_type;
+    if let Some(content_type) = found.content_type {
+        meta.content_type = Some(content_type.to_owned());
     }
     if let Some(ct) = meta.content_type.as_deref() {
         if !is_json(ct) {
@@ -324,34 +327,35 @@ fn decode_binary(
     Ok(value.to_vec())
 }
 
-fn set_attribute(meta: &mut Metadata, name: &str, value: String) -> Result<(), String> {
+fn set_attribute(meta: &mut Metadata, name: &str, value: &str) -> Result<(), String> {
     let parse_err = |what: &str| format!("attribute `{name}` = `{value}` is not {what}");
+    let text = || value.to_owned();
     match name {
-        "specversion" => meta.spec_version = value,
-        "id" => meta.id = value,
-        "type" => meta.event_type = value,
-        "source" => meta.source = value,
+        "specversion" => meta.spec_version = text(),
+        "id" => meta.id = text(),
+        "type" => meta.event_type = text(),
+        "source" => meta.source = text(),
         "time" => {
             meta.time = Some(
-                DateTime::parse_from_rfc3339(&value)
+                DateTime::parse_from_rfc3339(value)
                     .map_err(|_| parse_err("an RFC 3339 time"))?
                     .with_timezone(&Utc),
             )
         }
-        "subject" => meta.subject = Some(value),
-        "datacontenttype" => meta.content_type = Some(value),
+        "subject" => meta.subject = Some(text()),
+        "datacontenttype" => meta.content_type = Some(text()),
         "schemaversion" => {
             meta.schema_version = Some(value.parse().map_err(|_| parse_err("a whole number"))?)
         }
-        "correlationid" => meta.correlation_id = Some(value),
-        "causationid" => meta.causation_id = Some(value),
-        "aggregateid" => meta.aggregate_id = Some(value),
-        "aggregatetype" => meta.aggregate_type = Some(value),
+        "correlationid" => meta.correlation_id = Some(text()),
+        "causationid" => meta.causation_id = Some(text()),
+        "aggregateid" => meta.aggregate_id = Some(text()),
+        "aggregatetype" => meta.aggregate_type = Some(text()),
         "aggregateversion" => {
             meta.aggregate_version = Some(value.parse().map_err(|_| parse_err("a whole number"))?)
         }
         other => {
-            meta.extensions.insert(other.to_owned(), value);
+            meta.extensions.insert(other.to_owned(), text());
         }
     }
     Ok(())
@@ -392,7 +396,7 @@ const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::n
 fn decode_structured(
     meta: &mut Metadata,
     object: serde_json::Map<String, serde_json::Value>,
-    header_content_type: Option<String>,
+    header_content_type: Option<&str>,
 ) -> Result<Vec<u8>, String> {
     use serde_json::Value;
     let mut data = None;
@@ -405,13 +409,14 @@ fn decode_structured(
             ("data_base64", _) => {
                 return Err("`data_base64` is not a string; it must hold base64 text".into())
             }
-            (name, Value::String(s)) => set_attribute(meta, name, s)?,
-            (name, other) => set_attribute(meta, name, other.to_string())?,
+            (name, Value::String(s)) => set_attribute(meta, name, &s)?,
+            (name, other) => set_attribute(meta, name, &other.to_string())?,
         }
     }
     if meta.content_type.is_none() {
-        meta.content_type =
-            header_content_type.filter(|ct| !media_type(ct).starts_with(FORMAT_PREFIX));
+        meta.content_type = header_content_type
+            .filter(|ct| !media_type(ct).starts_with(FORMAT_PREFIX))
+            .map(str::to_owned);
     }
     if let Some(ct) = meta.content_type.as_deref() {
         if !is_json(ct) {
