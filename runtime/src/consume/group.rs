@@ -41,7 +41,8 @@ type PartitionId = (String, i32);
 
 /// What the polling thread hands to the consumer loop, in librdkafka's order.
 enum Polled {
-    Message(Received),
+    /// Messages in the order they were fetched.
+    Messages(Vec<Received>),
     /// The group's assignment now has this many partitions.
     Assigned(usize),
     /// These partitions were taken away; their workers were already told to stop.
@@ -109,9 +110,57 @@ const REVOKE_GRACE: Duration = Duration::from_secs(2);
 /// How long one `poll` of the polling thread blocks; bounds how long stopping it takes.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
+/// The polling thread's way to the consumer loop. Messages gather in a batch that leaves in one
+/// send when polling runs dry or the batch is full — one wake-up of the loop per batch, not per
+/// message — and always before a rebalance event, so the loop sees everything in librdkafka's
+/// order. Only the polling thread (where librdkafka runs the callbacks too) uses it.
+struct Outbound {
+    batch: std::sync::Mutex<Vec<Received>>,
+    out: mpsc::UnboundedSender<Polled>,
+}
+
+/// The most messages one batch carries.
+const BATCH: usize = 256;
+
+impl Outbound {
+    fn new(out: mpsc::UnboundedSender<Polled>) -> Self {
+        Self {
+            batch: std::sync::Mutex::new(Vec::with_capacity(BATCH)),
+            out,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Received>> {
+        self.batch.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a message; sends the batch when it is full. `false`: the consumer loop is gone.
+    fn push(&self, message: Received) -> bool {
+        let full = {
+            let mut batch = self.lock();
+            batch.push(message);
+            batch.len() >= BATCH
+        };
+        !full || self.flush()
+    }
+
+    /// Sends what has gathered. `false`: the consumer loop is gone.
+    fn flush(&self) -> bool {
+        let batch = std::mem::take(&mut *self.lock());
+        batch.is_empty() || self.out.send(Polled::Messages(batch)).is_ok()
+    }
+
+    /// Sends the gathered messages, then `event`.
+    fn send(&self, event: Polled) {
+        if self.flush() {
+            let _ = self.out.send(event);
+        }
+    }
+}
+
 /// The consumer's librdkafka context: reports rebalances to the consumer loop.
 struct GroupContext {
-    events: mpsc::UnboundedSender<Polled>,
+    events: Outbound,
     counters: Arc<Counters>,
     group: String,
     controls: Controls,
@@ -251,7 +300,7 @@ impl GroupRunner {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let controls = Controls::default();
         let context = GroupContext {
-            events: events_tx.clone(),
+            events: Outbound::new(events_tx),
             counters: shared.counters.clone(),
             group: group.clone(),
             controls: controls.clone(),
@@ -281,7 +330,7 @@ impl GroupRunner {
             let (consumer, polling, group) = (consumer.clone(), polling.clone(), group.clone());
             std::thread::Builder::new()
                 .name(format!("herald-poll-{group}"))
-                .spawn(move || poll_loop(&consumer, &events_tx, &polling, &group))
+                .spawn(move || poll_loop(&consumer, &polling, &group))
                 .map_err(|e| Error::Config(format!("cannot spawn a consumer thread: {e}")))?
         };
         let (stop, stop_rx) = oneshot::channel();
@@ -337,20 +386,29 @@ pub(crate) async fn assigned(mut assigned: watch::Receiver<usize>) -> bool {
 
 /// The polling thread: hands messages, rebalances (through the context) and fatal errors to the
 /// consumer loop until told to stop.
-fn poll_loop(
-    consumer: &GroupConsumer,
-    out: &mpsc::UnboundedSender<Polled>,
-    polling: &AtomicBool,
-    group: &str,
-) {
+fn poll_loop(consumer: &GroupConsumer, polling: &AtomicBool, group: &str) {
+    let out = &consumer.context().events;
     let mut last_error: Option<String> = None;
     // Topic names, shared by every message of the topic instead of copied into each.
     let mut topics: HashMap<String, Arc<str>> = HashMap::new();
+    let mut gathering = false;
     while polling.load(Ordering::SeqCst) {
-        match consumer.poll(POLL_INTERVAL) {
-            None => {}
+        // While messages keep coming, take what librdkafka has without waiting; send when dry.
+        let wait = if gathering {
+            Duration::ZERO
+        } else {
+            POLL_INTERVAL
+        };
+        match consumer.poll(wait) {
+            None => {
+                gathering = false;
+                if !out.flush() {
+                    return;
+                }
+            }
             Some(Ok(message)) => {
                 last_error = None;
+                gathering = true;
                 let topic = match topics.get(message.topic()) {
                     Some(topic) => topic.clone(),
                     None => {
@@ -359,17 +417,18 @@ fn poll_loop(
                         topic
                     }
                 };
-                if out
-                    .send(Polled::Message(Received::copy(&message, topic)))
-                    .is_err()
-                {
+                if !out.push(Received::copy(&message, topic)) {
                     return;
                 }
             }
             Some(Err(error)) => {
+                gathering = false;
                 if let Some((code, reason)) = consumer.client().fatal_error() {
                     tracing::error!(%group, ?code, %reason, "fatal consumer error: this consumer stops; restart the service");
-                    let _ = out.send(Polled::Fatal(format!("{code:?}: {reason}")));
+                    out.send(Polled::Fatal(format!("{code:?}: {reason}")));
+                    return;
+                }
+                if !out.flush() {
                     return;
                 }
                 // librdkafka recovers from transient errors by itself; say each once, not per poll.
@@ -378,12 +437,10 @@ fn poll_loop(
                     tracing::warn!(%group, error = %text, "consumer error; librdkafka keeps trying");
                     last_error = Some(text);
                 }
-                if matches!(error, KafkaError::PartitionEOF(_)) {
-                    continue;
-                }
             }
         }
     }
+    out.flush();
 }
 
 /// One partition's worker: its queue, how far behind it is, whether its partition is paused, and
@@ -437,7 +494,11 @@ impl ConsumerLoop {
                 }
                 Some(signal) = signals.recv() => self.signalled(signal),
                 event = polled.recv() => match event {
-                    Some(Polled::Message(message)) => self.route(message, &signals_tx),
+                    Some(Polled::Messages(messages)) => {
+                        for message in messages {
+                            self.route(message, &signals_tx);
+                        }
+                    }
                     Some(Polled::Assigned(n)) => {
                         let _ = assigned.send(n);
                     }
