@@ -2,9 +2,8 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use clap::Args;
-use rdkafka::consumer::BaseConsumer;
 use rdkafka::ClientConfig;
 
 /// Global options of every `herald` command.
@@ -65,17 +64,5 @@ impl Common {
             .set("allow.auto.create.topics", "false")
             .set("log_level", "0");
         Ok(config)
-    }
-
-    /// A consumer that never subscribes: for metadata, watermarks and the committed offsets of
-    /// `group`.
-    ///
-    /// # Errors
-    /// As [`Common::bootstrap`], or when librdkafka refuses the configuration.
-    pub fn inspector(&self, group: &str) -> anyhow::Result<BaseConsumer> {
-        self.client_config()?
-            .set("group.id", group)
-            .create()
-            .context("creating a Kafka client")
     }
 }

@@ -5,8 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context as _};
 use clap::Args;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
+use herald::telemetry::{Inspector, TopicInfo};
 use serde::Serialize;
 
 use crate::Common;
@@ -33,51 +32,6 @@ struct Report<'a> {
     topics: &'a [TopicInfo],
 }
 
-/// One topic.
-#[derive(Debug, Serialize)]
-pub struct TopicInfo {
-    /// Its name.
-    pub topic: String,
-    /// Its partitions, by id.
-    pub partitions: Vec<PartitionInfo>,
-    /// The consumer groups shown.
-    pub groups: Vec<GroupInfo>,
-}
-
-/// One partition's watermarks.
-#[derive(Debug, Serialize)]
-pub struct PartitionInfo {
-    /// The partition id.
-    pub partition: i32,
-    /// The oldest offset still held.
-    pub low: i64,
-    /// The offset the next message gets.
-    pub high: i64,
-}
-
-/// A consumer group's position on one topic.
-#[derive(Debug, Serialize)]
-pub struct GroupInfo {
-    /// The group.
-    pub group: String,
-    /// Per partition.
-    pub partitions: Vec<GroupPartition>,
-    /// The sum of the partitions' lag.
-    pub lag: i64,
-}
-
-/// A consumer group's position on one partition.
-#[derive(Debug, Serialize)]
-pub struct GroupPartition {
-    /// The partition id.
-    pub partition: i32,
-    /// The committed offset, `null` when the group committed none.
-    pub committed: Option<i64>,
-    /// Messages not yet committed: high watermark minus committed offset (minus the low watermark
-    /// when nothing is committed).
-    pub lag: i64,
-}
-
 /// Runs `herald topics`.
 ///
 /// # Errors
@@ -101,25 +55,16 @@ type Collected = (Vec<TopicInfo>, Option<String>);
 fn collect(args: &TopicsArgs, common: &Common) -> anyhow::Result<Collected> {
     let bootstrap = common.bootstrap()?.to_owned();
     let timeout = common.timeout();
-    let inspector = common.inspector(INSPECTOR_GROUP)?;
-    let metadata = inspector.fetch_metadata(None, timeout).map_err(|e| {
+    let mut client = common.client_config()?;
+    client.set("group.id", INSPECTOR_GROUP);
+    let inspector = Inspector::new(client, timeout).context("creating a Kafka client")?;
+    let existing = inspector.topics().map_err(|e| {
         anyhow!(
             "cannot reach the Kafka brokers at {bootstrap} within {} s ({e}): is `herald broker` or \
              Kafka running there? Check --bootstrap-servers / KAFKA_BOOTSTRAP_SERVERS",
             timeout.as_secs()
         )
     })?;
-    let mut existing: Vec<(String, Vec<i32>)> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.error().is_none() && !t.name().starts_with("__"))
-        .map(|t| {
-            let mut ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
-            ids.sort_unstable();
-            (t.name().to_owned(), ids)
-        })
-        .collect();
-    existing.sort();
     let chosen: Vec<(String, Vec<i32>)> = if args.topics.is_empty() {
         existing.clone()
     } else {
@@ -137,11 +82,8 @@ fn collect(args: &TopicsArgs, common: &Common) -> anyhow::Result<Collected> {
     };
 
     let (groups, listed) = if args.groups.is_empty() {
-        match inspector.fetch_group_list(None, timeout) {
-            Ok(list) => (
-                list.groups().iter().map(|g| g.name().to_owned()).collect(),
-                true,
-            ),
+        match inspector.groups() {
+            Ok(list) => (list, true),
             Err(e) => {
                 eprintln!(
                     "note: the brokers at {bootstrap} do not list consumer groups ({e}); name them \
@@ -156,20 +98,16 @@ fn collect(args: &TopicsArgs, common: &Common) -> anyhow::Result<Collected> {
 
     let mut out = Vec::new();
     for (topic, ids) in chosen {
-        let mut partitions = Vec::new();
-        for id in &ids {
-            let (low, high) = inspector
-                .fetch_watermarks(&topic, *id, timeout)
-                .with_context(|| format!("reading the watermarks of {topic}[{id}]"))?;
-            partitions.push(PartitionInfo {
-                partition: *id,
-                low,
-                high,
-            });
-        }
+        let partitions = inspector
+            .watermarks(&topic, &ids)
+            .with_context(|| format!("reading the watermarks of {topic}"))?;
         let mut group_infos = Vec::new();
         for group in &groups {
-            let info = group_position(common, group, &topic, &partitions)?;
+            let info = inspector
+                .group_position(group, &topic, &partitions)
+                .with_context(|| {
+                    format!("reading the committed offsets of group `{group}` on {topic}")
+                })?;
             // Listed groups are shown only where they committed; named ones always.
             if listed && info.partitions.iter().all(|p| p.committed.is_none()) {
                 continue;
@@ -199,44 +137,6 @@ fn names(topics: &[(String, Vec<i32>)]) -> String {
         .map(|(t, _)| t.as_str())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn group_position(
-    common: &Common,
-    group: &str,
-    topic: &str,
-    partitions: &[PartitionInfo],
-) -> anyhow::Result<GroupInfo> {
-    let consumer: BaseConsumer = common.inspector(group)?;
-    let mut tpl = TopicPartitionList::new();
-    for p in partitions {
-        tpl.add_partition(topic, p.partition);
-    }
-    let committed = consumer
-        .committed_offsets(tpl, common.timeout())
-        .with_context(|| format!("reading the committed offsets of group `{group}` on {topic}"))?;
-    let partitions: Vec<GroupPartition> = partitions
-        .iter()
-        .map(|p| {
-            let committed = match committed
-                .find_partition(topic, p.partition)
-                .map(|e| e.offset())
-            {
-                Some(Offset::Offset(n)) => Some(n),
-                _ => None,
-            };
-            GroupPartition {
-                partition: p.partition,
-                committed,
-                lag: (p.high - committed.unwrap_or(p.low)).max(0),
-            }
-        })
-        .collect();
-    Ok(GroupInfo {
-        group: group.to_owned(),
-        lag: partitions.iter().map(|p| p.lag).sum(),
-        partitions,
-    })
 }
 
 /// The human-readable table: one row per partition, and per group shown.

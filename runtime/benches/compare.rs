@@ -5,7 +5,8 @@
 //! `cargo bench -p herald --bench compare -- [EVENTS]` (default 50,000). Against the embedded broker
 //! unless `KAFKA_BOOTSTRAP_SERVERS` names real brokers (then the topics `bench.raw`, `bench.typed`,
 //! `bench.raw-latency` and `bench.typed-latency` must exist with 4 partitions).
-//! `docs/performance.md` records the results.
+//! `docs/performance.md` records the results. `BENCH_METRICS=1` installs a Prometheus `metrics`
+//! recorder first, to measure what herald's metrics cost (`docs/observability.md`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -275,6 +276,14 @@ async fn main() -> herald::Result<()> {
         .find(|a| !a.starts_with("--"))
         .and_then(|a| a.parse().ok())
         .unwrap_or(50_000);
+    if std::env::var("BENCH_METRICS").is_ok_and(|v| v == "1") {
+        let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .expect("installing the Prometheus recorder");
+        // Nothing scrapes during the run; the recorder keeps what it records either way.
+        drop(handle);
+        println!("metrics: a Prometheus recorder is installed (BENCH_METRICS=1)");
+    }
     now_us();
     let servers = std::env::var("KAFKA_BOOTSTRAP_SERVERS")
         .ok()

@@ -19,7 +19,12 @@ use crate::event::HeraldEvent;
 use crate::publish::{Delivery, EncodedEvent, PublishRetry, Publisher};
 use crate::registry::Registry;
 use crate::stats::{Counters, Stats};
+use crate::telemetry::in_flight::InFlight;
+use crate::telemetry::{self, GroupHealth, Health, HealthOptions, Inspector, TopicInfo};
 use crate::topics;
+
+/// How long each broker request of [`Bus::topic_info`] and [`Bus::consumer_lag`] may take.
+const INSPECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// herald's entry point: publishes events and runs the registered handlers.
 ///
@@ -39,6 +44,7 @@ struct Inner {
     groups: Option<Vec<String>>,
     policies: RetryPolicies,
     breakers: Arc<std::sync::Mutex<Vec<Arc<Breaker>>>>,
+    in_flight: Arc<InFlight>,
     running: Mutex<Vec<GroupRunner>>,
     // Dropped last: the embedded broker must outlive every client.
     _broker: Option<Arc<EmbeddedBroker>>,
@@ -155,8 +161,11 @@ impl BusBuilder {
             wanted.dedup();
             topics::ensure_topics(&config, &bootstrap_servers, broker.as_deref(), &wanted).await?;
         }
+        telemetry::metrics::describe();
         let counters = Arc::new(Counters::default());
         let publisher = Publisher::new(&config, &bootstrap_servers, counters.clone())?;
+        counters.connected();
+        telemetry::metrics::connections_active(1);
         Ok(Bus {
             inner: Arc::new(Inner {
                 config,
@@ -168,6 +177,7 @@ impl BusBuilder {
                 groups: self.groups,
                 policies,
                 breakers: Arc::default(),
+                in_flight: Arc::default(),
                 running: Mutex::new(Vec::new()),
                 _broker: broker,
             }),
@@ -282,6 +292,143 @@ impl Bus {
     /// Counters of what the bus did.
     pub fn stats(&self) -> Stats {
         self.inner.counters.snapshot()
+    }
+
+    /// The consumer groups of this bus (those it runs, when limited with
+    /// [`BusBuilder::only_groups`]) whose handlers consume `topic`.
+    fn groups_of(&self, topic: &str) -> Vec<String> {
+        let config = &self.inner.config;
+        self.inner
+            .registry
+            .handlers_by_group(config.default_group())
+            .into_iter()
+            .filter(|(group, handlers)| {
+                handlers.iter().any(|h| h.topic == topic)
+                    && self.inner.groups.as_ref().is_none_or(|g| g.contains(group))
+            })
+            .map(|(group, _)| group)
+            .collect()
+    }
+
+    /// Reads the topics' information from the brokers on a blocking thread, recording each group's
+    /// lag as the `kafka.eventbus.consumer.lag` gauge.
+    async fn inspect(&self, topics: Vec<(String, Vec<String>)>) -> Result<Vec<TopicInfo>> {
+        let client = self
+            .inner
+            .config
+            .consumer_config(&self.inner.bootstrap_servers, "herald-inspector");
+        let bus = self.clone(); // keeps an embedded broker alive while the thread reads it
+        tokio::task::spawn_blocking(move || {
+            let inspector = Inspector::new(client, INSPECT_TIMEOUT)?;
+            let infos = topics
+                .iter()
+                .map(|(topic, groups)| inspector.topic_info(topic, groups))
+                .collect::<Result<Vec<_>>>()?;
+            for info in &infos {
+                for group in &info.groups {
+                    for p in &group.partitions {
+                        telemetry::metrics::consumer_lag(
+                            &info.topic,
+                            p.partition,
+                            &group.group,
+                            p.lag,
+                        );
+                    }
+                }
+            }
+            drop(bus);
+            Ok(infos)
+        })
+        .await
+        .map_err(|_| Error::State("reading topic information panicked"))?
+    }
+
+    /// `topic`'s partitions and watermarks, and the committed offsets and lag per partition of
+    /// this service's consumer groups that consume it (seed 003's `get_topic_info`). Each broker
+    /// request waits at most 5 s. Records the lag as `kafka.eventbus.consumer.lag`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the topic does not exist, [`Error::Kafka`] when the brokers do not
+    /// answer in time.
+    pub async fn topic_info(&self, topic: &str) -> Result<TopicInfo> {
+        let groups = self.groups_of(topic);
+        let mut infos = self.inspect(vec![(topic.to_owned(), groups)]).await?;
+        Ok(infos.remove(0))
+    }
+
+    /// [`Bus::topic_info`] of every topic this bus's consumer groups consume: their lag per
+    /// partition, also recorded as `kafka.eventbus.consumer.lag` (call it before rendering metrics,
+    /// or on a timer).
+    ///
+    /// # Errors
+    /// As [`Bus::topic_info`].
+    pub async fn consumer_lag(&self) -> Result<Vec<TopicInfo>> {
+        let mut topics: Vec<&'static str> = self
+            .inner
+            .registry
+            .handlers()
+            .iter()
+            .map(|h| h.topic)
+            .collect();
+        topics.sort_unstable();
+        topics.dedup();
+        let wanted = topics
+            .into_iter()
+            .map(|t| (t.to_owned(), self.groups_of(t)))
+            .filter(|(_, groups)| !groups.is_empty())
+            .collect();
+        self.inspect(wanted).await
+    }
+
+    /// Liveness and readiness with the default [`HealthOptions`] (a 2 s broker probe; a handler
+    /// attempt running over 60 s counts as stuck).
+    pub async fn health(&self) -> Health {
+        self.health_with(HealthOptions::default()).await
+    }
+
+    /// Liveness and readiness: the broker answers a metadata request within
+    /// `options.probe_timeout`, every consumer group of a started bus has partitions assigned, no
+    /// group's consumer failed, and no handler attempt has run longer than `options.stuck_after`.
+    pub async fn health_with(&self, options: HealthOptions) -> Health {
+        let groups: Vec<GroupHealth> = {
+            let running = self.inner.running.lock().await;
+            running
+                .iter()
+                .map(|runner| {
+                    let assignment = runner.assignment();
+                    let assigned_partitions = *assignment.borrow();
+                    GroupHealth {
+                        group: runner.group.clone(),
+                        assigned_partitions,
+                        // The consumer loop holds the sender until it ends.
+                        failed: assignment.has_changed().is_err(),
+                    }
+                })
+                .collect()
+        };
+        let consuming = !groups.is_empty();
+        let producer = self.inner.publisher.producer();
+        let probe_topic = self.inner.registry.topics().first().copied();
+        let timeout = options.probe_timeout;
+        let bus = self.clone();
+        let reachable = tokio::task::spawn_blocking(move || {
+            use rdkafka::producer::Producer;
+            let reachable = producer
+                .client()
+                .fetch_metadata(probe_topic, timeout)
+                .is_ok_and(|m| !m.brokers().is_empty());
+            drop(bus);
+            reachable
+        })
+        .await
+        .unwrap_or(false);
+        Health::assess(
+            reachable,
+            consuming,
+            groups,
+            self.inner.in_flight.longest(),
+            &options,
+        )
     }
 
     /// The circuit breaker of every running handler that has one (see `RetryPolicy::breaker`),
@@ -413,6 +560,8 @@ impl Bus {
             dlq_suffix: config.dlq_suffix.clone(),
             delivery_timeout: config.delivery_timeout,
             breakers: self.inner.breakers.clone(),
+            default_group: config.default_group().to_owned(),
+            in_flight: self.inner.in_flight.clone(),
         });
         self.inner
             .breakers
@@ -443,6 +592,7 @@ impl Bus {
         if started.is_empty() {
             tracing::info!("no handlers registered: the bus only publishes");
         }
+        telemetry::metrics::connections_active(1 + started.len());
         *running = started;
         Ok(())
     }
@@ -485,6 +635,7 @@ impl Bus {
         let timeout = self.inner.config.shutdown_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         let runners: Vec<GroupRunner> = std::mem::take(&mut *self.inner.running.lock().await);
+        telemetry::metrics::connections_active(1);
         let stops = futures::future::join_all(runners.into_iter().map(|runner| {
             let group = runner.group.clone();
             async move { (group, runner.stop(deadline).await) }

@@ -170,9 +170,7 @@ impl Incoming {
             ..Metadata::default()
         };
         let data = match content_mode(&found, value)? {
-            Mode::Structured(object) => {
-                decode_structured(&mut meta, object, found.content_type)?
-            }
+            Mode::Structured(object) => decode_structured(&mut meta, object, found.content_type)?,
             Mode::Binary => decode_binary(&mut meta, found, value)?,
         };
         check_required(&meta)?;

@@ -55,6 +55,7 @@ mod publish;
 pub mod registry;
 pub mod schemas;
 mod stats;
+pub mod telemetry;
 mod topics;
 
 pub use bus::{Bus, BusBuilder};
@@ -69,6 +70,7 @@ pub use event::{Event, HeraldEvent, PartitionKey};
 pub use herald_macros::{audit_event, domain_event, handler, IntegrationEvent};
 pub use publish::{Delivery, EncodedEvent, PublishRetry};
 pub use stats::Stats;
+pub use telemetry::{Health, HealthOptions, TopicInfo};
 
 /// What a herald service usually needs, plus serde and schemars derives.
 pub mod prelude {

@@ -21,6 +21,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 use rdkafka::ClientConfig;
 use tokio::time::Instant;
+use tracing::{Instrument, Span};
 
 use crate::codec::{self, encode_headers};
 use crate::config::Config;
@@ -29,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::event::HeraldEvent;
 use crate::naming;
 use crate::stats::Counters;
+use crate::telemetry::{metrics, propagation, spans};
 
 /// How long a publish waits before retrying a record the full producer queue refused.
 const QUEUE_FULL_WAIT: Duration = Duration::from_millis(2);
@@ -428,14 +430,32 @@ impl Publisher {
         }
     }
 
-    #[tracing::instrument(name = "herald.publish", level = "debug", skip_all,
-        fields(event_type = outgoing.event_type, topic = outgoing.topic, event_id = %outgoing.meta.id))]
-    async fn send(&self, outgoing: &Outgoing) -> Result<Delivery> {
-        self.send_record(outgoing).await
+    /// Opens the publish span of an encoded event and writes its trace context into the event.
+    fn traced(mut outgoing: Outgoing) -> (Outgoing, Span) {
+        let span = spans::publish(outgoing.topic, 1, Some(&outgoing.meta));
+        propagation::inject(&span, &mut outgoing.meta.extensions);
+        (outgoing, span)
+    }
+
+    /// Sends one of herald's own records under its publish span.
+    async fn send(&self, outgoing: &Outgoing, span: &Span) -> Result<Delivery> {
+        let result = self.send_record(outgoing).instrument(span.clone()).await;
+        match &result {
+            Ok(delivery) => spans::delivered(span, delivery.partition, delivery.offset),
+            Err(error) => spans::failed(span, error),
+        }
+        result
     }
 
     /// Sends one record and waits for its acknowledgement.
     async fn send_record<R: Record>(&self, outgoing: &R) -> Result<Delivery> {
+        let started = std::time::Instant::now();
+        let result = self.send_record_untimed(outgoing).await;
+        metrics::publish_duration(outgoing.names().1, started.elapsed());
+        result
+    }
+
+    async fn send_record_untimed<R: Record>(&self, outgoing: &R) -> Result<Delivery> {
         let (producer, generation) = self.current();
         let deadline = Instant::now() + self.timeout;
         let acknowledged = match self.enqueue(&producer, outgoing, deadline).await {
@@ -457,8 +477,8 @@ impl Publisher {
         event: &E,
         options: PublishOptions,
     ) -> Result<Delivery> {
-        let outgoing = self.encode(event, options)?;
-        self.send(&outgoing).await
+        let (outgoing, span) = Self::traced(self.encode(event, options)?);
+        self.send(&outgoing, &span).await
     }
 
     /// Publishes one event, trying again after retriable failures with exponential backoff; every
@@ -473,11 +493,11 @@ impl Publisher {
         options: PublishOptions,
         retry: PublishRetry,
     ) -> Result<Delivery> {
-        let outgoing = self.encode(event, options)?;
+        let (outgoing, span) = Self::traced(self.encode(event, options)?);
         let attempts = retry.max_attempts.max(1);
         let mut attempt = 1;
         loop {
-            match self.send(&outgoing).await {
+            match self.send(&outgoing, &span).await {
                 Ok(delivery) => return Ok(delivery),
                 Err(error) if attempt < attempts && error.is_retriable() => {
                     let delay = retry.delay(attempt);
@@ -499,11 +519,22 @@ impl Publisher {
         events: impl IntoIterator<Item = E>,
         options: PublishOptions,
     ) -> Result<Vec<Delivery>> {
-        let outgoing = events
+        let mut outgoing = events
             .into_iter()
             .map(|event| self.encode(&event, options.clone()))
             .collect::<Result<Vec<_>>>()?;
-        self.send_batch(&outgoing).await
+        let Some(first) = outgoing.first() else {
+            return Ok(Vec::new());
+        };
+        let span = spans::publish(first.topic, outgoing.len(), None);
+        for record in &mut outgoing {
+            propagation::inject(&span, &mut record.meta.extensions);
+        }
+        let result = self.send_batch(&outgoing).instrument(span.clone()).await;
+        if let Err(error) = &result {
+            spans::failed(&span, error);
+        }
+        result
     }
 
     /// Encodes an event for sending later as it is (same id): see [`EncodedEvent`].
@@ -512,14 +543,27 @@ impl Publisher {
         event: &E,
         options: PublishOptions,
     ) -> Result<EncodedEvent> {
-        Ok(self.encode(event, options)?.to_encoded())
+        let mut outgoing = self.encode(event, options)?;
+        // A stored event carries the trace of the code that stored it.
+        propagation::inject(&Span::current(), &mut outgoing.meta.extensions);
+        Ok(outgoing.to_encoded())
     }
 
-    /// Sends a stored encoded event as it is and waits for the broker's acknowledgement.
-    #[tracing::instrument(name = "herald.publish_encoded", level = "debug", skip_all,
-        fields(event_type = %event.event_type, topic = %event.topic, event_id = %event.id))]
+    /// Sends a stored encoded event as it is and waits for the broker's acknowledgement. Its
+    /// headers are not changed: the trace context it carries is the one of [`Self::encode_event`].
     pub async fn publish_encoded(&self, event: &EncodedEvent) -> Result<Delivery> {
-        self.send_record(event).await
+        let span = spans::publish(&event.topic, 1, None);
+        if !span.is_disabled() {
+            span.record("messaging.message.id", event.id.as_str());
+            span.record("cloudevents.event_id", event.id.as_str());
+            span.record("cloudevents.event_type", event.event_type.as_str());
+        }
+        let result = self.send_record(event).instrument(span.clone()).await;
+        match &result {
+            Ok(delivery) => spans::delivered(&span, delivery.partition, delivery.offset),
+            Err(error) => spans::failed(&span, error),
+        }
+        result
     }
 
     /// Sends stored encoded events as they are, enqueued in order, and waits for all
@@ -530,6 +574,16 @@ impl Publisher {
 
     /// Sends records strictly in order and waits for all acknowledgements.
     async fn send_batch<R: Record>(&self, outgoing: &[R]) -> Result<Vec<Delivery>> {
+        let started = std::time::Instant::now();
+        let result = self.send_batch_untimed(outgoing).await;
+        if let Some(first) = outgoing.first() {
+            metrics::batch_size(outgoing.len());
+            metrics::publish_duration(first.names().1, started.elapsed());
+        }
+        result
+    }
+
+    async fn send_batch_untimed<R: Record>(&self, outgoing: &[R]) -> Result<Vec<Delivery>> {
         let total = outgoing.len();
         let (producer, generation) = self.current();
         // Once the queue stayed full for the delivery timeout or the producer failed fatally, the

@@ -1,6 +1,11 @@
-//! Counters of what the bus did, readable at any time with `Bus::stats` (seed 003's statistics).
+//! Counters of what the bus did, readable at any time with `Bus::stats` (seed 003's statistics) and
+//! emitted through the `metrics` facade under seed 003's names as they change.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+
+use crate::telemetry::metrics::names;
 
 /// A snapshot of the bus's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -9,12 +14,15 @@ pub struct Stats {
     pub events_published: u64,
     /// Publishes the broker did not acknowledge.
     pub publish_failures: u64,
-    /// Producers replaced after a fatal error (each failed the publishes it hit).
+    /// Producers replaced after a fatal error (each failed the publishes it hit): herald's
+    /// reconnections.
     pub producer_restarts: u64,
     /// Messages received by the consumers.
     pub events_consumed: u64,
     /// Messages every handler succeeded on (their offsets were stored for commit).
     pub events_handled: u64,
+    /// Handler attempts started (each retry counts).
+    pub handler_invocations: u64,
     /// Handler runs that failed (each retry counts).
     pub handler_failures: u64,
     /// Messages that were not readable CloudEvents or did not fit the handler's type.
@@ -36,51 +44,151 @@ pub struct Stats {
     pub partitions_paused: u64,
     /// Times a handler's circuit breaker opened (`Bus::breakers` has each one's state).
     pub breaker_opens: u64,
+    /// When the bus connected (was built).
+    pub connected_at: Option<DateTime<Utc>>,
+    /// When the broker last acknowledged a publish.
+    pub last_publish_at: Option<DateTime<Utc>>,
+    /// When a consumer last received a message.
+    pub last_consume_at: Option<DateTime<Utc>>,
+    /// When a publish, a handler attempt, a decode or a dead-letter write last failed.
+    pub last_error_at: Option<DateTime<Utc>>,
+}
+
+/// One live counter: its value, the metric it is emitted as, and when it last moved (kept only for
+/// the counters [`Stats`] reports a time of).
+#[derive(Debug)]
+pub(crate) struct Counter {
+    value: AtomicU64,
+    metric: &'static str,
+    stamped: bool,
+    /// Microseconds since the Unix epoch; 0: never.
+    last_at: AtomicI64,
+}
+
+impl Counter {
+    const fn new(metric: &'static str, stamped: bool) -> Self {
+        Self {
+            value: AtomicU64::new(0),
+            metric,
+            stamped,
+            last_at: AtomicI64::new(0),
+        }
+    }
+
+    fn get(&self) -> u64 {
+        self.value.load(Ordering::Relaxed)
+    }
+
+    fn last_at(&self) -> i64 {
+        self.last_at.load(Ordering::Relaxed)
+    }
 }
 
 /// The live counters behind [`Stats`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Counters {
-    pub events_published: AtomicU64,
-    pub publish_failures: AtomicU64,
-    pub producer_restarts: AtomicU64,
-    pub events_consumed: AtomicU64,
-    pub events_handled: AtomicU64,
-    pub handler_failures: AtomicU64,
-    pub undecodable: AtomicU64,
-    pub skipped_unknown_type: AtomicU64,
-    pub rebalances: AtomicU64,
-    pub retries: AtomicU64,
-    pub handler_timeouts: AtomicU64,
-    pub dead_lettered: AtomicU64,
-    pub dead_letter_failures: AtomicU64,
-    pub partitions_paused: AtomicU64,
-    pub breaker_opens: AtomicU64,
+    pub events_published: Counter,
+    pub publish_failures: Counter,
+    pub producer_restarts: Counter,
+    pub events_consumed: Counter,
+    pub events_handled: Counter,
+    pub handler_invocations: Counter,
+    pub handler_failures: Counter,
+    pub undecodable: Counter,
+    pub skipped_unknown_type: Counter,
+    pub rebalances: Counter,
+    pub retries: Counter,
+    pub handler_timeouts: Counter,
+    pub dead_lettered: Counter,
+    pub dead_letter_failures: Counter,
+    pub partitions_paused: Counter,
+    pub breaker_opens: Counter,
+    /// Microseconds since the Unix epoch when the bus was built.
+    connected_at: AtomicI64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            events_published: Counter::new(names::MESSAGES_PUBLISHED, true),
+            publish_failures: Counter::new(names::PUBLISH_ERRORS, true),
+            producer_restarts: Counter::new(names::RECONNECTIONS, false),
+            events_consumed: Counter::new(names::MESSAGES_CONSUMED, true),
+            events_handled: Counter::new(names::MESSAGES_HANDLED, false),
+            handler_invocations: Counter::new(names::HANDLER_INVOCATIONS, false),
+            handler_failures: Counter::new(names::HANDLER_ERRORS, true),
+            undecodable: Counter::new(names::MESSAGES_UNDECODABLE, true),
+            skipped_unknown_type: Counter::new(names::MESSAGES_SKIPPED, false),
+            rebalances: Counter::new(names::REBALANCES, false),
+            retries: Counter::new(names::HANDLER_RETRIES, false),
+            handler_timeouts: Counter::new(names::HANDLER_TIMEOUTS, false),
+            dead_lettered: Counter::new(names::MESSAGES_DLQ, false),
+            dead_letter_failures: Counter::new(names::DLQ_ERRORS, true),
+            partitions_paused: Counter::new(names::PARTITIONS_PAUSED, false),
+            breaker_opens: Counter::new(names::BREAKER_OPENS, false),
+            connected_at: AtomicI64::new(0),
+        }
+    }
+}
+
+/// Microseconds since the Unix epoch, now.
+fn now_micros() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
+fn time(micros: i64) -> Option<DateTime<Utc>> {
+    (micros > 0)
+        .then(|| DateTime::from_timestamp_micros(micros))
+        .flatten()
 }
 
 impl Counters {
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+    /// Adds `n` to `counter` and to its metric (a no-op without an installed `metrics` recorder).
+    pub fn add(counter: &Counter, n: u64) {
+        counter.value.fetch_add(n, Ordering::Relaxed);
+        if counter.stamped {
+            counter.last_at.store(now_micros(), Ordering::Relaxed);
+        }
+        metrics::counter!(counter.metric).increment(n);
+    }
+
+    /// Notes that the bus connected now.
+    pub fn connected(&self) {
+        self.connected_at.store(now_micros(), Ordering::Relaxed);
     }
 
     pub fn snapshot(&self) -> Stats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let last_error = [
+            &self.publish_failures,
+            &self.handler_failures,
+            &self.undecodable,
+            &self.dead_letter_failures,
+        ]
+        .iter()
+        .map(|c| c.last_at())
+        .max()
+        .unwrap_or(0);
         Stats {
-            events_published: get(&self.events_published),
-            publish_failures: get(&self.publish_failures),
-            producer_restarts: get(&self.producer_restarts),
-            events_consumed: get(&self.events_consumed),
-            events_handled: get(&self.events_handled),
-            handler_failures: get(&self.handler_failures),
-            undecodable: get(&self.undecodable),
-            skipped_unknown_type: get(&self.skipped_unknown_type),
-            rebalances: get(&self.rebalances),
-            retries: get(&self.retries),
-            handler_timeouts: get(&self.handler_timeouts),
-            dead_lettered: get(&self.dead_lettered),
-            dead_letter_failures: get(&self.dead_letter_failures),
-            partitions_paused: get(&self.partitions_paused),
-            breaker_opens: get(&self.breaker_opens),
+            events_published: self.events_published.get(),
+            publish_failures: self.publish_failures.get(),
+            producer_restarts: self.producer_restarts.get(),
+            events_consumed: self.events_consumed.get(),
+            events_handled: self.events_handled.get(),
+            handler_invocations: self.handler_invocations.get(),
+            handler_failures: self.handler_failures.get(),
+            undecodable: self.undecodable.get(),
+            skipped_unknown_type: self.skipped_unknown_type.get(),
+            rebalances: self.rebalances.get(),
+            retries: self.retries.get(),
+            handler_timeouts: self.handler_timeouts.get(),
+            dead_lettered: self.dead_lettered.get(),
+            dead_letter_failures: self.dead_letter_failures.get(),
+            partitions_paused: self.partitions_paused.get(),
+            breaker_opens: self.breaker_opens.get(),
+            connected_at: time(self.connected_at.load(Ordering::Relaxed)),
+            last_publish_at: time(self.events_published.last_at()),
+            last_consume_at: time(self.events_consumed.last_at()),
+            last_error_at: time(last_error),
         }
     }
 }

@@ -24,6 +24,7 @@ use crate::envelope::Position;
 use crate::error::{DispatchError, HandlerError};
 use crate::registry::HandlerDescriptor;
 use crate::stats::Counters;
+use crate::telemetry::{metrics, propagation, spans};
 
 /// A handler with the retry policy it runs under, and its circuit breaker if the policy has one.
 #[derive(Debug, Clone)]
@@ -120,8 +121,29 @@ impl Failure {
     }
 }
 
-/// Handles one message to a verdict.
+/// Handles one message to a verdict, timing it (`kafka.eventbus.consume.duration`).
 pub(crate) async fn dispatch(
+    message: &Received,
+    routes: &Routes,
+    group: &str,
+    shared: &Shared,
+    cancel: &CancellationToken,
+    hold: Hold<'_>,
+) -> Verdict {
+    let started = std::time::Instant::now();
+    let verdict = dispatch_untimed(message, routes, group, shared, cancel, hold).await;
+    let name = match verdict {
+        Verdict::Handled => "handled",
+        Verdict::Skipped => "skipped",
+        Verdict::DeadLetter(_) => "dead_letter",
+        Verdict::Retry { .. } => "retry",
+        Verdict::Stopped => "stopped",
+    };
+    metrics::consume_duration(name, started.elapsed());
+    verdict
+}
+
+async fn dispatch_untimed(
     message: &Received,
     routes: &Routes,
     group: &str,
@@ -434,8 +456,9 @@ fn release_probe(breaker: &Option<Arc<Breaker>>, permit: Option<Permit>) {
     }
 }
 
-/// One attempt: decodes the event for the handler and runs it, containing panics and enforcing the
-/// attempt timeout.
+/// One attempt, in its `process` span (the child of the publish span whose trace context the event
+/// carries) and timed: decodes the event for the handler and runs it, containing panics and
+/// enforcing the attempt timeout.
 async fn run_once(
     handler: &'static HandlerDescriptor,
     incoming: &Incoming,
@@ -443,16 +466,26 @@ async fn run_once(
     timeout: Option<Duration>,
 ) -> Result<(), DispatchError> {
     let meta = incoming.meta();
-    let span = tracing::info_span!(
-        "herald.handle",
-        handler = handler.name,
-        event_type = %meta.event_type,
-        event_id = %meta.id,
-        correlation_id = meta.correlation_id.as_deref().unwrap_or(""),
-        topic = meta.position.as_ref().map(|p| p.topic.as_str()).unwrap_or(""),
-        partition = meta.position.as_ref().map(|p| p.partition).unwrap_or(-1),
-        offset = meta.position.as_ref().map(|p| p.offset).unwrap_or(-1),
-    );
+    let group = handler.group.unwrap_or(&shared.default_group);
+    let span = spans::process(meta, handler.name, group);
+    propagation::continue_trace(&span, meta);
+    Counters::add(&shared.counters.handler_invocations, 1);
+    let running = shared.in_flight.start(handler.name);
+    let result = run_once_in(handler, incoming, shared, timeout, span.clone()).await;
+    metrics::handler_duration(handler.name, result.is_ok(), running.started.elapsed());
+    if let Err(error) = &result {
+        spans::failed(&span, error);
+    }
+    result
+}
+
+async fn run_once_in(
+    handler: &'static HandlerDescriptor,
+    incoming: &Incoming,
+    shared: &Shared,
+    timeout: Option<Duration>,
+    span: tracing::Span,
+) -> Result<(), DispatchError> {
     let ctx = Context::new(
         incoming.clone(),
         handler.name,

@@ -204,7 +204,7 @@ impl ConsumerContext for GroupContext {
         if let Rebalance::Revoke(tpl) = rebalance {
             let revoked = partition_ids(tpl);
             self.retire(&revoked);
-            let _ = self.events.send(Polled::Revoked(revoked));
+            self.events.send(Polled::Revoked(revoked));
         }
     }
 
@@ -218,11 +218,11 @@ impl ConsumerContext for GroupContext {
                     tracing::warn!(group = %self.group, error = %e, "could not resume newly assigned partitions");
                 }
                 tracing::info!(group = %self.group, partitions = tpl.count(), "partitions assigned");
-                let _ = self.events.send(Polled::Assigned(tpl.count()));
+                self.events.send(Polled::Assigned(tpl.count()));
             }
             Rebalance::Revoke(_) => {
                 tracing::info!(group = %self.group, "partitions revoked");
-                let _ = self.events.send(Polled::Assigned(0));
+                self.events.send(Polled::Assigned(0));
             }
             Rebalance::Error(e) => {
                 tracing::warn!(group = %self.group, error = %e, "rebalance failed")

@@ -40,4 +40,8 @@ pub(crate) struct Shared {
     pub delivery_timeout: Duration,
     /// Every handler's circuit breaker, for [`Bus::breakers`](crate::Bus::breakers).
     pub breakers: Arc<std::sync::Mutex<Vec<Arc<breaker::Breaker>>>>,
+    /// The group of handlers that name none.
+    pub default_group: String,
+    /// The handler attempts running now, for [`Bus::health`](crate::Bus::health).
+    pub in_flight: Arc<crate::telemetry::in_flight::InFlight>,
 }

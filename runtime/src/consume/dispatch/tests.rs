@@ -97,6 +97,8 @@ fn shared() -> Shared {
         dlq_suffix: ".dlq".into(),
         delivery_timeout: Duration::from_secs(1),
         breakers: Default::default(),
+        default_group: "dispatch-tests".into(),
+        in_flight: Default::default(),
     }
 }
 

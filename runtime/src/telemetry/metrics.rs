@@ -1,0 +1,143 @@
+//! herald's metrics, under seed 003's names, through the [`metrics`] facade: nothing is recorded
+//! until the application installs a recorder (`metrics-exporter-prometheus` is the easy one; see
+//! `docs/observability.md`). Install it before building the bus so that [`describe`] gives every
+//! metric its unit and help text.
+//!
+//! Counters move where the bus's [`Stats`](crate::Stats) counters move; the histograms are
+//! measured where herald publishes and dispatches; the gauges are set when the bus starts or stops
+//! consumers and when lag is read ([`Bus::consumer_lag`](crate::Bus::consumer_lag),
+//! [`Bus::topic_info`](crate::Bus::topic_info)).
+
+use std::time::Duration;
+
+use metrics::Unit;
+
+/// The metric names, all with seed 003's `kafka.eventbus.` prefix (Prometheus shows the dots as
+/// underscores: `kafka_eventbus_messages_published`).
+pub mod names {
+    /// Counter: events the broker acknowledged.
+    pub const MESSAGES_PUBLISHED: &str = "kafka.eventbus.messages.published";
+    /// Counter: messages the consumers received.
+    pub const MESSAGES_CONSUMED: &str = "kafka.eventbus.messages.consumed";
+    /// Counter: handler attempts started (each retry counts).
+    pub const HANDLER_INVOCATIONS: &str = "kafka.eventbus.handler.invocations";
+    /// Counter: handler attempts that failed.
+    pub const HANDLER_ERRORS: &str = "kafka.eventbus.handler.errors";
+    /// Counter: messages copied to a dead-letter topic.
+    pub const MESSAGES_DLQ: &str = "kafka.eventbus.messages.dlq";
+    /// Counter: publishes the broker did not acknowledge.
+    pub const PUBLISH_ERRORS: &str = "kafka.eventbus.publish.errors";
+    /// Counter: producers replaced after a fatal error.
+    pub const RECONNECTIONS: &str = "kafka.eventbus.reconnections";
+    /// Counter: partition assignments and revocations.
+    pub const REBALANCES: &str = "kafka.eventbus.rebalances";
+    /// Histogram (seconds, label `topic`): from a publish's start to the broker's acknowledgement.
+    pub const PUBLISH_DURATION: &str = "kafka.eventbus.publish.duration";
+    /// Histogram (seconds, label `verdict`): from a consumed message's dispatch to its verdict
+    /// (`handled`, `skipped`, `dead_letter`, `retry`, `stopped`), retries included.
+    pub const CONSUME_DURATION: &str = "kafka.eventbus.consume.duration";
+    /// Histogram (seconds, labels `handler`, `outcome` = `ok` / `error`): one handler attempt.
+    pub const HANDLER_DURATION: &str = "kafka.eventbus.handler.duration";
+    /// Histogram (events): the size of each `publish_batch` / `publish_encoded_batch`.
+    pub const BATCH_SIZE: &str = "kafka.eventbus.batch.size";
+    /// Gauge: the bus's Kafka clients, the producer and one consumer per running group.
+    pub const CONNECTIONS_ACTIVE: &str = "kafka.eventbus.connections.active";
+    /// Gauge (labels `topic`, `partition`, `group`): messages not yet committed by the group, as
+    /// last read from the broker's watermarks.
+    pub const CONSUMER_LAG: &str = "kafka.eventbus.consumer.lag";
+    /// Counter (herald's own): messages every handler succeeded on.
+    pub const MESSAGES_HANDLED: &str = "kafka.eventbus.messages.handled";
+    /// Counter (herald's own): messages that were not readable CloudEvents or did not fit.
+    pub const MESSAGES_UNDECODABLE: &str = "kafka.eventbus.messages.undecodable";
+    /// Counter (herald's own): messages of an event type no handler of the group takes.
+    pub const MESSAGES_SKIPPED: &str = "kafka.eventbus.messages.skipped";
+    /// Counter (herald's own): retries of a failed handler.
+    pub const HANDLER_RETRIES: &str = "kafka.eventbus.handler.retries";
+    /// Counter (herald's own): handler attempts that timed out.
+    pub const HANDLER_TIMEOUTS: &str = "kafka.eventbus.handler.timeouts";
+    /// Counter (herald's own): failed writes to a dead-letter topic.
+    pub const DLQ_ERRORS: &str = "kafka.eventbus.dlq.errors";
+    /// Counter (herald's own): partitions paused because their handlers were behind.
+    pub const PARTITIONS_PAUSED: &str = "kafka.eventbus.partitions.paused";
+    /// Counter (herald's own): circuit breaker openings.
+    pub const BREAKER_OPENS: &str = "kafka.eventbus.breaker.opens";
+}
+
+/// Gives every herald metric its unit and help text in the installed recorder (called when a bus
+/// is built; harmless to call again).
+pub fn describe() {
+    use names::*;
+    let counters = [
+        (MESSAGES_PUBLISHED, "Events the broker acknowledged"),
+        (MESSAGES_CONSUMED, "Messages the consumers received"),
+        (HANDLER_INVOCATIONS, "Handler attempts started"),
+        (HANDLER_ERRORS, "Handler attempts that failed"),
+        (MESSAGES_DLQ, "Messages copied to a dead-letter topic"),
+        (PUBLISH_ERRORS, "Publishes the broker did not acknowledge"),
+        (RECONNECTIONS, "Producers replaced after a fatal error"),
+        (REBALANCES, "Partition assignments and revocations"),
+        (MESSAGES_HANDLED, "Messages every handler succeeded on"),
+        (
+            MESSAGES_UNDECODABLE,
+            "Messages that were not readable CloudEvents",
+        ),
+        (MESSAGES_SKIPPED, "Messages no handler of the group takes"),
+        (HANDLER_RETRIES, "Retries of failed handlers"),
+        (HANDLER_TIMEOUTS, "Handler attempts that timed out"),
+        (DLQ_ERRORS, "Failed writes to a dead-letter topic"),
+        (
+            PARTITIONS_PAUSED,
+            "Partitions paused because their handlers were behind",
+        ),
+        (BREAKER_OPENS, "Circuit breaker openings"),
+    ];
+    for (name, help) in counters {
+        metrics::describe_counter!(name, help);
+    }
+    let durations = [
+        (PUBLISH_DURATION, "From a publish to its acknowledgement"),
+        (CONSUME_DURATION, "From a message's dispatch to its verdict"),
+        (HANDLER_DURATION, "One handler attempt"),
+    ];
+    for (name, help) in durations {
+        metrics::describe_histogram!(name, Unit::Seconds, help);
+    }
+    metrics::describe_histogram!(BATCH_SIZE, Unit::Count, "Events per published batch");
+    metrics::describe_gauge!(CONNECTIONS_ACTIVE, "The bus's Kafka clients");
+    metrics::describe_gauge!(CONSUMER_LAG, Unit::Count, "Messages not yet committed");
+}
+
+/// Records a publish's duration.
+pub(crate) fn publish_duration(topic: &'static str, elapsed: Duration) {
+    metrics::histogram!(names::PUBLISH_DURATION, "topic" => topic).record(elapsed.as_secs_f64());
+}
+
+/// Records a message's time to its verdict.
+pub(crate) fn consume_duration(verdict: &'static str, elapsed: Duration) {
+    metrics::histogram!(names::CONSUME_DURATION, "verdict" => verdict)
+        .record(elapsed.as_secs_f64());
+}
+
+/// Records one handler attempt's duration.
+pub(crate) fn handler_duration(handler: &'static str, ok: bool, elapsed: Duration) {
+    let outcome = if ok { "ok" } else { "error" };
+    metrics::histogram!(names::HANDLER_DURATION, "handler" => handler, "outcome" => outcome)
+        .record(elapsed.as_secs_f64());
+}
+
+/// Records a published batch's size.
+pub(crate) fn batch_size(events: usize) {
+    metrics::histogram!(names::BATCH_SIZE).record(events as f64);
+}
+
+/// Sets how many Kafka clients the bus runs.
+pub(crate) fn connections_active(clients: usize) {
+    metrics::gauge!(names::CONNECTIONS_ACTIVE).set(clients as f64);
+}
+
+/// Sets a group's lag on one partition.
+pub(crate) fn consumer_lag(topic: &str, partition: i32, group: &str, lag: i64) {
+    metrics::gauge!(names::CONSUMER_LAG, "topic" => topic.to_owned(),
+        "partition" => partition.to_string(), "group" => group.to_owned())
+    .set(lag as f64);
+}
