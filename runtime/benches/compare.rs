@@ -145,13 +145,13 @@ fn client_config(bootstrap: &str, embedded: bool) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", bootstrap);
     if embedded {
-        config.set("fetch.wait.max.ms", "10");
+        config.set("fetch.wait.max.ms", "4");
     }
     config
 }
 
-/// The producer herald uses, built by hand: idempotent, acks=all, 5 ms linger, lz4 on the embedded
-/// broker.
+/// The producer herald uses, built by hand: idempotent, acks=all, 5 ms linger; lz4 and 1 ms linger
+/// on the embedded broker.
 fn raw_producer(bootstrap: &str, embedded: bool) -> FutureProducer {
     let mut config = client_config(bootstrap, embedded);
     config
@@ -159,7 +159,7 @@ fn raw_producer(bootstrap: &str, embedded: bool) -> FutureProducer {
         .set("acks", "all")
         .set("linger.ms", "5");
     if embedded {
-        config.set("compression.type", "lz4");
+        config.set("compression.type", "lz4").set("linger.ms", "1");
     }
     config.create().expect("raw producer")
 }
@@ -438,6 +438,7 @@ async fn main() -> herald::Result<()> {
     {
         let mut builder = Bus::builder(
             Config::new("bench-latency")
+                .commit_interval(Duration::from_secs(5))
                 .topic_partitions(PARTITIONS)
                 .auto_create_topics(embedded)
                 .auto_offset_reset(herald::OffsetReset::Earliest),
@@ -452,6 +453,15 @@ async fn main() -> herald::Result<()> {
         latency_bus
             .wait_for_assignment(Duration::from_secs(30))
             .await?;
+        // As for the raw client: a warm producer (connected, topic metadata, producer id) and a
+        // consumer whose first fetches started, before measuring.
+        latency_bus
+            .publish(Ping {
+                sensor: 0,
+                sent_us: now_us(),
+            })
+            .await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
         let publisher = latency_bus.clone();
         latency.insert(
             "herald",
