@@ -155,7 +155,7 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<ExitCode> {
         })
         .context("starting the stdin reader")?;
 
-    let signal = shutdown_signal();
+    let signal = herald::shutdown_signal();
     tokio::pin!(signal);
     let mut stdin_open = true;
     loop {
@@ -192,29 +192,6 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<ExitCode> {
     }
     drop(broker);
     Ok(ExitCode::SUCCESS)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
 }
 
 #[cfg(test)]

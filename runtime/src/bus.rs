@@ -672,7 +672,9 @@ impl Bus {
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves on Ctrl-C or SIGTERM: what [`Bus::run_until_shutdown`] waits for, for programs that
+/// run something else until then.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

@@ -58,7 +58,7 @@ mod stats;
 pub mod telemetry;
 mod topics;
 
-pub use bus::{Bus, BusBuilder};
+pub use bus::{shutdown_signal, Bus, BusBuilder};
 pub use config::{Brokers, Config, OffsetReset, Secret, Security};
 pub use consume::breaker::{BreakerState, BreakerStatus, CircuitBreaker};
 pub use consume::retry::{RetryMode, RetryPolicy};

@@ -4,22 +4,15 @@
 //! copy cannot be written the partition waits and tries again, so a message is always either in the
 //! main topic's uncommitted range or in the dead-letter topic.
 
-use std::time::Duration;
-
 use chrono::{SecondsFormat, Utc};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::FutureRecord;
-use rdkafka::util::Timeout;
 use tokio_util::sync::CancellationToken;
 
 use super::dispatch::Failure;
 use super::received::Received;
-use super::Shared;
+use super::{forward, Shared};
 use crate::dlq::headers;
 use crate::stats::Counters;
-
-/// The longest wait between two tries of writing a dead letter.
-const MAX_WAIT: Duration = Duration::from_secs(30);
 
 /// Copies `message` to its dead-letter topic, trying until the broker acknowledges it. Returns
 /// `false` only when `cancel` fired first (revocation, shutdown): the message then stays
@@ -39,45 +32,17 @@ pub(crate) async fn dead_letter(
         shared.dlq_suffix
     );
     let headers = letter_headers(message, failure, group);
-    let mut wait = Duration::from_millis(100);
-    loop {
-        let mut record = FutureRecord::to(&topic).headers(headers.clone());
-        if let Some(payload) = message.payload() {
-            record = record.payload(payload);
-        }
-        if let Some(key) = message.key() {
-            record = record.key(key);
-        }
-        let producer = shared.publisher.producer();
-        let send = producer.send(record, Timeout::After(shared.delivery_timeout));
-        let result = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return false,
-            result = send => result,
-        };
-        match result {
-            Ok((partition, offset)) => {
-                Counters::add(&shared.counters.dead_lettered, 1);
-                tracing::warn!(topic = message.topic(), partition = message.partition(), offset = message.offset(),
-                    dlq_topic = %topic, dlq_partition = partition, dlq_offset = offset,
-                    kind = failure.kind.as_str(), handlers = %failure.handlers, reason = %failure.reason,
-                    "message dead-lettered");
-                return true;
-            }
-            Err((error, _)) => {
-                Counters::add(&shared.counters.dead_letter_failures, 1);
-                tracing::error!(topic = message.topic(), partition = message.partition(), offset = message.offset(),
-                    dlq_topic = %topic, %error, retry_in = ?wait,
-                    "could not write to the dead-letter topic; the partition waits and tries again");
-            }
-        }
-        tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return false,
-            _ = tokio::time::sleep(wait) => {}
-        }
-        wait = (wait * 2).min(MAX_WAIT);
-    }
+    let Some((partition, offset)) =
+        forward::until_acknowledged(message, &topic, headers, shared, cancel).await
+    else {
+        return false;
+    };
+    Counters::add(&shared.counters.dead_lettered, 1);
+    tracing::warn!(topic = message.topic(), partition = message.partition(), offset = message.offset(),
+        dlq_topic = %topic, dlq_partition = partition, dlq_offset = offset,
+        kind = failure.kind.as_str(), handlers = %failure.handlers, reason = %failure.reason,
+        "message dead-lettered");
+    true
 }
 
 /// The original headers, byte for byte, followed by herald's `dlq_*` headers. A message that was

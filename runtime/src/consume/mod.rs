@@ -12,6 +12,7 @@ use crate::stats::Counters;
 pub mod breaker;
 mod dead_letter;
 pub(crate) mod dispatch;
+mod forward;
 mod group;
 mod received;
 pub mod retry;

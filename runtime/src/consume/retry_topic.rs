@@ -13,13 +13,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::FutureRecord;
-use rdkafka::util::Timeout;
 use tokio_util::sync::CancellationToken;
 
 use super::received::Received;
-use super::Shared;
-use crate::stats::Counters;
+use super::{forward, Shared};
 
 /// The number of retry topics per topic; retries past the last tier stay in the last tier.
 pub const TIERS: u32 = 3;
@@ -191,40 +188,14 @@ pub(crate) async fn forward(
             value: Some(value),
         });
     }
-    let mut wait = Duration::from_millis(100);
-    loop {
-        let mut record = FutureRecord::to(&topic).headers(out.clone());
-        if let Some(payload) = message.payload() {
-            record = record.payload(payload);
-        }
-        if let Some(key) = message.key() {
-            record = record.key(key);
-        }
-        let producer = shared.publisher.producer();
-        let send = producer.send(record, Timeout::After(shared.delivery_timeout));
-        let result = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return false,
-            result = send => result,
-        };
-        match result {
-            Ok(_) => {
-                tracing::info!(topic = %origin.topic, partition = origin.partition, offset = origin.offset,
-                    retry_topic = %topic, handler = deferral.handler, attempts = deferral.attempts,
-                    delay = ?deferral.delay, "event sent to its retry topic");
-                return true;
-            }
-            Err((error, _)) => {
-                Counters::add(&shared.counters.dead_letter_failures, 1);
-                tracing::error!(retry_topic = %topic, %error, retry_in = ?wait,
-                    "could not write to the retry topic; the partition waits and tries again");
-            }
-        }
-        tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return false,
-            _ = tokio::time::sleep(wait) => {}
-        }
-        wait = (wait * 2).min(Duration::from_secs(30));
+    if forward::until_acknowledged(message, &topic, out, shared, cancel)
+        .await
+        .is_none()
+    {
+        return false;
     }
+    tracing::info!(topic = %origin.topic, partition = origin.partition, offset = origin.offset,
+        retry_topic = %topic, handler = deferral.handler, attempts = deferral.attempts,
+        delay = ?deferral.delay, "event sent to its retry topic");
+    true
 }
