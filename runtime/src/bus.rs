@@ -554,6 +554,7 @@ impl Bus {
             counters: self.inner.counters.clone(),
             policies: self.inner.policies.clone(),
             max_buffered: config.max_buffered_per_partition,
+            max_buffered_bytes: config.max_buffered_bytes_per_partition,
             shutdown_timeout: config.shutdown_timeout,
             dead_letter_unknown_types: config.dead_letter_unknown_types,
             max_message_bytes: config.max_message_bytes,

@@ -305,6 +305,10 @@ pub struct Config {
     /// Messages buffered per partition before herald pauses fetching it (default 10,000: each pause
     /// makes librdkafka drop and refetch what it prefetched, so a small buffer costs throughput).
     pub max_buffered_per_partition: usize,
+    /// Bytes (keys, values, headers) buffered per partition before herald pauses fetching it
+    /// (default 16 MiB), so that large messages cannot make the consumer's memory grow without
+    /// bound; whichever of the two bounds is reached first pauses the partition.
+    pub max_buffered_bytes_per_partition: usize,
     /// Any other librdkafka property, passed through to every client.
     pub properties: BTreeMap<String, String>,
     /// A prefix per environment (`staging`, `dev-alice`) put before every topic herald derives:
@@ -339,6 +343,7 @@ impl Config {
             dead_letter_unknown_types: false,
             max_message_bytes: None,
             max_buffered_per_partition: 10_000,
+            max_buffered_bytes_per_partition: 16 << 20,
             properties: BTreeMap::new(),
             topic_prefix: None,
         }
@@ -780,6 +785,9 @@ impl Config {
         if self.max_buffered_per_partition == 0 {
             return fail("max_buffered_per_partition must be at least 1".into());
         }
+        if self.max_buffered_bytes_per_partition == 0 {
+            return fail("max_buffered_bytes_per_partition must be at least 1".into());
+        }
         for key in self.properties.keys() {
             let normalized = key.trim().to_ascii_lowercase();
             if let Some((owned, why)) = OWNED_PROPERTIES.iter().find(|(k, _)| *k == normalized) {
@@ -921,6 +929,10 @@ impl fmt::Debug for Config {
             .field(
                 "max_buffered_per_partition",
                 &self.max_buffered_per_partition,
+            )
+            .field(
+                "max_buffered_bytes_per_partition",
+                &self.max_buffered_bytes_per_partition,
             )
             .field("properties", &properties)
             .finish()

@@ -1007,3 +1007,52 @@ async fn retry_topics_let_the_partition_move_on() {
         assert_all_committed(bus.bootstrap_servers(), "failures-stock", topic);
     }
 }
+
+// ------------------------------------------------------------ memory bounded in bytes
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+#[event(topic = "failures.scans")]
+pub struct DocumentScanned {
+    #[event(key)]
+    pub document: String,
+    pub seq: u64,
+    /// About 20 KB of scanned text.
+    pub text: String,
+}
+
+#[handler(group = "failures-scans")]
+async fn index_scan(event: DocumentScanned, ctx: &Context) -> Result<(), HandlerError> {
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    log(ctx).handled("scan", event.seq);
+    Ok(())
+}
+
+/// Few but large messages: the byte bound pauses the partition long before the message bound
+/// (10,000) would, and everything is still handled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_is_paused_by_the_bytes_it_has_buffered() {
+    let broker = broker();
+    let log = Arc::new(Log::default());
+    let config = Config {
+        max_buffered_bytes_per_partition: 200_000,
+        ..config("scanner")
+    };
+    assert_eq!(config.max_buffered_per_partition, 10_000);
+    let bus = bus_on(&broker, config, "failures-scans", &log).await;
+    bus.publish_batch((0..200).map(|seq| DocumentScanned {
+        document: "one-partition".into(),
+        seq,
+        text: "x".repeat(20_000),
+    }))
+    .await
+    .unwrap();
+    bus.start().await.unwrap();
+    wait_until("all 200 scans were handled", || {
+        log.seqs("scan").len() == 200
+    })
+    .await;
+    bus.shutdown().await.unwrap();
+    let stats = bus.stats();
+    assert!(stats.partitions_paused > 0, "never paused: {stats:?}");
+    assert_eq!(log.seqs("scan"), (0..200).collect::<Vec<_>>());
+}

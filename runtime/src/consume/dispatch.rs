@@ -250,12 +250,12 @@ async fn dispatch_message(
             (chosen, record.attempts)
         }
     };
-    let outcomes = futures::future::join_all(
-        chosen
-            .iter()
-            .map(|route| run_with_retries(route, &incoming, shared, cancel, hold, prior)),
-    )
-    .await;
+    let run = |route| run_with_retries(route, &incoming, shared, cancel, hold, prior);
+    // Most event types have one handler per group: run it without collecting futures.
+    let outcomes = match chosen.as_slice() {
+        [route] => vec![run(route).await],
+        routes => futures::future::join_all(routes.iter().map(run)).await,
+    };
     let mut failures: Vec<Failure> = Vec::new();
     let mut deferrals: Vec<Deferral> = Vec::new();
     for outcome in outcomes {

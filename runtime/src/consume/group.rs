@@ -9,7 +9,8 @@
 //!
 //! A message's offset is stored for commit only after its verdict: handled, skipped, or copied to
 //! the dead-letter topic. Within a partition messages are handled in order; partitions run in
-//! parallel. A partition whose worker falls `max_buffered_per_partition` messages behind is paused
+//! parallel. A partition whose worker falls `max_buffered_per_partition` messages or
+//! `max_buffered_bytes_per_partition` bytes behind is paused
 //! at the broker and resumed once it caught up; every partition is resumed when it is assigned, since
 //! librdkafka keeps an application's pause across a revoke and re-assign.
 
@@ -443,11 +444,54 @@ fn poll_loop(consumer: &GroupConsumer, polling: &AtomicBool, group: &str) {
     out.flush();
 }
 
+/// How far a partition's worker is behind, in messages and in bytes; shared by the consumer loop
+/// (which adds) and the worker (which takes).
+#[derive(Debug)]
+struct Backlog {
+    messages: AtomicUsize,
+    bytes: AtomicUsize,
+    max_messages: usize,
+    max_bytes: usize,
+}
+
+impl Backlog {
+    fn new(max_messages: usize, max_bytes: usize) -> Self {
+        Self {
+            messages: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+            max_messages,
+            max_bytes,
+        }
+    }
+
+    /// Adds a message of `size` bytes; returns whether the partition is now too far behind.
+    fn add(&self, size: usize) -> bool {
+        let messages = self.messages.fetch_add(1, Ordering::SeqCst) + 1;
+        let bytes = self.bytes.fetch_add(size, Ordering::SeqCst) + size;
+        messages >= self.max_messages || bytes >= self.max_bytes
+    }
+
+    /// Takes a message of `size` bytes off; returns whether that brought the partition back to
+    /// half of both bounds (the moment to fetch again).
+    fn take(&self, size: usize) -> bool {
+        let was = self.caught_up();
+        self.messages.fetch_sub(1, Ordering::SeqCst);
+        self.bytes.fetch_sub(size, Ordering::SeqCst);
+        !was && self.caught_up()
+    }
+
+    /// At or below half of both bounds.
+    fn caught_up(&self) -> bool {
+        self.messages.load(Ordering::SeqCst) <= self.max_messages / 2
+            && self.bytes.load(Ordering::SeqCst) <= self.max_bytes / 2
+    }
+}
+
 /// One partition's worker: its queue, how far behind it is, whether its partition is paused, and
 /// whether a handler's open circuit breaker holds it.
 struct Worker {
     queue: mpsc::UnboundedSender<Received>,
-    backlog: Arc<AtomicUsize>,
+    backlog: Arc<Backlog>,
     paused: bool,
     held: bool,
     task: JoinHandle<()>,
@@ -548,9 +592,8 @@ impl ConsumerLoop {
             .workers
             .get_mut(topic, partition)
             .expect("inserted above");
-        let behind = worker.backlog.fetch_add(1, Ordering::SeqCst) + 1;
-        let pause = (!worker.paused && behind >= self.shared.max_buffered)
-            .then(|| (topic.to_owned(), partition));
+        let behind = worker.backlog.add(message.size());
+        let pause = (!worker.paused && behind).then(|| (topic.to_owned(), partition));
         let _ = worker.queue.send(message);
         if let Some(id) = pause {
             self.pause(&id);
@@ -571,7 +614,7 @@ impl ConsumerLoop {
                 worker.held = held;
                 if held {
                     self.pause(&id);
-                } else if worker.backlog.load(Ordering::SeqCst) <= self.shared.max_buffered / 2 {
+                } else if worker.backlog.caught_up() {
                     self.resume(&id);
                 }
             }
@@ -681,7 +724,10 @@ impl ConsumerLoop {
             self.group.clone(),
         );
         let (queue, inbox) = mpsc::unbounded_channel::<Received>();
-        let backlog = Arc::new(AtomicUsize::new(0));
+        let backlog = Arc::new(Backlog::new(
+            self.shared.max_buffered,
+            self.shared.max_buffered_bytes,
+        ));
         let control = Arc::new(PartitionControl {
             cancel: self.cancel.child_token(),
             busy: AtomicBool::new(false),
@@ -725,7 +771,7 @@ struct PartitionWorker {
     group: String,
     control: Arc<PartitionControl>,
     signals: mpsc::UnboundedSender<WorkerSignal>,
-    backlog: Arc<AtomicUsize>,
+    backlog: Arc<Backlog>,
 }
 
 impl PartitionWorker {
@@ -739,12 +785,10 @@ impl PartitionWorker {
         if let Some(previous) = previous {
             let _ = previous.await;
         }
-        let resume_below = self.shared.max_buffered / 2;
         // The last handled offset not yet stored, and how many messages since the last store.
         let (mut unstored, mut since_store): (Option<i64>, u32) = (None, 0);
         while let Some(message) = inbox.recv().await {
-            let before = self.backlog.fetch_sub(1, Ordering::SeqCst);
-            if before > resume_below && before - 1 <= resume_below {
+            if self.backlog.take(message.size()) {
                 let _ = self.signals.send(WorkerSignal::CaughtUp(self.id.clone()));
             }
             // `busy` before the check: a revocation either sees us busy and waits, or we see its

@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     pub policies: retry::RetryPolicies,
     /// Messages buffered per partition before it is paused at the broker.
     pub max_buffered: usize,
+    /// Bytes buffered per partition before it is paused at the broker.
+    pub max_buffered_bytes: usize,
     /// How long in-flight handlers may take to finish at shutdown.
     pub shutdown_timeout: Duration,
     /// Dead-letter messages whose event type no handler of the group takes (else skip them).

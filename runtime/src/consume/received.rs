@@ -81,6 +81,15 @@ impl Received {
     }
 }
 
+impl Received {
+    /// About how many bytes it holds: key, value and headers.
+    pub fn size(&self) -> usize {
+        self.key.as_ref().map_or(0, Vec::len)
+            + self.payload.as_ref().map_or(0, Vec::len)
+            + self.headers.as_ref().map_or(0, |h| h.bytes.len())
+    }
+}
+
 impl Message for Received {
     type Headers = RawHeaders;
 
