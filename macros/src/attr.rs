@@ -17,6 +17,7 @@ pub mod kw {
     syn::custom_keyword!(timeout);
     syn::custom_keyword!(policy);
     syn::custom_keyword!(compat);
+    syn::custom_keyword!(upcast_from);
 }
 
 /// Collects errors so a macro reports all of them instead of the first.

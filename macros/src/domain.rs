@@ -232,6 +232,7 @@ fn model<'a>(
         topic: naming::domain_topic(&aggregate),
         version: version.unwrap_or(1),
         compat: "Backward",
+        upcast_from: None,
         aggregate_id: key
             .as_ref()
             .map(|(m, t, _)| (m.clone(), *t, KeySource::Domain)),

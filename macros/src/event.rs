@@ -21,6 +21,7 @@ enum ContainerOption {
     Crate(Span, CratePath),
     Key(kw::key),
     Compat(LitStr),
+    UpcastFrom(Span, syn::Type),
 }
 
 impl Parse for ContainerOption {
@@ -58,6 +59,10 @@ impl Parse for ContainerOption {
             ))
         } else if input.peek(kw::key) {
             Ok(Self::Key(input.parse()?))
+        } else if input.peek(kw::upcast_from) {
+            let keyword = input.parse::<kw::upcast_from>()?.span;
+            attr::parse_value(input, keyword, "upcast_from", "UserCreatedV1")?;
+            Ok(Self::UpcastFrom(keyword, input.parse()?))
         } else if input.peek(kw::compat) {
             let keyword = input.parse::<kw::compat>()?.span;
             Ok(Self::Compat(attr::parse_str_value_like(
@@ -86,11 +91,12 @@ fn unknown_option_message(option: &str) -> String {
     match option {
         "group" => "`group` is an option of a handler: `#[handler(group = \"...\")]`".to_owned(),
         "" => "expected an event option: `name = \"...\"`, `topic = \"...\"`, `version = N`, \
-               `compat = \"...\"` or `crate = \"...\"`"
+               `compat = \"...\"`, `upcast_from = OlderType` or `crate = \"...\"`"
             .to_owned(),
         other => format!(
             "unknown option `{other}`: `#[event]` takes `name = \"...\"`, `topic = \"...\"`, \
-             `version = N`, `compat = \"...\"` and `crate = \"...\"`, and `#[event(key)]` on a field"
+             `version = N`, `compat = \"...\"`, `upcast_from = OlderType` and `crate = \"...\"`, \
+             and `#[event(key)]` on a field"
         ),
     }
 }
@@ -113,6 +119,8 @@ pub(crate) struct EventModel<'a> {
     pub version: u32,
     /// The `Compat` variant named by `compat = "..."`.
     pub compat: &'static str,
+    /// `upcast_from = OlderType`: the older version this one converts from.
+    pub upcast_from: Option<syn::Type>,
     pub key: Option<(Member, &'a syn::Type, KeySource)>,
     /// `HeraldEvent::AGGREGATE_TYPE`.
     pub aggregate_type: Option<String>,
@@ -143,6 +151,7 @@ fn parse_model<'a>(input: &'a DeriveInput, errors: &mut Errors) -> EventModel<'a
     let ident = input.ident.to_string();
     let (mut name, mut topic, mut version, mut krate) = (None, None, None, None);
     let mut compat = None;
+    let mut upcast_from = None;
     let (mut invalid, mut crate_failed_any) = (false, false);
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("event")) {
         let list = match attr.meta.require_list() {
@@ -203,6 +212,9 @@ fn parse_model<'a>(input: &'a DeriveInput, errors: &mut Errors) -> EventModel<'a
                         ),
                     }
                 }
+                ContainerOption::UpcastFrom(span, ty) => {
+                    attr::set_once(&mut upcast_from, ty, span, "upcast_from", errors)
+                }
                 ContainerOption::Key(key) => errors.spanned(
                     key,
                     "`key` marks a field: put `#[event(key)]` on the field that is the partition key",
@@ -249,6 +261,7 @@ fn parse_model<'a>(input: &'a DeriveInput, errors: &mut Errors) -> EventModel<'a
         topic,
         version: version.unwrap_or(1),
         compat: compat.unwrap_or("Backward"),
+        upcast_from,
         key: key_field(input, errors),
         aggregate_type: None,
         aggregate_id: aggregate_id_field(input),
@@ -441,6 +454,17 @@ pub(crate) fn generate(model: &EventModel) -> TokenStream {
         Some(aggregate) => quote!(::core::option::Option::Some(#aggregate)),
         None => quote!(::core::option::Option::None),
     };
+    let upcast = model.upcast_from.as_ref().map(|old| {
+        quote_spanned! {old.span()=>
+            fn upcast(
+                version: u32,
+                data: &[u8],
+            ) -> ::core::option::Option<::core::result::Result<Self, ::std::string::String>> {
+                const _: () = __herald::check_upcast::<#old, #ident>();
+                __herald::upcast_via::<#old, Self>(version, data)
+            }
+        }
+    });
     quote! {
         #[doc(hidden)]
         #[allow(non_upper_case_globals, unused_attributes, unused_qualifications)]
@@ -461,6 +485,8 @@ pub(crate) fn generate(model: &EventModel) -> TokenStream {
                 fn aggregate_id(&self) -> ::core::option::Option<::std::string::String> {
                     #aggregate_id
                 }
+
+                #upcast
             }
 
             __herald::inventory::submit! {

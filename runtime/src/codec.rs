@@ -454,13 +454,25 @@ fn json_text_or_string(text: String) -> Vec<u8> {
     }
 }
 
-/// Decodes the event's data as `T`. An event of another schema version than `T`'s is decoded all
+/// Decodes the event's data as `T`. An event of an older schema version for which `T` declares an
+/// upcaster (`#[event(upcast_from = ...)]`) is converted through it; any other version is decoded all
 /// the same — a tolerant reader reads a newer version whose data still fits (new fields are
 /// ignored) — and the error names both versions when it does not fit.
 ///
 /// # Errors
 /// [`DispatchError::Decode`] when the JSON does not fit `T`.
 pub fn decode_data<T: HeraldEvent>(incoming: &Incoming) -> Result<T, DispatchError> {
+    if let Some(version) = incoming.meta().schema_version.filter(|v| *v != T::VERSION) {
+        if let Some(upcast) = T::upcast(version, incoming.data()) {
+            return upcast.map_err(|reason| {
+                DispatchError::Decode(format!(
+                    "`{}` version {version} could not be upcast to version {}: {reason}",
+                    T::EVENT_TYPE,
+                    T::VERSION
+                ))
+            });
+        }
+    }
     serde_json::from_slice(incoming.data()).map_err(|e| {
         DispatchError::Decode(match incoming.meta().schema_version {
             Some(version) if version != T::VERSION => format!(

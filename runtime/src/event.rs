@@ -38,6 +38,17 @@ pub trait HeraldEvent:
     fn aggregate_id(&self) -> Option<String> {
         None
     }
+
+    /// This event decoded from the JSON data of an older schema `version` of it, when the type
+    /// declares an upcaster (`#[event(upcast_from = OlderType)]` with `impl From<OlderType>`, which
+    /// chains through the older type's own upcaster); `None` when there is none for `version`.
+    fn upcast(version: u32, data: &[u8]) -> Option<Result<Self, String>>
+    where
+        Self: Sized,
+    {
+        let _ = (version, data);
+        None
+    }
 }
 
 /// A value usable as a partition key (`#[event(key)]`): anything that displays.

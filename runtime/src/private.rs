@@ -258,3 +258,40 @@ impl<T: std::fmt::Display + ?Sized> AuditId for T {
         self.to_string()
     }
 }
+
+/// `HeraldEvent::upcast` of a type declared `#[event(upcast_from = Old)]`: data of `Old`'s version
+/// decodes as `Old` and converts with `From`; data of an even older version goes through `Old`'s
+/// own upcaster first.
+pub fn upcast_via<Old, New>(version: u32, data: &[u8]) -> Option<Result<New, String>>
+where
+    Old: HeraldEvent,
+    New: From<Old>,
+{
+    if version == Old::VERSION {
+        return Some(
+            serde_json::from_slice::<Old>(data)
+                .map(New::from)
+                .map_err(|e| format!("data of version {version} does not fit its Rust type: {e}")),
+        );
+    }
+    Old::upcast(version, data).map(|old| old.map(New::from))
+}
+
+/// Checked at compile time for `upcast_from`: the older type is the same event, of an older version.
+pub const fn check_upcast<Old: HeraldEvent, New: HeraldEvent>() {
+    let (a, b) = (Old::EVENT_TYPE.as_bytes(), New::EVENT_TYPE.as_bytes());
+    let mut same = a.len() == b.len();
+    let mut i = 0;
+    while same && i < a.len() {
+        same = a[i] == b[i];
+        i += 1;
+    }
+    assert!(
+        same,
+        "`upcast_from` names a type of another event type: it must be an older version of this event (same `name`)"
+    );
+    assert!(
+        Old::VERSION < New::VERSION,
+        "`upcast_from` names a type whose version is not older than this one's"
+    );
+}

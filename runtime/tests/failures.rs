@@ -584,10 +584,26 @@ pub struct SeatBookedV1 {
 }
 
 #[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
-#[event(name = "seat.booked", topic = "failures.seats", version = 2)]
+#[event(name = "seat.booked", topic = "failures.seats", version = 2, upcast_from = SeatBookedV1)]
 pub struct SeatBookedV2 {
     pub seat: String,
     pub row: u32,
+}
+
+/// The upcaster: a v1 booking had no row; the front row is 1.
+impl From<SeatBookedV1> for SeatBookedV2 {
+    fn from(v1: SeatBookedV1) -> Self {
+        Self {
+            seat: v1.seat,
+            row: 1,
+        }
+    }
+}
+
+#[handler(group = "failures-seats-v2")]
+async fn seat_map(event: SeatBookedV2, ctx: &Context) -> Result<(), HandlerError> {
+    log(ctx).handled(&format!("map:{}", event.seat), u64::from(event.row));
+    Ok(())
 }
 
 #[handler(group = "failures-seats-v1")]
@@ -1055,4 +1071,36 @@ async fn a_partition_is_paused_by_the_bytes_it_has_buffered() {
     let stats = bus.stats();
     assert!(stats.partitions_paused > 0, "never paused: {stats:?}");
     assert_eq!(log.seqs("scan"), (0..200).collect::<Vec<_>>());
+}
+
+/// A group that reads only v2 gets a v1 event converted by the v2 type's upcaster (its data lacks
+/// `row`, so a plain decode would fail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_version_is_upcast_for_a_newer_reader() {
+    let broker = broker();
+    let log = Arc::new(Log::default());
+    let bus = bus_on(&broker, config("seating"), "failures-seats-v2", &log).await;
+    bus.publish(SeatBookedV1 { seat: "d4".into() })
+        .await
+        .unwrap();
+    bus.publish(SeatBookedV2 {
+        seat: "e5".into(),
+        row: 7,
+    })
+    .await
+    .unwrap();
+    bus.start().await.unwrap();
+    wait_until("both bookings were handled", || {
+        log.seqs("map:d4").len() == 1 && log.seqs("map:e5").len() == 1
+    })
+    .await;
+    bus.shutdown().await.unwrap();
+    assert_eq!(log.seqs("map:d4"), [1], "v1 upcast: the front row");
+    assert_eq!(log.seqs("map:e5"), [7]);
+    let stats = bus.stats();
+    assert_eq!(
+        (stats.undecodable, stats.dead_lettered),
+        (0, 0),
+        "{stats:?}"
+    );
 }
