@@ -5,14 +5,14 @@
 //! Run: `cargo test -p herald-cli --test crash -- --nocapture`.
 
 mod common;
+#[path = "../../runtime/tests/support/mod.rs"]
+mod support;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::message::Message;
 
 const TOPICS: &[(&str, i32)] = &[("probe.events", 4), ("probe.events.dlq", 1)];
 const LONG: Duration = Duration::from_secs(90);
@@ -199,43 +199,6 @@ fn a_killed_group_members_partitions_move_to_the_other() {
     );
 }
 
-/// Every message of `topic` partition 0 from the beginning, read with a plain consumer.
-fn read_all(bootstrap: &str, topic: &str, expected: usize) -> Vec<rdkafka::message::OwnedMessage> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "crash-test-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&tpl).unwrap();
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while out.len() < expected {
-        assert!(
-            Instant::now() < deadline,
-            "{topic} holds only {} of {expected}",
-            out.len()
-        );
-        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
-            out.push(message.unwrap().detach());
-        }
-    }
-    out
-}
-
-fn header(message: &rdkafka::message::OwnedMessage, name: &str) -> Option<String> {
-    message
-        .headers()?
-        .iter()
-        .filter(|h| h.key == name)
-        .last()
-        .and_then(|h| h.value)
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-}
-
 #[test]
 fn poison_ends_in_the_dead_letter_topic_and_a_thrice_failing_handler_is_handled_once() {
     const EVENTS: u64 = 300;
@@ -260,7 +223,7 @@ fn poison_ends_in_the_dead_letter_topic_and_a_thrice_failing_handler_is_handled_
     stop(&mut consumer);
 
     let (_, dead) = broker.lag_and_high("probe.events.dlq", "probe");
-    let letters = read_all(&broker.bootstrap, "probe.events.dlq", poison.len());
+    let letters = support::read_topic(&broker.bootstrap, "probe.events.dlq", poison.len());
     let dead_seqs: BTreeSet<u64> = letters
         .iter()
         .map(|m| {
@@ -274,8 +237,8 @@ fn poison_ends_in_the_dead_letter_topic_and_a_thrice_failing_handler_is_handled_
         "poison: events {EVENTS}, handled {}, dead letters {dead} (seqs {dead_seqs:?}, kinds {:?}, \
          tries {:?}), failed attempts of {FLAKY}: {}, of the poison: {:?}",
         handled.len(),
-        letters.iter().map(|m| header(m, "dlq_error_kind")).collect::<Vec<_>>(),
-        letters.iter().map(|m| header(m, "dlq_retry_count")).collect::<Vec<_>>(),
+        letters.iter().map(|m| support::header(m, "dlq_error_kind")).collect::<Vec<_>>(),
+        letters.iter().map(|m| support::header(m, "dlq_retry_count")).collect::<Vec<_>>(),
         attempts(FLAKY),
         poison.iter().map(|s| attempts(*s)).collect::<Vec<_>>(),
     );
@@ -287,11 +250,11 @@ fn poison_ends_in_the_dead_letter_topic_and_a_thrice_failing_handler_is_handled_
     assert_eq!(dead_seqs, poison);
     for letter in &letters {
         assert_eq!(
-            header(letter, "dlq_error_kind").as_deref(),
+            support::header(letter, "dlq_error_kind").as_deref(),
             Some("retries-exhausted")
         );
         assert_eq!(
-            header(letter, "dlq_consumer_group").as_deref(),
+            support::header(letter, "dlq_consumer_group").as_deref(),
             Some("probe")
         );
     }

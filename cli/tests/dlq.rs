@@ -7,12 +7,14 @@ use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "../../runtime/tests/support/mod.rs"]
+mod support;
+
 use herald::dlq::headers as dlq;
 use herald::EmbeddedBroker;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
 use serde_json::Value;
 
 /// The longest a command or a read may take.
@@ -190,42 +192,8 @@ impl Fixture {
 
     /// Reads `expected` records of `topic` from its beginning.
     fn read(&self, topic: &str, expected: usize) -> Vec<OwnedMessage> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.servers())
-            .set("group.id", "cli-test-reader")
-            .set("enable.auto.commit", "false")
-            .create()
-            .unwrap();
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, Offset::Beginning)
-            .unwrap();
-        consumer.assign(&tpl).unwrap();
-        let deadline = Instant::now() + WAIT;
-        let mut out = Vec::new();
-        while out.len() < expected {
-            assert!(
-                Instant::now() < deadline,
-                "{topic} holds only {}",
-                out.len()
-            );
-            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
-                out.push(message.unwrap().detach());
-            }
-        }
-        out
+        support::read_topic(self.servers(), topic, expected)
     }
-}
-
-fn header(message: &OwnedMessage, name: &str) -> Vec<String> {
-    message
-        .headers()
-        .map(|h| {
-            h.iter()
-                .filter(|h| h.key == name)
-                .map(|h| String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[test]
@@ -288,9 +256,12 @@ fn replay_one_then_all_matching_into_the_original_topic() {
     let replayed = &fx.read("orders", 1)[0];
     assert_eq!(replayed.key(), Some(&b"customer-2"[..]));
     assert_eq!(replayed.payload(), Some(value(2).as_bytes()));
-    assert_eq!(header(replayed, dlq::REPLAY_COUNT), ["1"]);
-    assert_eq!(header(replayed, dlq::ERROR_KIND), ["permanent"]);
-    assert_eq!(header(replayed, "ce_id"), ["id-2"]);
+    assert_eq!(support::header_values(replayed, dlq::REPLAY_COUNT), ["1"]);
+    assert_eq!(
+        support::header_values(replayed, dlq::ERROR_KIND),
+        ["permanent"]
+    );
+    assert_eq!(support::header_values(replayed, "ce_id"), ["id-2"]);
 
     let report = json(&fx.args(
         true,
@@ -310,7 +281,7 @@ fn replay_one_then_all_matching_into_the_original_topic() {
     assert_eq!(report["replayed"][0]["offset"], 2);
     assert_eq!(report["replayed"][0]["replayed_to"]["offset"], 1);
     let both = fx.read("orders", 2);
-    assert_eq!(header(&both[1], "ce_id"), ["id-3"]);
+    assert_eq!(support::header_values(&both[1], "ce_id"), ["id-3"]);
 
     let all = succeeded(&fx.args(false, &["replay", "orders", "--all"]));
     assert!(

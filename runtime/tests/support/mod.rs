@@ -115,6 +115,19 @@ pub fn header(message: &OwnedMessage, name: &str) -> Option<String> {
         .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
+/// The values of every header named `name`, in order, as text.
+pub fn header_values(message: &OwnedMessage, name: &str) -> Vec<String> {
+    message
+        .headers()
+        .map(|h| {
+            h.iter()
+                .filter(|h| h.key == name)
+                .map(|h| String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Every header as (name, bytes), in order.
 pub fn all_headers(message: &OwnedMessage) -> Vec<(String, Vec<u8>)> {
     message
