@@ -64,16 +64,28 @@ impl Errors {
 /// `crate = ...` option failed: generated code cannot name the runtime then.
 pub fn parse_options<T: Parse>(input: ParseStream, errors: &mut Errors) -> (Vec<T>, bool) {
     let mut options = Vec::new();
+    let crate_failed = each_option(input, errors, |input, _| {
+        options.push(input.parse::<T>()?);
+        Ok(())
+    });
+    (options, crate_failed)
+}
+
+/// The loop behind both option parsers: runs `one` for each comma-separated option; an option that
+/// does not parse is reported and skipped up to the next comma, a missing comma is reported, so
+/// every mistake in the list is reported. Returns whether a `crate = ...` option failed.
+fn each_option(
+    input: ParseStream,
+    errors: &mut Errors,
+    mut one: impl FnMut(ParseStream, &mut Errors) -> syn::Result<()>,
+) -> bool {
     let mut crate_failed = false;
     while !input.is_empty() {
         let is_crate = input.peek(syn::Token![crate]);
-        match input.parse::<T>() {
-            Ok(option) => options.push(option),
-            Err(error) => {
-                errors.push(error);
-                crate_failed |= is_crate;
-                skip_to_comma(input);
-            }
+        if let Err(error) = one(input, errors) {
+            errors.push(error);
+            crate_failed |= is_crate;
+            skip_to_comma(input);
         }
         if input.is_empty() {
             break;
@@ -89,7 +101,7 @@ pub fn parse_options<T: Parse>(input: ParseStream, errors: &mut Errors) -> (Vec<
             let _ = input.parse::<Option<syn::Token![,]>>();
         }
     }
-    (options, crate_failed)
+    crate_failed
 }
 
 /// Skips token trees up to (not including) the next top-level comma.
@@ -295,38 +307,18 @@ pub fn parse_specs(
 ) -> (Vec<Parsed>, bool) {
     let parser = |input: ParseStream| {
         let mut parsed: Vec<Parsed> = Vec::new();
-        let mut crate_failed = false;
-        while !input.is_empty() {
-            let is_crate = input.peek(syn::Token![crate]);
-            match parse_one(input, specs, unknown) {
-                Ok(option) => {
-                    if parsed.iter().any(|p| p.name == option.name) {
-                        errors.at(
-                            option.span,
-                            format!("duplicate option `{}`: give it once", option.name),
-                        );
-                    } else {
-                        parsed.push(option);
-                    }
-                }
-                Err(error) => {
-                    errors.push(error);
-                    crate_failed |= is_crate;
-                    skip_to_comma(input);
-                }
+        let crate_failed = each_option(input, errors, |input, errors| {
+            let option = parse_one(input, specs, unknown)?;
+            if parsed.iter().any(|p| p.name == option.name) {
+                errors.at(
+                    option.span,
+                    format!("duplicate option `{}`: give it once", option.name),
+                );
+            } else {
+                parsed.push(option);
             }
-            if input.is_empty() {
-                break;
-            }
-            if let Err(error) = input.parse::<syn::Token![,]>() {
-                errors.push(syn::Error::new(
-                    error.span(),
-                    "expected `,` between two options",
-                ));
-                skip_to_comma(input);
-                let _ = input.parse::<Option<syn::Token![,]>>();
-            }
-        }
+            Ok(())
+        });
         Ok((parsed, crate_failed))
     };
     syn::parse::Parser::parse2(parser, tokens).unwrap_or_default()
