@@ -131,7 +131,8 @@ pub struct Incoming(Arc<IncomingParts>);
 #[derive(Debug)]
 struct IncomingParts {
     meta: Metadata,
-    data: Vec<u8>,
+    /// In binary mode the consumed value itself, shared rather than copied.
+    data: Arc<[u8]>,
 }
 
 impl Incoming {
@@ -162,6 +163,27 @@ impl Incoming {
         value: Option<&[u8]>,
         position: Position,
     ) -> Result<Self, String> {
+        Self::decode_value(headers, key, value, None, position)
+    }
+
+    /// As [`Incoming::decode`], with the value already in a shared buffer: binary-mode data is
+    /// that buffer, not a copy.
+    pub(crate) fn decode_shared<H: Headers + ?Sized>(
+        headers: Option<&H>,
+        key: Option<&[u8]>,
+        value: Option<&Arc<[u8]>>,
+        position: Position,
+    ) -> Result<Self, String> {
+        Self::decode_value(headers, key, value.map(|v| &**v), value, position)
+    }
+
+    fn decode_value<H: Headers + ?Sized>(
+        headers: Option<&H>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        shared: Option<&Arc<[u8]>>,
+        position: Position,
+    ) -> Result<Self, String> {
         let found = HeaderFields::read(headers)?;
         let value = value.unwrap_or_default();
         let mut meta = Metadata {
@@ -169,9 +191,14 @@ impl Incoming {
             position: Some(position),
             ..Metadata::default()
         };
-        let data = match content_mode(&found, value)? {
-            Mode::Structured(object) => decode_structured(&mut meta, object, found.content_type)?,
-            Mode::Binary => decode_binary(&mut meta, found, value)?,
+        let data: Arc<[u8]> = match content_mode(&found, value)? {
+            Mode::Structured(object) => {
+                decode_structured(&mut meta, object, found.content_type)?.into()
+            }
+            Mode::Binary => {
+                decode_binary(&mut meta, found)?;
+                shared.cloned().unwrap_or_else(|| value.into())
+            }
         };
         check_required(&meta)?;
         if data.is_empty() {
@@ -298,11 +325,7 @@ fn is_json(content_type: &str) -> bool {
 
 /// Binary mode: the attributes from the `ce_*` headers, the value as the data. `content-type` is
 /// the data's type; `ce_datacontenttype` (the JavaScript SDK writes both) counts only without it.
-fn decode_binary(
-    meta: &mut Metadata,
-    found: HeaderFields,
-    value: &[u8],
-) -> Result<Vec<u8>, String> {
+fn decode_binary(meta: &mut Metadata, found: HeaderFields) -> Result<(), String> {
     if found.attributes.is_empty() {
         return Err(
             "not a CloudEvent: no CloudEvents headers (`ce_specversion`, `ce_id`, `ce_type`, `ce_source`) and the value is not a JSON object with `specversion`"
@@ -322,7 +345,7 @@ fn decode_binary(
             ));
         }
     }
-    Ok(value.to_vec())
+    Ok(())
 }
 
 fn set_attribute(meta: &mut Metadata, name: &str, value: &str) -> Result<(), String> {

@@ -202,10 +202,10 @@ async fn dispatch_message(
             format!("the value is {size} bytes, more than max_message_bytes ({limit})"),
         ));
     }
-    let incoming = match Incoming::decode(
+    let incoming = match Incoming::decode_shared(
         message.headers(),
         message.key(),
-        message.payload(),
+        message.shared_payload(),
         position,
     ) {
         Ok(incoming) => incoming,

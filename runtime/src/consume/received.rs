@@ -62,7 +62,8 @@ pub(crate) struct Received {
     offset: i64,
     timestamp: Timestamp,
     key: Option<Vec<u8>>,
-    payload: Option<Vec<u8>>,
+    /// Shared with the decoded event's data (binary mode), not copied again.
+    payload: Option<Arc<[u8]>>,
     headers: Option<RawHeaders>,
 }
 
@@ -75,17 +76,22 @@ impl Received {
             offset: message.offset(),
             timestamp: message.timestamp(),
             key: message.key().map(<[u8]>::to_vec),
-            payload: message.payload().map(<[u8]>::to_vec),
+            payload: message.payload().map(Arc::from),
             headers: message.headers().map(RawHeaders::copy),
         }
     }
 }
 
 impl Received {
+    /// The value, in the buffer the decoded event shares.
+    pub fn shared_payload(&self) -> Option<&Arc<[u8]>> {
+        self.payload.as_ref()
+    }
+
     /// About how many bytes it holds: key, value and headers.
     pub fn size(&self) -> usize {
         self.key.as_ref().map_or(0, Vec::len)
-            + self.payload.as_ref().map_or(0, Vec::len)
+            + self.payload.as_ref().map_or(0, |p| p.len())
             + self.headers.as_ref().map_or(0, |h| h.bytes.len())
     }
 }
@@ -102,7 +108,7 @@ impl Message for Received {
     }
 
     unsafe fn payload_mut(&mut self) -> Option<&mut [u8]> {
-        self.payload.as_deref_mut()
+        self.payload.as_mut().and_then(Arc::get_mut)
     }
 
     fn topic(&self) -> &str {
