@@ -11,7 +11,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::parse::{Parse, ParseStream, Parser};
 use syn::spanned::Spanned;
-use syn::{Data, DeriveInput, Fields, LitStr, Member, Token};
+use syn::{Data, DeriveInput, LitStr, Member, Token};
 
 /// One option of the container attribute `#[event(...)]`.
 enum ContainerOption {
@@ -324,23 +324,7 @@ fn key_field<'a>(
     if let Some((member, ty)) = marked {
         return Some((member, ty, KeySource::Marked));
     }
-    match &input.data {
-        Data::Struct(s) => match &s.fields {
-            Fields::Named(named) => named
-                .named
-                .iter()
-                .find(|f| f.ident.as_ref().is_some_and(|i| i == "aggregate_id"))
-                .map(|f| {
-                    (
-                        Member::Named(f.ident.clone().unwrap()),
-                        &f.ty,
-                        KeySource::AggregateId,
-                    )
-                }),
-            _ => None,
-        },
-        _ => None,
-    }
+    aggregate_id_field(input)
 }
 
 /// A struct's field named `aggregate_id`: copied into `ce_aggregateid` when the event is published.
