@@ -18,6 +18,8 @@ pub mod kw {
     syn::custom_keyword!(policy);
     syn::custom_keyword!(compat);
     syn::custom_keyword!(upcast_from);
+    syn::custom_keyword!(from);
+    syn::custom_keyword!(with);
 }
 
 /// Collects errors so a macro reports all of them instead of the first.

@@ -233,6 +233,7 @@ fn model<'a>(
         version: version.unwrap_or(1),
         compat: "Backward",
         upcast_from: None,
+        mappings: Vec::new(),
         aggregate_id: key
             .as_ref()
             .map(|(m, t, _)| (m.clone(), *t, KeySource::Domain)),

@@ -22,6 +22,8 @@ enum ContainerOption {
     Key(kw::key),
     Compat(LitStr),
     UpcastFrom(Span, syn::Type),
+    From(Span, syn::Type),
+    With(Span, syn::Path),
 }
 
 impl Parse for ContainerOption {
@@ -63,6 +65,14 @@ impl Parse for ContainerOption {
             let keyword = input.parse::<kw::upcast_from>()?.span;
             attr::parse_value(input, keyword, "upcast_from", "UserCreatedV1")?;
             Ok(Self::UpcastFrom(keyword, input.parse()?))
+        } else if input.peek(kw::from) {
+            let keyword = input.parse::<kw::from>()?.span;
+            attr::parse_value(input, keyword, "from", "UserRegistered")?;
+            Ok(Self::From(keyword, input.parse()?))
+        } else if input.peek(kw::with) {
+            let keyword = input.parse::<kw::with>()?.span;
+            attr::parse_value(input, keyword, "with", "to_integration")?;
+            Ok(Self::With(keyword, input.parse()?))
         } else if input.peek(kw::compat) {
             let keyword = input.parse::<kw::compat>()?.span;
             Ok(Self::Compat(attr::parse_str_value_like(
@@ -91,14 +101,22 @@ fn unknown_option_message(option: &str) -> String {
     match option {
         "group" => "`group` is an option of a handler: `#[handler(group = \"...\")]`".to_owned(),
         "" => "expected an event option: `name = \"...\"`, `topic = \"...\"`, `version = N`, \
-               `compat = \"...\"`, `upcast_from = OlderType` or `crate = \"...\"`"
+               `compat = \"...\"`, `upcast_from = OlderType`, `from = DomainEvent` (with \
+               `with = fn`) or `crate = \"...\"`"
             .to_owned(),
         other => format!(
             "unknown option `{other}`: `#[event]` takes `name = \"...\"`, `topic = \"...\"`, \
-             `version = N`, `compat = \"...\"`, `upcast_from = OlderType` and `crate = \"...\"`, \
+             `version = N`, `compat = \"...\"`, `upcast_from = OlderType`, `from = DomainEvent` \
+             (with `with = fn`) and `crate = \"...\"`, \
              and `#[event(key)]` on a field"
         ),
     }
+}
+
+/// One `#[event(from = Source, with = fn)]`.
+pub(crate) struct Mapping {
+    pub source: syn::Type,
+    pub with: Option<syn::Path>,
 }
 
 /// Where the partition key comes from.
@@ -121,6 +139,8 @@ pub(crate) struct EventModel<'a> {
     pub compat: &'static str,
     /// `upcast_from = OlderType`: the older version this one converts from.
     pub upcast_from: Option<syn::Type>,
+    /// `from = Source` (with `with = fn`): the events this one is published alongside.
+    pub mappings: Vec<Mapping>,
     pub key: Option<(Member, &'a syn::Type, KeySource)>,
     /// `HeraldEvent::AGGREGATE_TYPE`.
     pub aggregate_type: Option<String>,
@@ -152,6 +172,7 @@ fn parse_model<'a>(input: &'a DeriveInput, errors: &mut Errors) -> EventModel<'a
     let (mut name, mut topic, mut version, mut krate) = (None, None, None, None);
     let mut compat = None;
     let mut upcast_from = None;
+    let mut mappings = Vec::new();
     let (mut invalid, mut crate_failed_any) = (false, false);
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("event")) {
         let list = match attr.meta.require_list() {
@@ -170,6 +191,7 @@ fn parse_model<'a>(input: &'a DeriveInput, errors: &mut Errors) -> EventModel<'a
             .parse2(list.tokens.clone())
             .unwrap_or_default();
         crate_failed_any |= crate_failed;
+        let (mut from, mut with) = (None::<syn::Type>, None::<(Span, syn::Path)>);
         for option in options {
             match option {
                 ContainerOption::Name(lit) => {
@@ -215,11 +237,43 @@ fn parse_model<'a>(input: &'a DeriveInput, errors: &mut Errors) -> EventModel<'a
                 ContainerOption::UpcastFrom(span, ty) => {
                     attr::set_once(&mut upcast_from, ty, span, "upcast_from", errors)
                 }
+                ContainerOption::From(span, ty) => {
+                    if is_self(&ty, &input.ident) {
+                        errors.spanned(
+                            &ty,
+                            "an event cannot be published alongside itself: `from` names the \
+                             (domain) event whose publishing also publishes this one",
+                        );
+                    } else if from.is_some() {
+                        errors.at(
+                            span,
+                            "one `from` per attribute: write a second `#[event(from = ...)]` to \
+                             publish this event alongside another one too",
+                        );
+                    } else {
+                        from = Some(ty);
+                    }
+                }
+                ContainerOption::With(span, path) => {
+                    attr::set_once(&mut with, (span, path), span, "with", errors)
+                }
                 ContainerOption::Key(key) => errors.spanned(
                     key,
                     "`key` marks a field: put `#[event(key)]` on the field that is the partition key",
                 ),
             }
+        }
+        match (from, with) {
+            (Some(source), with) => mappings.push(Mapping {
+                source,
+                with: with.map(|(_, path)| path),
+            }),
+            (None, Some((span, _))) => errors.at(
+                span,
+                "`with` names the function that builds this event from the `from` event: \
+                 `#[event(from = UserRegistered, with = path::to_fn)]`",
+            ),
+            (None, None) => {}
         }
     }
     if !input.generics.params.is_empty() || input.generics.where_clause.is_some() {
@@ -262,6 +316,7 @@ fn parse_model<'a>(input: &'a DeriveInput, errors: &mut Errors) -> EventModel<'a
         version: version.unwrap_or(1),
         compat: compat.unwrap_or("Backward"),
         upcast_from,
+        mappings,
         key: key_field(input, errors),
         aggregate_type: None,
         aggregate_id: aggregate_id_field(input),
@@ -269,6 +324,13 @@ fn parse_model<'a>(input: &'a DeriveInput, errors: &mut Errors) -> EventModel<'a
         invalid,
         crate_failed: crate_failed_any,
     }
+}
+
+/// Whether `ty` names the type being derived (`Self` or its own name).
+fn is_self(ty: &syn::Type, ident: &syn::Ident) -> bool {
+    matches!(ty, syn::Type::Path(p) if p.qself.is_none()
+        && p.path.segments.len() == 1
+        && (p.path.segments[0].ident == *ident || p.path.segments[0].ident == "Self"))
 }
 
 /// The partition key: the field marked `#[event(key)]`, else a field named `aggregate_id`.
@@ -449,11 +511,39 @@ pub(crate) fn generate(model: &EventModel) -> TokenStream {
             }
         }
     });
+    let mappings = model.mappings.iter().map(|mapping| {
+        let source = &mapping.source;
+        // The target named at `from`, so an unmet `From` bound is reported there.
+        let ident = syn::Ident::new(&ident.to_string(), source.span());
+        let map = match &mapping.with {
+            // The function's signature is checked where `with` names it.
+            Some(with) => quote_spanned! {with.span()=>
+                |source| __herald::map_with::<#source, #ident>(source, #with)
+            },
+            // `From<Source>` and `Source: Clone` are checked where `from` names the source.
+            None => quote_spanned!(source.span()=> __herald::map_from::<#source, #ident>),
+        };
+        let source_id = quote_spanned!(source.span()=> ::core::any::TypeId::of::<#source>);
+        quote! {
+            __herald::inventory::submit! {
+                __herald::MappingDescriptor {
+                    source: #source_id,
+                    source_rust_type: ::core::stringify!(#source),
+                    target_rust_type: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
+                    target_event_type: #event_type,
+                    map: #map,
+                    encode: __herald::encode_mapped::<#ident>(),
+                }
+            }
+        }
+    });
     quote! {
         #[doc(hidden)]
         #[allow(non_upper_case_globals, unused_attributes, unused_qualifications)]
         const _: () = {
             #import
+
+            #(#mappings)*
 
             #[automatically_derived]
             impl __herald::HeraldEvent for #ident {

@@ -61,7 +61,8 @@ macro_rules! backend {
             }
 
             /// Writes `event` into the caller's transaction (pass `&mut tx`): it is published
-            /// once the transaction commits, and never if it rolls back. Returns its `ce_id`.
+            /// once the transaction commits, and never if it rolls back, with its integration
+            /// counterparts (`#[event(from = ...)]`) in the same transaction. Returns its `ce_id`.
             ///
             /// # Errors
             /// [`Error::Herald`](crate::Error::Herald) when the event does not encode,
@@ -88,7 +89,7 @@ macro_rules! backend {
                 options: PublishOptions,
             ) -> Result<String> {
                 let now = now_ms();
-                self.insert(conn, bus.encode_event(event, options)?, now, now)
+                self.insert_all(conn, bus.encode_with_mapped(event, options)?, now, now)
                     .await
             }
 
@@ -105,12 +106,12 @@ macro_rules! backend {
             ) -> Result<Vec<String>> {
                 let encoded = events
                     .into_iter()
-                    .map(|event| bus.encode_event(event, PublishOptions::default()))
+                    .map(|event| bus.encode_with_mapped(event, PublishOptions::default()))
                     .collect::<herald::Result<Vec<_>>>()?;
                 let now = now_ms();
                 let mut ids = Vec::with_capacity(encoded.len());
-                for event in encoded {
-                    ids.push(self.insert(&mut *conn, event, now, now).await?);
+                for records in encoded {
+                    ids.push(self.insert_all(&mut *conn, records, now, now).await?);
                 }
                 Ok(ids)
             }
@@ -127,9 +128,25 @@ macro_rules! backend {
                 event: &E,
                 at: DateTime<Utc>,
             ) -> Result<String> {
-                let encoded = bus.encode_event(event, PublishOptions::default())?;
-                self.insert(conn, encoded, now_ms(), at.timestamp_millis())
+                let encoded = bus.encode_with_mapped(event, PublishOptions::default())?;
+                self.insert_all(conn, encoded, now_ms(), at.timestamp_millis())
                     .await
+            }
+
+            /// Inserts an event and its integration counterparts (`#[event(from = ...)]`), in
+            /// order; returns the event's id.
+            async fn insert_all(
+                &self,
+                conn: &mut Connection,
+                records: Vec<herald::EncodedEvent>,
+                created_at: i64,
+                available_at: i64,
+            ) -> Result<String> {
+                let mut ids = Vec::with_capacity(records.len());
+                for record in records {
+                    ids.push(self.insert(&mut *conn, record, created_at, available_at).await?);
+                }
+                Ok(ids.swap_remove(0))
             }
 
             async fn insert(

@@ -90,6 +90,45 @@ macro_rules! scenarios {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn integration_counterparts_are_written_in_the_same_transaction() {
+                let db = database().await;
+                let (bus, broker) = bus(Duration::from_secs(5)).await;
+                let outbox = &db.outbox;
+
+                let mut tx = outbox.pool().begin().await.unwrap();
+                outbox
+                    .publish_transactional(&mut tx, &bus, &Memo { key: "a".into(), n: 0 })
+                    .await
+                    .unwrap();
+                tx.rollback().await.unwrap();
+                let mut tx = outbox.pool().begin().await.unwrap();
+                let memos = [Memo { key: "a".into(), n: 1 }, Memo { key: "b".into(), n: 2 }];
+                let ids = outbox
+                    .publish_batch_transactional(&mut tx, &bus, &memos)
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+                assert_eq!(outbox.stats().await.unwrap().pending, 4, "two memos, two counterparts");
+
+                let relay = Relay::start(bus.clone(), outbox.clone(), fast(RelayConfig::default()));
+                published(outbox, 4).await;
+                relay.stop().await;
+                let bootstrap = broker.bootstrap_servers();
+                let mut seen: Vec<(String, u64)> = read_all(bootstrap, "outbox-memos")
+                    .into_iter()
+                    .map(|s| (s.id, s.n))
+                    .collect();
+                seen.sort_by_key(|(_, n)| *n);
+                assert_eq!(seen, [(ids[0].clone(), 1), (ids[1].clone(), 2)]);
+                let mut announced: Vec<u64> = read_all(bootstrap, "outbox-memo-announcements")
+                    .into_iter()
+                    .map(|s| s.n)
+                    .collect();
+                announced.sort_unstable();
+                assert_eq!(announced, [1, 2], "the rolled-back memo's counterpart was not written");
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn rows_wait_out_a_broker_outage_then_all_go_in_order() {
                 let db = database().await;
                 let (bus, broker) = bus(Duration::from_millis(500)).await;

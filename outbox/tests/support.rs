@@ -27,6 +27,38 @@ pub struct Note {
     pub n: u64,
 }
 
+/// A domain-side event with an integration counterpart: each `Memo` written also writes a
+/// `MemoAnnounced` (`#[event(from = Memo)]`), in the same transaction.
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Clone)]
+#[event(name = "outbox.memo", topic = "outbox-memos")]
+pub struct Memo {
+    /// Partition key.
+    #[event(key)]
+    pub key: String,
+    /// Position in the order written.
+    pub n: u64,
+}
+
+/// The integration counterpart of [`Memo`].
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema)]
+#[event(name = "outbox.memo.announced", topic = "outbox-memo-announcements", from = Memo)]
+pub struct MemoAnnounced {
+    /// Partition key.
+    #[event(key)]
+    pub key: String,
+    /// The memo's `n`.
+    pub n: u64,
+}
+
+impl From<Memo> for MemoAnnounced {
+    fn from(memo: Memo) -> Self {
+        Self {
+            key: memo.key,
+            n: memo.n,
+        }
+    }
+}
+
 /// Waits until `done` holds, failing after [`WAIT`].
 pub async fn wait_until<F, Fut>(what: &str, mut done: F)
 where

@@ -16,6 +16,7 @@ use crate::embedded::EmbeddedBroker;
 use crate::envelope::PublishOptions;
 use crate::error::{Error, Result};
 use crate::event::HeraldEvent;
+use crate::mapping;
 use crate::publish::{Delivery, EncodedEvent, PublishRetry, Publisher};
 use crate::registry::Registry;
 use crate::stats::{Counters, Stats};
@@ -450,10 +451,7 @@ impl Bus {
     /// [`Error::Encode`] when the event does not serialize, [`Error::Publish`] when the broker did not
     /// acknowledge it within the delivery timeout.
     pub async fn publish<E: HeraldEvent>(&self, event: E) -> Result<Delivery> {
-        self.inner
-            .publisher
-            .publish(&event, PublishOptions::default())
-            .await
+        mapping::publish(&self.inner.publisher, &event, PublishOptions::default()).await
     }
 
     /// Publishes an event with caller-given metadata (correlation, causation, aggregate, key,
@@ -466,7 +464,7 @@ impl Bus {
         event: E,
         options: PublishOptions,
     ) -> Result<Delivery> {
-        self.inner.publisher.publish(&event, options).await
+        mapping::publish(&self.inner.publisher, &event, options).await
     }
 
     /// Publishes an event, trying again with exponential backoff while the error is retriable
@@ -481,10 +479,7 @@ impl Bus {
         options: PublishOptions,
         retry: PublishRetry,
     ) -> Result<Delivery> {
-        self.inner
-            .publisher
-            .publish_with_retry(&event, options, retry)
-            .await
+        mapping::publish_with_retry(&self.inner.publisher, &event, options, retry).await
     }
 
     /// Publishes events and waits for all acknowledgements; deliveries come back in input order.
@@ -497,10 +492,7 @@ impl Bus {
         &self,
         events: impl IntoIterator<Item = E>,
     ) -> Result<Vec<Delivery>> {
-        self.inner
-            .publisher
-            .publish_batch(events, PublishOptions::default())
-            .await
+        mapping::publish_batch(&self.inner.publisher, events, PublishOptions::default()).await
     }
 
     /// Encodes an event into the CloudEvents record herald would send, without sending it: store
@@ -516,6 +508,20 @@ impl Bus {
         options: PublishOptions,
     ) -> Result<EncodedEvent> {
         self.inner.publisher.encode_event(event, options)
+    }
+
+    /// Encodes an event and its integration counterparts (`#[event(from = ...)]`, see
+    /// [`herald::mapping`](crate::mapping)): the event first, then each counterpart caused by it.
+    /// A transactional outbox stores all of them in one transaction.
+    ///
+    /// # Errors
+    /// As [`Bus::encode_event`], for the event or any counterpart.
+    pub fn encode_with_mapped<E: HeraldEvent>(
+        &self,
+        event: &E,
+        options: PublishOptions,
+    ) -> Result<Vec<EncodedEvent>> {
+        mapping::encode_with_mapped(&self.inner.publisher, event, options, mapping::of::<E>())
     }
 
     /// Sends an event encoded by [`Bus::encode_event`] as it is (same id, headers and payload) and

@@ -98,6 +98,6 @@ impl Context {
             causation_id: options.causation_id.or(inherited.causation_id),
             ..options
         };
-        self.publisher.publish(&event, options).await
+        crate::mapping::publish(&self.publisher, &event, options).await
     }
 }

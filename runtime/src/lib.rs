@@ -50,6 +50,7 @@ pub mod embedded;
 pub mod envelope;
 mod error;
 mod event;
+pub mod mapping;
 pub mod naming;
 mod publish;
 pub mod registry;

@@ -8,6 +8,7 @@ use crate::codec::{decode_data, decode_event};
 pub use crate::context::Context;
 pub use crate::error::{DispatchError, HandlerError};
 pub use crate::event::{HeraldEvent, PartitionKey};
+pub use crate::mapping::{encode_mapped, MappingDescriptor};
 pub use crate::registry::{
     Compat, EventDescriptor, HandlerDescriptor, HandlerFuture, HandlerRetry,
 };
@@ -294,4 +295,25 @@ pub const fn check_upcast<Old: HeraldEvent, New: HeraldEvent>() {
         Old::VERSION < New::VERSION,
         "`upcast_from` names a type whose version is not older than this one's"
     );
+}
+
+/// `#[event(from = S)]`: the integration event `T` built with `From` from a clone of the source.
+pub fn map_from<S, T>(source: &dyn std::any::Any) -> Option<Box<dyn std::any::Any + Send>>
+where
+    S: HeraldEvent + Clone,
+    T: HeraldEvent + From<S>,
+{
+    source
+        .downcast_ref::<S>()
+        .map(|source| Box::new(T::from(source.clone())) as Box<dyn std::any::Any + Send>)
+}
+
+/// `#[event(from = S, with = f)]`: the integration event `T` built by `f` from the source.
+pub fn map_with<S: HeraldEvent, T: HeraldEvent>(
+    source: &dyn std::any::Any,
+    with: fn(&S) -> T,
+) -> Option<Box<dyn std::any::Any + Send>> {
+    source
+        .downcast_ref::<S>()
+        .map(|source| Box::new(with(source)) as Box<dyn std::any::Any + Send>)
 }
