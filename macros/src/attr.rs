@@ -261,6 +261,8 @@ pub enum Kind {
     Flag,
     /// `crate = "path"`.
     Crate,
+    /// `option = expression` (a closure, a path to a function).
+    Expr,
 }
 
 /// One option a macro takes: its keyword, the kind of value and an example value for errors.
@@ -285,6 +287,8 @@ pub enum Value {
     Flag,
     /// A `crate = "..."` path.
     Crate(CratePath),
+    /// An expression.
+    Expr(Box<syn::Expr>),
 }
 
 /// One parsed option: its keyword, where it was written and its value.
@@ -391,6 +395,15 @@ fn parse_one(
             Value::Flag
         }
         Kind::Crate => Value::Crate(parse_crate_value(input, span)?),
+        Kind::Expr => {
+            let at = parse_value(input, span, name, example)?;
+            Value::Expr(Box::new(input.parse::<syn::Expr>().map_err(|_| {
+                syn::Error::new(
+                    at,
+                    format!("`{name}` takes an expression: `{name} = {example}`"),
+                )
+            })?))
+        }
     };
     Ok(Parsed { name, span, value })
 }

@@ -58,13 +58,17 @@ fn unknown_option(option: &str) -> String {
 }
 
 pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    if let Ok(function) = syn::parse2::<syn::ItemFn>(item.clone()) {
+        return crate::domain_fn::expand(args, function);
+    }
     let input: DeriveInput = match syn::parse2(item.clone()) {
         Ok(input) => input,
         Err(_) => {
             let error = syn::Error::new(
                 first_span(&item),
                 "`#[domain_event]` goes on a struct: `#[domain_event(aggregate = \"user\", \
-                 aggregate_id = user_id)] struct UserRegistered { user_id: Uuid, ... }`",
+                 aggregate_id = user_id)] struct UserRegistered { user_id: Uuid, ... }`, or on an \
+                 `async fn` that returns `Result<T, E>` to publish a domain event after `Ok`",
             );
             let compile_error = error.to_compile_error();
             return quote!(#compile_error #item);
@@ -133,7 +137,7 @@ fn model<'a>(
                 ),
             },
             Value::Crate(path) => krate = Some(path),
-            Value::Flag => {}
+            Value::Flag | Value::Expr(_) => {}
         }
     }
     let ident = &input.ident;

@@ -10,6 +10,7 @@ use proc_macro::TokenStream;
 mod attr;
 mod audit;
 mod domain;
+mod domain_fn;
 mod duration;
 mod event;
 mod handler;
@@ -53,6 +54,13 @@ pub fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
 /// = the field's value. Optional: `name = "..."` (event type, default from the struct's name),
 /// `version = N`, `crate = "..."`. The struct derives `Serialize`, `Deserialize` and `JsonSchema`
 /// itself; handlers take it like any event.
+///
+/// On an `async fn` returning `Result<T, E>` (seed 004's decorator), it publishes a domain event
+/// after the body returns `Ok`: the value itself (`#[domain_event]`, `T` being the event), or the
+/// event built from a reference to it (`#[domain_event(emit = |user| UserRegistered { .. })]` or
+/// `emit = path::to_fn`; the closure may use the arguments the body only borrowed). The bus is the
+/// bus scope's (`herald::scope`: a `#[handler]` sets it, `herald::scope(&bus, fut)` elsewhere); a
+/// failed publish is returned as `E::from(herald::Error)`; an `Err` publishes nothing.
 #[proc_macro_attribute]
 pub fn domain_event(args: TokenStream, item: TokenStream) -> TokenStream {
     domain::expand(args.into(), item.into()).into()
@@ -66,8 +74,8 @@ pub fn domain_event(args: TokenStream, item: TokenStream) -> TokenStream {
 /// id (`resource_id = param`), the actor (`actor = param`), success or failure with the error's
 /// text, the duration, the arguments as JSON with `include_args` (`#[audit(skip)]` on a parameter
 /// leaves it out, `#[audit(redact)]` records `"[redacted]"`) and the handled event's correlation
-/// id. The function returns `Result<T, E>` with `E: Display`. The bus is the one of the audit
-/// scope: a `#[handler]` sets it, `herald::audit::scope(&bus, fut)` sets it elsewhere; see
+/// id. The function returns `Result<T, E>` with `E: Display`. The bus is the one of the bus
+/// scope: a `#[handler]` sets it, `herald::scope(&bus, fut)` sets it elsewhere; see
 /// `herald::audit`.
 #[proc_macro_attribute]
 pub fn audit_event(args: TokenStream, item: TokenStream) -> TokenStream {

@@ -2,24 +2,18 @@
 //! included, to the `audit.events` topic (prefixed like every topic).
 //!
 //! # How the bus is found
-//! An audited function does not take the bus as a parameter: it finds it in the *audit scope* of
-//! the task it runs in, a tokio task-local.
-//! - Inside a `#[handler]`, the handler's generated dispatch sets the scope to the handler's
-//!   [`Context`]: audit events carry the handled event's correlation id and are caused by it.
-//! - Anywhere else (an HTTP handler, a job, a test), wrap the call in [`scope`]:
-//!   `herald::audit::scope(&bus, create_user(...)).await`.
-//!
-//! Calling an audited function outside any scope is a programming error that would lose the audit
-//! trail, so it panics with a message saying where to add the scope (as tokio does without a
-//! runtime) rather than dropping the event. Publishing an audit event that the broker refuses is
+//! An audited function does not take the bus as a parameter: it finds it in the *bus scope* of
+//! the task it runs in ([`herald::scope`](crate::scope())): inside a `#[handler]` the handler's
+//! context (audit events carry the handled event's correlation id and are caused by it),
+//! elsewhere the bus given to `herald::scope(&bus, create_user(...))` (or its alias [`scope`]).
+//! Calling an audited function outside any scope panics rather than lose the audit trail. Publishing an audit event that the broker refuses is
 //! logged at ERROR with the whole event, and the function's own result is returned unchanged.
 
-use std::future::Future;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Bus, Context, PublishOptions};
+use crate::PublishOptions;
 
 /// Implemented by hand rather than derived: a derive would register the audit event in every
 /// service linking herald; `#[audit_event]` registers it (`__private::AUDIT_EVENT`) where it is used.
@@ -67,26 +61,8 @@ pub struct AuditEvent {
     pub correlation_id: Option<String>,
 }
 
-/// Where audit events go: the bus, or a handler's context.
-#[derive(Clone)]
-pub(crate) enum Sink {
-    Bus(Bus),
-    Handler(Context),
-}
-
-tokio::task_local! {
-    static SINK: Sink;
-}
-
-/// Runs `future` with `bus` as its audit scope: audited functions called in it publish there.
-pub async fn scope<F: Future>(bus: &Bus, future: F) -> F::Output {
-    SINK.scope(Sink::Bus(bus.clone()), future).await
-}
-
-/// Runs a handler's future with its context as the audit scope (called by `#[handler]`'s code).
-pub(crate) async fn handler_scope<F: Future>(ctx: Context, future: F) -> F::Output {
-    SINK.scope(Sink::Handler(ctx), future).await
-}
+/// Runs `future` with `bus` as its bus scope; the same as [`herald::scope`](crate::scope()).
+pub use crate::scope::scope;
 
 /// What an audited function returns: a `Result` whose error displays.
 #[diagnostic::on_unimplemented(
@@ -122,18 +98,13 @@ pub(crate) async fn record(
         Outcome::Success
     };
     event.error = outcome;
-    let Ok(sink) = SINK.try_with(Clone::clone) else {
-        panic!(
-            "`#[audit_event]` fn `{function}` ran outside an audit scope, so its audit event would be lost: \
-             call it from a `#[handler]`, or wrap the call in `herald::audit::scope(&bus, ...)`"
-        );
-    };
+    let sink = crate::scope::current("`#[audit_event]` fn", function);
     let published = match sink {
-        Sink::Bus(bus) => {
+        crate::scope::Sink::Bus(bus) => {
             bus.publish_with(event.clone(), PublishOptions::default())
                 .await
         }
-        Sink::Handler(ctx) => {
+        crate::scope::Sink::Handler(ctx) => {
             event.correlation_id = ctx.metadata().correlation_id.clone();
             ctx.publish(event.clone()).await
         }

@@ -464,7 +464,16 @@ impl Bus {
         event: E,
         options: PublishOptions,
     ) -> Result<Delivery> {
-        mapping::publish(&self.inner.publisher, &event, options).await
+        self.publish_ref(&event, options).await
+    }
+
+    /// [`Bus::publish_with`] of a borrowed event.
+    pub(crate) async fn publish_ref<E: HeraldEvent>(
+        &self,
+        event: &E,
+        options: PublishOptions,
+    ) -> Result<Delivery> {
+        mapping::publish(&self.inner.publisher, event, options).await
     }
 
     /// Publishes an event, trying again with exponential backoff while the error is retriable

@@ -92,12 +92,21 @@ impl Context {
         event: E,
         options: PublishOptions,
     ) -> Result<Delivery> {
+        self.publish_ref(&event, options).await
+    }
+
+    /// [`Context::publish_with`] of a borrowed event.
+    pub(crate) async fn publish_ref<E: HeraldEvent>(
+        &self,
+        event: &E,
+        options: PublishOptions,
+    ) -> Result<Delivery> {
         let inherited = PublishOptions::caused_by(self.incoming.meta());
         let options = PublishOptions {
             correlation_id: options.correlation_id.or(inherited.correlation_id),
             causation_id: options.causation_id.or(inherited.causation_id),
             ..options
         };
-        crate::mapping::publish(&self.publisher, &event, options).await
+        crate::mapping::publish(&self.publisher, event, options).await
     }
 }

@@ -55,6 +55,7 @@ pub mod naming;
 mod publish;
 pub mod registry;
 pub mod schemas;
+mod scope;
 mod stats;
 pub mod telemetry;
 mod topics;
@@ -70,6 +71,7 @@ pub use error::{DispatchError, Error, HandlerError, RegistryConflicts, Result, R
 pub use event::{Event, HeraldEvent, PartitionKey};
 pub use herald_macros::{audit_event, domain_event, handler, IntegrationEvent};
 pub use publish::{Delivery, EncodedEvent, PublishRetry};
+pub use scope::scope;
 pub use stats::Stats;
 pub use telemetry::{Health, HealthOptions, TopicInfo};
 

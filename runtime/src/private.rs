@@ -198,9 +198,9 @@ impl<T: std::fmt::Display + ?Sized> DomainAggregateId for T {
     }
 }
 
-/// A handler's future run in its audit scope (see `herald::audit`).
+/// A handler's future run in its bus scope (see `herald::scope`).
 pub async fn handler_scope<F: std::future::Future>(ctx: Context, future: F) -> F::Output {
-    crate::audit::handler_scope(ctx, future).await
+    crate::scope::handler_scope(ctx, future).await
 }
 
 pub use crate::audit::{AuditEvent, AuditedResult, Outcome as AuditOutcome};
@@ -316,4 +316,77 @@ pub fn map_with<S: HeraldEvent, T: HeraldEvent>(
     source
         .downcast_ref::<S>()
         .map(|source| Box::new(with(source)) as Box<dyn std::any::Any + Send>)
+}
+
+/// What a `#[domain_event]` fn returns: a `Result` whose error can say that publishing failed.
+#[diagnostic::on_unimplemented(
+    message = "a `#[domain_event]` fn returns `Result<T, E>`, not `{Self}`",
+    label = "the domain event is published after this returns `Ok`",
+    note = "return a `Result` whose error implements `From<herald::Error>` (a failed publish is returned as that error)"
+)]
+pub trait DomainResult: Sized {
+    /// `T` of `Result<T, E>`.
+    type Value;
+    /// The `Ok` value, if any.
+    fn value(&self) -> Option<&Self::Value>;
+    /// The result that says the domain event was not published.
+    fn failed(error: crate::Error) -> Self;
+}
+
+impl<T, E: From<crate::Error>> DomainResult for Result<T, E> {
+    type Value = T;
+    fn value(&self) -> Option<&T> {
+        self.as_ref().ok()
+    }
+    fn failed(error: crate::Error) -> Self {
+        Err(E::from(error))
+    }
+}
+
+/// The `Ok` value of a `#[domain_event]` fn without `emit`: the domain event itself.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a herald event, so `#[domain_event]` cannot publish it",
+    label = "without `emit`, the `Ok` value is the domain event that is published",
+    note = "return the event, or say how to build it from the value: `#[domain_event(emit = |value| UserRegistered {{ .. }})]`"
+)]
+pub trait DomainEventValue: HeraldEvent {}
+
+impl<T: HeraldEvent> DomainEventValue for T {}
+
+/// After a `#[domain_event(emit = ...)]` fn's body: on `Ok`, publishes the event `emit` builds
+/// from the value through the bus scope; returns the result, or the error of a failed publish.
+///
+/// # Panics
+/// On `Ok` outside a bus scope (see `herald::scope`).
+pub async fn domain_emit<R: DomainResult, E: HeraldEvent>(
+    function: &'static str,
+    result: R,
+    emit: impl FnOnce(&R::Value) -> E,
+) -> R {
+    let Some(value) = result.value() else {
+        return result;
+    };
+    let event = emit(value);
+    match crate::scope::publish("`#[domain_event]` fn", function, &event).await {
+        Ok(_) => result,
+        Err(error) => R::failed(error),
+    }
+}
+
+/// After a `#[domain_event]` fn's body: on `Ok`, publishes the value, which is the domain event.
+///
+/// # Panics
+/// On `Ok` outside a bus scope (see `herald::scope`).
+pub async fn domain_value<R>(function: &'static str, result: R) -> R
+where
+    R: DomainResult,
+    R::Value: DomainEventValue,
+{
+    let Some(event) = result.value() else {
+        return result;
+    };
+    match crate::scope::publish("`#[domain_event]` fn", function, event).await {
+        Ok(_) => result,
+        Err(error) => R::failed(error),
+    }
 }

@@ -156,7 +156,7 @@ async fn inside_a_handler_the_audit_event_carries_the_handled_events_correlation
 }
 
 #[tokio::test]
-#[should_panic(expected = "ran outside an audit scope")]
+#[should_panic(expected = "ran outside a bus scope")]
 async fn an_audited_call_outside_any_scope_panics_instead_of_losing_the_event() {
     let _ = create_user("u-1".into(), "root".into(), "pw".into(), Vec::new()).await;
 }
