@@ -24,6 +24,11 @@ const SPECS: &[Spec] = &[
         example: "user_id",
     },
     Spec {
+        name: "aggregate_version",
+        kind: Kind::Ident,
+        example: "version",
+    },
+    Spec {
         name: "name",
         kind: Kind::NonEmptyStr,
         example: "\"user.registered\"",
@@ -42,8 +47,9 @@ const SPECS: &[Spec] = &[
 
 /// What to say about an option `#[domain_event]` does not take.
 fn unknown_option(option: &str) -> String {
-    const TAKES: &str = "`aggregate = \"...\"`, `aggregate_id = field`, `name = \"...\"`, \
-                         `version = N` and `crate = \"...\"`";
+    const TAKES: &str = "`aggregate = \"...\"`, `aggregate_id = field`, \
+                         `aggregate_version = field`, `name = \"...\"`, `version = N` and \
+                         `crate = \"...\"`";
     match option {
         "topic" => {
             "a domain event's topic is `domain.{aggregate}.events`: set `aggregate = \"...\"`, \
@@ -115,6 +121,7 @@ fn model<'a>(
     let (options, crate_failed) = attr::parse_specs(args, SPECS, &unknown_option, errors);
     let (mut aggregate, mut aggregate_id, mut name, mut version, mut krate) =
         (None, None, None, None, None::<CratePath>);
+    let mut aggregate_version = None::<syn::Ident>;
     for option in options {
         match option.value {
             Value::Str(lit) if option.name == "aggregate" => {
@@ -128,6 +135,9 @@ fn model<'a>(
                 aggregate = Some(lit.value());
             }
             Value::Str(lit) => name = Some(lit.value()),
+            Value::Ident(ident) if option.name == "aggregate_version" => {
+                aggregate_version = Some(ident)
+            }
             Value::Ident(ident) => aggregate_id = Some(ident),
             Value::Int(lit) => match lit.base10_parse::<u32>() {
                 Ok(v) if v > 0 => version = Some(v),
@@ -213,6 +223,19 @@ fn model<'a>(
             found
         }
     };
+    let version_field = aggregate_version.as_ref().and_then(|id| {
+        let found = fields.iter().find(|f| f.ident.as_ref() == Some(id));
+        if found.is_none() {
+            errors.spanned(
+                id,
+                format!(
+                    "`{ident}` has no field `{id}`: `aggregate_version` names the field that holds \
+                     the aggregate's version after this event"
+                ),
+            );
+        }
+        found.map(|f| (Member::Named(id.clone()), &f.ty))
+    });
     let generic = !input.generics.params.is_empty() || input.generics.where_clause.is_some();
     if generic {
         errors.spanned(
@@ -243,6 +266,7 @@ fn model<'a>(
             .map(|(m, t, _)| (m.clone(), *t, KeySource::Domain)),
         key,
         aggregate_type: Some(aggregate),
+        aggregate_version: version_field,
         krate,
         invalid,
         crate_failed,

@@ -144,6 +144,8 @@ pub(crate) struct EventModel<'a> {
     pub key: Option<(Member, &'a syn::Type, KeySource)>,
     /// `HeraldEvent::AGGREGATE_TYPE`.
     pub aggregate_type: Option<String>,
+    /// The field `HeraldEvent::aggregate_version` returns (`#[domain_event(aggregate_version)]`).
+    pub aggregate_version: Option<(Member, &'a syn::Type)>,
     /// The field `HeraldEvent::aggregate_id` returns, and how it must display.
     pub aggregate_id: Option<(Member, &'a syn::Type, KeySource)>,
     pub krate: Option<CratePath>,
@@ -319,6 +321,7 @@ fn parse_model<'a>(input: &'a DeriveInput, errors: &mut Errors) -> EventModel<'a
         mappings,
         key: key_field(input, errors),
         aggregate_type: None,
+        aggregate_version: None,
         aggregate_id: aggregate_id_field(input),
         krate,
         invalid,
@@ -500,6 +503,15 @@ pub(crate) fn generate(model: &EventModel) -> TokenStream {
         Some(aggregate) => quote!(::core::option::Option::Some(#aggregate)),
         None => quote!(::core::option::Option::None),
     };
+    let aggregate_version = model.aggregate_version.as_ref().map(|(member, ty)| {
+        let version =
+            quote_spanned!(ty.span()=> <#ty as __herald::AggregateVersion>::aggregate_version);
+        quote! {
+            fn aggregate_version(&self) -> ::core::option::Option<i64> {
+                ::core::option::Option::Some(#version(&self.#member))
+            }
+        }
+    });
     let upcast = model.upcast_from.as_ref().map(|old| {
         quote_spanned! {old.span()=>
             fn upcast(
@@ -559,6 +571,8 @@ pub(crate) fn generate(model: &EventModel) -> TokenStream {
                 fn aggregate_id(&self) -> ::core::option::Option<::std::string::String> {
                     #aggregate_id
                 }
+
+                #aggregate_version
 
                 #upcast
             }

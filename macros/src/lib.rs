@@ -51,7 +51,8 @@ pub fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// The event is published to `domain.{aggregate}.events`, keyed by the `aggregate_id` field (so one
 /// aggregate's events stay in order), with `ce_aggregatetype` = the aggregate and `ce_aggregateid`
-/// = the field's value. Optional: `name = "..."` (event type, default from the struct's name),
+/// = the field's value. Optional: `aggregate_version = field` (an integer field, copied into
+/// `ce_aggregateversion`), `name = "..."` (event type, default from the struct's name),
 /// `version = N`, `crate = "..."`. The struct derives `Serialize`, `Deserialize` and `JsonSchema`
 /// itself; handlers take it like any event.
 ///

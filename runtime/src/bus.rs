@@ -476,6 +476,21 @@ impl Bus {
         mapping::publish(&self.inner.publisher, event, options).await
     }
 
+    /// Publishes an event of `saga` that records `step` (seed 004's `publish_saga_event`): the
+    /// saga's id, type and the step travel as `ce_sagaid`, `ce_sagatype`, `ce_sagastep`; handlers
+    /// read them with `Metadata::saga` and keep them when publishing through their `Context`.
+    ///
+    /// # Errors
+    /// As [`Bus::publish`].
+    pub async fn publish_saga_event<E: HeraldEvent>(
+        &self,
+        event: E,
+        saga: &crate::Saga,
+        step: &str,
+    ) -> Result<Delivery> {
+        self.publish_ref(&event, saga.step(step)).await
+    }
+
     /// Publishes an event, trying again with exponential backoff while the error is retriable
     /// (broker unreachable, timed out); a permanent error (message too large, not authorized) is
     /// returned at once. Every try carries the same event id.

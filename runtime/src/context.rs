@@ -83,7 +83,8 @@ impl Context {
     }
 
     /// Like [`Context::publish`], with more metadata; correlation and causation given in `options`
-    /// win over the carried-over ones.
+    /// win over the carried-over ones. The handled event's saga (`herald::saga`) is carried over
+    /// too unless `options` names another.
     ///
     /// # Errors
     /// As `Bus::publish`.
@@ -106,7 +107,8 @@ impl Context {
             correlation_id: options.correlation_id.or(inherited.correlation_id),
             causation_id: options.causation_id.or(inherited.causation_id),
             ..options
-        };
+        }
+        .continue_saga_of(self.incoming.meta());
         crate::mapping::publish(&self.publisher, event, options).await
     }
 }

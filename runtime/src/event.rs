@@ -39,6 +39,13 @@ pub trait HeraldEvent:
         None
     }
 
+    /// The aggregate's version after this event (`ce_aggregateversion`): the
+    /// `aggregate_version = field` of a `#[domain_event]`. Publishing copies it into the metadata
+    /// unless `PublishOptions::aggregate_version` is given.
+    fn aggregate_version(&self) -> Option<i64> {
+        None
+    }
+
     /// This event decoded from the JSON data of an older schema `version` of it, when the type
     /// declares an upcaster (`#[event(upcast_from = OlderType)]` with `impl From<OlderType>`, which
     /// chains through the older type's own upcaster); `None` when there is none for `version`.

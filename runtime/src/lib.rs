@@ -54,6 +54,7 @@ pub mod mapping;
 pub mod naming;
 mod publish;
 pub mod registry;
+pub mod saga;
 pub mod schemas;
 mod scope;
 mod stats;
@@ -71,6 +72,7 @@ pub use error::{DispatchError, Error, HandlerError, RegistryConflicts, Result, R
 pub use event::{Event, HeraldEvent, PartitionKey};
 pub use herald_macros::{audit_event, domain_event, handler, IntegrationEvent};
 pub use publish::{Delivery, EncodedEvent, PublishRetry};
+pub use saga::Saga;
 pub use scope::scope;
 pub use stats::Stats;
 pub use telemetry::{Health, HealthOptions, TopicInfo};

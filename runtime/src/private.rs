@@ -390,3 +390,26 @@ where
         Err(error) => R::failed(error),
     }
 }
+
+/// A field named by `#[domain_event(aggregate_version = field)]`: an integer.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an aggregate version",
+    label = "`aggregate_version` names a field holding the aggregate's version: an integer",
+    note = "make the field an integer type (`u32`, `u64`, `i64`, ...)"
+)]
+pub trait AggregateVersion {
+    /// The version as `ce_aggregateversion` carries it.
+    fn aggregate_version(&self) -> i64;
+}
+
+macro_rules! aggregate_version_ints {
+    ($($t:ty),*) => {$(
+        impl AggregateVersion for $t {
+            #[allow(clippy::cast_possible_wrap, clippy::cast_lossless)]
+            fn aggregate_version(&self) -> i64 {
+                *self as i64
+            }
+        }
+    )*};
+}
+aggregate_version_ints!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);

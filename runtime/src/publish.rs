@@ -302,7 +302,9 @@ impl Publisher {
             aggregate_type: options
                 .aggregate_type
                 .or_else(|| E::AGGREGATE_TYPE.map(str::to_owned)),
-            aggregate_version: options.aggregate_version,
+            aggregate_version: options
+                .aggregate_version
+                .or_else(|| event.aggregate_version()),
             subject: None,
             content_type: Some(codec::JSON.into()),
             extensions: options.extensions,

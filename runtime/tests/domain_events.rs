@@ -189,3 +189,64 @@ fn seed_000_topic_conventions() {
     );
     assert_eq!(UserRegistered::AGGREGATE_TYPE, Some("user"));
 }
+
+#[domain_event(aggregate = "cart", aggregate_id = cart_id, aggregate_version = revision)]
+#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone)]
+pub struct ItemAdded {
+    pub cart_id: String,
+    pub revision: u32,
+    pub sku: String,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domain_events_aggregate_version_field_reaches_ce_aggregateversion() {
+    let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
+    let bus = Bus::builder(Config::new("carts"))
+        .embedded_broker(broker)
+        .only_groups(["domain-users"])
+        .build()
+        .await
+        .expect("bus builds");
+    for (revision, sku) in [(1, "apple"), (2, "pear")] {
+        bus.publish(ItemAdded {
+            cart_id: "c-1".into(),
+            revision,
+            sku: sku.into(),
+        })
+        .await
+        .unwrap();
+    }
+    // An explicit version wins over the field.
+    bus.publish_with(
+        ItemAdded {
+            cart_id: "c-2".into(),
+            revision: 1,
+            sku: "fig".into(),
+        },
+        PublishOptions::new().aggregate("c-2", "cart", Some(7)),
+    )
+    .await
+    .unwrap();
+    let records = read_topic(bus.bootstrap_servers(), "domain.cart.events", 3);
+    let mut seen: Vec<_> = records
+        .iter()
+        .map(|r| {
+            (
+                header(r, "ce_aggregateid").unwrap_or_default(),
+                header(r, "ce_aggregatetype").unwrap_or_default(),
+                header(r, "ce_aggregateversion").unwrap_or_default(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let expected: Vec<(String, String, String)> = [
+        ("c-1", "cart", "1"),
+        ("c-1", "cart", "2"),
+        ("c-2", "cart", "7"),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+    .collect();
+    assert_eq!(seen, expected);
+    bus.shutdown().await.expect("shutdown");
+}
