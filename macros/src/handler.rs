@@ -311,6 +311,17 @@ fn parse_model<'a>(
         );
     }
 
+    // `Self` in the signature: the function is an associated fn of an `impl` block (a proc macro
+    // does not see the block; without `Self` or `self` rustc reports the unresolved name).
+    if let Some(self_type) = find_self_type(quote::ToTokens::to_token_stream(&sig.inputs))
+        .or_else(|| find_self_type(quote::ToTokens::to_token_stream(&sig.output)))
+    {
+        errors.at(
+            self_type,
+            "a handler is a free `async fn`, not an associated function: move it out of the \
+             `impl` block, and reach shared state through `ctx: &Context` and `ctx.state::<T>()`",
+        );
+    }
     let mut typed = Vec::new();
     for input in &sig.inputs {
         match input {
@@ -606,9 +617,10 @@ fn generate(model: &HandlerModel) -> TokenStream {
     };
     let retry = retry_tokens(&model.retry);
     quote! {
-        // Named rather than `const _`, which is not allowed in an `impl` block: a handler put in one
-        // then gets a single error, rustc's E0425 that `#fn_name` is not found (a proc macro cannot
-        // see that it is inside an `impl`; see `ui-tests/tests/ui/fail/handler_associated_fn.rs`).
+        // Named rather than `const _`, which is not allowed in an `impl` block: an associated fn
+        // without `self` or `Self` in its signature (those get herald's error) then gets a single
+        // error, rustc's E0425 that `#fn_name` is not found — a proc macro cannot see that it is
+        // inside an `impl` (`ui-tests/tests/ui/fail/handler_associated_fn.rs`).
         #[doc(hidden)]
         #[allow(dead_code, non_upper_case_globals, unused_qualifications, clippy::all)]
         const #registration: () = {
@@ -643,6 +655,15 @@ fn generate(model: &HandlerModel) -> TokenStream {
             }
         };
     }
+}
+
+/// The span of the first `Self` in `tokens`, looking into groups.
+fn find_self_type(tokens: TokenStream) -> Option<proc_macro2::Span> {
+    tokens.into_iter().find_map(|token| match token {
+        proc_macro2::TokenTree::Ident(ident) if ident == "Self" => Some(ident.span()),
+        proc_macro2::TokenTree::Group(group) => find_self_type(group.stream()),
+        _ => None,
+    })
 }
 
 /// The `HandlerRetry` of a handler, as a constant expression.
