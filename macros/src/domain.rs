@@ -133,7 +133,7 @@ fn model<'a>(
                 ),
             },
             Value::Crate(path) => krate = Some(path),
-            Value::Flag => {}
+            Value::Flag | Value::Type(_) => {}
         }
     }
     let ident = &input.ident;
@@ -239,6 +239,7 @@ fn model<'a>(
         key,
         aggregate_type: Some(aggregate),
         krate,
+        command: None,
         invalid,
         crate_failed,
     })

@@ -597,8 +597,10 @@ fn generate(model: &HandlerModel) -> TokenStream {
         || quote_spanned!(output.span()=> _),
         ToTokens::to_token_stream,
     );
-    let into_result =
-        quote_spanned!(output.span()=> __herald::handler_result::<#output, #error_ty>());
+    // The event type tells the expected result: `Result<(), E>` for an event, `Result<Reply, E>`
+    // for a command.
+    let into_result = quote_spanned!(output.span()=>
+        __herald::handler_result::<#event_ty, #output, #error_ty>());
     let name = &model.name;
     let group = match &model.group {
         Some(group) => quote!(::core::option::Option::Some(#group)),
@@ -637,6 +639,7 @@ fn generate(model: &HandlerModel) -> TokenStream {
                     event_version: __HERALD_EVENT.version,
                     topic: __HERALD_EVENT.topic,
                     event_rust_type: ::core::stringify!(#event_ty),
+                    command: __HERALD_EVENT.command,
                     retry: #retry,
                     call: __herald_dispatch,
                 }

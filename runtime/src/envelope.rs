@@ -54,6 +54,14 @@ pub struct Metadata {
     pub position: Option<Position>,
 }
 
+impl Metadata {
+    /// The topic a command asks its reply to be sent to (`ce_replyto`): set on commands sent with
+    /// `Bus::request`, `None` on events and fire-and-forget commands.
+    pub fn reply_to(&self) -> Option<&str> {
+        crate::command::reply_to(self)
+    }
+}
+
 /// Caller-supplied metadata for one publish: correlation, causation, aggregate and extensions.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PublishOptions {

@@ -5,16 +5,18 @@
 //! ("could not find `__private_v0_1` in `herald`") instead of code built against another layout.
 pub use crate::codec::Incoming;
 use crate::codec::{decode_data, decode_event};
+pub use crate::command::{Command, Reply};
 pub use crate::context::Context;
 pub use crate::error::{DispatchError, HandlerError};
 pub use crate::event::{HeraldEvent, PartitionKey};
 pub use crate::registry::{
-    Compat, EventDescriptor, HandlerDescriptor, HandlerFuture, HandlerRetry,
+    Compat, EventDescriptor, HandlerDescriptor, HandlerFuture, HandlerReply, HandlerRetry,
 };
 pub use inventory;
 pub use schemars::JsonSchema;
 pub use serde;
 pub use serde_json;
+use std::time::Duration;
 
 /// The JSON Schema of an event type. Bounded by `HeraldEvent` (which implies `JsonSchema`) so a
 /// missing `JsonSchema` derive is reported once, at the `HeraldEvent` impl.
@@ -60,6 +62,8 @@ pub struct EventInfo<P> {
     pub topic: &'static str,
     /// The event's `VERSION`.
     pub version: u32,
+    /// Whether it is a command (`IS_COMMAND`), answered with a reply.
+    pub command: bool,
     /// Decodes the handler's first parameter.
     pub decode: fn(&Incoming) -> Result<P, DispatchError>,
 }
@@ -71,6 +75,7 @@ pub const fn event_info<P: HandlerEvent>() -> EventInfo<P> {
         event_type: <P::Payload as HeraldEvent>::EVENT_TYPE,
         topic: <P::Payload as HeraldEvent>::TOPIC,
         version: <P::Payload as HeraldEvent>::VERSION,
+        command: <P::Payload as HeraldEvent>::IS_COMMAND,
         decode: P::decode,
     }
 }
@@ -85,19 +90,21 @@ pub fn send_future<F: std::future::Future + Send>(
     future
 }
 
-/// What a handler may return: `Result<(), E>`; its error type `E` must be a [`HandlerFailure`].
+/// What a handler may return: `Result<R, E>`, where `R` is what its first parameter's message
+/// answers with ([`HeraldEvent::Reply`]): `()` for an event, the reply type for a command. Its
+/// error type `E` must be a [`HandlerFailure`].
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a handler result",
-    label = "a handler returns `Result<(), E>`",
-    note = "write `-> Result<(), HandlerError>`, `-> anyhow::Result<()>`, or `Result<(), E>` where `E: std::error::Error + Send + Sync + 'static`"
+    message = "`{Self}` is not the result of a handler of this message: it returns `Result<{R}, E>`",
+    label = "expected `Result<{R}, E>`",
+    note = "an event's handler returns `Result<(), E>`; a command's handler returns `Result<Reply, E>` with the command's `#[command(reply = Reply)]` type, which herald sends back to the caller"
 )]
-pub trait HandlerOutput<E> {
+pub trait HandlerOutput<R, E> {
     /// The result as a `Result`.
-    fn into_result(self) -> Result<(), E>;
+    fn into_result(self) -> Result<R, E>;
 }
 
-impl<E> HandlerOutput<E> for Result<(), E> {
-    fn into_result(self) -> Result<(), E> {
+impl<R, E> HandlerOutput<R, E> for Result<R, E> {
+    fn into_result(self) -> Result<R, E> {
         self
     }
 }
@@ -129,19 +136,34 @@ impl<E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>> HandlerFailure
     }
 }
 
-/// The conversion of what a handler of return type `O` returned into herald's handler result;
-/// the one place generated code checks the return type. It takes no value, so rustc points at
-/// the type arguments when a check fails: at `O`, or at `E` when the macro could name it.
-pub fn handler_result<O, E>() -> fn(O) -> Result<(), HandlerError>
+/// The conversion of what a handler of return type `O`, taking `P`, returned into herald's
+/// handler result: the JSON of a command's reply, or `None` for an event. The one place generated
+/// code checks the return type. It takes no value, so rustc points at the type arguments when a
+/// check fails: at `O`, or at `E` when the macro could name it.
+pub fn handler_result<P, O, E>() -> fn(O) -> Result<HandlerReply, HandlerError>
 where
-    O: HandlerOutput<E>,
+    P: HandlerEvent,
+    O: HandlerOutput<<P::Payload as HeraldEvent>::Reply, E>,
     E: HandlerFailure,
 {
     |output| {
-        output
+        let reply = output
             .into_result()
-            .map_err(HandlerFailure::into_handler_error)
+            .map_err(HandlerFailure::into_handler_error)?;
+        if !<P::Payload as HeraldEvent>::IS_COMMAND {
+            return Ok(None);
+        }
+        serde_json::to_vec(&reply).map(Some).map_err(|e| {
+            HandlerError::permanent(HandlerError::msg(format!(
+                "the reply does not serialize: {e}"
+            )))
+        })
     }
+}
+
+/// A command's default request timeout given in milliseconds (`#[command(timeout = "...")]`).
+pub const fn millis(ms: u64) -> Duration {
+    Duration::from_millis(ms)
 }
 
 /// Implemented by herald's [`Context`] only: what a handler's second parameter refers to.
