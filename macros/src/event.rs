@@ -415,7 +415,7 @@ fn parse_field_option(input: ParseStream, attr: &str) -> syn::Result<kw::key> {
 /// are never reached (the type is not registered, so nothing dispatches to it).
 pub(crate) fn fallback(model: &EventModel) -> TokenStream {
     let import = CratePath::import(model.krate.as_ref());
-    let (reply, command_impl) = command_tokens(model);
+    let (reply, command_impl) = command_tokens(model, true);
     let ident = &model.input.ident;
     let (impl_generics, ty_generics, where_clause) = model.input.generics.split_for_impl();
     let predicates = where_clause.map(|w| &w.predicates);
@@ -453,7 +453,9 @@ pub(crate) fn fallback(model: &EventModel) -> TokenStream {
 
 /// The `Reply` type of a message, and the `Command` impl of a command: `()` and nothing for an
 /// event. The reply type keeps its span, so a reply that is not serializable is reported at it.
-fn command_tokens(model: &EventModel) -> (TokenStream, TokenStream) {
+/// In a fallback (`assumed`), the impl assumes `Self: HeraldEvent` as the fallback's own impl
+/// assumes its bounds, so a generic command reports its one mistake.
+fn command_tokens(model: &EventModel, assumed: bool) -> (TokenStream, TokenStream) {
     let Some(command) = &model.command else {
         return (quote!(()), TokenStream::new());
     };
@@ -462,6 +464,12 @@ fn command_tokens(model: &EventModel) -> (TokenStream, TokenStream) {
     let reply = &command.reply;
     let reply = quote_spanned!(reply.span()=> #reply);
     let timeout_ms = command.timeout_ms;
+    let predicates = where_clause.map(|w| &w.predicates);
+    let where_clause = if assumed {
+        quote!(where Self: __herald::HeraldEvent, #predicates)
+    } else {
+        quote!(#where_clause)
+    };
     let command_impl = quote! {
         #[automatically_derived]
         impl #impl_generics __herald::Command for #ident #ty_generics #where_clause {
@@ -473,7 +481,7 @@ fn command_tokens(model: &EventModel) -> (TokenStream, TokenStream) {
 
 pub(crate) fn generate(model: &EventModel) -> TokenStream {
     let import = CratePath::import(model.krate.as_ref());
-    let (reply, command_impl) = command_tokens(model);
+    let (reply, command_impl) = command_tokens(model, false);
     let is_command = model.command.is_some();
     let ident = &model.input.ident;
     let (event_type, topic, version) = (&model.event_type, &model.topic, model.version);

@@ -39,16 +39,64 @@ use crate::error::{Error, Result};
 use crate::event::HeraldEvent;
 use crate::publish::{Delivery, EncodedEvent, Publisher};
 
-/// What a command's reply must be: serializable, deserializable, with a JSON Schema, sendable.
-/// `()` is one (an event's "reply", and a command that only acknowledges).
+/// What a command's reply must be: serializable, deserializable, with a JSON Schema, sendable —
+/// every `Serialize + Deserialize + JsonSchema + Send + 'static` type is one. `()` is one (an
+/// event's "reply", and a command that only acknowledges).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be the reply of a command",
     label = "a reply is sent as JSON and decoded by the caller",
     note = "derive them on `{Self}`: `#[derive(Serialize, Deserialize, JsonSchema)]`"
 )]
-pub trait Reply: Serialize + for<'de> Deserialize<'de> + JsonSchema + Send + 'static {}
+pub trait Reply: Send + Sized + 'static {
+    /// The reply as JSON.
+    ///
+    /// # Errors
+    /// When it does not serialize (a map with non-string keys, a failing `Serialize` impl).
+    fn to_json(&self) -> serde_json::Result<Vec<u8>>;
 
-impl<T: Serialize + for<'de> Deserialize<'de> + JsonSchema + Send + 'static> Reply for T {}
+    /// The reply from JSON.
+    ///
+    /// # Errors
+    /// When the JSON does not fit the type.
+    fn from_json(json: &[u8]) -> serde_json::Result<Self>;
+
+    /// The reply's JSON Schema.
+    fn json_schema() -> serde_json::Value;
+}
+
+impl<T: Serialize + for<'de> Deserialize<'de> + JsonSchema + Send + 'static> Reply for T {
+    fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec(self)
+    }
+
+    fn from_json(json: &[u8]) -> serde_json::Result<Self> {
+        serde_json::from_slice(json)
+    }
+
+    fn json_schema() -> serde_json::Value {
+        schemars::schema_for!(T).to_value()
+    }
+}
+
+/// No reply: a type without values that does not serialize. Its impl of [`Reply`] sits next to the
+/// blanket one, so rustc reports a type that is not a reply with [`Reply`]'s message, once,
+/// instead of one error per missing derive.
+#[doc(hidden)]
+pub enum NotAReply {}
+
+impl Reply for NotAReply {
+    fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        match *self {}
+    }
+
+    fn from_json(_: &[u8]) -> serde_json::Result<Self> {
+        Err(serde::de::Error::custom("nothing decodes as `NotAReply`"))
+    }
+
+    fn json_schema() -> serde_json::Value {
+        serde_json::Value::Bool(false)
+    }
+}
 
 /// A command: a herald message with a typed reply ([`HeraldEvent::Reply`]) and a default request
 /// timeout. Derive it with `#[derive(Command)]` and `#[command(reply = MyReply)]`; send it with
@@ -450,7 +498,7 @@ pub(crate) fn read_reply<C: Command>(reply: &Incoming, id: &str) -> Result<C::Re
             message: failure.message,
         });
     }
-    serde_json::from_slice(reply.data()).map_err(|e| Error::ReplyDecode {
+    <C::Reply as Reply>::from_json(reply.data()).map_err(|e| Error::ReplyDecode {
         command: C::EVENT_TYPE,
         id: id.to_owned(),
         reason: e.to_string(),

@@ -53,9 +53,9 @@ impl<T: HeraldEvent> HandlerEvent for crate::Event<T> {
     }
 }
 
-/// What a handler needs to know about its event type. `#[handler]` builds it once, with
-/// [`event_info`], so an event type that is not a herald event is reported once.
-pub struct EventInfo<P> {
+/// What a handler needs to know about its event type `P` and its return type `O`. `#[handler]`
+/// builds it once, with [`event_info`], so each mistake in the signature is reported once.
+pub struct EventInfo<P, O> {
     /// The event's `EVENT_TYPE`.
     pub event_type: &'static str,
     /// The event's `TOPIC`.
@@ -66,18 +66,49 @@ pub struct EventInfo<P> {
     pub command: bool,
     /// Decodes the handler's first parameter.
     pub decode: fn(&Incoming) -> Result<P, DispatchError>,
+    /// Turns what the handler returned into herald's handler result.
+    pub finish: fn(O) -> Result<HandlerReply, HandlerError>,
 }
 
-/// The [`EventInfo`] of a handler's first parameter: the one place generated code requires
-/// `P: HandlerEvent`.
-pub const fn event_info<P: HandlerEvent>() -> EventInfo<P> {
+/// The [`EventInfo`] of a handler taking `P` and returning `O` (`E` being the error type the
+/// macro could name, else inferred): the one place generated code requires `P: HandlerEvent` and
+/// checks the return type against the message (`Result<(), E>` for an event, `Result<Reply, E>`
+/// for a command). It takes no value, so rustc points at the type argument whose check failed: at
+/// `P`, at `O`, or at `E`.
+pub const fn event_info<P, O, E>() -> EventInfo<P, O>
+where
+    P: HandlerEvent,
+    O: HandlerOutput<<P::Payload as HeraldEvent>::Reply, E>,
+    E: HandlerFailure,
+{
     EventInfo {
         event_type: <P::Payload as HeraldEvent>::EVENT_TYPE,
         topic: <P::Payload as HeraldEvent>::TOPIC,
         version: <P::Payload as HeraldEvent>::VERSION,
         command: <P::Payload as HeraldEvent>::IS_COMMAND,
         decode: P::decode,
+        finish: finish::<P, O, E>,
     }
+}
+
+/// [`EventInfo::finish`]: the handler's error as a [`HandlerError`], a command's reply as JSON.
+fn finish<P, O, E>(output: O) -> Result<HandlerReply, HandlerError>
+where
+    P: HandlerEvent,
+    O: HandlerOutput<<P::Payload as HeraldEvent>::Reply, E>,
+    E: HandlerFailure,
+{
+    let reply = output
+        .into_result()
+        .map_err(HandlerFailure::into_handler_error)?;
+    if !<P::Payload as HeraldEvent>::IS_COMMAND {
+        return Ok(None);
+    }
+    Reply::to_json(&reply).map(Some).map_err(|e| {
+        HandlerError::permanent(HandlerError::msg(format!(
+            "the reply does not serialize: {e}"
+        )))
+    })
 }
 
 /// Returns a handler's future after checking it is `Send` (as axum's `debug_handler` does): herald
@@ -133,31 +164,6 @@ impl HandlerFailure for HandlerError {
 impl<E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>> HandlerFailure for E {
     fn into_handler_error(self) -> HandlerError {
         HandlerError::from_boxed(self.into())
-    }
-}
-
-/// The conversion of what a handler of return type `O`, taking `P`, returned into herald's
-/// handler result: the JSON of a command's reply, or `None` for an event. The one place generated
-/// code checks the return type. It takes no value, so rustc points at the type arguments when a
-/// check fails: at `O`, or at `E` when the macro could name it.
-pub fn handler_result<P, O, E>() -> fn(O) -> Result<HandlerReply, HandlerError>
-where
-    P: HandlerEvent,
-    O: HandlerOutput<<P::Payload as HeraldEvent>::Reply, E>,
-    E: HandlerFailure,
-{
-    |output| {
-        let reply = output
-            .into_result()
-            .map_err(HandlerFailure::into_handler_error)?;
-        if !<P::Payload as HeraldEvent>::IS_COMMAND {
-            return Ok(None);
-        }
-        serde_json::to_vec(&reply).map(Some).map_err(|e| {
-            HandlerError::permanent(HandlerError::msg(format!(
-                "the reply does not serialize: {e}"
-            )))
-        })
     }
 }
 
