@@ -396,4 +396,63 @@ mod tests {
         )
         .is_ok());
     }
+
+    fn command_handler(
+        name: &'static str,
+        group: Option<&'static str>,
+        command: bool,
+    ) -> &'static HandlerDescriptor {
+        fn call(_: Incoming, _: Context) -> HandlerFuture {
+            Box::pin(async { Ok(None) })
+        }
+        Box::leak(Box::new(HandlerDescriptor {
+            name,
+            rust_path: name,
+            group,
+            event_type: "user.create",
+            event_version: 1,
+            topic: "user.commands",
+            event_rust_type: "CreateUser",
+            command,
+            retry: HandlerRetry::default(),
+            call,
+        }))
+    }
+
+    #[test]
+    fn a_command_has_one_handler_per_group() {
+        let err = Registry::from_parts(
+            vec![],
+            vec![
+                command_handler("create_a", None, true),
+                command_handler("create_b", None, true),
+            ],
+        )
+        .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("command `user.create` has two handlers")
+                && message.contains("create_a")
+                && message.contains("create_b"),
+            "{message}"
+        );
+        // Handlers in two groups both reply: the caller keeps the first, the other is dropped as
+        // unknown (see docs/commands.md). Events may have many handlers per group.
+        assert!(Registry::from_parts(
+            vec![],
+            vec![
+                command_handler("create_a", None, true),
+                command_handler("create_b", Some("audit"), true),
+            ],
+        )
+        .is_ok());
+        assert!(Registry::from_parts(
+            vec![],
+            vec![
+                command_handler("on_a", None, false),
+                command_handler("on_b", None, false),
+            ],
+        )
+        .is_ok());
+    }
 }
