@@ -239,6 +239,9 @@ async fn a_request_nobody_answers_times_out_within_its_timeout() {
         }
         other => panic!("expected RequestTimeout, got {other:?}"),
     }
+    println!(
+        "a 400 ms request nobody answers, the first of its bus: RequestTimeout after {waited:?}"
+    );
     assert!(
         waited >= Duration::from_millis(400) && waited < Duration::from_millis(900),
         "waited {waited:?}"
@@ -254,6 +257,7 @@ async fn a_request_nobody_answers_times_out_within_its_timeout() {
         .unwrap_err();
     let waited = started.elapsed();
     assert!(matches!(error, Error::RequestTimeout { .. }), "{error:?}");
+    println!("a 150 ms request nobody answers: RequestTimeout after {waited:?}");
     assert!(
         waited >= Duration::from_millis(150) && waited < Duration::from_millis(500),
         "waited {waited:?}"
