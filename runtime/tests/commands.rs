@@ -82,9 +82,14 @@ async fn create_user(command: Event<CreateUser>) -> Result<UserCreatedReply, Han
         Some(_) => return Err(HandlerError::msg("the database is down")),
         None => {}
     }
+    // `huge:...`: a reply larger than the producer's `message.max.bytes` of the refusing test.
+    let welcome = match command.data.email.strip_prefix("huge:") {
+        Some(email) => email.repeat(1000),
+        None => format!("welcome, {}", command.data.email),
+    };
     Ok(UserCreatedReply {
         user_id: command.data.user_id.clone(),
-        welcome: format!("welcome, {}", command.data.email),
+        welcome,
         correlation: command.meta.correlation_id.clone(),
     })
 }
@@ -440,4 +445,46 @@ async fn a_fire_and_forget_command_is_handled_without_a_reply() {
     assert_eq!(bus.pending_requests(), 0);
     let info = bus.topic_info("batch.replies").await;
     assert!(info.is_err(), "no reply topic: {info:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_whose_reply_the_broker_refuses_is_dead_lettered() {
+    let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
+    // Replies of more than 2000 bytes are refused by the producer (the command is far smaller).
+    let refusing = config("refusing").property("message.max.bytes", "2000");
+    let bus = Bus::builder(refusing)
+        .embedded_broker(broker.clone())
+        .only_groups(["user-service"])
+        .build()
+        .await
+        .expect("bus builds");
+    bus.start().await.unwrap();
+    bus.wait_for_assignment(WAIT).await.unwrap();
+    // A command from another producer (plain CloudEvents headers) asking for a reply that cannot
+    // be written: the handler runs, its reply is refused.
+    let servers = bus.bootstrap_servers().to_owned();
+    let producer = plain_producer(&servers);
+    send_raw(
+        &producer,
+        "user.commands",
+        Some(b"u-refused"),
+        br#"{"user_id":"u-refused","email":"huge:0123456789","delay_ms":0,"fail":null}"#,
+        &[
+            ("ce_specversion", b"1.0"),
+            ("ce_id", b"cmd-refused"),
+            ("ce_type", b"user.create"),
+            ("ce_source", b"another-sdk"),
+            ("ce_replyto", b"caller.replies"),
+        ],
+    )
+    .await;
+    let letters = read_topic(&servers, "user.commands.dlq", 1);
+    assert_eq!(
+        header(&letters[0], dlq::ERROR_KIND).as_deref(),
+        Some("reply-undeliverable")
+    );
+    assert_eq!(header(&letters[0], "ce_id").as_deref(), Some("cmd-refused"));
+    assert_eq!(seen("u-refused"), [Some("caller.replies".to_owned())]);
+    bus.shutdown().await.unwrap();
+    assert_all_committed(&servers, "user-service", "user.commands");
 }
