@@ -9,7 +9,7 @@
 //!   correlation carried, key = the command's key) and commits the command only after the broker
 //!   acknowledged the reply. A command that is dead-lettered (permanent error, retries exhausted,
 //!   data that does not fit) gets an error reply, so the caller fails with
-//!   [`Error::CommandFailed`](crate::Error::CommandFailed) instead of waiting for its timeout.
+//!   [`Error::CommandFailed`] instead of waiting for its timeout.
 //! - Replies are read by one listener per bus, started by the first request: a consumer *without*
 //!   a consumer group, assigned every partition of the reply topic from its end. It never waits
 //!   for a group join (about 3 s on the embedded broker) and every instance of the service sees

@@ -32,6 +32,11 @@
 //! # }
 //! ```
 //!
+//! Commands (`#[derive(Command)]` with `#[command(reply = ReplyType)]`) are messages with a typed
+//! reply: `bus.request(cmd).await` publishes one and returns the reply of its `#[handler]` (which
+//! returns `Result<ReplyType, E>`), or [`Error::RequestTimeout`] / [`Error::CommandFailed`]; see
+//! [`command`] and `docs/commands.md`.
+//!
 //! The wire format is the CloudEvents 1.0 Kafka binding (`docs/wire-format.md`).
 
 #![warn(missing_docs)]

@@ -272,6 +272,15 @@ async fn a_request_nobody_answers_times_out_within_its_timeout() {
         0,
         "timed-out requests are forgotten"
     );
+    // `ce_replyto` is herald's: a caller cannot set it as an extension.
+    let refused = bus
+        .publish_with(
+            Unanswered { n: 3 },
+            PublishOptions::new().extension("replyto", "elsewhere"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::Config(_)), "{refused:?}");
     // The command was published all the same, with its reply topic.
     let commands = read_topic(bus.bootstrap_servers(), "nobody.commands", 2);
     assert!(commands
