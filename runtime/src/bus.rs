@@ -592,7 +592,7 @@ impl Bus {
             deadline,
             self.inner
                 .publisher
-                .publish_command(&command, publish, replies.topic()),
+                .publish_command(&command, publish, replies.topic(), timeout),
         )
         .await
         .map_err(|_| timed_out())??;

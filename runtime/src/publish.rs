@@ -323,20 +323,23 @@ impl Publisher {
         &self.service
     }
 
-    /// Publishes a command that asks for a reply on `reply_to` (`ce_replyto`) and waits for the
-    /// broker's acknowledgement.
+    /// Publishes a command that asks for a reply on `reply_to` (`ce_replyto`) within `timeout`
+    /// (`ce_timeoutms`) and waits for the broker's acknowledgement.
     pub async fn publish_command<E: HeraldEvent>(
         &self,
         command: &E,
         options: PublishOptions,
         reply_to: &str,
+        timeout: Duration,
     ) -> Result<Delivery> {
         let mut outgoing = self.encode(command, options)?;
-        // After `encode` checked the caller's extensions, which cannot name `replyto`.
-        outgoing
-            .meta
-            .extensions
-            .insert(codec::REPLY_TO_ATTRIBUTE.to_owned(), reply_to.to_owned());
+        // After `encode` checked the caller's extensions, which cannot name these.
+        let extensions = &mut outgoing.meta.extensions;
+        extensions.insert(codec::REPLY_TO_ATTRIBUTE.to_owned(), reply_to.to_owned());
+        extensions.insert(
+            codec::TIMEOUT_ATTRIBUTE.to_owned(),
+            timeout.as_millis().to_string(),
+        );
         let (outgoing, span) = Self::traced(outgoing);
         self.send(&outgoing, &span).await
     }

@@ -205,6 +205,7 @@ async fn a_request_gets_its_typed_reply_with_the_wire_headers_and_the_command_is
         header(command, "ce_replyto").as_deref(),
         Some("signup.replies")
     );
+    assert_eq!(header(command, "ce_timeoutms").as_deref(), Some("10000"));
     let replies = read_topic(&servers, "signup.replies", 2);
     let reply = replies
         .iter()
