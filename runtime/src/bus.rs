@@ -571,10 +571,13 @@ impl Bus {
         let timeout = options.timeout.unwrap_or(C::TIMEOUT);
         let deadline = tokio::time::Instant::now() + timeout;
         let id = uuid::Uuid::new_v4().to_string();
-        let timed_out = || Error::RequestTimeout {
-            command: C::EVENT_TYPE,
-            id: id.clone(),
-            timeout,
+        let timed_out = || {
+            Counters::add(&self.inner.counters.request_timeouts, 1);
+            Error::RequestTimeout {
+                command: C::EVENT_TYPE,
+                id: id.clone(),
+                timeout,
+            }
         };
         let replies = tokio::time::timeout_at(deadline, self.replies())
             .await
@@ -596,6 +599,7 @@ impl Bus {
         )
         .await
         .map_err(|_| timed_out())??;
+        Counters::add(&self.inner.counters.requests, 1);
         match waiting.reply(deadline).await? {
             Some(reply) => command::read_reply::<C>(&reply, &id),
             None => {
@@ -621,6 +625,7 @@ impl Bus {
                     &inner.config,
                     &inner.bootstrap_servers,
                     inner.broker.as_deref(),
+                    inner.counters.clone(),
                 )
                 .await
                 .map(Arc::new)

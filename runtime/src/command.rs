@@ -38,6 +38,7 @@ use crate::envelope::{Metadata, Position};
 use crate::error::{Error, Result};
 use crate::event::HeraldEvent;
 use crate::publish::{Delivery, EncodedEvent, Publisher};
+use crate::stats::Counters;
 
 /// What a command's reply must be: serializable, deserializable, with a JSON Schema, sendable —
 /// every `Serialize + Deserialize + JsonSchema + Send + 'static` type is one. `()` is one (an
@@ -209,8 +210,8 @@ const REMEMBERED_EXPIRED: usize = 4096;
 const POLL: Duration = Duration::from_millis(100);
 
 /// The requests of this bus waiting for their replies.
-#[derive(Default)]
 struct Pending {
+    counters: Arc<Counters>,
     waiting: Mutex<HashMap<String, oneshot::Sender<Incoming>>>,
     /// Ids of requests that gave up (timeout, cancelled), oldest first, bounded.
     expired: Mutex<(VecDeque<String>, HashSet<String>)>,
@@ -253,11 +254,13 @@ impl Pending {
         match sender {
             Some(sender) => {
                 if sender.send(reply).is_err() {
+                    Counters::add(&self.counters.late_replies, 1);
                     tracing::warn!(command_id = %id,
                         "late reply dropped: its request gave up as the reply arrived");
                 }
             }
             None if late() => {
+                Counters::add(&self.counters.late_replies, 1);
                 tracing::warn!(command_id = %id, reply_type = %meta.event_type,
                     "late reply dropped: its request already timed out or was cancelled");
             }
@@ -322,6 +325,7 @@ impl Replies {
         config: &Config,
         servers: &str,
         broker: Option<&EmbeddedBroker>,
+        counters: Arc<Counters>,
     ) -> Result<Self> {
         let topic = config.reply_topic();
         if config.creates_topics() {
@@ -334,7 +338,11 @@ impl Replies {
         })
         .await
         .map_err(|_| Error::State("starting the reply listener panicked"))??;
-        let pending = Arc::new(Pending::default());
+        let pending = Arc::new(Pending {
+            counters,
+            waiting: Mutex::default(),
+            expired: Mutex::default(),
+        });
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let (pending, stop, topic) = (pending.clone(), stop.clone(), topic.clone());

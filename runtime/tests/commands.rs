@@ -195,6 +195,14 @@ async fn a_request_gets_its_typed_reply_with_the_wire_headers_and_the_command_is
     assert_eq!(count, 30);
     assert_eq!(bus.pending_requests(), 0);
     assert_eq!(seen("u-round"), [Some("signup.replies".to_owned())]);
+    // The handling side counts a reply once the broker acknowledged it, which may be just after
+    // the requester read it.
+    wait_until("both replies were counted", || {
+        bus.stats().replies_sent == 2
+    })
+    .await;
+    let stats = bus.stats();
+    assert_eq!((stats.requests, stats.request_timeouts), (2, 0));
 
     // On the wire: the command names the reply topic; the reply answers its id, carries its
     // correlation and key.
@@ -273,6 +281,11 @@ async fn a_request_nobody_answers_times_out_within_its_timeout() {
         0,
         "timed-out requests are forgotten"
     );
+    let stats = bus.stats();
+    assert_eq!(
+        (stats.requests, stats.request_timeouts, stats.late_replies),
+        (2, 2, 0)
+    );
     // `ce_replyto` is herald's: a caller cannot set it as an extension.
     let refused = bus
         .publish_with(
@@ -330,6 +343,12 @@ async fn a_late_reply_is_dropped_and_never_reaches_a_later_request() {
         welcomes,
         ["welcome, u-late@example.com", "welcome, second@example.com"]
     );
+    // The late reply was read before the later one, and dropped.
+    let stats = bus.stats();
+    assert_eq!(
+        (stats.requests, stats.request_timeouts, stats.late_replies),
+        (2, 1, 1)
+    );
     assert_eq!(bus.pending_requests(), 0);
     bus.shutdown().await.unwrap();
 }
@@ -385,6 +404,18 @@ async fn concurrent_requests_of_two_instances_each_get_their_own_reply() {
         (first.pending_requests(), second.pending_requests()),
         (0, 0)
     );
+    for instance in [&first, &second] {
+        let stats = instance.stats();
+        assert_eq!(
+            (stats.requests, stats.request_timeouts, stats.late_replies),
+            (EACH as u64, 0, 0),
+            "each instance ignores the other's replies without counting them late"
+        );
+    }
+    wait_until("every reply was counted", || {
+        handler.stats().replies_sent == 2 * EACH as u64
+    })
+    .await;
     handler.shutdown().await.unwrap();
 }
 
@@ -433,6 +464,10 @@ async fn a_failing_handler_fails_the_request_at_once_and_dead_letters_the_comman
         .collect();
     kinds.sort();
     assert_eq!(kinds, ["permanent", "retries-exhausted"]);
+    wait_until("two error replies were counted", || {
+        bus.stats().replies_sent == 2
+    })
+    .await;
     assert!(letters
         .iter()
         .all(|l| header(l, "ce_replyto").as_deref() == Some("registrar.replies")));

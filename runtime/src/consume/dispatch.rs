@@ -337,7 +337,10 @@ async fn answer(
             let reply_type = command::reply_type(&meta.event_type);
             match command::send_reply(&shared.publisher, meta, reply_to, reply_type, payload).await
             {
-                Ok(_) => verdict,
+                Ok(_) => {
+                    Counters::add(&shared.counters.replies_sent, 1);
+                    verdict
+                }
                 Err(error) => {
                     tracing::error!(command = %meta.event_type, command_id = %meta.id, %reply_to, %error,
                         "the reply was not acknowledged; dead-lettering the command");
@@ -359,9 +362,11 @@ async fn answer(
             };
             let payload = serde_json::to_vec(&data).unwrap_or_default();
             let type_ = command::FAILED_TYPE.to_owned();
-            if let Err(error) =
-                command::send_reply(&shared.publisher, meta, reply_to, type_, payload).await
-            {
+            let sent = command::send_reply(&shared.publisher, meta, reply_to, type_, payload).await;
+            if sent.is_ok() {
+                Counters::add(&shared.counters.replies_sent, 1);
+            }
+            if let Err(error) = sent {
                 tracing::warn!(command = %meta.event_type, command_id = %meta.id, %reply_to, %error,
                     "the error reply of a dead-lettered command was not acknowledged; its caller will time out");
             }
