@@ -362,13 +362,12 @@ async fn answer(
             };
             let payload = serde_json::to_vec(&data).unwrap_or_default();
             let type_ = command::FAILED_TYPE.to_owned();
-            let sent = command::send_reply(&shared.publisher, meta, reply_to, type_, payload).await;
-            if sent.is_ok() {
-                Counters::add(&shared.counters.replies_sent, 1);
-            }
-            if let Err(error) = sent {
-                tracing::warn!(command = %meta.event_type, command_id = %meta.id, %reply_to, %error,
-                    "the error reply of a dead-lettered command was not acknowledged; its caller will time out");
+            // Sent before the dead-letter copy is written (by the partition worker, next).
+            match command::send_reply(&shared.publisher, meta, reply_to, type_, payload).await {
+                Ok(_) => Counters::add(&shared.counters.replies_sent, 1),
+                Err(error) => tracing::warn!(command = %meta.event_type, command_id = %meta.id,
+                    %reply_to, %error, "the error reply of a dead-lettered command was not \
+                    acknowledged; its caller will time out"),
             }
             verdict
         }
