@@ -259,6 +259,10 @@ pub enum Kind {
     Ident,
     /// `option`, with no value.
     Flag,
+    /// `option = SomeType`: a Rust type, written without quotes.
+    Type,
+    /// `option = "5s"`: a duration with a unit (checked by the macro).
+    Duration,
     /// `crate = "path"`.
     Crate,
     /// `option = expression` (a closure, a path to a function).
@@ -285,6 +289,8 @@ pub enum Value {
     Ident(syn::Ident),
     /// A flag, present.
     Flag,
+    /// A type.
+    Type(syn::Type),
     /// A `crate = "..."` path.
     Crate(CratePath),
     /// An expression.
@@ -394,6 +400,23 @@ fn parse_one(
             }
             Value::Flag
         }
+        Kind::Type => {
+            let at = parse_value(input, span, name, example)?;
+            if input.peek(syn::LitStr) {
+                let lit = input.parse::<syn::LitStr>()?;
+                return Err(syn::Error::new(
+                    lit.span(),
+                    format!(
+                        "`{name}` names a type without quotes: `{name} = {}`",
+                        lit.value().trim()
+                    ),
+                ));
+            }
+            Value::Type(input.parse::<syn::Type>().map_err(|_| {
+                syn::Error::new(at, format!("`{name}` is a type: `{name} = {example}`"))
+            })?)
+        }
+        Kind::Duration => Value::Str(parse_duration_value(input, span, name, example)?),
         Kind::Crate => Value::Crate(parse_crate_value(input, span)?),
         Kind::Expr => {
             let at = parse_value(input, span, name, example)?;

@@ -147,7 +147,7 @@ fn model<'a>(
                 ),
             },
             Value::Crate(path) => krate = Some(path),
-            Value::Flag | Value::Expr(_) => {}
+            Value::Flag | Value::Expr(_) | Value::Type(_) => {}
         }
     }
     let ident = &input.ident;
@@ -268,6 +268,7 @@ fn model<'a>(
         aggregate_type: Some(aggregate),
         aggregate_version: version_field,
         krate,
+        command: None,
         invalid,
         crate_failed,
     })

@@ -129,6 +129,14 @@ pub(crate) enum KeySource {
     Domain,
 }
 
+/// What makes a message a command: its reply type and default request timeout.
+pub(crate) struct CommandParts {
+    /// `reply = Type`.
+    pub reply: syn::Type,
+    /// `timeout = "..."`, in milliseconds.
+    pub timeout_ms: u64,
+}
+
 /// The validated model of an event type.
 pub(crate) struct EventModel<'a> {
     pub input: &'a DeriveInput,
@@ -149,6 +157,8 @@ pub(crate) struct EventModel<'a> {
     /// The field `HeraldEvent::aggregate_id` returns, and how it must display.
     pub aggregate_id: Option<(Member, &'a syn::Type, KeySource)>,
     pub krate: Option<CratePath>,
+    /// Set for a `#[derive(Command)]`: the reply type and default timeout.
+    pub command: Option<CommandParts>,
     /// No real impl can be generated: the type cannot be an event.
     pub invalid: bool,
     /// The `crate` option is unusable: nothing can name the runtime.
@@ -319,11 +329,12 @@ fn parse_model<'a>(input: &'a DeriveInput, errors: &mut Errors) -> EventModel<'a
         compat: compat.unwrap_or("Backward"),
         upcast_from,
         mappings,
-        key: key_field(input, errors),
+        key: key_field(input, errors, "event"),
         aggregate_type: None,
         aggregate_version: None,
         aggregate_id: aggregate_id_field(input),
         krate,
+        command: None,
         invalid,
         crate_failed: crate_failed_any,
     }
@@ -337,9 +348,11 @@ fn is_self(ty: &syn::Type, ident: &syn::Ident) -> bool {
 }
 
 /// The partition key: the field marked `#[event(key)]`, else a field named `aggregate_id`.
-fn key_field<'a>(
+/// `attr` is the attribute the macro reads (`event`, `command`).
+pub(crate) fn key_field<'a>(
     input: &'a DeriveInput,
     errors: &mut Errors,
+    attr: &str,
 ) -> Option<(Member, &'a syn::Type, KeySource)> {
     let fields: Vec<&syn::Field> = match &input.data {
         Data::Struct(s) => s.fields.iter().collect(),
@@ -349,8 +362,10 @@ fn key_field<'a>(
     let is_struct = matches!(input.data, Data::Struct(_));
     let mut marked: Option<(Member, &syn::Type)> = None;
     for (index, field) in fields.iter().enumerate() {
-        for attr in field.attrs.iter().filter(|a| a.path().is_ident("event")) {
-            let key = match attr.parse_args_with(parse_field_option) {
+        for field_attr in field.attrs.iter().filter(|a| a.path().is_ident(attr)) {
+            let key = match field_attr
+                .parse_args_with(|input: ParseStream| parse_field_option(input, attr))
+            {
                 Ok(key) => key,
                 Err(e) => {
                     errors.push(e);
@@ -360,8 +375,11 @@ fn key_field<'a>(
             if !is_struct {
                 errors.spanned(
                     key,
-                    "`#[event(key)]` works on struct fields only: an enum event has no partition key; \
-                     remove it, or make the event a struct",
+                    format!(
+                        "`#[{attr}(key)]` works on struct fields only: an enum {what} has no partition key; \
+                         remove it, or make the {what} a struct",
+                        what = message_kind(attr)
+                    ),
                 );
                 continue;
             }
@@ -377,8 +395,9 @@ fn key_field<'a>(
                 errors.spanned(
                     key,
                     format!(
-                        "an event has one partition key and `{previous}` is already marked `#[event(key)]`: \
-                         remove one of the two"
+                        "{a_what} has one partition key and `{previous}` is already marked `#[{attr}(key)]`: \
+                         remove one of the two",
+                        a_what = if attr == "event" { "an event" } else { "a command" }
                     ),
                 );
             } else {
@@ -420,27 +439,39 @@ fn display_field(member: &Member, ty: &syn::Type, source: &KeySource) -> TokenSt
     quote!(::core::option::Option::Some(#to_string(&self.#member)))
 }
 
-/// The one field option, `key`.
-fn parse_field_option(input: ParseStream) -> syn::Result<kw::key> {
+/// What a message of the macro reading `attr` is called in errors.
+fn message_kind(attr: &str) -> &'static str {
+    if attr == "event" {
+        "event"
+    } else {
+        "command"
+    }
+}
+
+/// The one field option, `key`, of `#[{attr}(...)]`.
+fn parse_field_option(input: ParseStream, attr: &str) -> syn::Result<kw::key> {
     if input.peek(kw::key) {
         let key = input.parse::<kw::key>()?;
         if !input.is_empty() {
-            return Err(input.error("`key` takes no value: write `#[event(key)]`"));
+            return Err(input.error(format!("`key` takes no value: write `#[{attr}(key)]`")));
         }
         return Ok(key);
     }
-    Err(attr::unknown_option(input, |option| {
-        match option {
+    let what = message_kind(attr);
+    Err(attr::unknown_option(input, |option| match option {
         "name" | "topic" | "version" | "compat" | "crate" => format!(
-            "`{option}` is an option of the event type: put `#[event({option} = ...)]` on the type, \
-             not on a field"
+            "`{option}` is an option of the {what} type: put `#[{attr}({option} = ...)]` on the \
+             type, not on a field"
         ),
-        "" => "expected `key`: `#[event(key)]` marks the partition key".to_owned(),
+        "reply" | "timeout" if attr == "command" => format!(
+            "`{option}` is an option of the {what} type: put `#[{attr}({option} = ...)]` on the \
+             type, not on a field"
+        ),
+        "" => format!("expected `key`: `#[{attr}(key)]` marks the partition key"),
         other => format!(
-            "unknown field option `{other}`: the only field option is `#[event(key)]`, which marks \
-             the partition key"
+            "unknown field option `{other}`: the only field option is `#[{attr}(key)]`, which \
+             marks the partition key"
         ),
-    }
     }))
 }
 
@@ -449,6 +480,7 @@ fn parse_field_option(input: ParseStream) -> syn::Result<kw::key> {
 /// are never reached (the type is not registered, so nothing dispatches to it).
 pub(crate) fn fallback(model: &EventModel) -> TokenStream {
     let import = CratePath::import(model.krate.as_ref());
+    let (reply, command_impl) = command_tokens(model, true);
     let ident = &model.input.ident;
     let (impl_generics, ty_generics, where_clause) = model.input.generics.split_for_impl();
     let predicates = where_clause.map(|w| &w.predicates);
@@ -472,17 +504,50 @@ pub(crate) fn fallback(model: &EventModel) -> TokenStream {
                 const EVENT_TYPE: &'static str = "";
                 const TOPIC: &'static str = "";
                 const VERSION: u32 = 0;
+                type Reply = #reply;
 
                 fn partition_key(&self) -> ::core::option::Option<::std::string::String> {
                     ::core::unreachable!()
                 }
             }
+
+            #command_impl
         };
     }
 }
 
+/// The `Reply` type of a message, and the `Command` impl of a command: `()` and nothing for an
+/// event. The reply type keeps its span, so a reply that is not serializable is reported at it.
+/// In a fallback (`assumed`), the impl assumes `Self: HeraldEvent` as the fallback's own impl
+/// assumes its bounds, so a generic command reports its one mistake.
+fn command_tokens(model: &EventModel, assumed: bool) -> (TokenStream, TokenStream) {
+    let Some(command) = &model.command else {
+        return (quote!(()), TokenStream::new());
+    };
+    let ident = &model.input.ident;
+    let (impl_generics, ty_generics, where_clause) = model.input.generics.split_for_impl();
+    let reply = &command.reply;
+    let reply = quote_spanned!(reply.span()=> #reply);
+    let timeout_ms = command.timeout_ms;
+    let predicates = where_clause.map(|w| &w.predicates);
+    let where_clause = if assumed {
+        quote!(where Self: __herald::HeraldEvent, #predicates)
+    } else {
+        quote!(#where_clause)
+    };
+    let command_impl = quote! {
+        #[automatically_derived]
+        impl #impl_generics __herald::Command for #ident #ty_generics #where_clause {
+            const TIMEOUT: ::core::time::Duration = __herald::millis(#timeout_ms);
+        }
+    };
+    (reply, command_impl)
+}
+
 pub(crate) fn generate(model: &EventModel) -> TokenStream {
     let import = CratePath::import(model.krate.as_ref());
+    let (reply, command_impl) = command_tokens(model, false);
+    let is_command = model.command.is_some();
     let ident = &model.input.ident;
     let (event_type, topic, version) = (&model.event_type, &model.topic, model.version);
     let compat = syn::Ident::new(model.compat, Span::call_site());
@@ -563,6 +628,8 @@ pub(crate) fn generate(model: &EventModel) -> TokenStream {
                 const TOPIC: &'static str = #topic;
                 const VERSION: u32 = #version;
                 const AGGREGATE_TYPE: ::core::option::Option<&'static str> = #aggregate_type;
+                type Reply = #reply;
+                const IS_COMMAND: bool = #is_command;
 
                 fn partition_key(&self) -> ::core::option::Option<::std::string::String> {
                     #key
@@ -576,6 +643,8 @@ pub(crate) fn generate(model: &EventModel) -> TokenStream {
 
                 #upcast
             }
+
+            #command_impl
 
             __herald::inventory::submit! {
                 __herald::EventDescriptor {

@@ -589,8 +589,17 @@ fn generate(model: &HandlerModel) -> TokenStream {
     let fn_name = &model.function.sig.ident;
     let registration = quote::format_ident!("__HERALD_HANDLER_{}", fn_name);
     let event_ty = *event;
+    // `E` of `-> Result<_, E>` as written, so a wrong error type is pointed at; else inferred.
+    let error_ty = result_error_type(output).map_or_else(
+        || quote_spanned!(output.span()=> _),
+        ToTokens::to_token_stream,
+    );
+    // One call checks the event type, the return type against it (`Result<(), E>` for an event,
+    // `Result<Reply, E>` for a command) and the error type, each at its own type argument, so
+    // each mistake is reported once. The call is at the event type, where rustc reports a
+    // parameter that is not an event; the other checks land on their own type arguments.
     let event_info = quote_spanned! {event_ty.span()=>
-        __herald::event_info::<#event_ty>()
+        __herald::event_info::<#event_ty, #output, #error_ty>()
     };
     let call = match model.context {
         Some(ctx_ty) => {
@@ -603,13 +612,6 @@ fn generate(model: &HandlerModel) -> TokenStream {
     };
     // The `Send` check of the handler's future, at the handler's name (axum's `debug_handler`).
     let send_future = quote_spanned!(fn_name.span()=> __herald::handler_scope(ctx.clone(), __herald::send_future(future)).await);
-    // `E` of `-> Result<(), E>` as written, so a wrong error type is pointed at; else inferred.
-    let error_ty = result_error_type(output).map_or_else(
-        || quote_spanned!(output.span()=> _),
-        ToTokens::to_token_stream,
-    );
-    let into_result =
-        quote_spanned!(output.span()=> __herald::handler_result::<#output, #error_ty>());
     let name = &model.name;
     let group = match &model.group {
         Some(group) => quote!(::core::option::Option::Some(#group)),
@@ -626,7 +628,7 @@ fn generate(model: &HandlerModel) -> TokenStream {
         const #registration: () = {
             #import
 
-            const __HERALD_EVENT: __herald::EventInfo<#event_ty> = #event_info;
+            const __HERALD_EVENT: __herald::EventInfo<#event_ty, #output> = #event_info;
 
             fn __herald_dispatch(
                 incoming: __herald::Incoming,
@@ -636,7 +638,7 @@ fn generate(model: &HandlerModel) -> TokenStream {
                     let event = (__HERALD_EVENT.decode)(&incoming)?;
                     let future = #call;
                     let output = #send_future;
-                    (#into_result)(output).map_err(__herald::DispatchError::Handler)
+                    (__HERALD_EVENT.finish)(output).map_err(__herald::DispatchError::Handler)
                 })
             }
 
@@ -649,6 +651,7 @@ fn generate(model: &HandlerModel) -> TokenStream {
                     event_version: __HERALD_EVENT.version,
                     topic: __HERALD_EVENT.topic,
                     event_rust_type: ::core::stringify!(#event_ty),
+                    command: __HERALD_EVENT.command,
                     retry: #retry,
                     call: __herald_dispatch,
                 }

@@ -9,6 +9,7 @@ use proc_macro::TokenStream;
 
 mod attr;
 mod audit;
+mod command;
 mod domain;
 mod domain_fn;
 mod duration;
@@ -28,10 +29,28 @@ pub fn derive_integration_event(input: TokenStream) -> TokenStream {
     event::expand(input).into()
 }
 
+/// Derives a herald command (seed 001's `CommandEvent`): `herald::HeraldEvent` (published,
+/// consumed and schema-exported like an event, registered) and `herald::Command` (its reply type
+/// and default request timeout). Send it with `bus.request(cmd).await`, which returns the reply;
+/// answer it with a `#[handler]` returning `Result<ReplyType, E>`.
+///
+/// Required: `#[command(reply = ReplyType)]`, a type that derives `Serialize`, `Deserialize` and
+/// `JsonSchema` (`()` for a bare acknowledgement). Optional: `name = "user.create"` (default: the
+/// type's name in dot case), `topic = "..."` (default `{domain}.commands`, the domain being the
+/// name's first segment), `timeout = "5s"` (default 30 s), `version = N`, `crate = "..."`. Field
+/// option: `#[command(key)]` marks the partition key; without it a field named `aggregate_id` is
+/// the key.
+#[proc_macro_derive(Command, attributes(command))]
+pub fn derive_command(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    command::expand(input).into()
+}
+
 /// Registers an `async fn` as a herald event handler.
 ///
 /// The function takes the event (`T` or `Event<T>` for the event and its metadata), optionally followed
-/// by `&Context`, and returns `Result<(), E>`: `E` is `HandlerError` (which can be permanent) or
+/// by `&Context`, and returns `Result<(), E>` — for a command (`#[derive(Command)]`),
+/// `Result<Reply, E>` with the command's reply type, which herald sends back to the caller: `E` is `HandlerError` (which can be permanent) or
 /// anything that converts into `Box<dyn std::error::Error + Send + Sync>` (`anyhow::Error`,
 /// `eyre::Report`, `String`, every `std::error::Error + Send + Sync + 'static`), cause chain kept.
 /// The function's future must be `Send`; a non-`Send` one is an error at the function's name.

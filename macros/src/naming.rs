@@ -52,6 +52,14 @@ pub fn default_topic(ident: &str) -> String {
     format!("integration-events.{}", snake_case(ident))
 }
 
+/// The default topic of a command named `name` (seed 000/001's `notification.commands`):
+/// `{domain}.commands`, the domain being the name's first dot-separated segment
+/// (`user.create` → `user.commands`).
+pub fn command_topic(name: &str) -> String {
+    let domain = name.split('.').next().unwrap_or(name);
+    format!("{domain}.commands")
+}
+
 /// Why `topic` is not a legal Kafka topic name, if it is not.
 pub fn topic_problem(topic: &str) -> Option<String> {
     if topic.is_empty() {
@@ -121,6 +129,13 @@ mod tests {
             default_topic("UserCreated"),
             "integration-events.user_created"
         );
+    }
+
+    #[test]
+    fn command_topic_is_the_domain_of_the_name() {
+        assert_eq!(command_topic("user.create"), "user.commands");
+        assert_eq!(command_topic("billing.invoice.send"), "billing.commands");
+        assert_eq!(command_topic("ping"), "ping.commands");
     }
 
     #[test]

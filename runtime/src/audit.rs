@@ -21,6 +21,7 @@ impl crate::HeraldEvent for AuditEvent {
     const EVENT_TYPE: &'static str = "herald.audit.recorded";
     const TOPIC: &'static str = "audit.events";
     const VERSION: u32 = 1;
+    type Reply = ();
 
     fn partition_key(&self) -> Option<String> {
         None

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 
+use crate::command::{self, Command, Replies, RequestOptions};
 use crate::config::{Brokers, Config};
 use crate::consume::breaker::{Breaker, BreakerStatus};
 use crate::consume::retry::{RetryPolicies, RetryPolicy};
@@ -47,8 +48,10 @@ struct Inner {
     breakers: Arc<std::sync::Mutex<Vec<Arc<Breaker>>>>,
     in_flight: Arc<InFlight>,
     running: Mutex<Vec<GroupRunner>>,
+    /// The reply listener, started by the first request.
+    replies: tokio::sync::OnceCell<Arc<Replies>>,
     // Dropped last: the embedded broker must outlive every client.
-    _broker: Option<Arc<EmbeddedBroker>>,
+    broker: Option<Arc<EmbeddedBroker>>,
 }
 
 impl std::fmt::Debug for Bus {
@@ -180,7 +183,8 @@ impl BusBuilder {
                 breakers: Arc::default(),
                 in_flight: Arc::default(),
                 running: Mutex::new(Vec::new()),
-                _broker: broker,
+                replies: tokio::sync::OnceCell::new(),
+                broker,
             }),
         })
     }
@@ -564,6 +568,99 @@ impl Bus {
     /// [`Error::Batch`] listing what was delivered when some events were not acknowledged.
     pub async fn publish_encoded_batch(&self, events: &[EncodedEvent]) -> Result<Vec<Delivery>> {
         self.inner.publisher.publish_encoded_batch(events).await
+    }
+
+    /// Sends a command and waits for its typed reply, at most the command's timeout
+    /// (`#[command(timeout = "...")]`, default 30 s), publishing included. See
+    /// [`Bus::request_with`].
+    ///
+    /// # Errors
+    /// As [`Bus::request_with`].
+    pub async fn request<C: Command>(&self, command: C) -> Result<C::Reply> {
+        self.request_with(command, RequestOptions::default()).await
+    }
+
+    /// Sends a command with `ce_replyto` = this service's reply topic ([`Config::reply_topic`])
+    /// and a fresh id, and waits for the reply whose `ce_causationid` is that id. The first request
+    /// of a bus starts its reply listener (and creates the reply topic when topic creation is on);
+    /// that counts toward the timeout too.
+    ///
+    /// The reply of a request that timed out or was dropped is never delivered to another
+    /// request: it is dropped with a log line when it comes.
+    ///
+    /// # Errors
+    /// [`Error::RequestTimeout`] when no reply came in time; [`Error::CommandFailed`] when the
+    /// command was dead-lettered by its handler's service; [`Error::ReplyDecode`] when the reply
+    /// does not fit `C::Reply`; the errors of [`Bus::publish_with`]; [`Error::TopicNotFound`] when
+    /// the reply topic does not exist and topic creation is off.
+    pub async fn request_with<C: Command>(
+        &self,
+        command: C,
+        options: RequestOptions,
+    ) -> Result<C::Reply> {
+        let timeout = options.timeout.unwrap_or(C::TIMEOUT);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let id = uuid::Uuid::new_v4().to_string();
+        let timed_out = || {
+            Counters::add(&self.inner.counters.request_timeouts, 1);
+            Error::RequestTimeout {
+                command: C::EVENT_TYPE,
+                id: id.clone(),
+                timeout,
+            }
+        };
+        let replies = tokio::time::timeout_at(deadline, self.replies())
+            .await
+            .map_err(|_| timed_out())??;
+        let waiting = replies.wait_for(&id);
+        let publish = PublishOptions {
+            id: Some(id.clone()),
+            correlation_id: options.correlation_id,
+            causation_id: options.causation_id,
+            key: options.key,
+            extensions: options.extensions,
+            ..PublishOptions::default()
+        };
+        tokio::time::timeout_at(
+            deadline,
+            self.inner
+                .publisher
+                .publish_command(&command, publish, replies.topic(), timeout),
+        )
+        .await
+        .map_err(|_| timed_out())??;
+        Counters::add(&self.inner.counters.requests, 1);
+        match waiting.reply(deadline).await? {
+            Some(reply) => command::read_reply::<C>(&reply, &id),
+            None => {
+                tracing::debug!(command = C::EVENT_TYPE, command_id = %id, ?timeout,
+                    "request timed out");
+                Err(timed_out())
+            }
+        }
+    }
+
+    /// How many requests of this bus wait for their replies now.
+    pub fn pending_requests(&self) -> usize {
+        self.inner.replies.get().map_or(0, |r| r.waiting())
+    }
+
+    /// The reply listener, started on first use.
+    async fn replies(&self) -> Result<&Arc<Replies>> {
+        self.inner
+            .replies
+            .get_or_try_init(|| async {
+                let inner = &self.inner;
+                Replies::start(
+                    &inner.config,
+                    &inner.bootstrap_servers,
+                    inner.broker.as_deref(),
+                    inner.counters.clone(),
+                )
+                .await
+                .map(Arc::new)
+            })
+            .await
     }
 
     /// Starts one consumer per consumer group of the registered handlers. If one cannot start,

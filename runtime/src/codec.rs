@@ -38,9 +38,20 @@ pub mod headers {
     pub const AGGREGATE_TYPE: &str = "ce_aggregatetype";
     /// `ce_aggregateversion`.
     pub const AGGREGATE_VERSION: &str = "ce_aggregateversion";
+    /// `ce_replyto`: on a command sent by `Bus::request`, the topic its reply goes to.
+    pub const REPLY_TO: &str = "ce_replyto";
+    /// `ce_timeoutms`: on a command sent by `Bus::request`, how long its caller waits for the reply,
+    /// in milliseconds from `ce_time`.
+    pub const TIMEOUT: &str = "ce_timeoutms";
     /// The prefix of every CloudEvents attribute header.
     pub const PREFIX: &str = "ce_";
 }
+
+/// The extension attribute of [`headers::REPLY_TO`], as it appears in `Metadata::extensions`.
+pub const REPLY_TO_ATTRIBUTE: &str = "replyto";
+
+/// The extension attribute of [`headers::TIMEOUT`], as it appears in `Metadata::extensions`.
+pub const TIMEOUT_ATTRIBUTE: &str = "timeoutms";
 
 /// The only CloudEvents version herald speaks.
 pub const SPEC_VERSION: &str = "1.0";
@@ -75,6 +86,9 @@ const RESERVED: &[&str] = &[
     "aggregateid",
     "aggregatetype",
     "aggregateversion",
+    // Set by `Bus::request` only: a command's reply topic and its caller's timeout.
+    "replyto",
+    "timeoutms",
 ];
 
 /// Encodes metadata as Kafka headers (binary content mode).

@@ -690,6 +690,17 @@ impl Config {
         self.consumer_group.as_deref().unwrap_or(&self.service_name)
     }
 
+    /// The reply topic of this service's requests: `{service_name}.replies`, after the
+    /// [`topic_prefix`](Config::topic_prefix) if there is one. Every instance of the service reads
+    /// it (see `docs/commands.md`).
+    pub fn reply_topic(&self) -> String {
+        let topic = format!("{}.replies", self.service_name);
+        match &self.topic_prefix {
+            Some(prefix) => format!("{prefix}.{topic}"),
+            None => topic,
+        }
+    }
+
     /// The dead-letter topic of `topic`: `{topic}{dlq_suffix}`.
     pub fn dlq_topic(&self, topic: &str) -> String {
         format!("{topic}{}", self.dlq_suffix)

@@ -54,6 +54,27 @@ pub struct Metadata {
     pub position: Option<Position>,
 }
 
+impl Metadata {
+    /// The topic a command asks its reply to be sent to (`ce_replyto`): set on commands sent with
+    /// `Bus::request`, `None` on events and fire-and-forget commands.
+    pub fn reply_to(&self) -> Option<&str> {
+        crate::command::reply_to(self)
+    }
+
+    /// When the caller of a command stops waiting for its reply: `ce_time` plus `ce_timeoutms`,
+    /// both set by `Bus::request`. A handler may skip work nobody waits for any more (the command
+    /// is still committed as handled). `None` on events and fire-and-forget commands.
+    pub fn reply_deadline(&self) -> Option<DateTime<Utc>> {
+        let millis: i64 = self
+            .extensions
+            .get(crate::codec::TIMEOUT_ATTRIBUTE)?
+            .parse()
+            .ok()?;
+        self.time?
+            .checked_add_signed(chrono::Duration::milliseconds(millis))
+    }
+}
+
 /// Caller-supplied metadata for one publish: correlation, causation, aggregate and extensions.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PublishOptions {
@@ -137,5 +158,32 @@ impl PublishOptions {
             causation_id: Some(cause.id.clone()),
             ..Self::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_requests_reply_deadline_is_its_time_plus_its_timeout() {
+        let time = DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut meta = Metadata {
+            time: Some(time),
+            ..Metadata::default()
+        };
+        assert_eq!(meta.reply_deadline(), None, "not a request");
+        meta.extensions.insert("timeoutms".into(), "1500".into());
+        meta.extensions
+            .insert("replyto".into(), "web.replies".into());
+        assert_eq!(
+            meta.reply_deadline(),
+            Some(time + chrono::Duration::milliseconds(1500))
+        );
+        assert_eq!(meta.reply_to(), Some("web.replies"));
+        meta.extensions.insert("timeoutms".into(), "soon".into());
+        assert_eq!(meta.reply_deadline(), None, "unreadable");
     }
 }

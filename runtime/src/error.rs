@@ -132,6 +132,46 @@ pub enum Error {
     #[error("{0}")]
     State(&'static str),
 
+    /// No reply to a request came within its timeout (publishing included). The command may
+    /// still be handled later; its late reply is dropped.
+    #[error("no reply to command `{command}` (id `{id}`) within {timeout:?}: no handler answered in time; check that a service handles `{command}` and is running, or allow more time (`#[command(timeout = \"...\")]`, `RequestOptions::timeout`)")]
+    RequestTimeout {
+        /// The command's type (`ce_type`).
+        command: &'static str,
+        /// The command's id (`ce_id`).
+        id: String,
+        /// How long the request waited.
+        timeout: Duration,
+    },
+
+    /// The command's handler failed for good (a permanent error, retries exhausted, data that does
+    /// not fit its type): the command was dead-lettered and this is its error reply.
+    #[error("command `{command}` (id `{id}`) failed ({kind}) in handler `{handler}`: {message}; the command is on the dead-letter topic")]
+    CommandFailed {
+        /// The command's type (`ce_type`).
+        command: &'static str,
+        /// The command's id (`ce_id`).
+        id: String,
+        /// The dead-letter kind: `permanent`, `retries-exhausted`, `incompatible`, ...
+        kind: String,
+        /// The handler that failed (empty when none ran).
+        handler: String,
+        /// The handler's error.
+        message: String,
+    },
+
+    /// The reply to a command does not decode as the command's reply type: the handling service
+    /// runs another version of the command.
+    #[error("the reply to command `{command}` (id `{id}`) does not fit its reply type: {reason}; the handling service runs another version of the command")]
+    ReplyDecode {
+        /// The command's type (`ce_type`).
+        command: &'static str,
+        /// The command's id (`ce_id`).
+        id: String,
+        /// The decoding error.
+        reason: String,
+    },
+
     /// No broker answered within the time allowed.
     #[error("no Kafka broker at `{servers}` answered within {waited:?}: check the address (KAFKA_BOOTSTRAP_SERVERS, `--bootstrap-servers`), that the broker runs and that this host reaches it, then try again")]
     BrokerUnreachable {

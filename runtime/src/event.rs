@@ -25,6 +25,16 @@ pub trait HeraldEvent:
     /// The version of the event's schema.
     const VERSION: u32;
 
+    /// What a handler of this message returns when it succeeds: `()` for an event; for a command
+    /// (`#[derive(Command)]`), its reply, which herald sends back to the caller of
+    /// [`Bus::request`](crate::Bus::request). The derives set it; `#[handler]` checks the handler's
+    /// return type against it.
+    type Reply: crate::command::Reply;
+
+    /// Whether this message is a command, whose handler's reply is sent to the `ce_replyto` topic
+    /// of a request: `true` only in what `#[derive(Command)]` generates.
+    const IS_COMMAND: bool = false;
+
     /// The aggregate type the event belongs to (`ce_aggregatetype`): set by
     /// `#[domain_event(aggregate = "...")]`; `None` for other events.
     const AGGREGATE_TYPE: Option<&'static str> = None;

@@ -32,6 +32,11 @@
 //! # }
 //! ```
 //!
+//! Commands (`#[derive(Command)]` with `#[command(reply = ReplyType)]`) are messages with a typed
+//! reply: `bus.request(cmd).await` publishes one and returns the reply of its `#[handler]` (which
+//! returns `Result<ReplyType, E>`), or [`Error::RequestTimeout`] / [`Error::CommandFailed`]; see
+//! [`command`] and `docs/commands.md`.
+//!
 //! The wire format is the CloudEvents 1.0 Kafka binding (`docs/wire-format.md`).
 
 #![warn(missing_docs)]
@@ -42,6 +47,7 @@ extern crate self as herald;
 pub mod audit;
 mod bus;
 pub mod codec;
+pub mod command;
 pub mod config;
 mod consume;
 mod context;
@@ -62,6 +68,7 @@ pub mod telemetry;
 mod topics;
 
 pub use bus::{shutdown_signal, Bus, BusBuilder};
+pub use command::{Command, RequestOptions};
 pub use config::{Brokers, Config, OffsetReset, Secret, Security};
 pub use consume::breaker::{BreakerState, BreakerStatus, CircuitBreaker};
 pub use consume::retry::{RetryMode, RetryPolicy};
@@ -70,7 +77,7 @@ pub use embedded::EmbeddedBroker;
 pub use envelope::{Metadata, Position, PublishOptions};
 pub use error::{DispatchError, Error, HandlerError, RegistryConflicts, Result, ResultExt};
 pub use event::{Event, HeraldEvent, PartitionKey};
-pub use herald_macros::{audit_event, domain_event, handler, IntegrationEvent};
+pub use herald_macros::{audit_event, domain_event, handler, Command, IntegrationEvent};
 pub use publish::{Delivery, EncodedEvent, PublishRetry};
 pub use saga::Saga;
 pub use scope::scope;
@@ -80,8 +87,8 @@ pub use telemetry::{Health, HealthOptions, TopicInfo};
 /// What a herald service usually needs, plus serde and schemars derives.
 pub mod prelude {
     pub use crate::{
-        audit_event, domain_event, handler, Bus, Config, Context, Event, HandlerError, HeraldEvent,
-        IntegrationEvent, Metadata, PublishOptions,
+        audit_event, domain_event, handler, Bus, Command, Config, Context, Event, HandlerError,
+        HeraldEvent, IntegrationEvent, Metadata, PublishOptions, RequestOptions,
     };
     pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};

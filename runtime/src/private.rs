@@ -5,17 +5,19 @@
 //! ("could not find `__private_v0_1` in `herald`") instead of code built against another layout.
 pub use crate::codec::Incoming;
 use crate::codec::{decode_data, decode_event};
+pub use crate::command::{Command, Reply};
 pub use crate::context::Context;
 pub use crate::error::{DispatchError, HandlerError};
 pub use crate::event::{HeraldEvent, PartitionKey};
 pub use crate::mapping::{encode_mapped, MappingDescriptor};
 pub use crate::registry::{
-    Compat, EventDescriptor, HandlerDescriptor, HandlerFuture, HandlerRetry,
+    Compat, EventDescriptor, HandlerDescriptor, HandlerFuture, HandlerReply, HandlerRetry,
 };
 pub use inventory;
 pub use schemars::JsonSchema;
 pub use serde;
 pub use serde_json;
+use std::time::Duration;
 
 /// The JSON Schema of an event type. Bounded by `HeraldEvent` (which implies `JsonSchema`) so a
 /// missing `JsonSchema` derive is reported once, at the `HeraldEvent` impl.
@@ -52,28 +54,62 @@ impl<T: HeraldEvent> HandlerEvent for crate::Event<T> {
     }
 }
 
-/// What a handler needs to know about its event type. `#[handler]` builds it once, with
-/// [`event_info`], so an event type that is not a herald event is reported once.
-pub struct EventInfo<P> {
+/// What a handler needs to know about its event type `P` and its return type `O`. `#[handler]`
+/// builds it once, with [`event_info`], so each mistake in the signature is reported once.
+pub struct EventInfo<P, O> {
     /// The event's `EVENT_TYPE`.
     pub event_type: &'static str,
     /// The event's `TOPIC`.
     pub topic: &'static str,
     /// The event's `VERSION`.
     pub version: u32,
+    /// Whether it is a command (`IS_COMMAND`), answered with a reply.
+    pub command: bool,
     /// Decodes the handler's first parameter.
     pub decode: fn(&Incoming) -> Result<P, DispatchError>,
+    /// Turns what the handler returned into herald's handler result.
+    pub finish: fn(O) -> Result<HandlerReply, HandlerError>,
 }
 
-/// The [`EventInfo`] of a handler's first parameter: the one place generated code requires
-/// `P: HandlerEvent`.
-pub const fn event_info<P: HandlerEvent>() -> EventInfo<P> {
+/// The [`EventInfo`] of a handler taking `P` and returning `O` (`E` being the error type the
+/// macro could name, else inferred): the one place generated code requires `P: HandlerEvent` and
+/// checks the return type against the message (`Result<(), E>` for an event, `Result<Reply, E>`
+/// for a command). It takes no value, so rustc points at the type argument whose check failed: at
+/// `P`, at `O`, or at `E`.
+pub const fn event_info<P, O, E>() -> EventInfo<P, O>
+where
+    P: HandlerEvent,
+    O: HandlerOutput<<P::Payload as HeraldEvent>::Reply, E>,
+    E: HandlerFailure,
+{
     EventInfo {
         event_type: <P::Payload as HeraldEvent>::EVENT_TYPE,
         topic: <P::Payload as HeraldEvent>::TOPIC,
         version: <P::Payload as HeraldEvent>::VERSION,
+        command: <P::Payload as HeraldEvent>::IS_COMMAND,
         decode: P::decode,
+        finish: finish::<P, O, E>,
     }
+}
+
+/// [`EventInfo::finish`]: the handler's error as a [`HandlerError`], a command's reply as JSON.
+fn finish<P, O, E>(output: O) -> Result<HandlerReply, HandlerError>
+where
+    P: HandlerEvent,
+    O: HandlerOutput<<P::Payload as HeraldEvent>::Reply, E>,
+    E: HandlerFailure,
+{
+    let reply = output
+        .into_result()
+        .map_err(HandlerFailure::into_handler_error)?;
+    if !<P::Payload as HeraldEvent>::IS_COMMAND {
+        return Ok(None);
+    }
+    Reply::to_json(&reply).map(Some).map_err(|e| {
+        HandlerError::permanent(HandlerError::msg(format!(
+            "the reply does not serialize: {e}"
+        )))
+    })
 }
 
 /// Returns a handler's future after checking it is `Send` (as axum's `debug_handler` does): herald
@@ -86,19 +122,21 @@ pub fn send_future<F: std::future::Future + Send>(
     future
 }
 
-/// What a handler may return: `Result<(), E>`; its error type `E` must be a [`HandlerFailure`].
+/// What a handler may return: `Result<R, E>`, where `R` is what its first parameter's message
+/// answers with ([`HeraldEvent::Reply`]): `()` for an event, the reply type for a command. Its
+/// error type `E` must be a [`HandlerFailure`].
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a handler result",
-    label = "a handler returns `Result<(), E>`",
-    note = "write `-> Result<(), HandlerError>`, `-> anyhow::Result<()>`, or `Result<(), E>` where `E: std::error::Error + Send + Sync + 'static`"
+    message = "`{Self}` is not the result of a handler of this message: it returns `Result<{R}, E>`",
+    label = "expected `Result<{R}, E>`",
+    note = "an event's handler returns `Result<(), E>`; a command's handler returns `Result<Reply, E>` with the command's `#[command(reply = Reply)]` type, which herald sends back to the caller"
 )]
-pub trait HandlerOutput<E> {
+pub trait HandlerOutput<R, E> {
     /// The result as a `Result`.
-    fn into_result(self) -> Result<(), E>;
+    fn into_result(self) -> Result<R, E>;
 }
 
-impl<E> HandlerOutput<E> for Result<(), E> {
-    fn into_result(self) -> Result<(), E> {
+impl<R, E> HandlerOutput<R, E> for Result<R, E> {
+    fn into_result(self) -> Result<R, E> {
         self
     }
 }
@@ -130,19 +168,9 @@ impl<E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>> HandlerFailure
     }
 }
 
-/// The conversion of what a handler of return type `O` returned into herald's handler result;
-/// the one place generated code checks the return type. It takes no value, so rustc points at
-/// the type arguments when a check fails: at `O`, or at `E` when the macro could name it.
-pub fn handler_result<O, E>() -> fn(O) -> Result<(), HandlerError>
-where
-    O: HandlerOutput<E>,
-    E: HandlerFailure,
-{
-    |output| {
-        output
-            .into_result()
-            .map_err(HandlerFailure::into_handler_error)
-    }
+/// A command's default request timeout given in milliseconds (`#[command(timeout = "...")]`).
+pub const fn millis(ms: u64) -> Duration {
+    Duration::from_millis(ms)
 }
 
 /// Implemented by herald's [`Context`] only: what a handler's second parameter refers to.

@@ -320,6 +320,32 @@ impl Publisher {
         })
     }
 
+    /// The service name, the `ce_source` of everything this publisher sends.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// Publishes a command that asks for a reply on `reply_to` (`ce_replyto`) within `timeout`
+    /// (`ce_timeoutms`) and waits for the broker's acknowledgement.
+    pub async fn publish_command<E: HeraldEvent>(
+        &self,
+        command: &E,
+        options: PublishOptions,
+        reply_to: &str,
+        timeout: Duration,
+    ) -> Result<Delivery> {
+        let mut outgoing = self.encode(command, options)?;
+        // After `encode` checked the caller's extensions, which cannot name these.
+        let extensions = &mut outgoing.meta.extensions;
+        extensions.insert(codec::REPLY_TO_ATTRIBUTE.to_owned(), reply_to.to_owned());
+        extensions.insert(
+            codec::TIMEOUT_ATTRIBUTE.to_owned(),
+            timeout.as_millis().to_string(),
+        );
+        let (outgoing, span) = Self::traced(outgoing);
+        self.send(&outgoing, &span).await
+    }
+
     /// The current producer and its generation.
     fn current(&self) -> (KafkaProducer, u64) {
         let slot = self
@@ -675,6 +701,7 @@ mod tests {
         const EVENT_TYPE: &'static str = "probe.sent";
         const TOPIC: &'static str = "herald-publish-unit";
         const VERSION: u32 = 1;
+        type Reply = ();
 
         fn partition_key(&self) -> Option<String> {
             None

@@ -9,8 +9,13 @@ use crate::codec::Incoming;
 use crate::context::Context;
 use crate::error::{DispatchError, Error, Result};
 
+/// What a handler's dispatch shim returns when the handler succeeded: the JSON of a command's
+/// reply, `None` for an event.
+pub type HandlerReply = Option<Vec<u8>>;
+
 /// The future a handler's dispatch shim returns.
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), DispatchError>> + Send + 'static>>;
+pub type HandlerFuture =
+    Pin<Box<dyn Future<Output = Result<HandlerReply, DispatchError>> + Send + 'static>>;
 
 /// What `#[derive(IntegrationEvent)]` registers about an event type.
 #[derive(Debug)]
@@ -88,6 +93,9 @@ pub struct HandlerDescriptor {
     pub topic: &'static str,
     /// The Rust event type as written in the signature.
     pub event_rust_type: &'static str,
+    /// Whether it handles a command (`#[derive(Command)]`): its reply goes to the command's
+    /// `ce_replyto`, and it is the only handler of that command in its group.
+    pub command: bool,
     /// The retry settings given in `#[handler(...)]`; unset ones fall back to the policy and `Config`.
     pub retry: HandlerRetry,
     /// Decodes the message and calls the function.
@@ -182,6 +190,25 @@ impl Registry {
                 problems.push(format!(
                     "two handlers are named `{}`{}: `{}` and `{}`; give one a different `name = \"...\"`",
                     handler.name,
+                    handler
+                        .group
+                        .map(|g| format!(" in group `{g}`"))
+                        .unwrap_or_default(),
+                    first.rust_path,
+                    handler.rust_path
+                ));
+            }
+        }
+        // One reply per request: a command has at most one handler per group (and version; handlers
+        // of several versions of one type are alternatives, see `dispatch::for_version`).
+        let mut commands: BTreeMap<(Option<&str>, &str, u32), &HandlerDescriptor> = BTreeMap::new();
+        for handler in self.handlers.iter().filter(|h| h.command) {
+            let key = (handler.group, handler.event_type, handler.event_version);
+            if let Some(first) = commands.insert(key, handler) {
+                problems.push(format!(
+                    "command `{}` has two handlers{}, `{}` and `{}`: a command gets one reply, so \
+                     one handler per consumer group; remove one, or put it in another `group`",
+                    handler.event_type,
                     handler
                         .group
                         .map(|g| format!(" in group `{g}`"))
@@ -366,6 +393,65 @@ mod tests {
                 event("a::V2", "user.created", "t", 2)
             ],
             vec![],
+        )
+        .is_ok());
+    }
+
+    fn command_handler(
+        name: &'static str,
+        group: Option<&'static str>,
+        command: bool,
+    ) -> &'static HandlerDescriptor {
+        fn call(_: Incoming, _: Context) -> HandlerFuture {
+            Box::pin(async { Ok(None) })
+        }
+        Box::leak(Box::new(HandlerDescriptor {
+            name,
+            rust_path: name,
+            group,
+            event_type: "user.create",
+            event_version: 1,
+            topic: "user.commands",
+            event_rust_type: "CreateUser",
+            command,
+            retry: HandlerRetry::default(),
+            call,
+        }))
+    }
+
+    #[test]
+    fn a_command_has_one_handler_per_group() {
+        let err = Registry::from_parts(
+            vec![],
+            vec![
+                command_handler("create_a", None, true),
+                command_handler("create_b", None, true),
+            ],
+        )
+        .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("command `user.create` has two handlers")
+                && message.contains("create_a")
+                && message.contains("create_b"),
+            "{message}"
+        );
+        // Handlers in two groups both reply: the caller keeps the first, the other is dropped as
+        // unknown (see docs/commands.md). Events may have many handlers per group.
+        assert!(Registry::from_parts(
+            vec![],
+            vec![
+                command_handler("create_a", None, true),
+                command_handler("create_b", Some("audit"), true),
+            ],
+        )
+        .is_ok());
+        assert!(Registry::from_parts(
+            vec![],
+            vec![
+                command_handler("on_a", None, false),
+                command_handler("on_b", None, false),
+            ],
         )
         .is_ok());
     }

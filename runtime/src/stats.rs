@@ -44,6 +44,15 @@ pub struct Stats {
     pub partitions_paused: u64,
     /// Times a handler's circuit breaker opened (`Bus::breakers` has each one's state).
     pub breaker_opens: u64,
+    /// Commands sent with [`Bus::request`](crate::Bus::request) (published).
+    pub requests: u64,
+    /// Requests that got no reply within their timeout.
+    pub request_timeouts: u64,
+    /// Replies this bus sent for commands its handlers handled (error replies included).
+    pub replies_sent: u64,
+    /// Replies to this bus's requests that came after the request gave up (timed out or dropped):
+    /// dropped, never delivered to another request.
+    pub late_replies: u64,
     /// When the bus connected (was built).
     pub connected_at: Option<DateTime<Utc>>,
     /// When the broker last acknowledged a publish.
@@ -103,6 +112,10 @@ pub(crate) struct Counters {
     pub dead_letter_failures: Counter,
     pub partitions_paused: Counter,
     pub breaker_opens: Counter,
+    pub requests: Counter,
+    pub request_timeouts: Counter,
+    pub replies_sent: Counter,
+    pub late_replies: Counter,
     /// Microseconds since the Unix epoch when the bus was built.
     connected_at: AtomicI64,
 }
@@ -126,6 +139,10 @@ impl Default for Counters {
             dead_letter_failures: Counter::new(names::DLQ_ERRORS, true),
             partitions_paused: Counter::new(names::PARTITIONS_PAUSED, false),
             breaker_opens: Counter::new(names::BREAKER_OPENS, false),
+            requests: Counter::new(names::REQUESTS, false),
+            request_timeouts: Counter::new(names::REQUEST_TIMEOUTS, false),
+            replies_sent: Counter::new(names::REPLIES_SENT, false),
+            late_replies: Counter::new(names::REPLIES_LATE, false),
             connected_at: AtomicI64::new(0),
         }
     }
@@ -185,6 +202,10 @@ impl Counters {
             dead_letter_failures: self.dead_letter_failures.get(),
             partitions_paused: self.partitions_paused.get(),
             breaker_opens: self.breaker_opens.get(),
+            requests: self.requests.get(),
+            request_timeouts: self.request_timeouts.get(),
+            replies_sent: self.replies_sent.get(),
+            late_replies: self.late_replies.get(),
             connected_at: time(self.connected_at.load(Ordering::Relaxed)),
             last_publish_at: time(self.events_published.last_at()),
             last_consume_at: time(self.events_consumed.last_at()),

@@ -19,10 +19,11 @@ use super::retry::{RetryMode, RetryPolicy};
 use super::retry_topic::{Deferral, Origin, RetryRecord};
 use super::Shared;
 use crate::codec::Incoming;
+use crate::command;
 use crate::context::Context;
 use crate::envelope::Position;
 use crate::error::{DispatchError, HandlerError};
-use crate::registry::HandlerDescriptor;
+use crate::registry::{HandlerDescriptor, HandlerReply};
 use crate::stats::Counters;
 use crate::telemetry::{metrics, propagation, spans};
 
@@ -93,6 +94,8 @@ pub(crate) enum FailureKind {
     Permanent,
     /// The handler failed on every try its retry policy allows.
     RetriesExhausted,
+    /// A command was handled but its reply was not acknowledged by the broker.
+    ReplyUndeliverable,
 }
 
 impl FailureKind {
@@ -105,6 +108,7 @@ impl FailureKind {
             Self::Oversized => "oversized",
             Self::Permanent => "permanent",
             Self::RetriesExhausted => "retries-exhausted",
+            Self::ReplyUndeliverable => "reply-undeliverable",
         }
     }
 }
@@ -214,21 +218,37 @@ async fn dispatch_message(
             return Verdict::DeadLetter(Failure::before_handlers(FailureKind::Undecodable, reason));
         }
     };
+    let (verdict, reply) =
+        dispatch_decoded(message, &incoming, routes, shared, cancel, hold, previous).await;
+    answer(&incoming, verdict, reply, shared).await
+}
+
+/// A decoded message to its verdict, with the reply of a command's handler.
+async fn dispatch_decoded(
+    message: &Received,
+    incoming: &Incoming,
+    routes: &Routes,
+    shared: &Shared,
+    cancel: &CancellationToken,
+    hold: Hold<'_>,
+    previous: Option<&RetryRecord>,
+) -> (Verdict, HandlerReply) {
     let meta = incoming.meta();
     let Some(for_type) = routes.get(meta.event_type.as_str()) else {
         Counters::add(&shared.counters.skipped_unknown_type, 1);
         if shared.dead_letter_unknown_types {
-            return Verdict::DeadLetter(Failure::before_handlers(
+            let failure = Failure::before_handlers(
                 FailureKind::UnknownType,
                 format!(
                     "no handler of this consumer group takes event type `{}`",
                     meta.event_type
                 ),
-            ));
+            );
+            return (Verdict::DeadLetter(failure), None);
         }
         tracing::debug!(topic = message.topic(), partition = message.partition(), offset = message.offset(),
             event_type = %meta.event_type, "no handler for this event type in this group; skipped");
-        return Verdict::Skipped;
+        return (Verdict::Skipped, None);
     };
     let (chosen, prior) = match previous {
         None => (for_version(for_type, meta.schema_version), 0),
@@ -239,18 +259,19 @@ async fn dispatch_message(
                 .cloned()
                 .collect();
             if chosen.is_empty() {
-                return Verdict::DeadLetter(Failure::before_handlers(
+                let failure = Failure::before_handlers(
                     FailureKind::UnknownType,
                     format!(
                         "handler `{}` no longer runs in this group; it cannot retry this event",
                         record.handler
                     ),
-                ));
+                );
+                return (Verdict::DeadLetter(failure), None);
             }
             (chosen, record.attempts)
         }
     };
-    let run = |route| run_with_retries(route, &incoming, shared, cancel, hold, prior);
+    let run = |route| run_with_retries(route, incoming, shared, cancel, hold, prior);
     // Most event types have one handler per group: run it without collecting futures.
     let outcomes = match chosen.as_slice() {
         [route] => vec![run(route).await],
@@ -258,23 +279,26 @@ async fn dispatch_message(
     };
     let mut failures: Vec<Failure> = Vec::new();
     let mut deferrals: Vec<Deferral> = Vec::new();
+    // A command has one handler per group (the registry checks it), so at most one reply.
+    let mut reply: HandlerReply = None;
     for outcome in outcomes {
         match outcome {
-            Outcome::Done => {}
-            Outcome::Stopped => return Verdict::Stopped,
+            Outcome::Done(answer) => reply = reply.or(answer),
+            Outcome::Stopped => return (Verdict::Stopped, None),
             Outcome::Failed(failure) => failures.push(failure),
             Outcome::Deferred(deferral) => deferrals.push(deferral),
         }
     }
     let Some(mut first) = failures.first().cloned() else {
         if !deferrals.is_empty() {
-            return Verdict::Retry {
+            let verdict = Verdict::Retry {
                 deferrals,
                 previous: None,
             };
+            return (verdict, None);
         }
         Counters::add(&shared.counters.events_handled, 1);
-        return Verdict::Handled;
+        return (Verdict::Handled, reply);
     };
     if failures.len() > 1 {
         first.handlers = failures
@@ -291,7 +315,64 @@ async fn dispatch_message(
     if first.kind == FailureKind::Incompatible {
         Counters::add(&shared.counters.undecodable, 1);
     }
-    Verdict::DeadLetter(first)
+    (Verdict::DeadLetter(first), None)
+}
+
+/// Answers a command that asked for a reply (`ce_replyto`): a handled one with its handler's
+/// reply, acknowledged before the command's offset may be committed (else the command is
+/// dead-lettered as `reply-undeliverable`); a dead-lettered one with an error reply, so the caller
+/// fails at once instead of at its timeout. Events and fire-and-forget commands pass through.
+async fn answer(
+    incoming: &Incoming,
+    verdict: Verdict,
+    reply: HandlerReply,
+    shared: &Shared,
+) -> Verdict {
+    let meta = incoming.meta();
+    let Some(reply_to) = command::reply_to(meta) else {
+        return verdict;
+    };
+    match (&verdict, reply) {
+        (Verdict::Handled, Some(payload)) => {
+            let reply_type = command::reply_type(&meta.event_type);
+            match command::send_reply(&shared.publisher, meta, reply_to, reply_type, payload).await
+            {
+                Ok(_) => {
+                    Counters::add(&shared.counters.replies_sent, 1);
+                    verdict
+                }
+                Err(error) => {
+                    tracing::error!(command = %meta.event_type, command_id = %meta.id, %reply_to, %error,
+                        "the reply was not acknowledged; dead-lettering the command");
+                    Verdict::DeadLetter(Failure {
+                        kind: FailureKind::ReplyUndeliverable,
+                        handlers: String::new(),
+                        attempts: 1,
+                        reason: format!("its reply to `{reply_to}` was not acknowledged: {error}"),
+                        origin: None,
+                    })
+                }
+            }
+        }
+        (Verdict::DeadLetter(failure), _) => {
+            let data = command::CommandFailure {
+                kind: failure.kind.as_str().to_owned(),
+                handler: failure.handlers.clone(),
+                message: failure.reason.clone(),
+            };
+            let payload = serde_json::to_vec(&data).unwrap_or_default();
+            let type_ = command::FAILED_TYPE.to_owned();
+            // Sent before the dead-letter copy is written (by the partition worker, next).
+            match command::send_reply(&shared.publisher, meta, reply_to, type_, payload).await {
+                Ok(_) => Counters::add(&shared.counters.replies_sent, 1),
+                Err(error) => tracing::warn!(command = %meta.event_type, command_id = %meta.id,
+                    %reply_to, %error, "the error reply of a dead-lettered command was not \
+                    acknowledged; its caller will time out"),
+            }
+            verdict
+        }
+        _ => verdict,
+    }
 }
 
 /// The routes that read an event of schema `version`: the handlers of exactly that version; else
@@ -319,7 +400,8 @@ pub(crate) fn for_version(routes: &[Route], version: Option<u32>) -> Vec<Route> 
 
 /// What became of one handler's runs on a message.
 enum Outcome {
-    Done,
+    /// It succeeded, with a command's reply.
+    Done(HandlerReply),
     Failed(Failure),
     /// It failed and retries through the retry topics.
     Deferred(Deferral),
@@ -364,11 +446,11 @@ async fn run_with_retries(
         attempt += 1;
         let result = run_once(handler, incoming, shared, policy.timeout).await;
         let error = match result {
-            Ok(()) => {
+            Ok(reply) => {
                 if let (Some(breaker), Some(permit)) = (breaker, permit) {
                     breaker.record(permit, true);
                 }
-                return Outcome::Done;
+                return Outcome::Done(reply);
             }
             Err(DispatchError::Decode(reason)) => {
                 release_probe(breaker, permit);
@@ -464,7 +546,7 @@ async fn run_once(
     incoming: &Incoming,
     shared: &Shared,
     timeout: Option<Duration>,
-) -> Result<(), DispatchError> {
+) -> Result<HandlerReply, DispatchError> {
     let meta = incoming.meta();
     let group = handler.group.unwrap_or(&shared.default_group);
     let span = spans::process(meta, handler.name, group);
@@ -485,7 +567,7 @@ async fn run_once_in(
     shared: &Shared,
     timeout: Option<Duration>,
     span: tracing::Span,
-) -> Result<(), DispatchError> {
+) -> Result<HandlerReply, DispatchError> {
     let ctx = Context::new(
         incoming.clone(),
         handler.name,

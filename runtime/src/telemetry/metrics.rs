@@ -61,6 +61,14 @@ pub mod names {
     pub const PARTITIONS_PAUSED: &str = "kafka.eventbus.partitions.paused";
     /// Counter (herald's own): circuit breaker openings.
     pub const BREAKER_OPENS: &str = "kafka.eventbus.breaker.opens";
+    /// Counter (herald's own): commands sent with `Bus::request`.
+    pub const REQUESTS: &str = "kafka.eventbus.requests";
+    /// Counter (herald's own): requests that got no reply within their timeout.
+    pub const REQUEST_TIMEOUTS: &str = "kafka.eventbus.requests.timeouts";
+    /// Counter (herald's own): replies a command handler's service sent (error replies included).
+    pub const REPLIES_SENT: &str = "kafka.eventbus.replies.sent";
+    /// Counter (herald's own): replies that came after their request gave up, dropped.
+    pub const REPLIES_LATE: &str = "kafka.eventbus.replies.late";
 }
 
 /// Gives every herald metric its unit and help text in the installed recorder (called when a bus
@@ -90,6 +98,13 @@ pub fn describe() {
             "Partitions paused because their handlers were behind",
         ),
         (BREAKER_OPENS, "Circuit breaker openings"),
+        (REQUESTS, "Commands sent with a request for their reply"),
+        (REQUEST_TIMEOUTS, "Requests that got no reply in time"),
+        (REPLIES_SENT, "Replies sent by command handlers' services"),
+        (
+            REPLIES_LATE,
+            "Replies dropped because their request gave up",
+        ),
     ];
     for (name, help) in counters {
         metrics::describe_counter!(name, help);

@@ -43,12 +43,12 @@ fn hanging(_: Incoming, _: Context) -> HandlerFuture {
     ATTEMPTS.with(|a| a.borrow_mut().push(Instant::now()));
     Box::pin(async {
         tokio::time::sleep(Duration::from_secs(3600)).await;
-        Ok(())
+        Ok(None)
     })
 }
 
 fn succeeding(_: Incoming, _: Context) -> HandlerFuture {
-    Box::pin(async { Ok(()) })
+    Box::pin(async { Ok(None) })
 }
 
 const fn descriptor(
@@ -64,6 +64,7 @@ const fn descriptor(
         event_version: version,
         topic: "ledger",
         event_rust_type: "LedgerPosted",
+        command: false,
         call,
         retry: HandlerRetry {
             policy: None,
