@@ -3,23 +3,11 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
-use syn::parse::{Parse, ParseStream};
+use syn::parse::ParseStream;
 
-/// The option keywords herald's macros accept.
+/// The keyword of the one field option, `#[event(key)]` / `#[command(key)]`.
 pub mod kw {
-    syn::custom_keyword!(name);
-    syn::custom_keyword!(topic);
-    syn::custom_keyword!(version);
     syn::custom_keyword!(key);
-    syn::custom_keyword!(group);
-    syn::custom_keyword!(retries);
-    syn::custom_keyword!(backoff);
-    syn::custom_keyword!(timeout);
-    syn::custom_keyword!(policy);
-    syn::custom_keyword!(compat);
-    syn::custom_keyword!(upcast_from);
-    syn::custom_keyword!(from);
-    syn::custom_keyword!(with);
 }
 
 /// Collects errors so a macro reports all of them instead of the first.
@@ -61,19 +49,7 @@ impl Errors {
     }
 }
 
-/// The comma-separated options of an attribute. An option that does not parse is reported and
-/// skipped up to the next comma, so every mistake in the list is reported. The flag tells whether a
-/// `crate = ...` option failed: generated code cannot name the runtime then.
-pub fn parse_options<T: Parse>(input: ParseStream, errors: &mut Errors) -> (Vec<T>, bool) {
-    let mut options = Vec::new();
-    let crate_failed = each_option(input, errors, |input, _| {
-        options.push(input.parse::<T>()?);
-        Ok(())
-    });
-    (options, crate_failed)
-}
-
-/// The loop behind both option parsers: runs `one` for each comma-separated option; an option that
+/// The loop behind the option parser: runs `one` for each comma-separated option; an option that
 /// does not parse is reported and skipped up to the next comma, a missing comma is reported, so
 /// every mistake in the list is reported. Returns whether a `crate = ...` option failed.
 fn each_option(
@@ -253,6 +229,8 @@ pub fn parse_duration_value(
 pub enum Kind {
     /// `option = "text"`, where the text cannot be empty or blank.
     NonEmptyStr,
+    /// `option = "text"`, any text (the macro validates it).
+    Str,
     /// `option = 2`.
     Int,
     /// `option = field_name`: an identifier naming something in the item (a field, a parameter).
@@ -366,16 +344,35 @@ fn parse_one(
             }
             Value::Str(lit)
         }
+        Kind::Str => Value::Str(parse_str_value_like(input, span, name, example)?),
         Kind::Int => {
             let at = parse_value(input, span, name, example)?;
+            let whole = || format!("`{name}` is a whole number: `{name} = {example}`");
+            if input.peek(syn::Token![-]) && input.peek2(syn::Lit) {
+                // syn joins `-` and the literal into one token whose span is only the `-` on
+                // stable Rust: point at both.
+                let (minus, number) =
+                    (input.parse::<syn::Token![-]>()?, input.parse::<syn::Lit>()?);
+                return Err(syn::Error::new_spanned(
+                    quote::quote!(#minus #number),
+                    format!("`{name}` cannot be negative: write `{name} = 0` or more, e.g. `{name} = {example}`"),
+                ));
+            }
             match input.parse::<syn::Lit>() {
                 Ok(syn::Lit::Int(int)) => Value::Int(int),
-                _ => {
+                Ok(syn::Lit::Str(text)) => {
+                    let number = text
+                        .value()
+                        .trim()
+                        .parse::<u64>()
+                        .map_or_else(|_| example.to_owned(), |n| n.to_string());
                     return Err(syn::Error::new(
-                        at,
-                        format!("`{name}` is a whole number: `{name} = {example}`"),
-                    ))
+                        text.span(),
+                        format!("`{name}` is a number, not a string: `{name} = {number}`"),
+                    ));
                 }
+                Ok(other) => return Err(syn::Error::new(other.span(), whole())),
+                Err(_) => return Err(syn::Error::new(at, whole())),
             }
         }
         Kind::Ident => {

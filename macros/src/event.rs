@@ -5,84 +5,58 @@
 //! `fallback.rs`), so every use of the type does not report the same mistake again; it is not
 //! registered. An unusable `crate` option gets nothing: the runtime cannot be named.
 
-use crate::attr::{self, kw, CratePath, Errors};
+use crate::attr::{self, kw, CratePath, Errors, Kind, Spec, Value};
 use crate::naming;
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
-use syn::parse::{Parse, ParseStream, Parser};
+use syn::parse::ParseStream;
 use syn::spanned::Spanned;
-use syn::{Data, DeriveInput, LitStr, Member, Token};
+use syn::{Data, DeriveInput, Member};
 
-/// One option of the container attribute `#[event(...)]`.
-enum ContainerOption {
-    Name(LitStr),
-    Topic(LitStr),
-    Version(syn::LitInt),
-    Crate(Span, CratePath),
-    Key(kw::key),
-    Compat(LitStr),
-    UpcastFrom(Span, syn::Type),
-    From(Span, syn::Type),
-    With(Span, syn::Path),
-}
-
-impl Parse for ContainerOption {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
-        if input.peek(kw::name) {
-            let keyword = input.parse::<kw::name>()?.span;
-            Ok(Self::Name(attr::parse_str_value(input, keyword, "name")?))
-        } else if input.peek(kw::topic) {
-            let keyword = input.parse::<kw::topic>()?.span;
-            Ok(Self::Topic(attr::parse_str_value(input, keyword, "topic")?))
-        } else if input.peek(kw::version) {
-            let keyword = input.parse::<kw::version>()?.span;
-            attr::parse_value(input, keyword, "version", "2")?;
-            match input.parse::<syn::Lit>() {
-                Ok(syn::Lit::Int(int)) => Ok(Self::Version(int)),
-                Ok(syn::Lit::Str(text)) => {
-                    let number = text
-                        .value()
-                        .trim()
-                        .parse::<u32>()
-                        .map_or_else(|_| "2".to_owned(), |n| n.to_string());
-                    Err(syn::Error::new(
-                        text.span(),
-                        format!("`version` is a number, not a string: `version = {number}`"),
-                    ))
-                }
-                Ok(other) => Err(syn::Error::new(other.span(), VERSION_RANGE)),
-                Err(error) => Err(syn::Error::new(error.span(), VERSION_RANGE)),
-            }
-        } else if input.peek(Token![crate]) {
-            let keyword = input.parse::<Token![crate]>()?.span;
-            Ok(Self::Crate(
-                keyword,
-                attr::parse_crate_value(input, keyword)?,
-            ))
-        } else if input.peek(kw::key) {
-            Ok(Self::Key(input.parse()?))
-        } else if input.peek(kw::upcast_from) {
-            let keyword = input.parse::<kw::upcast_from>()?.span;
-            attr::parse_value(input, keyword, "upcast_from", "UserCreatedV1")?;
-            Ok(Self::UpcastFrom(keyword, input.parse()?))
-        } else if input.peek(kw::from) {
-            let keyword = input.parse::<kw::from>()?.span;
-            attr::parse_value(input, keyword, "from", "UserRegistered")?;
-            Ok(Self::From(keyword, input.parse()?))
-        } else if input.peek(kw::with) {
-            let keyword = input.parse::<kw::with>()?.span;
-            attr::parse_value(input, keyword, "with", "to_integration")?;
-            Ok(Self::With(keyword, input.parse()?))
-        } else if input.peek(kw::compat) {
-            let keyword = input.parse::<kw::compat>()?.span;
-            Ok(Self::Compat(attr::parse_str_value_like(
-                input, keyword, "compat", "\"full\"",
-            )?))
-        } else {
-            Err(attr::unknown_option(input, unknown_option_message))
-        }
-    }
-}
+/// The options of the container attribute `#[event(...)]`, parsed by the generic parser in
+/// `attr.rs`.
+const SPECS: &[Spec] = &[
+    Spec {
+        name: "name",
+        kind: Kind::Str,
+        example: "\"...\"",
+    },
+    Spec {
+        name: "topic",
+        kind: Kind::Str,
+        example: "\"...\"",
+    },
+    Spec {
+        name: "version",
+        kind: Kind::Int,
+        example: "2",
+    },
+    Spec {
+        name: "compat",
+        kind: Kind::Str,
+        example: "\"full\"",
+    },
+    Spec {
+        name: "upcast_from",
+        kind: Kind::Type,
+        example: "UserCreatedV1",
+    },
+    Spec {
+        name: "from",
+        kind: Kind::Type,
+        example: "UserRegistered",
+    },
+    Spec {
+        name: "with",
+        kind: Kind::Expr,
+        example: "to_integration",
+    },
+    Spec {
+        name: "crate",
+        kind: Kind::Crate,
+        example: "\"herald\"",
+    },
+];
 
 /// What `version` must be.
 const VERSION_RANGE: &str =
@@ -99,6 +73,8 @@ const COMPAT_POLICIES: [(&str, &str); 4] = [
 /// What to say about an option `#[event(...)]` on the type does not take.
 fn unknown_option_message(option: &str) -> String {
     match option {
+        "key" => "`key` marks a field: put `#[event(key)]` on the field that is the partition key"
+            .to_owned(),
         "group" => "`group` is an option of a handler: `#[handler(group = \"...\")]`".to_owned(),
         "" => "expected an event option: `name = \"...\"`, `topic = \"...\"`, `version = N`, \
                `compat = \"...\"`, `upcast_from = OlderType`, `from = DomainEvent` (with \
@@ -116,7 +92,7 @@ fn unknown_option_message(option: &str) -> String {
 /// One `#[event(from = Source, with = fn)]`.
 pub(crate) struct Mapping {
     pub source: syn::Type,
-    pub with: Option<syn::Path>,
+    pub with: Option<Box<syn::Expr>>,
 }
 
 /// Where the partition key comes from.
@@ -197,16 +173,13 @@ fn parse_model<'a>(input: &'a DeriveInput, errors: &mut Errors) -> EventModel<'a
                 continue;
             }
         };
-        let parse_options =
-            |input: ParseStream| Ok(attr::parse_options::<ContainerOption>(input, errors));
-        let (options, crate_failed) = parse_options
-            .parse2(list.tokens.clone())
-            .unwrap_or_default();
+        let (options, crate_failed) =
+            attr::parse_specs(list.tokens.clone(), SPECS, &unknown_option_message, errors);
         crate_failed_any |= crate_failed;
-        let (mut from, mut with) = (None::<syn::Type>, None::<(Span, syn::Path)>);
+        let (mut from, mut with) = (None::<syn::Type>, None::<(Span, Box<syn::Expr>)>);
         for option in options {
-            match option {
-                ContainerOption::Name(lit) => {
+            match (option.name, option.value) {
+                ("name", Value::Str(lit)) => {
                     if lit.value().trim().is_empty() {
                         errors.spanned(
                             &lit,
@@ -218,20 +191,17 @@ fn parse_model<'a>(input: &'a DeriveInput, errors: &mut Errors) -> EventModel<'a
                     }
                     attr::set_once(&mut name, lit.value(), lit.span(), "name", errors);
                 }
-                ContainerOption::Topic(lit) => {
+                ("topic", Value::Str(lit)) => {
                     if let Some(problem) = naming::topic_problem(&lit.value()) {
                         errors.spanned(&lit, problem);
                     }
                     attr::set_once(&mut topic, lit.value(), lit.span(), "topic", errors);
                 }
-                ContainerOption::Version(lit) => match lit.base10_parse::<u32>() {
+                ("version", Value::Int(lit)) => match lit.base10_parse::<u32>() {
                     Ok(0) | Err(_) => errors.spanned(&lit, VERSION_RANGE),
                     Ok(v) => attr::set_once(&mut version, v, lit.span(), "version", errors),
                 },
-                ContainerOption::Crate(span, path) => {
-                    attr::set_once(&mut krate, path, span, "crate", errors)
-                }
-                ContainerOption::Compat(lit) => {
+                ("compat", Value::Str(lit)) => {
                     let value = lit.value();
                     match COMPAT_POLICIES.iter().find(|(name, _)| *name == value.trim()) {
                         Some((_, variant)) => {
@@ -246,33 +216,25 @@ fn parse_model<'a>(input: &'a DeriveInput, errors: &mut Errors) -> EventModel<'a
                         ),
                     }
                 }
-                ContainerOption::UpcastFrom(span, ty) => {
-                    attr::set_once(&mut upcast_from, ty, span, "upcast_from", errors)
+                ("upcast_from", Value::Type(ty)) => {
+                    attr::set_once(&mut upcast_from, ty, option.span, "upcast_from", errors)
                 }
-                ContainerOption::From(span, ty) => {
+                ("from", Value::Type(ty)) => {
                     if is_self(&ty, &input.ident) {
                         errors.spanned(
                             &ty,
                             "an event cannot be published alongside itself: `from` names the \
                              (domain) event whose publishing also publishes this one",
                         );
-                    } else if from.is_some() {
-                        errors.at(
-                            span,
-                            "one `from` per attribute: write a second `#[event(from = ...)]` to \
-                             publish this event alongside another one too",
-                        );
                     } else {
                         from = Some(ty);
                     }
                 }
-                ContainerOption::With(span, path) => {
-                    attr::set_once(&mut with, (span, path), span, "with", errors)
+                ("with", Value::Expr(expr)) => with = Some((option.span, expr)),
+                (_, Value::Crate(path)) => {
+                    attr::set_once(&mut krate, path, option.span, "crate", errors)
                 }
-                ContainerOption::Key(key) => errors.spanned(
-                    key,
-                    "`key` marks a field: put `#[event(key)]` on the field that is the partition key",
-                ),
+                _ => {}
             }
         }
         match (from, with) {

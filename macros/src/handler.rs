@@ -7,104 +7,55 @@
 //! is the return type a handler result) each happen at exactly one place in the generated code, so
 //! each mistake is reported once.
 
-use crate::attr::{self, kw, CratePath, Errors};
+use crate::attr::{self, CratePath, Errors, Kind, Spec, Value};
 use crate::duration;
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
-use syn::parse::{Parse, ParseStream, Parser};
 use syn::spanned::Spanned;
-use syn::{FnArg, GenericArgument, ItemFn, LitStr, PathArguments, ReturnType, Token, Type};
+use syn::{FnArg, GenericArgument, ItemFn, PathArguments, ReturnType, Type};
 
-/// One option of `#[handler(...)]`.
-enum HandlerOption {
-    Group(LitStr),
-    Name(LitStr),
-    Crate(Span, CratePath),
-    Retries(syn::LitInt),
-    Backoff(LitStr),
-    Timeout(LitStr),
-    Policy(LitStr),
-}
-
-impl Parse for HandlerOption {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
-        if input.peek(kw::group) {
-            let keyword = input.parse::<kw::group>()?.span;
-            Ok(Self::Group(attr::parse_str_value(input, keyword, "group")?))
-        } else if input.peek(kw::name) {
-            let keyword = input.parse::<kw::name>()?.span;
-            Ok(Self::Name(attr::parse_str_value(input, keyword, "name")?))
-        } else if input.peek(Token![crate]) {
-            let keyword = input.parse::<Token![crate]>()?.span;
-            Ok(Self::Crate(
-                keyword,
-                attr::parse_crate_value(input, keyword)?,
-            ))
-        } else if input.peek(kw::retries) {
-            let keyword = input.parse::<kw::retries>()?.span;
-            attr::parse_value(input, keyword, "retries", "5")?;
-            if input.peek(Token![-]) && input.peek2(syn::Lit) {
-                // syn joins `-` and the literal into one token whose span is only the `-` on stable
-                // Rust: point at both.
-                let (minus, number) = (input.parse::<Token![-]>()?, input.parse::<syn::Lit>()?);
-                return Err(syn::Error::new_spanned(
-                    quote!(#minus #number),
-                    RETRIES_NEGATIVE,
-                ));
-            }
-            match input.parse::<syn::Lit>() {
-                Ok(syn::Lit::Int(int)) => Ok(Self::Retries(int)),
-                Ok(syn::Lit::Str(text)) => {
-                    let number = text
-                        .value()
-                        .trim()
-                        .parse::<u32>()
-                        .map_or_else(|_| "5".to_owned(), |n| n.to_string());
-                    Err(syn::Error::new(
-                        text.span(),
-                        format!("`retries` is a number, not a string: `retries = {number}`"),
-                    ))
-                }
-                Ok(other) => Err(syn::Error::new(other.span(), RETRIES_RANGE)),
-                Err(error) => Err(syn::Error::new(error.span(), RETRIES_RANGE)),
-            }
-        } else if input.peek(kw::backoff) {
-            let keyword = input.parse::<kw::backoff>()?.span;
-            Ok(Self::Backoff(attr::parse_duration_value(
-                input,
-                keyword,
-                "backoff",
-                BACKOFF_EXAMPLE,
-            )?))
-        } else if input.peek(kw::timeout) {
-            let keyword = input.parse::<kw::timeout>()?.span;
-            Ok(Self::Timeout(attr::parse_duration_value(
-                input,
-                keyword,
-                "timeout",
-                TIMEOUT_EXAMPLE,
-            )?))
-        } else if input.peek(kw::policy) {
-            let keyword = input.parse::<kw::policy>()?.span;
-            Ok(Self::Policy(attr::parse_str_value_like(
-                input,
-                keyword,
-                "policy",
-                "\"payments\"",
-            )?))
-        } else {
-            Err(attr::unknown_option(input, unknown_option_message))
-        }
-    }
-}
+/// The options `#[handler]` takes, parsed by the generic parser in `attr.rs`.
+const SPECS: &[Spec] = &[
+    Spec {
+        name: "group",
+        kind: Kind::Str,
+        example: "\"...\"",
+    },
+    Spec {
+        name: "name",
+        kind: Kind::Str,
+        example: "\"...\"",
+    },
+    Spec {
+        name: "retries",
+        kind: Kind::Int,
+        example: "5",
+    },
+    Spec {
+        name: "backoff",
+        kind: Kind::Duration,
+        example: BACKOFF_EXAMPLE,
+    },
+    Spec {
+        name: "timeout",
+        kind: Kind::Duration,
+        example: TIMEOUT_EXAMPLE,
+    },
+    Spec {
+        name: "policy",
+        kind: Kind::Str,
+        example: "\"payments\"",
+    },
+    Spec {
+        name: "crate",
+        kind: Kind::Crate,
+        example: "\"herald\"",
+    },
+];
 
 /// What `retries` must be.
 const RETRIES_RANGE: &str = "`retries` counts the tries after the first attempt: a whole number \
                              from 0 (no retries) to 4294967295, e.g. `retries = 5`";
-
-/// What to say about `retries = -N`.
-const RETRIES_NEGATIVE: &str = "`retries` cannot be negative: it counts the tries after the first \
-                                attempt; `retries = 0` turns retrying off";
 
 /// A well-formed `backoff` value, for error messages.
 const BACKOFF_EXAMPLE: &str = "\"100ms..30s\"";
@@ -216,49 +167,42 @@ fn parse_model<'a>(
     function: &'a ItemFn,
     errors: &mut Errors,
 ) -> HandlerModel<'a> {
-    let (mut name, mut group, mut krate) = (None, None, None);
+    let (mut name, mut group, mut krate) = (None, None, None::<CratePath>);
     let mut retry = RetryModel::default();
-    let parse_options =
-        |input: ParseStream| Ok(attr::parse_options::<HandlerOption>(input, errors));
-    let (options, crate_failed) = parse_options.parse2(args).unwrap_or_default();
+    let (options, crate_failed) = attr::parse_specs(args, SPECS, &unknown_option_message, errors);
     for option in options {
-        match option {
-            HandlerOption::Group(lit) => {
+        match (option.name, option.value) {
+            ("group", Value::Str(lit)) => {
                 if lit.value().trim().is_empty() {
                     errors.spanned(
                         &lit,
                         "the consumer group cannot be empty: leave `group` out to use the service's group",
                     );
                 }
-                attr::set_once(&mut group, lit.value(), lit.span(), "group", errors)
+                group = Some(lit.value());
             }
-            HandlerOption::Name(lit) => {
+            ("name", Value::Str(lit)) => {
                 if lit.value().trim().is_empty() {
                     errors.spanned(
                         &lit,
                         "the handler name cannot be empty: leave `name` out to use the function's name",
                     );
                 }
-                attr::set_once(&mut name, lit.value(), lit.span(), "name", errors)
+                name = Some(lit.value());
             }
-            HandlerOption::Crate(span, path) => {
-                attr::set_once(&mut krate, path, span, "crate", errors)
-            }
-            HandlerOption::Retries(lit) => match retries(&lit) {
-                Ok(n) => attr::set_once(&mut retry.max_retries, n, lit.span(), "retries", errors),
+            ("retries", Value::Int(lit)) => match retries(&lit) {
+                Ok(n) => retry.max_retries = Some(n),
                 Err(message) => errors.spanned(&lit, message),
             },
-            HandlerOption::Backoff(lit) => match backoff(&lit.value()) {
-                Ok(delays) => {
-                    attr::set_once(&mut retry.backoff, delays, lit.span(), "backoff", errors)
-                }
+            ("backoff", Value::Str(lit)) => match backoff(&lit.value()) {
+                Ok(delays) => retry.backoff = Some(delays),
                 Err(message) => errors.spanned(&lit, message),
             },
-            HandlerOption::Timeout(lit) => match timeout(&lit.value()) {
-                Ok(ms) => attr::set_once(&mut retry.timeout, ms, lit.span(), "timeout", errors),
+            ("timeout", Value::Str(lit)) => match timeout(&lit.value()) {
+                Ok(ms) => retry.timeout = Some(ms),
                 Err(message) => errors.spanned(&lit, message),
             },
-            HandlerOption::Policy(lit) => {
+            ("policy", Value::Str(lit)) => {
                 if lit.value().trim().is_empty() {
                     errors.spanned(
                         &lit,
@@ -266,8 +210,10 @@ fn parse_model<'a>(
                          builder, or leave `policy` out to use the bus-wide retry settings",
                     );
                 }
-                attr::set_once(&mut retry.policy, lit.value(), lit.span(), "policy", errors)
+                retry.policy = Some(lit.value());
             }
+            (_, Value::Crate(path)) => krate = Some(path),
+            _ => {}
         }
     }
 
@@ -412,9 +358,6 @@ fn parse_model<'a>(
 
 /// The value of `retries = N`.
 fn retries(lit: &syn::LitInt) -> Result<u32, String> {
-    if lit.base10_digits().starts_with('-') {
-        return Err(RETRIES_NEGATIVE.to_owned());
-    }
     lit.base10_parse::<u32>()
         .map_err(|_| RETRIES_RANGE.to_owned())
 }
