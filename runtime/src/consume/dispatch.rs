@@ -20,7 +20,6 @@ use super::retry_topic::{Deferral, Origin, RetryRecord};
 use super::Shared;
 use crate::codec::Incoming;
 use crate::context::Context;
-use crate::envelope::Position;
 use crate::error::{DispatchError, HandlerError};
 use crate::registry::HandlerDescriptor;
 use crate::stats::Counters;
@@ -190,11 +189,6 @@ async fn dispatch_message(
     hold: Hold<'_>,
     previous: Option<&RetryRecord>,
 ) -> Verdict {
-    let position = Position {
-        topic: message.topic().to_owned(),
-        partition: message.partition(),
-        offset: message.offset(),
-    };
     let size = message.payload().map_or(0, <[u8]>::len);
     if let Some(limit) = shared.max_message_bytes.filter(|limit| size > *limit) {
         return Verdict::DeadLetter(Failure::before_handlers(
@@ -202,36 +196,33 @@ async fn dispatch_message(
             format!("the value is {size} bytes, more than max_message_bytes ({limit})"),
         ));
     }
-    let incoming = match Incoming::decode_shared(
-        message.headers(),
-        message.key(),
-        message.shared_payload(),
-        position,
-    ) {
+    let incoming = match Incoming::decode_received(message) {
         Ok(incoming) => incoming,
         Err(reason) => {
             Counters::add(&shared.counters.undecodable, 1);
             return Verdict::DeadLetter(Failure::before_handlers(FailureKind::Undecodable, reason));
         }
     };
-    let meta = incoming.meta();
-    let Some(for_type) = routes.get(meta.event_type.as_str()) else {
+    let event_type = incoming.event_type();
+    let Some(for_type) = routes.get(event_type) else {
         Counters::add(&shared.counters.skipped_unknown_type, 1);
         if shared.dead_letter_unknown_types {
             return Verdict::DeadLetter(Failure::before_handlers(
                 FailureKind::UnknownType,
-                format!(
-                    "no handler of this consumer group takes event type `{}`",
-                    meta.event_type
-                ),
+                format!("no handler of this consumer group takes event type `{event_type}`"),
             ));
         }
-        tracing::debug!(topic = message.topic(), partition = message.partition(), offset = message.offset(),
-            event_type = %meta.event_type, "no handler for this event type in this group; skipped");
+        tracing::debug!(
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            event_type,
+            "no handler for this event type in this group; skipped"
+        );
         return Verdict::Skipped;
     };
     let (chosen, prior) = match previous {
-        None => (for_version(for_type, meta.schema_version), 0),
+        None => (for_version(for_type, incoming.schema_version()), 0),
         Some(record) => {
             let chosen: Vec<Route> = for_type
                 .iter()
@@ -343,13 +334,7 @@ async fn run_with_retries(
         policy,
         ref breaker,
     } = *route;
-    let meta = incoming.meta();
-    let position = meta.position.as_ref();
-    let (topic, partition, offset) = (
-        position.map(|p| p.topic.as_str()).unwrap_or(""),
-        position.map(|p| p.partition).unwrap_or(-1),
-        position.map(|p| p.offset).unwrap_or(-1),
-    );
+    let (topic, partition, offset) = incoming.position();
     // Attempts run, and those counted against `max_retries` (including the `prior` ones, made
     // before the event went through a retry topic).
     let (mut attempt, mut counted): (u32, u32) = (prior, prior);
@@ -465,10 +450,11 @@ async fn run_once(
     shared: &Shared,
     timeout: Option<Duration>,
 ) -> Result<(), DispatchError> {
-    let meta = incoming.meta();
     let group = handler.group.unwrap_or(&shared.default_group);
-    let span = spans::process(meta, handler.name, group);
-    propagation::continue_trace(&span, meta);
+    let span = spans::process(incoming, handler.name, group);
+    if !span.is_disabled() {
+        propagation::continue_trace(&span, incoming.meta());
+    }
     Counters::add(&shared.counters.handler_invocations, 1);
     let running = shared.in_flight.start(handler.name);
     let result = run_once_in(handler, incoming, shared, timeout, span.clone()).await;
