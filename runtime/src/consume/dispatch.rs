@@ -3,6 +3,7 @@
 //! to the dead-letter topic first, or whether handling stopped (revocation, shutdown) and the event
 //! must be delivered again.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
@@ -31,6 +32,8 @@ pub(crate) struct Route {
     pub handler: &'static HandlerDescriptor,
     pub policy: RetryPolicy,
     pub breaker: Option<Arc<Breaker>>,
+    /// The keys of its `kafka.eventbus.handler.duration` histograms.
+    pub durations: Arc<metrics::HandlerDurations>,
 }
 
 /// Asks the consumer to pause (`true`) or release (`false`) this message's partition at the
@@ -238,13 +241,19 @@ async fn dispatch_message(
                     ),
                 ));
             }
-            (chosen, record.attempts)
+            (Cow::Owned(chosen), record.attempts)
         }
     };
     let run = |route| run_with_retries(route, &incoming, shared, cancel, hold, prior);
     // Most event types have one handler per group: run it without collecting futures.
-    let outcomes = match chosen.as_slice() {
-        [route] => vec![run(route).await],
+    let outcomes = match &*chosen {
+        [route] => match run(route).await {
+            Outcome::Done => {
+                Counters::add(&shared.counters.events_handled, 1);
+                return Verdict::Handled;
+            }
+            outcome => vec![outcome],
+        },
         routes => futures::future::join_all(routes.iter().map(run)).await,
     };
     let mut failures: Vec<Failure> = Vec::new();
@@ -290,7 +299,14 @@ async fn dispatch_message(
 /// still fits); else those of the oldest newer version. An event without a schema version goes to
 /// the newest. Handlers of one event type with different versions in one group are alternatives
 /// (a migration), so each message runs one version's handlers only.
-pub(crate) fn for_version(routes: &[Route], version: Option<u32>) -> Vec<Route> {
+pub(crate) fn for_version(routes: &[Route], version: Option<u32>) -> Cow<'_, [Route]> {
+    if let [first, rest @ ..] = routes {
+        // One version only (one handler, most often): all of them, whatever the event's version.
+        let version = first.handler.event_version;
+        if rest.iter().all(|r| r.handler.event_version == version) {
+            return Cow::Borrowed(routes);
+        }
+    }
     let versions: BTreeSet<u32> = routes.iter().map(|r| r.handler.event_version).collect();
     let target = match version {
         Some(v) if versions.contains(&v) => Some(v),
@@ -305,7 +321,8 @@ pub(crate) fn for_version(routes: &[Route], version: Option<u32>) -> Vec<Route> 
         .iter()
         .filter(|r| Some(r.handler.event_version) == target)
         .cloned()
-        .collect()
+        .collect::<Vec<_>>()
+        .into()
 }
 
 /// What became of one handler's runs on a message.
@@ -333,6 +350,7 @@ async fn run_with_retries(
         handler,
         policy,
         ref breaker,
+        ref durations,
     } = *route;
     let (topic, partition, offset) = incoming.position();
     // Attempts run, and those counted against `max_retries` (including the `prior` ones, made
@@ -347,7 +365,7 @@ async fn run_with_retries(
             },
         };
         attempt += 1;
-        let result = run_once(handler, incoming, shared, policy.timeout).await;
+        let result = run_once(handler, durations, incoming, shared, policy.timeout).await;
         let error = match result {
             Ok(()) => {
                 if let (Some(breaker), Some(permit)) = (breaker, permit) {
@@ -446,6 +464,7 @@ fn release_probe(breaker: &Option<Arc<Breaker>>, permit: Option<Permit>) {
 /// enforcing the attempt timeout.
 async fn run_once(
     handler: &'static HandlerDescriptor,
+    durations: &metrics::HandlerDurations,
     incoming: &Incoming,
     shared: &Shared,
     timeout: Option<Duration>,
@@ -458,7 +477,7 @@ async fn run_once(
     Counters::add(&shared.counters.handler_invocations, 1);
     let running = shared.in_flight.start(handler.name);
     let result = run_once_in(handler, incoming, shared, timeout, span.clone()).await;
-    metrics::handler_duration(handler.name, result.is_ok(), running.started.elapsed());
+    metrics::handler_duration(durations, result.is_ok(), running.started.elapsed());
     if let Err(error) = &result {
         spans::failed(&span, error);
     }

@@ -296,6 +296,7 @@ impl GroupRunner {
                 handler,
                 policy,
                 breaker,
+                durations: crate::telemetry::metrics::HandlerDurations::new(handler.name),
             });
         }
         let (events_tx, events_rx) = mpsc::unbounded_channel();
