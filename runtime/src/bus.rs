@@ -450,10 +450,13 @@ impl Bus {
     /// [`Error::Encode`] when the event does not serialize, [`Error::Publish`] when the broker did not
     /// acknowledge it within the delivery timeout.
     pub async fn publish<E: HeraldEvent>(&self, event: E) -> Result<Delivery> {
-        self.inner
+        // Encoded now; the event itself is not kept while the broker answers.
+        let sending = self
+            .inner
             .publisher
-            .publish(&event, PublishOptions::default())
-            .await
+            .publish(&event, PublishOptions::default());
+        drop(event);
+        sending.await
     }
 
     /// Publishes an event with caller-given metadata (correlation, causation, aggregate, key,
@@ -466,7 +469,9 @@ impl Bus {
         event: E,
         options: PublishOptions,
     ) -> Result<Delivery> {
-        self.inner.publisher.publish(&event, options).await
+        let sending = self.inner.publisher.publish(&event, options);
+        drop(event);
+        sending.await
     }
 
     /// Publishes an event, trying again with exponential backoff while the error is retriable

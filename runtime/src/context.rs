@@ -98,6 +98,8 @@ impl Context {
             causation_id: options.causation_id.or(inherited.causation_id),
             ..options
         };
-        self.publisher.publish(&event, options).await
+        let sending = self.publisher.publish(&event, options);
+        drop(event);
+        sending.await
     }
 }
