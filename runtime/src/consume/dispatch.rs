@@ -4,7 +4,7 @@
 //! must be delivered again.
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -40,8 +40,8 @@ pub(crate) struct Route {
 /// broker, while a handler waits for its open circuit breaker.
 pub(crate) type Hold<'a> = &'a (dyn Fn(bool) + Sync);
 
-/// A group's routes by event type.
-pub(crate) type Routes = HashMap<&'static str, Vec<Route>>;
+/// A group's routes by event type (looked up per message: a fast hasher).
+pub(crate) type Routes = foldhash::HashMap<&'static str, Vec<Route>>;
 
 /// What became of a message.
 #[derive(Debug)]
