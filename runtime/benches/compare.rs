@@ -6,7 +6,8 @@
 //! unless `KAFKA_BOOTSTRAP_SERVERS` names real brokers (then the topics `bench.raw`, `bench.typed`,
 //! `bench.raw-latency` and `bench.typed-latency` must exist with 4 partitions).
 //! `docs/performance.md` records the results. `BENCH_METRICS=1` installs a Prometheus `metrics`
-//! recorder first, to measure what herald's metrics cost (`docs/observability.md`).
+//! recorder first, to measure what herald's metrics cost (`docs/observability.md`); `BENCH_HERALD_ALONE=1`
+//! skips the raw all-concurrent publish (see there).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -346,19 +347,23 @@ async fn main() -> herald::Result<()> {
         })
         .await,
     );
-    // Publishing: all concurrently.
-    rows.push(
-        measure("publish, all concurrent", "raw", || async {
-            let started = Instant::now();
-            let sends = (0..events).map(|seq| {
-                let raw = &raw;
-                async move { raw_send(raw, "bench.raw", &reading(seq)).await }
-            });
-            futures::future::join_all(sends).await;
-            (events, started.elapsed().as_secs_f64())
-        })
-        .await,
-    );
+    // Publishing: all concurrently. `BENCH_HERALD_ALONE=1` skips the raw client's run, so that
+    // herald's peak RSS with every publish in flight does not sit on what the raw run left.
+    let herald_alone = std::env::var("BENCH_HERALD_ALONE").is_ok_and(|v| v == "1");
+    if !herald_alone {
+        rows.push(
+            measure("publish, all concurrent", "raw", || async {
+                let started = Instant::now();
+                let sends = (0..events).map(|seq| {
+                    let raw = &raw;
+                    async move { raw_send(raw, "bench.raw", &reading(seq)).await }
+                });
+                futures::future::join_all(sends).await;
+                (events, started.elapsed().as_secs_f64())
+            })
+            .await,
+        );
+    }
     rows.push(
         measure("publish, all concurrent", "herald", || async {
             let started = Instant::now();
@@ -383,7 +388,7 @@ async fn main() -> herald::Result<()> {
         .await,
     );
     let in_topic = one_by_one + events + events; // raw: one_by_one + events; typed: one_by_one + 2 × events
-    let raw_total = one_by_one + events;
+    let raw_total = one_by_one + if herald_alone { 0 } else { events };
 
     // Consuming: the whole backlog, from the first message on.
     rows.push(
