@@ -1,12 +1,13 @@
 //! herald against raw rdkafka, same broker, same bytes, same headers: publish and consume throughput,
-//! process CPU per event, end-to-end latency at a fixed rate, and peak RSS of each phase. Prints one
-//! table; asserts nothing.
+//! process CPU per event, end-to-end latency at a fixed rate, and peak RSS of each phase (and how much
+//! the phase added to the RSS it started with). Prints one table; asserts nothing.
 //!
 //! `cargo bench -p herald --bench compare -- [EVENTS]` (default 50,000). Against the embedded broker
 //! unless `KAFKA_BOOTSTRAP_SERVERS` names real brokers (then the topics `bench.raw`, `bench.typed`,
 //! `bench.raw-latency` and `bench.typed-latency` must exist with 4 partitions).
 //! `docs/performance.md` records the results. `BENCH_METRICS=1` installs a Prometheus `metrics`
-//! recorder first, to measure what herald's metrics cost (`docs/observability.md`).
+//! recorder first, to measure what herald's metrics cost (`docs/observability.md`); `BENCH_HERALD_ALONE=1`
+//! skips the raw all-concurrent publish (see there).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -93,10 +94,19 @@ fn reset_peak_rss() {
 
 /// The peak RSS since the last reset, in MB.
 fn peak_rss_mb() -> f64 {
+    status_mb("VmHWM:")
+}
+
+/// The RSS now, in MB.
+fn rss_mb() -> f64 {
+    status_mb("VmRSS:")
+}
+
+fn status_mb(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
@@ -110,6 +120,8 @@ struct Row {
     secs: f64,
     cpu: Duration,
     rss_mb: f64,
+    /// The RSS when the phase started: `rss_mb` less this is what the phase itself added.
+    start_rss_mb: f64,
 }
 
 impl Row {
@@ -129,6 +141,7 @@ where
     Fut: std::future::Future<Output = (u64, f64)>,
 {
     reset_peak_rss();
+    let start_rss_mb = rss_mb();
     let cpu_before = cpu();
     let (events, secs) = work().await;
     Row {
@@ -138,6 +151,7 @@ where
         secs,
         cpu: cpu() - cpu_before,
         rss_mb: peak_rss_mb(),
+        start_rss_mb,
     }
 }
 
@@ -333,19 +347,23 @@ async fn main() -> herald::Result<()> {
         })
         .await,
     );
-    // Publishing: all concurrently.
-    rows.push(
-        measure("publish, all concurrent", "raw", || async {
-            let started = Instant::now();
-            let sends = (0..events).map(|seq| {
-                let raw = &raw;
-                async move { raw_send(raw, "bench.raw", &reading(seq)).await }
-            });
-            futures::future::join_all(sends).await;
-            (events, started.elapsed().as_secs_f64())
-        })
-        .await,
-    );
+    // Publishing: all concurrently. `BENCH_HERALD_ALONE=1` skips the raw client's run, so that
+    // herald's peak RSS with every publish in flight does not sit on what the raw run left.
+    let herald_alone = std::env::var("BENCH_HERALD_ALONE").is_ok_and(|v| v == "1");
+    if !herald_alone {
+        rows.push(
+            measure("publish, all concurrent", "raw", || async {
+                let started = Instant::now();
+                let sends = (0..events).map(|seq| {
+                    let raw = &raw;
+                    async move { raw_send(raw, "bench.raw", &reading(seq)).await }
+                });
+                futures::future::join_all(sends).await;
+                (events, started.elapsed().as_secs_f64())
+            })
+            .await,
+        );
+    }
     rows.push(
         measure("publish, all concurrent", "herald", || async {
             let started = Instant::now();
@@ -370,7 +388,7 @@ async fn main() -> herald::Result<()> {
         .await,
     );
     let in_topic = one_by_one + events + events; // raw: one_by_one + events; typed: one_by_one + 2 × events
-    let raw_total = one_by_one + events;
+    let raw_total = one_by_one + if herald_alone { 0 } else { events };
 
     // Consuming: the whole backlog, from the first message on.
     rows.push(
@@ -486,9 +504,9 @@ async fn main() -> herald::Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "| phase | client | events | events/s | ratio to raw | CPU µs/event | CPU ratio | peak RSS MB |"
+        "| phase | client | events | events/s | ratio to raw | CPU µs/event | CPU ratio | peak RSS MB | RSS growth MB |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for row in &rows {
         let raw_row = rows.iter().find(|r| {
             r.client == "raw"
@@ -503,13 +521,14 @@ async fn main() -> herald::Result<()> {
             )
         });
         println!(
-            "| {} | {} | {} | {:.0} | {ratio} | {:.2} | {cpu_ratio} | {:.0} |",
+            "| {} | {} | {} | {:.0} | {ratio} | {:.2} | {cpu_ratio} | {:.0} | {:.0} |",
             row.phase,
             row.client,
             row.events,
             row.rate(),
             row.cpu_us(),
-            row.rss_mb
+            row.rss_mb,
+            row.rss_mb - row.start_rss_mb
         );
     }
     println!("\nend-to-end latency at {rate} events/s for 3 s (ms):\n");

@@ -455,7 +455,10 @@ impl Bus {
     /// [`Error::Encode`] when the event does not serialize, [`Error::Publish`] when the broker did not
     /// acknowledge it within the delivery timeout.
     pub async fn publish<E: HeraldEvent>(&self, event: E) -> Result<Delivery> {
-        mapping::publish(&self.inner.publisher, &event, PublishOptions::default()).await
+        // Encoded now; the event itself is not kept while the broker answers.
+        let sending = mapping::publish(&self.inner.publisher, &event, PublishOptions::default());
+        drop(event);
+        sending.await
     }
 
     /// Publishes an event with caller-given metadata (correlation, causation, aggregate, key,
@@ -468,16 +471,18 @@ impl Bus {
         event: E,
         options: PublishOptions,
     ) -> Result<Delivery> {
-        self.publish_ref(&event, options).await
+        let sending = self.publish_ref(&event, options);
+        drop(event);
+        sending.await
     }
 
     /// [`Bus::publish_with`] of a borrowed event.
-    pub(crate) async fn publish_ref<E: HeraldEvent>(
+    pub(crate) fn publish_ref<E: HeraldEvent>(
         &self,
         event: &E,
         options: PublishOptions,
-    ) -> Result<Delivery> {
-        mapping::publish(&self.inner.publisher, event, options).await
+    ) -> impl std::future::Future<Output = Result<Delivery>> + Send + '_ {
+        mapping::publish(&self.inner.publisher, event, options)
     }
 
     /// Publishes an event of `saga` that records `step` (seed 004's `publish_saga_event`): the
@@ -492,7 +497,9 @@ impl Bus {
         saga: &crate::Saga,
         step: &str,
     ) -> Result<Delivery> {
-        self.publish_ref(&event, saga.step(step)).await
+        let sending = self.publish_ref(&event, saga.step(step));
+        drop(event);
+        sending.await
     }
 
     /// Publishes an event, trying again with exponential backoff while the error is retriable

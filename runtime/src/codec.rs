@@ -1,11 +1,13 @@
 //! The wire format: CloudEvents 1.0 over Kafka (binary content mode for what herald produces; binary
 //! and structured mode for what it consumes). `docs/wire-format.md` is the human-readable version.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 
+use crate::consume::received::{RawHeaders, Received};
 use crate::envelope::{Metadata, Position};
 use crate::error::DispatchError;
 use crate::event::{Event, HeraldEvent};
@@ -144,20 +146,88 @@ pub struct Incoming(Arc<IncomingParts>);
 
 #[derive(Debug)]
 struct IncomingParts {
-    meta: Metadata,
+    /// The metadata: built at decode time, or (a consumed binary-mode event) from `lazy` the first
+    /// time it is asked for — a handler that takes the event alone never needs it.
+    meta: OnceLock<Metadata>,
+    lazy: Option<LazyMeta>,
     /// In binary mode the consumed value itself, shared rather than copied.
     data: Arc<[u8]>,
+}
+
+/// The metadata of a consumed binary-mode event, already checked, not yet copied into `String`s:
+/// where each attribute sits in the message's shared key-and-headers buffer.
+#[derive(Debug)]
+struct LazyMeta {
+    raw: Arc<RawHeaders>,
+    attributes: Attributes<(u32, u32)>,
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+}
+
+impl LazyMeta {
+    fn text(&self, (start, end): (u32, u32)) -> &str {
+        let bytes = &self.raw.bytes()[start as usize..end as usize];
+        // SAFETY: every range was taken from a `&str` into this very buffer when the message was
+        // decoded (`Incoming::decode_received`), and the buffer never changes.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
+    }
+
+    fn build(&self) -> Metadata {
+        let attributes = self.attributes.map(|&range| self.text(range));
+        attributes.into_metadata(
+            self.raw.key(),
+            Some(Position {
+                topic: self.topic.to_string(),
+                partition: self.partition,
+                offset: self.offset,
+            }),
+        )
+    }
 }
 
 impl Incoming {
     /// The event's metadata.
     pub fn meta(&self) -> &Metadata {
-        &self.0.meta
+        let parts = &*self.0;
+        parts.meta.get_or_init(|| match &parts.lazy {
+            Some(lazy) => lazy.build(),
+            None => Metadata::default(),
+        })
     }
 
     /// The event's data, JSON.
     pub fn data(&self) -> &[u8] {
         &self.0.data
+    }
+
+    /// The event type (`ce_type`), without building the metadata.
+    pub(crate) fn event_type(&self) -> &str {
+        match &self.0.lazy {
+            Some(lazy) => lazy.attributes.text[Text::Type as usize].map_or("", |r| lazy.text(r)),
+            None => &self.meta().event_type,
+        }
+    }
+
+    /// The event's schema version (`ce_schemaversion`), without building the metadata.
+    pub(crate) fn schema_version(&self) -> Option<u32> {
+        match &self.0.lazy {
+            Some(lazy) => lazy.attributes.schema_version,
+            None => self.meta().schema_version,
+        }
+    }
+
+    /// Where the event was read: topic, partition and offset (`""`, -1, -1 when not consumed),
+    /// without building the metadata.
+    pub(crate) fn position(&self) -> (&str, i32, i64) {
+        match &self.0.lazy {
+            Some(lazy) => (&lazy.topic, lazy.partition, lazy.offset),
+            None => self
+                .meta()
+                .position
+                .as_ref()
+                .map_or(("", -1, -1), |p| (p.topic.as_str(), p.partition, p.offset)),
+        }
     }
 
     /// Decodes a Kafka message in either content mode (see `docs/wire-format.md`, "What herald
@@ -177,48 +247,167 @@ impl Incoming {
         value: Option<&[u8]>,
         position: Position,
     ) -> Result<Self, String> {
-        Self::decode_value(headers, key, value, None, position)
-    }
-
-    /// As [`Incoming::decode`], with the value already in a shared buffer: binary-mode data is
-    /// that buffer, not a copy.
-    pub(crate) fn decode_shared<H: Headers + ?Sized>(
-        headers: Option<&H>,
-        key: Option<&[u8]>,
-        value: Option<&Arc<[u8]>>,
-        position: Position,
-    ) -> Result<Self, String> {
-        Self::decode_value(headers, key, value.map(|v| &**v), value, position)
-    }
-
-    fn decode_value<H: Headers + ?Sized>(
-        headers: Option<&H>,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        shared: Option<&Arc<[u8]>>,
-        position: Position,
-    ) -> Result<Self, String> {
         let found = HeaderFields::read(headers)?;
         let value = value.unwrap_or_default();
-        let mut meta = Metadata {
-            key: key.map(|k| String::from_utf8_lossy(k).into_owned()),
-            position: Some(position),
-            ..Metadata::default()
-        };
-        let data: Arc<[u8]> = match content_mode(&found, value)? {
+        let (meta, data): (Metadata, Arc<[u8]>) = match content_mode(&found, value)? {
             Mode::Structured(object) => {
-                decode_structured(&mut meta, object, found.content_type)?.into()
+                let (meta, data) = structured(object, found.content_type, key, position)?;
+                (meta, data.into())
             }
             Mode::Binary => {
-                decode_binary(&mut meta, found)?;
-                shared.cloned().unwrap_or_else(|| value.into())
+                let attributes = decode_binary(found)?;
+                check_required(&attributes)?;
+                (attributes.into_metadata(key, Some(position)), value.into())
             }
         };
-        check_required(&meta)?;
+        Self::new(OnceLock::from(meta), None, data)
+    }
+
+    /// As [`Incoming::decode`], for a consumed message: binary-mode data is the message's value
+    /// buffer and the metadata stays in its headers buffer until asked for, not copied.
+    pub(crate) fn decode_received(message: &Received) -> Result<Self, String> {
+        let raw = message.shared_raw();
+        let found = HeaderFields::read(message.headers())?;
+        let value = message.payload().unwrap_or_default();
+        match content_mode(&found, value)? {
+            Mode::Structured(object) => {
+                let position = Position {
+                    topic: message.topic().to_owned(),
+                    partition: message.partition(),
+                    offset: message.offset(),
+                };
+                let (meta, data) = structured(object, found.content_type, message.key(), position)?;
+                Self::new(OnceLock::from(meta), None, data.into())
+            }
+            Mode::Binary => {
+                let attributes = decode_binary(found)?;
+                check_required(&attributes)?;
+                let base = raw.bytes().as_ptr() as usize;
+                let range = |text: &&str| {
+                    let start = text.as_ptr() as usize - base;
+                    debug_assert!(start + text.len() <= raw.bytes().len());
+                    (start as u32, (start + text.len()) as u32)
+                };
+                let lazy = LazyMeta {
+                    raw: raw.clone(),
+                    attributes: attributes.map(range),
+                    topic: message.shared_topic().clone(),
+                    partition: message.partition(),
+                    offset: message.offset(),
+                };
+                let data = match message.shared_payload() {
+                    Some(shared) => shared.clone(),
+                    None => Arc::from(&[][..]),
+                };
+                Self::new(OnceLock::new(), Some(lazy), data)
+            }
+        }
+    }
+
+    fn new(
+        meta: OnceLock<Metadata>,
+        lazy: Option<LazyMeta>,
+        data: Arc<[u8]>,
+    ) -> Result<Self, String> {
         if data.is_empty() {
             return Err("the message has no data (empty value)".into());
         }
-        Ok(Self(Arc::new(IncomingParts { meta, data })))
+        Ok(Self(Arc::new(IncomingParts { meta, lazy, data })))
+    }
+}
+
+/// Structured mode: the metadata and the data of a parsed structured event.
+fn structured(
+    object: serde_json::Map<String, serde_json::Value>,
+    content_type: Option<&str>,
+    key: Option<&[u8]>,
+    position: Position,
+) -> Result<(Metadata, Vec<u8>), String> {
+    let mut meta = Metadata {
+        key: key.map(|k| String::from_utf8_lossy(k).into_owned()),
+        position: Some(position),
+        ..Metadata::default()
+    };
+    let data = decode_structured(&mut meta, object, content_type)?;
+    check_required(&Attributes::of(&meta))?;
+    Ok((meta, data))
+}
+
+/// The text attributes of [`Attributes`], in the order of its `text` array.
+#[derive(Debug, Clone, Copy)]
+enum Text {
+    SpecVersion,
+    Id,
+    Type,
+    Source,
+    Subject,
+    ContentType,
+    CorrelationId,
+    CausationId,
+    AggregateId,
+    AggregateType,
+}
+
+const TEXTS: usize = 10;
+
+/// The CloudEvents attributes of one event, each text attribute as a `T`: borrowed from the
+/// message while decoding, a range of its buffer while waiting to be asked for.
+#[derive(Debug, Clone, Default)]
+struct Attributes<T> {
+    text: [Option<T>; TEXTS],
+    time: Option<DateTime<Utc>>,
+    schema_version: Option<u32>,
+    aggregate_version: Option<i64>,
+    extensions: BTreeMap<String, String>,
+}
+
+impl<T> Attributes<T> {
+    fn map<U>(&self, f: impl Fn(&T) -> U) -> Attributes<U> {
+        Attributes {
+            text: std::array::from_fn(|i| self.text[i].as_ref().map(&f)),
+            time: self.time,
+            schema_version: self.schema_version,
+            aggregate_version: self.aggregate_version,
+            extensions: self.extensions.clone(),
+        }
+    }
+}
+
+impl<'a> Attributes<&'a str> {
+    fn get(&self, text: Text) -> Option<&'a str> {
+        self.text[text as usize]
+    }
+
+    /// The required attributes of `meta`, for [`check_required`].
+    fn of(meta: &'a Metadata) -> Self {
+        let mut attributes = Self::default();
+        attributes.text[Text::SpecVersion as usize] = Some(&meta.spec_version);
+        attributes.text[Text::Id as usize] = Some(&meta.id);
+        attributes.text[Text::Type as usize] = Some(&meta.event_type);
+        attributes.text[Text::Source as usize] = Some(&meta.source);
+        attributes
+    }
+
+    fn into_metadata(self, key: Option<&[u8]>, position: Option<Position>) -> Metadata {
+        let text = |t| self.get(t).map(str::to_owned);
+        Metadata {
+            id: text(Text::Id).unwrap_or_default(),
+            event_type: text(Text::Type).unwrap_or_default(),
+            source: text(Text::Source).unwrap_or_default(),
+            spec_version: text(Text::SpecVersion).unwrap_or_default(),
+            time: self.time,
+            schema_version: self.schema_version,
+            correlation_id: text(Text::CorrelationId),
+            causation_id: text(Text::CausationId),
+            aggregate_id: text(Text::AggregateId),
+            aggregate_type: text(Text::AggregateType),
+            aggregate_version: self.aggregate_version,
+            subject: text(Text::Subject),
+            content_type: text(Text::ContentType),
+            extensions: self.extensions,
+            key: key.map(|k| String::from_utf8_lossy(k).into_owned()),
+            position,
+        }
     }
 }
 
@@ -236,9 +425,12 @@ impl<'h> HeaderFields<'h> {
     /// Reads `content-type` and the `ce_*` headers, which must be UTF-8; skips every other header
     /// (tracing and broker headers may be binary) and null-valued ones.
     fn read<H: Headers + ?Sized>(headers: Option<&'h H>) -> Result<Self, String> {
-        let mut found = Self::default();
         let Some(headers) = headers else {
-            return Ok(found);
+            return Ok(Self::default());
+        };
+        let mut found = Self {
+            content_type: None,
+            attributes: Vec::with_capacity(headers.count()),
         };
         for header in (0..headers.count()).filter_map(|i| headers.try_get(i)) {
             let Some(raw) = header.value else { continue };
@@ -339,80 +531,123 @@ fn is_json(content_type: &str) -> bool {
 
 /// Binary mode: the attributes from the `ce_*` headers, the value as the data. `content-type` is
 /// the data's type; `ce_datacontenttype` (the JavaScript SDK writes both) counts only without it.
-fn decode_binary(meta: &mut Metadata, found: HeaderFields) -> Result<(), String> {
+fn decode_binary(found: HeaderFields<'_>) -> Result<Attributes<&str>, String> {
     if found.attributes.is_empty() {
         return Err(
             "not a CloudEvent: no CloudEvents headers (`ce_specversion`, `ce_id`, `ce_type`, `ce_source`) and the value is not a JSON object with `specversion`"
                 .into(),
         );
     }
+    let mut attributes = Attributes::default();
     for (name, value) in found.attributes {
-        set_attribute(meta, name, value)?;
+        match attribute(name, value)? {
+            Attribute::Text(text, value) => attributes.text[text as usize] = Some(value),
+            Attribute::Time(time) => attributes.time = Some(time),
+            Attribute::SchemaVersion(v) => attributes.schema_version = Some(v),
+            Attribute::AggregateVersion(v) => attributes.aggregate_version = Some(v),
+            Attribute::Extension(name, value) => {
+                attributes
+                    .extensions
+                    .insert(name.to_owned(), value.to_owned());
+            }
+        }
     }
     if let Some(content_type) = found.content_type {
-        meta.content_type = Some(content_type.to_owned());
+        attributes.text[Text::ContentType as usize] = Some(content_type);
     }
-    if let Some(ct) = meta.content_type.as_deref() {
+    if let Some(ct) = attributes.get(Text::ContentType) {
         if !is_json(ct) {
             return Err(format!(
                 "content-type `{ct}` is not JSON; herald events carry `application/json`"
             ));
         }
     }
-    Ok(())
+    Ok(attributes)
+}
+
+/// One CloudEvents attribute, read.
+enum Attribute<'v> {
+    Text(Text, &'v str),
+    Time(DateTime<Utc>),
+    SchemaVersion(u32),
+    AggregateVersion(i64),
+    Extension(&'v str, &'v str),
+}
+
+fn attribute<'v>(name: &'v str, value: &'v str) -> Result<Attribute<'v>, String> {
+    let parse_err = |what: &str| format!("attribute `{name}` = `{value}` is not {what}");
+    let text = |text| Ok(Attribute::Text(text, value));
+    match name {
+        "specversion" => text(Text::SpecVersion),
+        "id" => text(Text::Id),
+        "type" => text(Text::Type),
+        "source" => text(Text::Source),
+        "time" => Ok(Attribute::Time(
+            DateTime::parse_from_rfc3339(value)
+                .map_err(|_| parse_err("an RFC 3339 time"))?
+                .with_timezone(&Utc),
+        )),
+        "subject" => text(Text::Subject),
+        "datacontenttype" => text(Text::ContentType),
+        "schemaversion" => Ok(Attribute::SchemaVersion(
+            value.parse().map_err(|_| parse_err("a whole number"))?,
+        )),
+        "correlationid" => text(Text::CorrelationId),
+        "causationid" => text(Text::CausationId),
+        "aggregateid" => text(Text::AggregateId),
+        "aggregatetype" => text(Text::AggregateType),
+        "aggregateversion" => Ok(Attribute::AggregateVersion(
+            value.parse().map_err(|_| parse_err("a whole number"))?,
+        )),
+        other => Ok(Attribute::Extension(other, value)),
+    }
 }
 
 fn set_attribute(meta: &mut Metadata, name: &str, value: &str) -> Result<(), String> {
-    let parse_err = |what: &str| format!("attribute `{name}` = `{value}` is not {what}");
     let text = || value.to_owned();
-    match name {
-        "specversion" => meta.spec_version = text(),
-        "id" => meta.id = text(),
-        "type" => meta.event_type = text(),
-        "source" => meta.source = text(),
-        "time" => {
-            meta.time = Some(
-                DateTime::parse_from_rfc3339(value)
-                    .map_err(|_| parse_err("an RFC 3339 time"))?
-                    .with_timezone(&Utc),
-            )
+    match attribute(name, value)? {
+        Attribute::Text(field, _) => {
+            let owned = text();
+            match field {
+                Text::SpecVersion => meta.spec_version = owned,
+                Text::Id => meta.id = owned,
+                Text::Type => meta.event_type = owned,
+                Text::Source => meta.source = owned,
+                Text::Subject => meta.subject = Some(owned),
+                Text::ContentType => meta.content_type = Some(owned),
+                Text::CorrelationId => meta.correlation_id = Some(owned),
+                Text::CausationId => meta.causation_id = Some(owned),
+                Text::AggregateId => meta.aggregate_id = Some(owned),
+                Text::AggregateType => meta.aggregate_type = Some(owned),
+            }
         }
-        "subject" => meta.subject = Some(text()),
-        "datacontenttype" => meta.content_type = Some(text()),
-        "schemaversion" => {
-            meta.schema_version = Some(value.parse().map_err(|_| parse_err("a whole number"))?)
-        }
-        "correlationid" => meta.correlation_id = Some(text()),
-        "causationid" => meta.causation_id = Some(text()),
-        "aggregateid" => meta.aggregate_id = Some(text()),
-        "aggregatetype" => meta.aggregate_type = Some(text()),
-        "aggregateversion" => {
-            meta.aggregate_version = Some(value.parse().map_err(|_| parse_err("a whole number"))?)
-        }
-        other => {
-            meta.extensions.insert(other.to_owned(), text());
+        Attribute::Time(time) => meta.time = Some(time),
+        Attribute::SchemaVersion(v) => meta.schema_version = Some(v),
+        Attribute::AggregateVersion(v) => meta.aggregate_version = Some(v),
+        Attribute::Extension(name, value) => {
+            meta.extensions.insert(name.to_owned(), value.to_owned());
         }
     }
     Ok(())
 }
 
-fn check_required(meta: &Metadata) -> Result<(), String> {
-    for (name, value) in [
-        ("specversion", &meta.spec_version),
-        ("id", &meta.id),
-        ("type", &meta.event_type),
-        ("source", &meta.source),
+fn check_required(attributes: &Attributes<&str>) -> Result<(), String> {
+    for (name, text) in [
+        ("specversion", Text::SpecVersion),
+        ("id", Text::Id),
+        ("type", Text::Type),
+        ("source", Text::Source),
     ] {
-        if value.is_empty() {
+        if attributes.get(text).unwrap_or("").is_empty() {
             return Err(format!(
                 "required CloudEvents attribute `{name}` is missing"
             ));
         }
     }
-    if meta.spec_version != SPEC_VERSION {
+    let spec_version = attributes.get(Text::SpecVersion).unwrap_or("");
+    if spec_version != SPEC_VERSION {
         return Err(format!(
-            "CloudEvents spec version `{}` is not supported (herald reads `{SPEC_VERSION}`)",
-            meta.spec_version
+            "CloudEvents spec version `{spec_version}` is not supported (herald reads `{SPEC_VERSION}`)"
         ));
     }
     Ok(())
@@ -499,7 +734,7 @@ fn json_text_or_string(text: String) -> Vec<u8> {
 /// # Errors
 /// [`DispatchError::Decode`] when the JSON does not fit `T`.
 pub fn decode_data<T: HeraldEvent>(incoming: &Incoming) -> Result<T, DispatchError> {
-    if let Some(version) = incoming.meta().schema_version.filter(|v| *v != T::VERSION) {
+    if let Some(version) = incoming.schema_version().filter(|v| *v != T::VERSION) {
         if let Some(upcast) = T::upcast(version, incoming.data()) {
             return upcast.map_err(|reason| {
                 DispatchError::Decode(format!(
@@ -511,7 +746,7 @@ pub fn decode_data<T: HeraldEvent>(incoming: &Incoming) -> Result<T, DispatchErr
         }
     }
     serde_json::from_slice(incoming.data()).map_err(|e| {
-        DispatchError::Decode(match incoming.meta().schema_version {
+        DispatchError::Decode(match incoming.schema_version() {
             Some(version) if version != T::VERSION => format!(
                 "`{}` version {version} is not compatible with version {} that this handler reads: {e}",
                 T::EVENT_TYPE,

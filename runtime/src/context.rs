@@ -93,15 +93,17 @@ impl Context {
         event: E,
         options: PublishOptions,
     ) -> Result<Delivery> {
-        self.publish_ref(&event, options).await
+        let sending = self.publish_ref(&event, options);
+        drop(event);
+        sending.await
     }
 
-    /// [`Context::publish_with`] of a borrowed event.
-    pub(crate) async fn publish_ref<E: HeraldEvent>(
+    /// [`Context::publish_with`] of a borrowed event; encoded before the future is returned.
+    pub(crate) fn publish_ref<E: HeraldEvent>(
         &self,
         event: &E,
         options: PublishOptions,
-    ) -> Result<Delivery> {
+    ) -> impl std::future::Future<Output = Result<Delivery>> + Send + '_ {
         let inherited = PublishOptions::caused_by(self.incoming.meta());
         let options = PublishOptions {
             correlation_id: options.correlation_id.or(inherited.correlation_id),
@@ -109,6 +111,6 @@ impl Context {
             ..options
         }
         .continue_saga_of(self.incoming.meta());
-        crate::mapping::publish(&self.publisher, event, options).await
+        crate::mapping::publish(&self.publisher, event, options)
     }
 }

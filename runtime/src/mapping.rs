@@ -14,7 +14,10 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::OnceLock;
+
+use futures::future::Either;
 
 use crate::publish::Publisher;
 use crate::{Delivery, EncodedEvent, HeraldEvent, PublishOptions, PublishRetry, Result};
@@ -114,19 +117,23 @@ pub(crate) fn encode_with_mapped<E: HeraldEvent>(
 }
 
 /// Publishes `event`, and its integration counterparts when it has mappings; returns the event's
-/// own delivery.
-pub(crate) async fn publish<E: HeraldEvent>(
-    publisher: &Publisher,
+/// own delivery. Everything is encoded before the future is returned, so the caller may drop the
+/// event while the broker answers.
+pub(crate) fn publish<'p, E: HeraldEvent>(
+    publisher: &'p Publisher,
     event: &E,
     options: PublishOptions,
-) -> Result<Delivery> {
+) -> impl Future<Output = Result<Delivery>> + Send + 'p {
     let mapped = of::<E>();
     if mapped.is_empty() {
-        return publisher.publish(event, options).await;
+        return Either::Left(publisher.publish(event, options));
     }
-    let records = encode_with_mapped(publisher, event, options, mapped)?;
-    let mut deliveries = publisher.publish_encoded_batch(&records).await?;
-    Ok(deliveries.swap_remove(0))
+    let records = encode_with_mapped(publisher, event, options, mapped);
+    Either::Right(async move {
+        let records = records?;
+        let mut deliveries = publisher.publish_encoded_batch(&records).await?;
+        Ok(deliveries.swap_remove(0))
+    })
 }
 
 /// [`publish`] trying again with backoff while the error is retriable; every try sends the same

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use chrono::Utc;
-use futures::future::join_all;
+use futures::future::{join_all, Either};
 use rdkafka::client::ClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, OwnedHeaders};
@@ -109,6 +109,11 @@ pub struct EncodedEvent {
 }
 
 impl Outgoing {
+    /// The event's id; the rest of the record is dropped.
+    fn into_id(self: Box<Self>) -> String {
+        self.meta.id
+    }
+
     /// The encoded event this record would send.
     fn to_encoded(&self) -> EncodedEvent {
         EncodedEvent {
@@ -368,14 +373,32 @@ impl Publisher {
         if let Some(key) = outgoing.key() {
             record = record.key(key);
         }
+        match producer.send_result(record) {
+            Ok(delivery) => Ok(delivery),
+            // Waiting for room is boxed: the common path's future stays small.
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), refused))
+                if Instant::now() < deadline =>
+            {
+                Box::pin(Self::enqueue_when_room(producer, refused, deadline)).await
+            }
+            Err((error, _)) => Err(error),
+        }
+    }
+
+    /// Retries a record the full queue refused until it is taken or `deadline` passes.
+    async fn enqueue_when_room(
+        producer: &KafkaProducer,
+        mut record: FutureRecord<'_, str, [u8]>,
+        deadline: Instant,
+    ) -> std::result::Result<DeliveryFuture, KafkaError> {
         loop {
+            tokio::time::sleep(QUEUE_FULL_WAIT).await;
             match producer.send_result(record) {
                 Ok(delivery) => return Ok(delivery),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), refused))
                     if Instant::now() < deadline =>
                 {
                     record = refused;
-                    tokio::time::sleep(QUEUE_FULL_WAIT).await;
                 }
                 Err((error, _)) => return Err(error),
             }
@@ -430,8 +453,16 @@ impl Publisher {
 
     /// The error for a record that failed.
     fn error<R: Record>(&self, outgoing: &R, failure: Failure) -> Error {
+        self.error_of(outgoing.names(), failure)
+    }
+
+    /// The error for a record of `(event_type, topic)` that failed.
+    fn error_of(
+        &self,
+        (event_type, topic): (&'static str, &'static str),
+        failure: Failure,
+    ) -> Error {
         Counters::add(&self.counters.publish_failures, 1);
-        let (event_type, topic) = outgoing.names();
         match failure {
             Failure::Kafka(source) => Error::Publish {
                 event_type,
@@ -463,6 +494,50 @@ impl Publisher {
         let span = spans::publish(outgoing.topic, 1, Some(&outgoing.meta));
         propagation::inject(&span, &mut outgoing.meta.extensions);
         (outgoing, span)
+    }
+
+    /// Sends one of herald's own records under its publish span and waits for its acknowledgement;
+    /// while the broker answers it keeps only the event's id, not the record (its metadata and
+    /// payload, which librdkafka copied).
+    /// The record is boxed so that each layer of the future holds a pointer, not the record: a
+    /// publish waiting for its acknowledgement is a few hundred bytes (50,000 of them in flight are
+    /// that many futures).
+    async fn send_one(&self, outgoing: Box<Outgoing>, span: Span) -> Result<Delivery> {
+        let result = self.send_one_timed(outgoing).instrument(span.clone()).await;
+        match &result {
+            Ok(delivery) => spans::delivered(&span, delivery.partition, delivery.offset),
+            Err(error) => spans::failed(&span, error),
+        }
+        result
+    }
+
+    async fn send_one_timed(&self, outgoing: Box<Outgoing>) -> Result<Delivery> {
+        let started = std::time::Instant::now();
+        let (producer, generation) = self.current();
+        let deadline = Instant::now() + self.timeout;
+        let enqueued = self.enqueue(&producer, &*outgoing, deadline).await;
+        let (names, id) = ((outgoing.event_type, outgoing.topic), outgoing.into_id());
+        let acknowledged = match enqueued {
+            Ok(delivery) => Self::acknowledged(delivery).await,
+            Err(error) => Err(error),
+        };
+        let result = match acknowledged {
+            Ok((partition, offset)) => {
+                Counters::add(&self.counters.events_published, 1);
+                Ok(Delivery {
+                    topic: names.1.into(),
+                    partition,
+                    offset,
+                    event_id: id,
+                })
+            }
+            Err(error) => {
+                let failure = self.failure(&producer, generation, error);
+                Err(self.error_of(names, failure))
+            }
+        };
+        metrics::publish_duration(names.1, started.elapsed());
+        result
     }
 
     /// Sends one of herald's own records under its publish span.
@@ -500,13 +575,19 @@ impl Publisher {
 
     /// Publishes one event and waits for the broker's acknowledgement; waits within the delivery
     /// timeout while the producer's queue is full.
-    pub async fn publish<E: HeraldEvent>(
+    /// The event is encoded at once: the returned future does not borrow it.
+    pub fn publish<E: HeraldEvent>(
         &self,
         event: &E,
         options: PublishOptions,
-    ) -> Result<Delivery> {
-        let (outgoing, span) = Self::traced(self.encode(event, options)?);
-        self.send(&outgoing, &span).await
+    ) -> impl std::future::Future<Output = Result<Delivery>> + Send + '_ {
+        match self.encode(event, options) {
+            Ok(outgoing) => {
+                let (outgoing, span) = Self::traced(outgoing);
+                Either::Left(self.send_one(Box::new(outgoing), span))
+            }
+            Err(error) => Either::Right(std::future::ready(Err(error))),
+        }
     }
 
     /// Publishes one event, trying again after retriable failures with exponential backoff; every

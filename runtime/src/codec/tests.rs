@@ -5,6 +5,36 @@ use std::collections::BTreeMap;
 
 use super::*;
 
+/// [`Incoming::decode`], checked against the consumer's way ([`Incoming::decode_received`], whose
+/// metadata is built lazily from the message's buffer): both give the same event or the same error.
+fn decode<H: Headers>(
+    headers: Option<&H>,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    position: Position,
+) -> Result<Incoming, String> {
+    let received = Received::for_test(&position, key, value, headers);
+    let eager = Incoming::decode(headers, key, value, position);
+    let lazy = Incoming::decode_received(&received);
+    match (&eager, &lazy) {
+        (Ok(eager), Ok(lazy)) => {
+            assert_eq!(lazy.event_type(), eager.meta().event_type);
+            assert_eq!(lazy.schema_version(), eager.meta().schema_version);
+            let (topic, partition, offset) = lazy.position();
+            let position = eager.meta().position.clone().unwrap();
+            assert_eq!(
+                (topic, partition, offset),
+                (position.topic.as_str(), position.partition, position.offset)
+            );
+            assert_eq!(lazy.meta(), eager.meta());
+            assert_eq!(lazy.data(), eager.data());
+        }
+        (Err(eager), Err(lazy)) => assert_eq!(lazy, eager),
+        _ => panic!("the two decodings differ: {eager:?} and {lazy:?}"),
+    }
+    eager
+}
+
 fn position() -> Position {
     Position {
         topic: "t".into(),
@@ -41,7 +71,7 @@ fn binary_mode_round_trips_every_attribute() {
     let names: Vec<&str> = headers.iter().map(|h| h.key).collect();
     assert!(names.contains(&"ce_specversion") && names.contains(&"ce_tenant"));
     assert!(names.contains(&"content-type"));
-    let incoming = Incoming::decode(Some(&headers), Some(b"42"), Some(b"{}"), position()).unwrap();
+    let incoming = decode(Some(&headers), Some(b"42"), Some(b"{}"), position()).unwrap();
     assert_eq!(incoming.meta(), &meta);
     assert_eq!(incoming.data(), b"{}");
 }
@@ -61,13 +91,13 @@ fn missing_required_attribute_is_reported_by_name() {
         key: "ce_source",
         value: Some(""),
     });
-    let err = Incoming::decode(Some(&headers), None, Some(b"{}"), position()).unwrap_err();
+    let err = decode(Some(&headers), None, Some(b"{}"), position()).unwrap_err();
     assert!(err.contains("`source`"), "{err}");
 }
 
 #[test]
 fn plain_messages_are_not_cloudevents() {
-    let err = Incoming::decode(None::<&OwnedHeaders>, None, Some(b"{}"), position()).unwrap_err();
+    let err = decode(None::<&OwnedHeaders>, None, Some(b"{}"), position()).unwrap_err();
     assert!(err.contains("no CloudEvents headers"), "{err}");
 }
 
@@ -77,7 +107,7 @@ fn malformed_attributes_are_rejected() {
         key: "ce_time",
         value: Some("yesterday"),
     });
-    let err = Incoming::decode(Some(&headers), None, Some(b"{}"), position()).unwrap_err();
+    let err = decode(Some(&headers), None, Some(b"{}"), position()).unwrap_err();
     assert!(err.contains("RFC 3339"), "{err}");
 }
 
@@ -86,7 +116,7 @@ fn non_json_content_is_rejected() {
     let mut meta = sample();
     meta.content_type = Some("application/avro".into());
     let headers = encode_headers(&meta);
-    let err = Incoming::decode(Some(&headers), None, Some(b"{}"), position()).unwrap_err();
+    let err = decode(Some(&headers), None, Some(b"{}"), position()).unwrap_err();
     assert!(err.contains("not JSON"), "{err}");
 }
 
@@ -98,7 +128,7 @@ fn structured_mode_is_read() {
     });
     let value = br#"{"specversion":"1.0","id":"x1","type":"user.created","source":"/crm",
         "time":"2026-01-01T00:00:00Z","correlationid":"c9","tenant":"acme","data":{"a":1}}"#;
-    let incoming = Incoming::decode(Some(&headers), None, Some(value), position()).unwrap();
+    let incoming = decode(Some(&headers), None, Some(value), position()).unwrap();
     let meta = incoming.meta();
     assert_eq!((meta.id.as_str(), meta.source.as_str()), ("x1", "/crm"));
     assert_eq!(meta.correlation_id.as_deref(), Some("c9"));
@@ -133,7 +163,7 @@ fn decode_raw(
     key: Option<&[u8]>,
     value: &[u8],
 ) -> Result<Incoming, String> {
-    Incoming::decode(Some(&headers_of(headers)), key, Some(value), position())
+    decode(Some(&headers_of(headers)), key, Some(value), position())
 }
 
 const ID: &str = "5d2c7a0e-1b4f-4c1e-9a57-2f0b8d3e6c11";
@@ -474,20 +504,20 @@ fn binary_with(extra: (&str, &[u8])) -> OwnedHeaders {
 #[test]
 fn binary_headers_that_are_not_cloudevents_are_ignored_whatever_their_bytes() {
     let headers = binary_with(("trace-bin", &[0xff, 0xfe, 0x00, 0x80]));
-    let incoming = Incoming::decode(Some(&headers), Some(b"42"), Some(b"{}"), position()).unwrap();
+    let incoming = decode(Some(&headers), Some(b"42"), Some(b"{}"), position()).unwrap();
     assert_eq!(incoming.meta(), &sample());
 }
 
 #[test]
 fn a_non_utf8_cloudevents_header_is_an_error_naming_it() {
     let headers = binary_with(("ce_tenant", &[0xff, 0xfe]));
-    let err = Incoming::decode(Some(&headers), None, Some(b"{}"), position()).unwrap_err();
+    let err = decode(Some(&headers), None, Some(b"{}"), position()).unwrap_err();
     assert!(
         err.contains("`ce_tenant`") && err.contains("UTF-8"),
         "{err}"
     );
     let headers = binary_with(("content-type", &[0xc3]));
-    let err = Incoming::decode(Some(&headers), None, Some(b"{}"), position()).unwrap_err();
+    let err = decode(Some(&headers), None, Some(b"{}"), position()).unwrap_err();
     assert!(err.contains("`content-type`"), "{err}");
 }
 
@@ -533,7 +563,7 @@ fn ce_headers_do_not_leak_into_a_structured_event() {
 fn a_binary_value_that_looks_structured_stays_the_data() {
     let value = br#"{"specversion":"1.0","id":"inner","type":"x","source":"y","data":{}}"#;
     let headers = encode_headers(&sample());
-    let incoming = Incoming::decode(Some(&headers), None, Some(value), position()).unwrap();
+    let incoming = decode(Some(&headers), None, Some(value), position()).unwrap();
     assert_eq!(incoming.meta().id, "4f6c");
     assert_eq!(incoming.data(), value);
 }

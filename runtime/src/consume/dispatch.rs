@@ -3,7 +3,8 @@
 //! to the dead-letter topic first, or whether handling stopped (revocation, shutdown) and the event
 //! must be delivered again.
 
-use std::collections::{BTreeSet, HashMap};
+use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -21,7 +22,6 @@ use super::Shared;
 use crate::codec::Incoming;
 use crate::command;
 use crate::context::Context;
-use crate::envelope::Position;
 use crate::error::{DispatchError, HandlerError};
 use crate::registry::{HandlerDescriptor, HandlerReply};
 use crate::stats::Counters;
@@ -33,14 +33,16 @@ pub(crate) struct Route {
     pub handler: &'static HandlerDescriptor,
     pub policy: RetryPolicy,
     pub breaker: Option<Arc<Breaker>>,
+    /// The keys of its `kafka.eventbus.handler.duration` histograms.
+    pub durations: Arc<metrics::HandlerDurations>,
 }
 
 /// Asks the consumer to pause (`true`) or release (`false`) this message's partition at the
 /// broker, while a handler waits for its open circuit breaker.
 pub(crate) type Hold<'a> = &'a (dyn Fn(bool) + Sync);
 
-/// A group's routes by event type.
-pub(crate) type Routes = HashMap<&'static str, Vec<Route>>;
+/// A group's routes by event type (looked up per message: a fast hasher).
+pub(crate) type Routes = foldhash::HashMap<&'static str, Vec<Route>>;
 
 /// What became of a message.
 #[derive(Debug)]
@@ -194,11 +196,6 @@ async fn dispatch_message(
     hold: Hold<'_>,
     previous: Option<&RetryRecord>,
 ) -> Verdict {
-    let position = Position {
-        topic: message.topic().to_owned(),
-        partition: message.partition(),
-        offset: message.offset(),
-    };
     let size = message.payload().map_or(0, <[u8]>::len);
     if let Some(limit) = shared.max_message_bytes.filter(|limit| size > *limit) {
         return Verdict::DeadLetter(Failure::before_handlers(
@@ -206,12 +203,7 @@ async fn dispatch_message(
             format!("the value is {size} bytes, more than max_message_bytes ({limit})"),
         ));
     }
-    let incoming = match Incoming::decode_shared(
-        message.headers(),
-        message.key(),
-        message.shared_payload(),
-        position,
-    ) {
+    let incoming = match Incoming::decode_received(message) {
         Ok(incoming) => incoming,
         Err(reason) => {
             Counters::add(&shared.counters.undecodable, 1);
@@ -233,25 +225,27 @@ async fn dispatch_decoded(
     hold: Hold<'_>,
     previous: Option<&RetryRecord>,
 ) -> (Verdict, HandlerReply) {
-    let meta = incoming.meta();
-    let Some(for_type) = routes.get(meta.event_type.as_str()) else {
+    let event_type = incoming.event_type();
+    let Some(for_type) = routes.get(event_type) else {
         Counters::add(&shared.counters.skipped_unknown_type, 1);
         if shared.dead_letter_unknown_types {
             let failure = Failure::before_handlers(
                 FailureKind::UnknownType,
-                format!(
-                    "no handler of this consumer group takes event type `{}`",
-                    meta.event_type
-                ),
+                format!("no handler of this consumer group takes event type `{event_type}`"),
             );
             return (Verdict::DeadLetter(failure), None);
         }
-        tracing::debug!(topic = message.topic(), partition = message.partition(), offset = message.offset(),
-            event_type = %meta.event_type, "no handler for this event type in this group; skipped");
+        tracing::debug!(
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            event_type,
+            "no handler for this event type in this group; skipped"
+        );
         return (Verdict::Skipped, None);
     };
     let (chosen, prior) = match previous {
-        None => (for_version(for_type, meta.schema_version), 0),
+        None => (for_version(for_type, incoming.schema_version()), 0),
         Some(record) => {
             let chosen: Vec<Route> = for_type
                 .iter()
@@ -268,13 +262,19 @@ async fn dispatch_decoded(
                 );
                 return (Verdict::DeadLetter(failure), None);
             }
-            (chosen, record.attempts)
+            (Cow::Owned(chosen), record.attempts)
         }
     };
     let run = |route| run_with_retries(route, incoming, shared, cancel, hold, prior);
     // Most event types have one handler per group: run it without collecting futures.
-    let outcomes = match chosen.as_slice() {
-        [route] => vec![run(route).await],
+    let outcomes = match &*chosen {
+        [route] => match run(route).await {
+            Outcome::Done(reply) => {
+                Counters::add(&shared.counters.events_handled, 1);
+                return (Verdict::Handled, reply);
+            }
+            outcome => vec![outcome],
+        },
         routes => futures::future::join_all(routes.iter().map(run)).await,
     };
     let mut failures: Vec<Failure> = Vec::new();
@@ -380,7 +380,14 @@ async fn answer(
 /// still fits); else those of the oldest newer version. An event without a schema version goes to
 /// the newest. Handlers of one event type with different versions in one group are alternatives
 /// (a migration), so each message runs one version's handlers only.
-pub(crate) fn for_version(routes: &[Route], version: Option<u32>) -> Vec<Route> {
+pub(crate) fn for_version(routes: &[Route], version: Option<u32>) -> Cow<'_, [Route]> {
+    if let [first, rest @ ..] = routes {
+        // One version only (one handler, most often): all of them, whatever the event's version.
+        let version = first.handler.event_version;
+        if rest.iter().all(|r| r.handler.event_version == version) {
+            return Cow::Borrowed(routes);
+        }
+    }
     let versions: BTreeSet<u32> = routes.iter().map(|r| r.handler.event_version).collect();
     let target = match version {
         Some(v) if versions.contains(&v) => Some(v),
@@ -395,7 +402,8 @@ pub(crate) fn for_version(routes: &[Route], version: Option<u32>) -> Vec<Route> 
         .iter()
         .filter(|r| Some(r.handler.event_version) == target)
         .cloned()
-        .collect()
+        .collect::<Vec<_>>()
+        .into()
 }
 
 /// What became of one handler's runs on a message.
@@ -424,14 +432,9 @@ async fn run_with_retries(
         handler,
         policy,
         ref breaker,
+        ref durations,
     } = *route;
-    let meta = incoming.meta();
-    let position = meta.position.as_ref();
-    let (topic, partition, offset) = (
-        position.map(|p| p.topic.as_str()).unwrap_or(""),
-        position.map(|p| p.partition).unwrap_or(-1),
-        position.map(|p| p.offset).unwrap_or(-1),
-    );
+    let (topic, partition, offset) = incoming.position();
     // Attempts run, and those counted against `max_retries` (including the `prior` ones, made
     // before the event went through a retry topic).
     let (mut attempt, mut counted): (u32, u32) = (prior, prior);
@@ -444,7 +447,7 @@ async fn run_with_retries(
             },
         };
         attempt += 1;
-        let result = run_once(handler, incoming, shared, policy.timeout).await;
+        let result = run_once(handler, durations, incoming, shared, policy.timeout).await;
         let error = match result {
             Ok(reply) => {
                 if let (Some(breaker), Some(permit)) = (breaker, permit) {
@@ -543,18 +546,20 @@ fn release_probe(breaker: &Option<Arc<Breaker>>, permit: Option<Permit>) {
 /// enforcing the attempt timeout.
 async fn run_once(
     handler: &'static HandlerDescriptor,
+    durations: &metrics::HandlerDurations,
     incoming: &Incoming,
     shared: &Shared,
     timeout: Option<Duration>,
 ) -> Result<HandlerReply, DispatchError> {
-    let meta = incoming.meta();
     let group = handler.group.unwrap_or(&shared.default_group);
-    let span = spans::process(meta, handler.name, group);
-    propagation::continue_trace(&span, meta);
+    let span = spans::process(incoming, handler.name, group);
+    if !span.is_disabled() {
+        propagation::continue_trace(&span, incoming.meta());
+    }
     Counters::add(&shared.counters.handler_invocations, 1);
     let running = shared.in_flight.start(handler.name);
     let result = run_once_in(handler, incoming, shared, timeout, span.clone()).await;
-    metrics::handler_duration(handler.name, result.is_ok(), running.started.elapsed());
+    metrics::handler_duration(durations, result.is_ok(), running.started.elapsed());
     if let Err(error) = &result {
         spans::failed(&span, error);
     }

@@ -64,13 +64,13 @@ struct PartitionControl {
 /// The live partition workers' controls, by partition.
 type Controls = Arc<std::sync::Mutex<HashMap<PartitionId, Arc<PartitionControl>>>>;
 
-/// Values by topic and partition, found without allocating a key (routing looks one up per
-/// message).
-struct ByPartition<T>(HashMap<String, HashMap<i32, T>>);
+/// Values by topic and partition, found without allocating a key and with a fast hasher (routing
+/// looks one up per message).
+struct ByPartition<T>(foldhash::HashMap<String, foldhash::HashMap<i32, T>>);
 
 impl<T> Default for ByPartition<T> {
     fn default() -> Self {
-        Self(HashMap::new())
+        Self(foldhash::HashMap::default())
     }
 }
 
@@ -89,8 +89,9 @@ impl<T> ByPartition<T> {
                 partitions.insert(partition, value);
             }
             None => {
-                self.0
-                    .insert(topic.to_owned(), HashMap::from([(partition, value)]));
+                let mut partitions = foldhash::HashMap::default();
+                partitions.insert(partition, value);
+                self.0.insert(topic.to_owned(), partitions);
             }
         }
     }
@@ -100,7 +101,9 @@ impl<T> ByPartition<T> {
     }
 
     fn into_values(self) -> impl Iterator<Item = T> {
-        self.0.into_values().flat_map(HashMap::into_values)
+        self.0
+            .into_values()
+            .flat_map(std::collections::HashMap::into_values)
     }
 }
 
@@ -279,7 +282,7 @@ impl GroupRunner {
         client_config: rdkafka::ClientConfig,
         shared: Arc<Shared>,
     ) -> Result<Self> {
-        let mut routes: Routes = HashMap::new();
+        let mut routes = Routes::default();
         let mut breakers = Vec::new();
         for handler in &handlers {
             let policy = shared.policies.for_handler(handler)?;
@@ -296,6 +299,7 @@ impl GroupRunner {
                 handler,
                 policy,
                 breaker,
+                durations: crate::telemetry::metrics::HandlerDurations::new(handler.name),
             });
         }
         let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -391,7 +395,7 @@ fn poll_loop(consumer: &GroupConsumer, polling: &AtomicBool, group: &str) {
     let out = &consumer.context().events;
     let mut last_error: Option<String> = None;
     // Topic names, shared by every message of the topic instead of copied into each.
-    let mut topics: HashMap<String, Arc<str>> = HashMap::new();
+    let mut topics: foldhash::HashMap<String, Arc<str>> = foldhash::HashMap::default();
     let mut gathering = false;
     while polling.load(Ordering::SeqCst) {
         // While messages keep coming, take what librdkafka has without waiting; send when dry.
@@ -539,6 +543,7 @@ impl ConsumerLoop {
                 Some(signal) = signals.recv() => self.signalled(signal),
                 event = polled.recv() => match event {
                     Some(Polled::Messages(messages)) => {
+                        Counters::add(&self.shared.counters.events_consumed, messages.len() as u64);
                         for message in messages {
                             self.route(message, &signals_tx);
                         }
@@ -579,8 +584,8 @@ impl ConsumerLoop {
         }
     }
 
+    /// Hands a message to its partition's worker (counted as consumed by the caller).
     fn route(&mut self, message: Received, signals: &mpsc::UnboundedSender<WorkerSignal>) {
-        Counters::add(&self.shared.counters.events_consumed, 1);
         let (topic, partition) = (message.topic(), message.partition());
         if self.workers.get(topic, partition).is_none() {
             let id: PartitionId = (topic.to_owned(), partition);

@@ -14,7 +14,7 @@ mod dead_letter;
 pub(crate) mod dispatch;
 mod forward;
 mod group;
-mod received;
+pub(crate) mod received;
 pub mod retry;
 pub mod retry_topic;
 

@@ -1,29 +1,38 @@
 //! A consumed message, taken out of librdkafka with as few allocations as possible: the polling
 //! thread cannot hand librdkafka's borrowed message to a tokio task, and rdkafka's own
 //! `OwnedMessage` copies every header separately (a dozen allocations for a CloudEvent). Here the
-//! headers are one buffer and one index, and the topic name is shared per partition.
+//! key and the headers are one shared buffer and one index, and the topic name is shared per
+//! partition; the decoded event borrows its metadata from that buffer (see `codec::Incoming`).
 
 use std::sync::Arc;
 
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, Timestamp};
 
-/// Every header of a message in one buffer: names and values back to back, with an index.
+/// The key and every header of a message in one buffer: the key, then header names and values back
+/// to back, with an index.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct RawHeaders {
     bytes: Vec<u8>,
+    /// Where the key ends (it starts the buffer); `None`: the message has no key.
+    key_end: Option<u32>,
     /// Per header: where its name ends and its value starts, where its value ends, and whether it
-    /// has a value (`None` and empty differ in Kafka).
+    /// has a value (`None` and empty differ in Kafka). Names are UTF-8 (they were `&str`).
     index: Vec<(u32, u32, u32, bool)>,
 }
 
 impl RawHeaders {
-    fn copy<H: Headers>(headers: &H) -> Self {
-        let count = headers.count();
+    fn copy<H: Headers>(key: Option<&[u8]>, headers: Option<&H>) -> Self {
+        let count = headers.map_or(0, Headers::count);
+        let key_len = key.map_or(0, <[u8]>::len);
         let mut out = Self {
-            bytes: Vec::with_capacity(count * 40),
+            bytes: Vec::with_capacity(key_len + count * 40),
+            key_end: key.map(|k| k.len() as u32),
             index: Vec::with_capacity(count),
         };
-        for header in headers.iter() {
+        if let Some(key) = key {
+            out.bytes.extend_from_slice(key);
+        }
+        for header in headers.into_iter().flat_map(Headers::iter) {
             let start = out.bytes.len() as u32;
             out.bytes.extend_from_slice(header.key.as_bytes());
             let name_end = out.bytes.len() as u32;
@@ -39,6 +48,29 @@ impl RawHeaders {
         }
         out
     }
+
+    /// The whole buffer: the key and the headers' names and values.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The message's key.
+    pub fn key(&self) -> Option<&[u8]> {
+        self.key_end.map(|end| &self.bytes[..end as usize])
+    }
+
+    /// The value of the last header named `name`, if it has one; compares names as bytes.
+    pub fn last_value(&self, name: &str) -> Option<&[u8]> {
+        self.index
+            .iter()
+            .rev()
+            .find(|&&(start, name_end, _, _)| {
+                &self.bytes[start as usize..name_end as usize] == name.as_bytes()
+            })
+            .and_then(|&(_, name_end, end, has_value)| {
+                has_value.then(|| &self.bytes[name_end as usize..end as usize])
+            })
+    }
 }
 
 impl Headers for RawHeaders {
@@ -48,7 +80,9 @@ impl Headers for RawHeaders {
 
     fn try_get(&self, idx: usize) -> Option<Header<'_, &[u8]>> {
         let &(start, name_end, end, has_value) = self.index.get(idx)?;
-        let key = std::str::from_utf8(&self.bytes[start as usize..name_end as usize]).ok()?;
+        let name = &self.bytes[start as usize..name_end as usize];
+        // SAFETY: names were copied from `&str`s (see `copy`), so they are UTF-8.
+        let key = unsafe { std::str::from_utf8_unchecked(name) };
         let value = has_value.then(|| &self.bytes[name_end as usize..end as usize]);
         Some(Header { key, value })
     }
@@ -61,23 +95,47 @@ pub(crate) struct Received {
     partition: i32,
     offset: i64,
     timestamp: Timestamp,
-    key: Option<Vec<u8>>,
     /// Shared with the decoded event's data (binary mode), not copied again.
     payload: Option<Arc<[u8]>>,
-    headers: Option<RawHeaders>,
+    /// The key and the headers, shared with the decoded event's metadata.
+    raw: Arc<RawHeaders>,
+    /// Whether the message has headers (`None` and none at all differ in rdkafka's API).
+    has_headers: bool,
 }
 
 impl Received {
     /// Copies `message` out of librdkafka; `topic` is the shared name of its topic.
     pub fn copy(message: &BorrowedMessage<'_>, topic: Arc<str>) -> Self {
+        let headers = message.headers();
         Self {
             topic,
             partition: message.partition(),
             offset: message.offset(),
             timestamp: message.timestamp(),
-            key: message.key().map(<[u8]>::to_vec),
             payload: message.payload().map(Arc::from),
-            headers: message.headers().map(RawHeaders::copy),
+            raw: Arc::new(RawHeaders::copy(message.key(), headers)),
+            has_headers: headers.is_some(),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Received {
+    /// A message as if consumed, for tests.
+    pub fn for_test<H: Headers>(
+        position: &crate::envelope::Position,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        headers: Option<&H>,
+    ) -> Self {
+        Self {
+            topic: position.topic.as_str().into(),
+            partition: position.partition,
+            offset: position.offset,
+            timestamp: Timestamp::NotAvailable,
+            payload: payload.map(Arc::from),
+            raw: Arc::new(RawHeaders::copy(key, headers)),
+            has_headers: headers.is_some(),
         }
     }
 }
@@ -88,11 +146,24 @@ impl Received {
         self.payload.as_ref()
     }
 
+    /// The key and headers, in the buffer the decoded event's metadata shares.
+    pub fn shared_raw(&self) -> &Arc<RawHeaders> {
+        &self.raw
+    }
+
+    /// The topic's shared name.
+    pub fn shared_topic(&self) -> &Arc<str> {
+        &self.topic
+    }
+
+    /// The value of the last header named `name`, if it has one.
+    pub fn header_value(&self, name: &str) -> Option<&[u8]> {
+        self.raw.last_value(name)
+    }
+
     /// About how many bytes it holds: key, value and headers.
     pub fn size(&self) -> usize {
-        self.key.as_ref().map_or(0, Vec::len)
-            + self.payload.as_ref().map_or(0, |p| p.len())
-            + self.headers.as_ref().map_or(0, |h| h.bytes.len())
+        self.payload.as_ref().map_or(0, |p| p.len()) + self.raw.bytes.len()
     }
 }
 
@@ -100,7 +171,7 @@ impl Message for Received {
     type Headers = RawHeaders;
 
     fn key(&self) -> Option<&[u8]> {
-        self.key.as_deref()
+        self.raw.key()
     }
 
     fn payload(&self) -> Option<&[u8]> {
@@ -128,7 +199,7 @@ impl Message for Received {
     }
 
     fn headers(&self) -> Option<&RawHeaders> {
-        self.headers.as_ref()
+        self.has_headers.then_some(&*self.raw)
     }
 }
 
@@ -156,7 +227,12 @@ mod tests {
                 key: "empty",
                 value: Some(""),
             });
-        let copy = RawHeaders::copy(&original);
+        let copy = RawHeaders::copy(Some(b"k\x00y"), Some(&original));
+        assert_eq!(copy.key(), Some(&b"k\x00y"[..]));
+        assert_eq!(copy.last_value("trace"), Some(&b"\x00\xff"[..]));
+        assert_eq!(copy.last_value("nothing"), None);
+        assert_eq!(copy.last_value("absent"), None);
+        assert_eq!(RawHeaders::copy(None, Some(&original)).key(), None);
         let pairs: Vec<(&str, Option<&[u8]>)> = copy.iter().map(|h| (h.key, h.value)).collect();
         assert_eq!(
             pairs,

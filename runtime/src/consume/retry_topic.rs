@@ -75,12 +75,7 @@ pub(crate) struct RetryRecord {
 }
 
 fn text<'a>(message: &'a Received, name: &str) -> Option<&'a str> {
-    let headers = message.headers()?;
-    headers
-        .iter()
-        .filter(|h| h.key == name)
-        .last()
-        .and_then(|h| std::str::from_utf8(h.value?).ok())
+    std::str::from_utf8(message.header_value(name)?).ok()
 }
 
 fn time(value: &str) -> Option<DateTime<Utc>> {

@@ -1,7 +1,6 @@
 //! The handler attempts running right now and since when: what [`Bus::health`](crate::Bus::health)
 //! looks at to tell a stuck handler.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -10,7 +9,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Default)]
 pub(crate) struct InFlight {
     next: AtomicU64,
-    running: Mutex<HashMap<u64, (Instant, &'static str)>>,
+    /// By attempt id; foldhash, since two lookups per handled message hash here.
+    running: Mutex<foldhash::HashMap<u64, (Instant, &'static str)>>,
 }
 
 /// One running attempt; it leaves [`InFlight`] when dropped (finished, timed out or cancelled).
@@ -41,7 +41,7 @@ impl InFlight {
             .map(|(started, handler)| (*handler, started.elapsed()))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (Instant, &'static str)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, foldhash::HashMap<u64, (Instant, &'static str)>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

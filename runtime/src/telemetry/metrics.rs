@@ -127,17 +127,71 @@ pub(crate) fn publish_duration(topic: &'static str, elapsed: Duration) {
     metrics::histogram!(names::PUBLISH_DURATION, "topic" => topic).record(elapsed.as_secs_f64());
 }
 
+/// The metadata of the histograms recorded per message, as `metrics::histogram!` would give them.
+static METADATA: metrics::Metadata<'static> =
+    metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+
+/// Records into the histogram of `key` (a key made once: recording per message allocates nothing,
+/// where `metrics::histogram!` with a label that is not a literal builds its key each time).
+fn record(key: &metrics::Key, value: f64) {
+    metrics::with_recorder(|recorder| recorder.register_histogram(key, &METADATA)).record(value);
+}
+
 /// Records a message's time to its verdict.
 pub(crate) fn consume_duration(verdict: &'static str, elapsed: Duration) {
-    metrics::histogram!(names::CONSUME_DURATION, "verdict" => verdict)
-        .record(elapsed.as_secs_f64());
+    macro_rules! key {
+        ($verdict:literal) => {{
+            static LABELS: [metrics::Label; 1] =
+                [metrics::Label::from_static_parts("verdict", $verdict)];
+            static KEY: metrics::Key =
+                metrics::Key::from_static_parts(names::CONSUME_DURATION, &LABELS);
+            &KEY
+        }};
+    }
+    let key = match verdict {
+        "handled" => key!("handled"),
+        "skipped" => key!("skipped"),
+        "dead_letter" => key!("dead_letter"),
+        "retry" => key!("retry"),
+        "stopped" => key!("stopped"),
+        other => {
+            metrics::histogram!(names::CONSUME_DURATION, "verdict" => other)
+                .record(elapsed.as_secs_f64());
+            return;
+        }
+    };
+    record(key, elapsed.as_secs_f64());
+}
+
+/// The keys of one handler's attempt durations, made once per handler of a consumer.
+#[derive(Debug)]
+pub(crate) struct HandlerDurations {
+    ok: metrics::Key,
+    error: metrics::Key,
+}
+
+impl HandlerDurations {
+    pub fn new(handler: &'static str) -> std::sync::Arc<Self> {
+        let key = |outcome: &'static str| {
+            metrics::Key::from_parts(
+                names::HANDLER_DURATION,
+                vec![
+                    metrics::Label::new("handler", handler),
+                    metrics::Label::new("outcome", outcome),
+                ],
+            )
+        };
+        std::sync::Arc::new(Self {
+            ok: key("ok"),
+            error: key("error"),
+        })
+    }
 }
 
 /// Records one handler attempt's duration.
-pub(crate) fn handler_duration(handler: &'static str, ok: bool, elapsed: Duration) {
-    let outcome = if ok { "ok" } else { "error" };
-    metrics::histogram!(names::HANDLER_DURATION, "handler" => handler, "outcome" => outcome)
-        .record(elapsed.as_secs_f64());
+pub(crate) fn handler_duration(handler: &HandlerDurations, ok: bool, elapsed: Duration) {
+    let key = if ok { &handler.ok } else { &handler.error };
+    record(key, elapsed.as_secs_f64());
 }
 
 /// Records a published batch's size.

@@ -8,6 +8,7 @@
 use tracing::field::Empty;
 use tracing::Span;
 
+use crate::codec::Incoming;
 use crate::envelope::Metadata;
 
 /// `messaging.system`.
@@ -75,10 +76,11 @@ pub(crate) fn failed(span: &Span, error: &dyn std::fmt::Display) {
     }
 }
 
-/// The span of one handler attempt on a consumed event, in consumer group `group`.
-pub(crate) fn process(meta: &Metadata, handler: &'static str, group: &str) -> Span {
-    let position = meta.position.as_ref();
-    let topic = position.map_or("", |p| p.topic.as_str());
+/// The span of one handler attempt on a consumed event, in consumer group `group`. The event's
+/// metadata is built only when the span is enabled.
+pub(crate) fn process(incoming: &Incoming, handler: &'static str, group: &str) -> Span {
+    let (topic, partition, offset) = incoming.position();
+    let meta = || incoming.meta();
     tracing::info_span!(
         "herald.handle",
         otel.name = %format_args!("process {topic}"),
@@ -88,15 +90,15 @@ pub(crate) fn process(meta: &Metadata, handler: &'static str, group: &str) -> Sp
         messaging.operation.type = "process",
         messaging.operation.name = "process",
         messaging.destination.name = topic,
-        messaging.destination.partition.id = %position.map_or(-1, |p| p.partition),
-        messaging.kafka.offset = position.map_or(-1, |p| p.offset),
+        messaging.destination.partition.id = %partition,
+        messaging.kafka.offset = offset,
         messaging.consumer.group.name = group,
-        messaging.kafka.message.key = meta.key.as_deref().unwrap_or(""),
-        messaging.message.id = meta.id.as_str(),
-        messaging.message.conversation_id = meta.correlation_id.as_deref().unwrap_or(""),
-        cloudevents.event_id = meta.id.as_str(),
-        cloudevents.event_type = meta.event_type.as_str(),
-        aggregate.id = meta.aggregate_id.as_deref().unwrap_or(""),
+        messaging.kafka.message.key = meta().key.as_deref().unwrap_or(""),
+        messaging.message.id = meta().id.as_str(),
+        messaging.message.conversation_id = meta().correlation_id.as_deref().unwrap_or(""),
+        cloudevents.event_id = meta().id.as_str(),
+        cloudevents.event_type = incoming.event_type(),
+        aggregate.id = meta().aggregate_id.as_deref().unwrap_or(""),
         herald.handler = handler,
         error.type = Empty,
     )

@@ -138,6 +138,7 @@ async fn run(handler: &'static HandlerDescriptor, policy: RetryPolicy) -> Outcom
         handler,
         policy,
         breaker: None,
+        durations: metrics::HandlerDurations::new("test"),
     };
     run_with_retries(
         &route,
@@ -223,6 +224,7 @@ async fn cancelling_stops_the_wait_for_the_next_try() {
             ..policy(10, 0.0, None)
         },
         breaker: None,
+        durations: metrics::HandlerDurations::new("test"),
     };
     let stopper = {
         let cancel = cancel.clone();
@@ -248,6 +250,7 @@ fn each_schema_version_goes_to_the_handlers_that_read_it() {
             handler,
             policy: p,
             breaker: None,
+            durations: metrics::HandlerDurations::new("test"),
         })
         .collect();
     let chosen = |version| -> Vec<&str> {
