@@ -209,6 +209,15 @@ impl Incoming {
         }
     }
 
+    /// An extension attribute (`ce_{name}`), without building the metadata.
+    pub(crate) fn extension(&self, name: &str) -> Option<&str> {
+        let extensions = match &self.0.lazy {
+            Some(lazy) => &lazy.attributes.extensions,
+            None => &self.meta().extensions,
+        };
+        extensions.get(name).map(String::as_str)
+    }
+
     /// The event's schema version (`ce_schemaversion`), without building the metadata.
     pub(crate) fn schema_version(&self) -> Option<u32> {
         match &self.0.lazy {

@@ -328,10 +328,14 @@ async fn answer(
     reply: HandlerReply,
     shared: &Shared,
 ) -> Verdict {
-    let meta = incoming.meta();
-    let Some(reply_to) = command::reply_to(meta) else {
+    // Read without building the metadata: most messages are events, not commands.
+    let Some(reply_to) = incoming
+        .extension(crate::codec::REPLY_TO_ATTRIBUTE)
+        .filter(|topic| !topic.is_empty())
+    else {
         return verdict;
     };
+    let meta = incoming.meta();
     match (&verdict, reply) {
         (Verdict::Handled, Some(payload)) => {
             let reply_type = command::reply_type(&meta.event_type);
