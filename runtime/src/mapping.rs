@@ -129,11 +129,13 @@ pub(crate) fn publish<'p, E: HeraldEvent>(
         return Either::Left(publisher.publish(event, options));
     }
     let records = encode_with_mapped(publisher, event, options, mapped);
-    Either::Right(async move {
+    // Boxed: the future of every publish is as large as its largest variant, and this rare one
+    // holds a whole batch's state.
+    Either::Right(Box::pin(async move {
         let records = records?;
         let mut deliveries = publisher.publish_encoded_batch(&records).await?;
         Ok(deliveries.swap_remove(0))
-    })
+    }))
 }
 
 /// [`publish`] trying again with backoff while the error is retriable; every try sends the same
