@@ -314,6 +314,22 @@ pub fn parse_specs(
     syn::parse::Parser::parse2(parser, tokens).unwrap_or_default()
 }
 
+/// Refuses a quoted value where the option wants a bare name or type: `{name} {what} without
+/// quotes`.
+fn refuse_quoted(input: ParseStream, name: &str, what: &str) -> syn::Result<()> {
+    if input.peek(syn::LitStr) {
+        let lit = input.parse::<syn::LitStr>()?;
+        return Err(syn::Error::new(
+            lit.span(),
+            format!(
+                "`{name}` {what} without quotes: `{name} = {}`",
+                lit.value().trim()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// One option of [`parse_specs`].
 fn parse_one(
     input: ParseStream,
@@ -377,16 +393,7 @@ fn parse_one(
         }
         Kind::Ident => {
             let at = parse_value(input, span, name, example)?;
-            if input.peek(syn::LitStr) {
-                let lit = input.parse::<syn::LitStr>()?;
-                return Err(syn::Error::new(
-                    lit.span(),
-                    format!(
-                        "`{name}` names it without quotes: `{name} = {}`",
-                        lit.value().trim()
-                    ),
-                ));
-            }
+            refuse_quoted(input, name, "names it")?;
             Value::Ident(input.parse::<syn::Ident>().map_err(|_| {
                 syn::Error::new(at, format!("`{name}` is a name: `{name} = {example}`"))
             })?)
@@ -399,16 +406,7 @@ fn parse_one(
         }
         Kind::Type => {
             let at = parse_value(input, span, name, example)?;
-            if input.peek(syn::LitStr) {
-                let lit = input.parse::<syn::LitStr>()?;
-                return Err(syn::Error::new(
-                    lit.span(),
-                    format!(
-                        "`{name}` names a type without quotes: `{name} = {}`",
-                        lit.value().trim()
-                    ),
-                ));
-            }
+            refuse_quoted(input, name, "names a type")?;
             Value::Type(input.parse::<syn::Type>().map_err(|_| {
                 syn::Error::new(at, format!("`{name}` is a type: `{name} = {example}`"))
             })?)

@@ -189,14 +189,10 @@ impl RequestOptions {
 
     /// Options that continue the story of `cause`: same correlation, causation = `cause.id`.
     pub fn caused_by(cause: &Metadata) -> Self {
+        let caused = crate::PublishOptions::caused_by(cause);
         Self {
-            correlation_id: Some(
-                cause
-                    .correlation_id
-                    .clone()
-                    .unwrap_or_else(|| cause.id.clone()),
-            ),
-            causation_id: Some(cause.id.clone()),
+            correlation_id: caused.correlation_id,
+            causation_id: caused.causation_id,
             ..Self::default()
         }
     }
