@@ -1,7 +1,7 @@
 //! `#[audit_event(action = "...", resource_type = "...", resource_id = param, actor = param,
 //! include_args)]` on an `async fn`: the function's body runs as written, then an audit event
 //! (action, resource, actor, outcome with the error text, duration, arguments as JSON, correlation
-//! id) is published through the audit scope (`herald::audit`), whether the call succeeded or not.
+//! id) is published through the bus scope (`herald::scope`), whether the call succeeded or not.
 //! Parameters marked `#[audit(skip)]` are left out of the arguments, `#[audit(redact)]` ones are
 //! recorded as `"[redacted]"`. Options go through the generic parser in `attr.rs`.
 

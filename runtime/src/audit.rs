@@ -85,7 +85,7 @@ impl<T, E: std::fmt::Display> AuditedResult for Result<T, E> {
 /// Publishes the audit event of one call; see the module docs for where it goes.
 ///
 /// # Panics
-/// Outside an audit scope (no handler, no [`scope`]): the audit event would be lost.
+/// Outside a bus scope (no handler, no [`scope`]): the audit event would be lost.
 pub(crate) async fn record(
     function: &'static str,
     mut event: AuditEvent,
