@@ -3,7 +3,8 @@
 //! headers, typed replies, the timeout when nobody answers, that a late reply never reaches a
 //! later request, that concurrent requests of two instances sharing one reply topic each get their
 //! own reply, that a failing handler's caller gets `CommandFailed` at once while the command is
-//! dead-lettered, and that a fire-and-forget command is handled without a reply.
+//! dead-lettered, that a fire-and-forget command is handled without a reply, and that a command
+//! retried through the retry topics still gets its reply.
 
 mod support;
 
@@ -94,6 +95,40 @@ async fn create_user(command: Event<CreateUser>) -> Result<UserCreatedReply, Han
     })
 }
 
+/// A command whose handler retries through the retry topics.
+#[derive(Command, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+#[command(reply = u32, name = "stock.reserve", timeout = "30s")]
+pub struct ReserveStock {
+    #[command(key)]
+    pub sku: String,
+}
+
+/// Attempts of `reserve_stock` so far.
+static RESERVE_ATTEMPTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Fails its first two attempts; the retries go through `stock.commands.retry.N`.
+#[handler(group = "stock-service", policy = "through-topics")]
+async fn reserve_stock(_command: ReserveStock) -> Result<u32, HandlerError> {
+    let attempt = RESERVE_ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    if attempt < 3 {
+        return Err(HandlerError::msg("the warehouse is offline"));
+    }
+    Ok(attempt)
+}
+
+/// The policy `reserve_stock` names: three retries through the retry topics.
+fn through_topics() -> herald::RetryPolicy {
+    herald::RetryPolicy {
+        max_retries: 3,
+        base_delay: Duration::from_millis(100),
+        max_delay: Duration::from_millis(200),
+        jitter: 0.0,
+        timeout: None,
+        breaker: None,
+        mode: herald::RetryMode::Topics,
+    }
+}
+
 #[handler(group = "user-service")]
 async fn count_users(command: CountUsers, _ctx: &Context) -> anyhow::Result<u64> {
     Ok(command.prefix.len() as u64 * 10)
@@ -110,6 +145,7 @@ async fn handling_bus(broker: &Arc<EmbeddedBroker>, service: &str) -> Bus {
     let bus = Bus::builder(config(service))
         .embedded_broker(broker.clone())
         .only_groups(["user-service"])
+        .retry_policy("through-topics", through_topics())
         .build()
         .await
         .expect("bus builds");
@@ -122,6 +158,7 @@ async fn handling_bus(broker: &Arc<EmbeddedBroker>, service: &str) -> Bus {
 async fn requesting_bus(broker: &Arc<EmbeddedBroker>, service: &str) -> Bus {
     Bus::builder(config(service))
         .embedded_broker(broker.clone())
+        .retry_policy("through-topics", through_topics())
         .build()
         .await
         .expect("bus builds")
@@ -532,4 +569,37 @@ async fn a_command_whose_reply_the_broker_refuses_is_dead_lettered() {
     assert_eq!(seen("u-refused"), [Some("caller.replies".to_owned())]);
     bus.shutdown().await.unwrap();
     assert_all_committed(&servers, "user-service", "user.commands");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_retried_through_the_retry_topics_still_gets_its_reply() {
+    let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
+    let handling = Bus::builder(config("stock"))
+        .embedded_broker(broker.clone())
+        .only_groups(["stock-service"])
+        .retry_policy("through-topics", through_topics())
+        .build()
+        .await
+        .expect("bus builds");
+    handling.start().await.unwrap();
+    handling.wait_for_assignment(WAIT).await.unwrap();
+    let requesting = requesting_bus(&broker, "shop").await;
+    let reply = requesting
+        .request(ReserveStock {
+            sku: "sku-1".into(),
+        })
+        .await
+        .expect("the reply comes after two retries through the retry topics");
+    assert_eq!(reply, 3, "answered by the third attempt");
+    // The failed attempts went through the first two retry tiers, not in place.
+    let bootstrap = handling.bootstrap_servers().to_owned();
+    for tier in ["stock.commands.retry.1", "stock.commands.retry.2"] {
+        let copies = read_topic(&bootstrap, tier, 1);
+        assert_eq!(
+            header(&copies[0], "ce_replyto").as_deref(),
+            Some("shop.replies"),
+            "{tier} keeps the command's reply topic"
+        );
+    }
+    handling.shutdown().await.unwrap();
 }
