@@ -49,7 +49,10 @@ struct Inner {
     in_flight: Arc<InFlight>,
     running: Mutex<Vec<GroupRunner>>,
     /// The reply listener, started by the first request.
-    replies: tokio::sync::OnceCell<Arc<Replies>>,
+    /// The reply listener, started by the first request and stopped by `shutdown`.
+    replies: std::sync::Mutex<Option<Arc<Replies>>>,
+    /// Held while a reply listener starts, so concurrent first requests start one.
+    replies_starting: Mutex<()>,
     // Dropped last: the embedded broker must outlive every client.
     broker: Option<Arc<EmbeddedBroker>>,
 }
@@ -183,7 +186,8 @@ impl BusBuilder {
                 breakers: Arc::default(),
                 in_flight: Arc::default(),
                 running: Mutex::new(Vec::new()),
-                replies: tokio::sync::OnceCell::new(),
+                replies: std::sync::Mutex::new(None),
+                replies_starting: Mutex::new(()),
                 broker,
             }),
         })
@@ -649,25 +653,39 @@ impl Bus {
 
     /// How many requests of this bus wait for their replies now.
     pub fn pending_requests(&self) -> usize {
-        self.inner.replies.get().map_or(0, |r| r.waiting())
+        self.current_replies().map_or(0, |r| r.waiting())
     }
 
-    /// The reply listener, started on first use.
-    async fn replies(&self) -> Result<&Arc<Replies>> {
+    /// The running reply listener, if any.
+    fn current_replies(&self) -> Option<Arc<Replies>> {
         self.inner
             .replies
-            .get_or_try_init(|| async {
-                let inner = &self.inner;
-                Replies::start(
-                    &inner.config,
-                    &inner.bootstrap_servers,
-                    inner.broker.as_deref(),
-                    inner.counters.clone(),
-                )
-                .await
-                .map(Arc::new)
-            })
-            .await
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The reply listener, started on first use (and again after a shutdown).
+    async fn replies(&self) -> Result<Arc<Replies>> {
+        if let Some(replies) = self.current_replies() {
+            return Ok(replies);
+        }
+        let _starting = self.inner.replies_starting.lock().await;
+        if let Some(replies) = self.current_replies() {
+            return Ok(replies);
+        }
+        let inner = &self.inner;
+        let started = Arc::new(
+            Replies::start(
+                &inner.config,
+                &inner.bootstrap_servers,
+                inner.broker.as_deref(),
+                inner.counters.clone(),
+            )
+            .await?,
+        );
+        *inner.replies.lock().unwrap_or_else(|e| e.into_inner()) = Some(started.clone());
+        Ok(started)
     }
 
     /// Starts one consumer per consumer group of the registered handlers. If one cannot start,
@@ -759,8 +777,10 @@ impl Bus {
     }
 
     /// Stops consuming gracefully: stops fetching, lets in-flight handlers finish, commits what was
-    /// handled and leaves the groups; then flushes the producer. All of it within the configured
-    /// `shutdown_timeout`, counted from the call.
+    /// handled and leaves the groups; stops the reply listener, so requests still waiting for
+    /// their replies end at once with an error (a later request starts a new listener); then
+    /// flushes the producer. All of it within the configured `shutdown_timeout`, counted from the
+    /// call.
     ///
     /// # Errors
     /// [`Error::ShutdownTimeout`] when handlers did not finish in time (their events were not
@@ -776,6 +796,17 @@ impl Bus {
             async move { (group, runner.stop(deadline).await) }
         }))
         .await;
+        // Requests still waiting end now, with an error, rather than at their timeouts; a later
+        // request starts a new listener.
+        let replies = self
+            .inner
+            .replies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(replies) = replies {
+            let _ = tokio::task::spawn_blocking(move || replies.stop()).await;
+        }
         let publisher = self.inner.publisher.clone();
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         tokio::task::spawn_blocking(move || publisher.flush(remaining))

@@ -285,7 +285,9 @@ impl Waiting {
         let mut receiver = self.receiver.take().expect("a reply is awaited once");
         match tokio::time::timeout_at(deadline, &mut receiver).await {
             Ok(Ok(reply)) => Ok(Some(reply)),
-            Ok(Err(_)) => Err(Error::State("the reply listener stopped")),
+            Ok(Err(_)) => Err(Error::State(
+                "the bus shut down while the request waited for its reply",
+            )),
             // It may have come just now, after the timer fired and before this line.
             Err(_) => Ok(receiver.try_recv().ok()),
         }
@@ -386,12 +388,26 @@ impl Replies {
     }
 }
 
-impl Drop for Replies {
-    fn drop(&mut self) {
+impl Replies {
+    /// Stops the listener (within one poll) and ends every waiting request with an error instead
+    /// of letting it wait out its timeout. Blocks while the thread ends; idempotent.
+    pub(crate) fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
+        // Dropping the senders wakes every waiting request.
+        self.pending
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = thread.join();
         }
+    }
+}
+
+impl Drop for Replies {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

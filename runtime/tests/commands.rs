@@ -603,3 +603,48 @@ async fn a_command_retried_through_the_retry_topics_still_gets_its_reply() {
     }
     handling.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_waiting_requests_and_a_later_request_starts_a_new_listener() {
+    let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
+    let handling = handling_bus(&broker, "users").await;
+    let requesting = requesting_bus(&broker, "crm").await;
+    let first = requesting.request(create("u-s1")).await.expect("a reply");
+    assert_eq!(first.user_id, "u-s1");
+
+    // The handler takes 5 s; the request would wait up to its 10 s timeout.
+    let waiting = tokio::spawn({
+        let bus = requesting.clone();
+        async move {
+            let started = Instant::now();
+            let slow = CreateUser {
+                delay_ms: 5_000,
+                ..create("u-s2")
+            };
+            (bus.request(slow).await, started.elapsed())
+        }
+    });
+    wait_until("the slow request waits for its reply", || {
+        requesting.pending_requests() == 1
+    })
+    .await;
+    requesting.shutdown().await.expect("shutdown");
+    let (result, took) = waiting.await.unwrap();
+    assert!(
+        matches!(result, Err(Error::State(_))),
+        "the waiting request ends with the shutdown: {result:?}"
+    );
+    assert!(
+        took < Duration::from_secs(4),
+        "ended by the shutdown, not by the 5 s handler or the 10 s timeout: {took:?}"
+    );
+    assert_eq!(requesting.pending_requests(), 0);
+
+    // A request after the shutdown starts a new listener and gets its own reply.
+    let again = requesting
+        .request(create("u-s3"))
+        .await
+        .expect("a reply through a new listener");
+    assert_eq!(again.user_id, "u-s3");
+    handling.shutdown().await.unwrap();
+}
