@@ -13,8 +13,6 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::PublishOptions;
-
 /// Implemented by hand rather than derived: a derive would register the audit event in every
 /// service linking herald; `#[audit_event]` registers it (`__private::AUDIT_EVENT`) where it is used.
 impl crate::HeraldEvent for AuditEvent {
@@ -100,17 +98,10 @@ pub(crate) async fn record(
     };
     event.error = outcome;
     let sink = crate::scope::current("`#[audit_event]` fn", function);
-    let published = match sink {
-        crate::scope::Sink::Bus(bus) => {
-            bus.publish_with(event.clone(), PublishOptions::default())
-                .await
-        }
-        crate::scope::Sink::Handler(ctx) => {
-            event.correlation_id = ctx.metadata().correlation_id.clone();
-            ctx.publish(event.clone()).await
-        }
-    };
-    if let Err(error) = published {
+    if let crate::scope::Sink::Handler(ctx) = &sink {
+        event.correlation_id = ctx.metadata().correlation_id.clone();
+    }
+    if let Err(error) = sink.publish(&event).await {
         tracing::error!(%error, ?event, "could not publish an audit event");
     }
 }

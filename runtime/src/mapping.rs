@@ -151,21 +151,12 @@ pub(crate) async fn publish_with_retry<E: HeraldEvent>(
         return publisher.publish_with_retry(event, options, retry).await;
     }
     let records = encode_with_mapped(publisher, event, options, mapped)?;
-    let attempts = retry.max_attempts.max(1);
-    let mut attempt = 1;
-    loop {
-        match publisher.publish_encoded_batch(&records).await {
-            Ok(mut deliveries) => return Ok(deliveries.swap_remove(0)),
-            Err(error) if attempt < attempts && error.is_retriable() => {
-                let delay = retry.delay(attempt);
-                tracing::warn!(event_type = E::EVENT_TYPE, event_id = %records[0].id, attempt,
-                    ?delay, %error, "publishing an event and its integration counterparts failed; trying again");
-                tokio::time::sleep(delay).await;
-                attempt += 1;
-            }
-            Err(error) => return Err(error),
-        }
-    }
+    let mut deliveries = retry
+        .run(E::EVENT_TYPE, &records[0].id, || {
+            publisher.publish_encoded_batch(&records)
+        })
+        .await?;
+    Ok(deliveries.swap_remove(0))
 }
 
 /// Publishes events, each followed by its integration counterparts, as one ordered batch; returns

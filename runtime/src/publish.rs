@@ -78,6 +78,35 @@ impl PublishRetry {
         let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
         self.base_delay.saturating_mul(factor).min(self.max_delay)
     }
+
+    /// Runs `send` until it succeeds, fails with an error that is not retriable, or has been
+    /// tried `max_attempts` times, sleeping [`Self::delay`] between tries (each retry logged).
+    pub(crate) async fn run<T, F, Fut>(
+        &self,
+        event_type: &str,
+        event_id: &str,
+        mut send: F,
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let attempts = self.max_attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            match send().await {
+                Ok(sent) => return Ok(sent),
+                Err(error) if attempt < attempts && error.is_retriable() => {
+                    let delay = self.delay(attempt);
+                    tracing::warn!(event_type, event_id, attempt, ?delay, %error,
+                        "publishing failed; trying again");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
 }
 
 /// An encoded event, ready to send.
@@ -603,21 +632,11 @@ impl Publisher {
         retry: PublishRetry,
     ) -> Result<Delivery> {
         let (outgoing, span) = Self::traced(self.encode(event, options)?);
-        let attempts = retry.max_attempts.max(1);
-        let mut attempt = 1;
-        loop {
-            match self.send(&outgoing, &span).await {
-                Ok(delivery) => return Ok(delivery),
-                Err(error) if attempt < attempts && error.is_retriable() => {
-                    let delay = retry.delay(attempt);
-                    tracing::warn!(event_type = outgoing.event_type, event_id = %outgoing.meta.id,
-                        attempt, ?delay, %error, "publishing failed; trying again");
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-                Err(error) => return Err(error),
-            }
-        }
+        retry
+            .run(outgoing.event_type, &outgoing.meta.id, || {
+                self.send(&outgoing, &span)
+            })
+            .await
     }
 
     /// Publishes events and waits for all acknowledgements; encodes all of them before sending

@@ -50,6 +50,16 @@ pub(crate) fn current(what: &str, function: &str) -> Sink {
     }
 }
 
+impl Sink {
+    /// Publishes `event` here: through the bus, or caused by the handled event.
+    pub(crate) async fn publish<E: HeraldEvent>(&self, event: &E) -> Result<Delivery> {
+        match self {
+            Sink::Bus(bus) => bus.publish_ref(event, PublishOptions::default()).await,
+            Sink::Handler(ctx) => ctx.publish_ref(event, PublishOptions::default()).await,
+        }
+    }
+}
+
 /// Publishes `event` through the current scope (caused by the handled event inside a handler).
 ///
 /// # Panics
@@ -59,8 +69,5 @@ pub(crate) async fn publish<E: HeraldEvent>(
     function: &str,
     event: &E,
 ) -> Result<Delivery> {
-    match current(what, function) {
-        Sink::Bus(bus) => bus.publish_ref(event, PublishOptions::default()).await,
-        Sink::Handler(ctx) => ctx.publish_ref(event, PublishOptions::default()).await,
-    }
+    current(what, function).publish(event).await
 }
