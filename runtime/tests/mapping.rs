@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use herald::prelude::*;
 use herald::EmbeddedBroker;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::ClientConfig;
 use support::*;
 
 #[domain_event(aggregate = "mapping-member", aggregate_id = member_id)]
@@ -97,27 +95,6 @@ async fn bus(broker: Arc<EmbeddedBroker>, groups: &[&str]) -> Bus {
     .expect("bus builds")
 }
 
-/// How many messages `topic` holds, over all its partitions.
-fn count(bootstrap: &str, topic: &str) -> i64 {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(5))
-        .unwrap();
-    metadata.topics()[0]
-        .partitions()
-        .iter()
-        .map(|p| {
-            let (low, high) = consumer
-                .fetch_watermarks(topic, p.id(), Duration::from_secs(5))
-                .unwrap();
-            high - low
-        })
-        .sum()
-}
-
 fn json<T: serde::de::DeserializeOwned>(message: &rdkafka::message::OwnedMessage) -> T {
     serde_json::from_slice(message.payload().expect("a value")).expect("the event's JSON")
 }
@@ -192,8 +169,8 @@ async fn publishing_a_domain_event_publishes_its_integration_counterparts_caused
     .await
     .expect("published");
     let _ = read_topic(&bootstrap, "mapping-tests.members", 3);
-    assert_eq!(count(&bootstrap, "domain.mapping-member.events"), 2);
-    assert_eq!(count(&bootstrap, "mapping-tests.mails"), 2);
+    assert_eq!(message_count(&bootstrap, "domain.mapping-member.events"), 2);
+    assert_eq!(message_count(&bootstrap, "mapping-tests.mails"), 2);
     bus.shutdown().await.expect("shutdown");
 }
 
@@ -217,7 +194,7 @@ async fn a_batch_of_domain_events_returns_their_own_deliveries_and_publishes_eve
         .collect();
     members.sort();
     assert_eq!(members, ["m-1", "m-2", "m-3", "m-4", "m-5"]);
-    assert_eq!(count(&bootstrap, "mapping-tests.mails"), 5);
+    assert_eq!(message_count(&bootstrap, "mapping-tests.mails"), 5);
     // Each counterpart is caused by the domain event with its own member.
     let domain = read_topic(&bootstrap, "domain.mapping-member.events", 5);
     for message in &joined {
@@ -260,7 +237,10 @@ async fn encoding_for_an_outbox_includes_the_counterparts_in_order() {
     assert_eq!(causation(&records[1]), Some(records[0].id.clone()));
     assert_eq!(causation(&records[2]), Some(records[0].id.clone()));
     // Nothing was sent.
-    assert_eq!(count(bus.bootstrap_servers(), "mapping-tests.members"), 0);
+    assert_eq!(
+        message_count(bus.bootstrap_servers(), "mapping-tests.members"),
+        0
+    );
     bus.shutdown().await.expect("shutdown");
 }
 

@@ -140,6 +140,23 @@ pub fn all_headers(message: &OwnedMessage) -> Vec<(String, Vec<u8>)> {
         .unwrap_or_default()
 }
 
+/// How many messages `topic` holds now, over all its partitions (high less low watermarks).
+pub fn message_count(bootstrap: &str, topic: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    partitions(&consumer, topic)
+        .into_iter()
+        .map(|id| {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, id, Duration::from_secs(10))
+                .unwrap();
+            high - low
+        })
+        .sum()
+}
+
 /// For every partition of `topic`: (partition, committed offset of `group`, high watermark).
 pub fn committed_and_high(bootstrap: &str, group: &str, topic: &str) -> Vec<(i32, i64, i64)> {
     let consumer: BaseConsumer = ClientConfig::new()
