@@ -303,7 +303,7 @@ impl Bus {
         self.inner.counters.snapshot()
     }
 
-    /// The consumer groups of this bus (those it runs, when limited with
+    /// The ids of the consumer groups of this bus (those it runs, when limited with
     /// [`BusBuilder::only_groups`]) whose handlers consume `topic`.
     fn groups_of(&self, topic: &str) -> Vec<String> {
         let config = &self.inner.config;
@@ -315,7 +315,7 @@ impl Bus {
                 handlers.iter().any(|h| h.topic == topic)
                     && self.inner.groups.as_ref().is_none_or(|g| g.contains(group))
             })
-            .map(|(group, _)| group)
+            .map(|(group, _)| config.group_id(&group))
             .collect()
     }
 

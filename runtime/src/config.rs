@@ -315,6 +315,12 @@ pub struct Config {
     /// published, consumed, created, and the dead-letter and retry topics that follow from them
     /// (`staging.domain.user.events`, `staging.domain.user.events.dlq`). Default: none.
     pub topic_prefix: Option<String>,
+    /// A prefix per environment put before every consumer group id herald joins, joined with a
+    /// dot (`staging.notification-service`), so that instances of one service in two environments
+    /// sharing a cluster do not join one group. Default: none. It is separate from
+    /// [`topic_prefix`](Config::topic_prefix) because adding it moves a group's committed offsets
+    /// to a new group id.
+    pub group_prefix: Option<String>,
 }
 
 impl Config {
@@ -346,6 +352,7 @@ impl Config {
             max_buffered_bytes_per_partition: 16 << 20,
             properties: BTreeMap::new(),
             topic_prefix: None,
+            group_prefix: None,
         }
     }
 
@@ -373,6 +380,7 @@ impl Config {
     ///   `KAFKA_BREAKER_FAILURES` and `KAFKA_BREAKER_COOLDOWN_MS` (default 30 s) for a circuit breaker
     /// - `KAFKA_DLQ_TOPIC_SUFFIX`, `KAFKA_DLQ_UNKNOWN_TYPES` (boolean), `KAFKA_MAX_MESSAGE_BYTES`
     /// - `KAFKA_TOPIC_PREFIX`: put before every topic herald derives, joined with a dot
+    /// - `KAFKA_GROUP_PREFIX`: put before every consumer group id, joined with a dot
     /// - `KAFKA_PROPERTIES`: `key=value;key=value`, any librdkafka property herald does not set
     ///   itself
     ///
@@ -491,6 +499,9 @@ impl Config {
         };
         if let Some(prefix) = trimmed("KAFKA_TOPIC_PREFIX") {
             config.topic_prefix = Some(prefix);
+        }
+        if let Some(prefix) = trimmed("KAFKA_GROUP_PREFIX") {
+            config.group_prefix = Some(prefix);
         }
         if let Some(suffix) = trimmed("KAFKA_DLQ_TOPIC_SUFFIX") {
             config.dlq_suffix = suffix;
@@ -646,6 +657,14 @@ impl Config {
         self
     }
 
+    /// Sets the prefix put before every consumer group id herald joins, joined with a dot: with
+    /// `"staging"`, group `notification-service` joins as `staging.notification-service` (see
+    /// [`Config::group_prefix`]).
+    pub fn group_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.group_prefix = Some(prefix.into());
+        self
+    }
+
     /// Sets the suffix that names a topic's dead-letter topic.
     pub fn dlq_suffix(mut self, suffix: impl Into<String>) -> Self {
         self.dlq_suffix = suffix.into();
@@ -699,6 +718,12 @@ impl Config {
             Some(prefix) => format!("{prefix}.{topic}"),
             None => topic,
         }
+    }
+
+    /// The consumer group id that `group` (a handler's group) joins: `group` after the
+    /// [`group_prefix`](Config::group_prefix) if there is one.
+    pub fn group_id(&self, group: &str) -> String {
+        crate::naming::with_prefix(self.group_prefix.as_deref(), group)
     }
 
     /// The dead-letter topic of `topic`: `{topic}{dlq_suffix}`.
@@ -790,6 +815,13 @@ impl Config {
                 ));
             }
         }
+        if let Some(prefix) = &self.group_prefix {
+            if let Some(problem) = crate::naming::prefix_problem(prefix) {
+                return fail(format!(
+                    "the group prefix (KAFKA_GROUP_PREFIX) `{prefix}` {problem}"
+                ));
+            }
+        }
         if self.max_message_bytes == Some(0) {
             return fail("max_message_bytes (KAFKA_MAX_MESSAGE_BYTES) is 0, so every message would be dead-lettered: set a positive size, or leave it unset for no limit".into());
         }
@@ -854,7 +886,7 @@ impl Config {
     pub(crate) fn consumer_config(&self, bootstrap_servers: &str, group: &str) -> ClientConfig {
         let mut config = self.client(bootstrap_servers);
         config
-            .set("group.id", group)
+            .set("group.id", self.group_id(group))
             .set("enable.auto.commit", "true")
             .set("enable.auto.offset.store", "false")
             .set(
@@ -935,6 +967,7 @@ impl fmt::Debug for Config {
             .field("circuit_breaker", &self.circuit_breaker)
             .field("dlq_suffix", &self.dlq_suffix)
             .field("topic_prefix", &self.topic_prefix)
+            .field("group_prefix", &self.group_prefix)
             .field("dead_letter_unknown_types", &self.dead_letter_unknown_types)
             .field("max_message_bytes", &self.max_message_bytes)
             .field(
@@ -970,6 +1003,17 @@ mod tests {
         let err = Config::from_vars("a", vars(&[("KAFKA_TOPIC_PREFIX", "staging.")])).unwrap_err();
         assert!(err.to_string().contains("write `staging`"), "{err}");
         assert_eq!(Config::new("a").topic_prefix, None);
+    }
+
+    #[test]
+    fn group_prefix_comes_from_kafka_group_prefix_and_names_the_joined_group() {
+        let config = Config::from_vars("a", vars(&[("KAFKA_GROUP_PREFIX", "staging")])).unwrap();
+        assert_eq!(config.group_id("billing"), "staging.billing");
+        let consumer = config.consumer_config("k:9092", "billing");
+        assert_eq!(consumer.get("group.id"), Some("staging.billing"));
+        assert_eq!(Config::new("a").group_id("billing"), "billing");
+        let err = Config::from_vars("a", vars(&[("KAFKA_GROUP_PREFIX", "a b")])).unwrap_err();
+        assert!(err.to_string().contains("KAFKA_GROUP_PREFIX"), "{err}");
     }
 
     #[test]

@@ -1,10 +1,10 @@
-//! Publishing against herald's embedded broker: batch order under back-pressure, waiting on a full
-//! queue, and bounded retries against a broker that is not there.
+//! Publishing against the test broker (embedded, or the real Kafka of `HERALD_TEST_KAFKA`): batch
+//! order under back-pressure, and waiting on a full queue.
 
-use std::sync::Arc;
+mod support;
 
 use herald::prelude::*;
-use herald::EmbeddedBroker;
+use support::TestKafka;
 
 #[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
 pub struct SeatReserved {
@@ -13,16 +13,12 @@ pub struct SeatReserved {
     pub seq: u64,
 }
 
-/// A bus on its own embedded broker whose producer queue holds only 10 records, so that a batch
-/// of 1,000 hits `QueueFull` over and over.
+/// A bus on a broker of its own (a prefix of its own on a real Kafka) whose producer queue holds
+/// only 10 records, so that a batch of 1,000 hits `QueueFull` over and over.
 async fn small_queue_bus(service: &str) -> Bus {
-    let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
+    let kafka = TestKafka::start();
     let config = Config::new(service).property("queue.buffering.max.messages", "10");
-    Bus::builder(config)
-        .embedded_broker(broker)
-        .build()
-        .await
-        .expect("bus builds")
+    kafka.builder(config).build().await.expect("bus builds")
 }
 
 fn seats(n: u64) -> Vec<SeatReserved> {

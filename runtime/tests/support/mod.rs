@@ -1,14 +1,170 @@
-//! What the end-to-end test binaries share: waiting with a deadline, raw producers and readers, and
-//! proof that a group committed everything (committed offsets against high watermarks).
+//! What the end-to-end test binaries share: the broker they run on (herald's embedded broker, or
+//! the real Kafka named by `HERALD_TEST_KAFKA`), waiting with a deadline, raw producers and
+//! readers, and proof that a group committed everything (committed offsets against high
+//! watermarks).
 
 #![allow(dead_code)] // each test binary uses its own part of this
 
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use herald::{BusBuilder, Config, EmbeddedBroker};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// The variable that points the end-to-end tests at a real Kafka (`host:port,...`) instead of
+/// herald's embedded broker.
+pub const REAL_KAFKA: &str = "HERALD_TEST_KAFKA";
+
+/// The Kafka one test runs on. On the embedded broker every test has a broker of its own; on a
+/// real Kafka the tests share the cluster, so each [`TestKafka`] puts a prefix of its own before
+/// every topic and consumer group herald derives (`Config::topic_prefix`, `Config::group_prefix`),
+/// and the test names raw topics through [`TestKafka::topic`].
+pub struct TestKafka {
+    embedded: Option<Arc<EmbeddedBroker>>,
+    servers: String,
+    prefix: Option<String>,
+}
+
+impl TestKafka {
+    /// The broker of one test: a new embedded broker, or the real Kafka of `HERALD_TEST_KAFKA`
+    /// with a fresh prefix.
+    pub fn start() -> Self {
+        match std::env::var(REAL_KAFKA).ok().filter(|s| !s.trim().is_empty()) {
+            Some(servers) => {
+                static NEXT: AtomicU32 = AtomicU32::new(0);
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .subsec_nanos();
+                let prefix = format!(
+                    "t{}-{nanos:x}-{}",
+                    std::process::id(),
+                    NEXT.fetch_add(1, Ordering::Relaxed)
+                );
+                Self {
+                    embedded: None,
+                    servers: servers.trim().to_owned(),
+                    prefix: Some(prefix),
+                }
+            }
+            None => {
+                let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
+                Self {
+                    servers: broker.bootstrap_servers().to_owned(),
+                    embedded: Some(broker),
+                    prefix: None,
+                }
+            }
+        }
+    }
+
+    /// Whether the tests run on a real Kafka (`HERALD_TEST_KAFKA` is set).
+    pub fn is_real() -> bool {
+        std::env::var(REAL_KAFKA).is_ok_and(|s| !s.trim().is_empty())
+    }
+
+    /// The bootstrap servers.
+    pub fn bootstrap(&self) -> &str {
+        &self.servers
+    }
+
+    /// The embedded broker, for the tests that inject its faults (run only on it).
+    pub fn embedded(&self) -> &Arc<EmbeddedBroker> {
+        self.embedded
+            .as_ref()
+            .expect("this test injects faults of the embedded broker and runs only on it")
+    }
+
+    /// A configuration for `service` on this broker.
+    pub fn config(&self, service: &str) -> Config {
+        self.apply(Config::new(service))
+    }
+
+    /// `config` pointed at this broker: the embedded one, or the real Kafka with this test's
+    /// prefix on topics and groups, topics created at start-up, and a short session timeout so a
+    /// member that a test drops without leaving is replaced in seconds.
+    pub fn apply(&self, config: Config) -> Config {
+        match &self.prefix {
+            None => config.embedded(),
+            Some(prefix) => config
+                .bootstrap_servers(self.servers.clone())
+                .topic_prefix(prefix.clone())
+                .group_prefix(prefix.clone())
+                .auto_create_topics(true)
+                .property("session.timeout.ms", "6000")
+                .property("heartbeat.interval.ms", "1000"),
+        }
+    }
+
+    /// A bus builder for `config` on this broker (see [`TestKafka::apply`]).
+    pub fn builder(&self, config: Config) -> BusBuilder {
+        let builder = herald::Bus::builder(self.apply(config));
+        match &self.embedded {
+            Some(broker) => builder.embedded_broker(broker.clone()),
+            None => builder,
+        }
+    }
+
+    /// The name herald gives `topic` on this broker (with the test's prefix on a real Kafka).
+    pub fn topic(&self, topic: &str) -> String {
+        herald::naming::with_prefix(self.prefix.as_deref(), topic)
+    }
+
+    /// The consumer group id `group` joins on this broker (with the test's prefix on a real Kafka).
+    pub fn group(&self, group: &str) -> String {
+        herald::naming::with_prefix(self.prefix.as_deref(), group)
+    }
+
+    /// Creates `topic` (taken as given: prefix it with [`TestKafka::topic`]) with `partitions`.
+    pub fn create_topic(&self, topic: &str, partitions: i32) {
+        if let Some(broker) = &self.embedded {
+            broker.create_topic(topic, partitions).unwrap();
+            return;
+        }
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.servers)
+            .create()
+            .unwrap();
+        let topics = [NewTopic::new(
+            topic,
+            partitions,
+            TopicReplication::Fixed(-1),
+        )];
+        let results = futures::executor::block_on(admin.create_topics(
+            &topics,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        ))
+        .unwrap();
+        for result in results {
+            result.unwrap_or_else(|(topic, code)| panic!("creating {topic}: {code}"));
+        }
+    }
+}
+
+/// Prints the one line that says a test needs what this run does not have, and whether to go on.
+pub fn runs_on_real_kafka_only(test: &str) -> bool {
+    if TestKafka::is_real() {
+        return true;
+    }
+    println!("skipped {test}: it needs a real Kafka; set {REAL_KAFKA}=host:port to run it");
+    false
+}
+
+/// Prints the one line that says a test uses the embedded broker's fault injection and is skipped
+/// on a real Kafka, and whether to go on.
+pub fn runs_on_embedded_only(test: &str, why: &str) -> bool {
+    if !TestKafka::is_real() {
+        return true;
+    }
+    println!("skipped {test} on the real Kafka of {REAL_KAFKA}: {why}");
+    false
+}
 
 /// The longest any test waits for something to happen.
 pub const WAIT: Duration = Duration::from_secs(30);
