@@ -1,14 +1,15 @@
 //! What the outbox tests share: databases of their own (a table prefix on PostgreSQL, a temp
-//! file for SQLite), a bus on its own embedded broker, and a reader of everything a topic holds.
+//! file for SQLite), a bus on a broker of its own (the runtime tests' `TestKafka`: the embedded
+//! broker, or a prefix of its own on the real Kafka of `HERALD_TEST_KAFKA`), and a reader of
+//! everything a topic holds.
 
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use herald::prelude::*;
-use herald::{Bus, Config, EmbeddedBroker};
+use herald::{Bus, Config};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -75,15 +76,19 @@ where
     }
 }
 
-/// A bus on a new embedded broker, with `delivery_timeout`.
-pub async fn bus(delivery_timeout: Duration) -> (Bus, Arc<EmbeddedBroker>) {
-    let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
-    let bus = Bus::builder(Config::new("outbox-test").delivery_timeout(delivery_timeout))
-        .embedded_broker(broker.clone())
+#[path = "../../runtime/tests/support/mod.rs"]
+mod kafka;
+pub use kafka::{runs_on_embedded_only, say, TestKafka};
+
+/// A bus on a broker of its own, with `delivery_timeout`.
+pub async fn bus(delivery_timeout: Duration) -> (Bus, TestKafka) {
+    let kafka = TestKafka::start();
+    let bus = kafka
+        .builder(Config::new("outbox-test").delivery_timeout(delivery_timeout))
         .build()
         .await
         .unwrap();
-    (bus, broker)
+    (bus, kafka)
 }
 
 /// One record as the tests look at it.

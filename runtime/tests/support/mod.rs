@@ -35,7 +35,10 @@ impl TestKafka {
     /// The broker of one test: a new embedded broker, or the real Kafka of `HERALD_TEST_KAFKA`
     /// with a fresh prefix.
     pub fn start() -> Self {
-        match std::env::var(REAL_KAFKA).ok().filter(|s| !s.trim().is_empty()) {
+        match std::env::var(REAL_KAFKA)
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+        {
             Some(servers) => {
                 static NEXT: AtomicU32 = AtomicU32::new(0);
                 let nanos = std::time::SystemTime::now()
@@ -152,7 +155,9 @@ pub fn runs_on_real_kafka_only(test: &str) -> bool {
     if TestKafka::is_real() {
         return true;
     }
-    println!("skipped {test}: it needs a real Kafka; set {REAL_KAFKA}=host:port to run it");
+    say(&format!(
+        "skipped {test}: it needs a real Kafka; set {REAL_KAFKA}=host:port to run it"
+    ));
     false
 }
 
@@ -162,8 +167,17 @@ pub fn runs_on_embedded_only(test: &str, why: &str) -> bool {
     if !TestKafka::is_real() {
         return true;
     }
-    println!("skipped {test} on the real Kafka of {REAL_KAFKA}: {why}");
+    say(&format!(
+        "skipped {test} on the real Kafka of {REAL_KAFKA}: {why}"
+    ));
     false
+}
+
+/// Writes one line to the terminal past the test harness's capture (which only takes `print!`), so
+/// that a skip is seen in a plain `cargo test`.
+pub fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// The longest any test waits for something to happen.
