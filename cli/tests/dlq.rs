@@ -1,4 +1,5 @@
-//! `herald dlq` run as a process against an embedded broker started by the test: dead letters are
+//! `herald dlq` run as a process against the test's broker (embedded, or the real Kafka of
+//! `HERALD_TEST_KAFKA` with a topic prefix of the test's own): dead letters are
 //! written by a plain producer with the headers herald writes; the commands list, count, show and
 //! replay them, in tables and as JSON, and fail with their exit codes when the broker or the
 //! topic is not there.
@@ -11,11 +12,11 @@ use std::time::{Duration, Instant};
 mod support;
 
 use herald::dlq::headers as dlq;
-use herald::EmbeddedBroker;
 use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use serde_json::Value;
+use support::TestKafka;
 
 /// The longest a command or a read may take.
 const WAIT: Duration = Duration::from_secs(60);
@@ -96,12 +97,15 @@ fn json(args: &[&str]) -> Value {
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: not JSON: {stdout}"))
 }
 
-/// A broker holding `orders` and `orders.dlq` with three dead letters as herald writes them.
+/// A broker holding `orders` and `orders.dlq` (after the test's prefix on a real Kafka) with three
+/// dead letters as herald writes them.
 struct Fixture {
-    broker: EmbeddedBroker,
+    kafka: TestKafka,
+    /// The `orders` topic's name on this broker.
+    orders: String,
 }
 
-fn letter_headers(seq: u32, kind: &str, at: &str) -> Vec<(String, String)> {
+fn letter_headers(orders: &str, seq: u32, kind: &str, at: &str) -> Vec<(String, String)> {
     [
         ("ce_specversion", "1.0".to_owned()),
         ("ce_id", format!("id-{seq}")),
@@ -116,7 +120,7 @@ fn letter_headers(seq: u32, kind: &str, at: &str) -> Vec<(String, String)> {
         ),
         ("ce_source", "shop".to_owned()),
         ("content-type", "application/json".to_owned()),
-        (dlq::ORIGINAL_TOPIC, "orders".to_owned()),
+        (dlq::ORIGINAL_TOPIC, orders.to_owned()),
         (dlq::ORIGINAL_PARTITION, "0".to_owned()),
         (dlq::ORIGINAL_OFFSET, (10 + seq).to_string()),
         (dlq::CONSUMER_GROUP, "billing".to_owned()),
@@ -137,11 +141,13 @@ fn value(seq: u32) -> String {
 
 impl Fixture {
     fn new() -> Self {
-        let broker = EmbeddedBroker::start(1).unwrap();
-        broker.create_topic("orders", 1).unwrap();
-        broker.create_topic("orders.dlq", 1).unwrap();
+        let kafka = TestKafka::start();
+        let orders = kafka.topic("orders");
+        let dead_letters = format!("{orders}.dlq");
+        kafka.create_topic(&orders, 1);
+        kafka.create_topic(&dead_letters, 1);
         let producer: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", broker.bootstrap_servers())
+            .set("bootstrap.servers", kafka.bootstrap())
             .create()
             .unwrap();
         let letters = [
@@ -150,20 +156,20 @@ impl Fixture {
             (3, "retries-exhausted", "2026-01-01T12:00:00Z"),
         ];
         for (seq, kind, at) in letters {
-            let headers =
-                letter_headers(seq, kind, at)
-                    .iter()
-                    .fold(OwnedHeaders::new(), |h, (k, v)| {
-                        h.insert(Header {
-                            key: k,
-                            value: Some(v.as_str()),
-                        })
-                    });
+            let headers = letter_headers(&orders, seq, kind, at).iter().fold(
+                OwnedHeaders::new(),
+                |h, (k, v)| {
+                    h.insert(Header {
+                        key: k,
+                        value: Some(v.as_str()),
+                    })
+                },
+            );
             let key = format!("customer-{seq}");
             let payload = value(seq);
             producer
                 .send(
-                    BaseRecord::to("orders.dlq")
+                    BaseRecord::to(&dead_letters)
                         .key(&key)
                         .payload(&payload)
                         .headers(headers),
@@ -172,11 +178,11 @@ impl Fixture {
                 .unwrap();
         }
         producer.flush(Duration::from_secs(10)).unwrap();
-        Self { broker }
+        Self { kafka, orders }
     }
 
     fn servers(&self) -> &str {
-        self.broker.bootstrap_servers()
+        self.kafka.bootstrap()
     }
 
     /// Runs `herald --bootstrap-servers <broker> dlq <args>`.
@@ -199,16 +205,17 @@ impl Fixture {
 #[test]
 fn list_count_and_show_in_tables_and_json() {
     let fx = Fixture::new();
+    let o = fx.orders.as_str();
     assert_eq!(
-        succeeded(&fx.args(false, &["count", "orders"])).trim(),
-        "3 dead letters in orders.dlq"
+        succeeded(&fx.args(false, &["count", o])).trim(),
+        format!("3 dead letters in {o}.dlq")
     );
     assert_eq!(
-        json(&fx.args(true, &["count", "orders"])),
-        serde_json::json!({ "topic": "orders.dlq", "count": 3 })
+        json(&fx.args(true, &["count", o])),
+        serde_json::json!({ "topic": format!("{o}.dlq"), "count": 3 })
     );
 
-    let table = succeeded(&fx.args(false, &["list", "orders"]));
+    let table = succeeded(&fx.args(false, &["list", o]));
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 4, "{table}");
     assert!(
@@ -219,7 +226,7 @@ fn list_count_and_show_in_tables_and_json() {
     assert!(lines[2].contains("permanent") && lines[2].contains("order.placed"));
     assert!(lines[3].contains("order.cancelled"), "{table}");
 
-    let listed = json(&fx.args(true, &["list", "orders", "--limit", "2"]));
+    let listed = json(&fx.args(true, &["list", o, "--limit", "2"]));
     let listed = listed.as_array().unwrap();
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[0]["offset"], 0);
@@ -227,7 +234,7 @@ fn list_count_and_show_in_tables_and_json() {
     assert_eq!(listed[0]["value"], value(1));
     assert_eq!(listed[0]["ce_id"], "id-1");
     let failure = &listed[0]["failure"];
-    assert_eq!(failure["original_topic"], "orders");
+    assert_eq!(failure["original_topic"], o);
     assert_eq!(failure["original_offset"], 11);
     assert_eq!(failure["consumer_group"], "billing");
     assert_eq!(failure["handlers"], serde_json::json!(["charge_card"]));
@@ -235,12 +242,12 @@ fn list_count_and_show_in_tables_and_json() {
     assert_eq!(failure["failed_at"], "2026-01-01T10:00:00.000001Z");
     assert_eq!(listed[1]["failure"]["error_kind"], "permanent");
 
-    let shown = succeeded(&fx.args(false, &["show", "orders", "0", "2"]));
-    assert!(shown.contains("orders.dlq[0]@2"), "{shown}");
+    let shown = succeeded(&fx.args(false, &["show", o, "0", "2"]));
+    assert!(shown.contains(&format!("{o}.dlq[0]@2")), "{shown}");
     assert!(shown.contains("order.cancelled (id id-3)"), "{shown}");
     assert!(shown.contains("card 3 declined"), "{shown}");
     assert!(shown.contains("dlq_original_offset: 13"), "{shown}");
-    let shown = json(&fx.args(true, &["show", "orders", "0", "1"]));
+    let shown = json(&fx.args(true, &["show", o, "0", "1"]));
     assert_eq!(shown["failure"]["error_message"], "card 2 declined");
     assert_eq!(shown["headers"].as_array().unwrap().len(), 14);
 }
@@ -248,12 +255,10 @@ fn list_count_and_show_in_tables_and_json() {
 #[test]
 fn replay_one_then_all_matching_into_the_original_topic() {
     let fx = Fixture::new();
-    let one = succeeded(&fx.args(
-        false,
-        &["replay", "orders", "--partition", "0", "--offset", "1"],
-    ));
-    assert_eq!(one.trim(), "replayed orders.dlq[0]@1 to orders[0]@0");
-    let replayed = &fx.read("orders", 1)[0];
+    let o = fx.orders.as_str();
+    let one = succeeded(&fx.args(false, &["replay", o, "--partition", "0", "--offset", "1"]));
+    assert_eq!(one.trim(), format!("replayed {o}.dlq[0]@1 to {o}[0]@0"));
+    let replayed = &fx.read(o, 1)[0];
     assert_eq!(replayed.key(), Some(&b"customer-2"[..]));
     assert_eq!(replayed.payload(), Some(value(2).as_bytes()));
     assert_eq!(support::header_values(replayed, dlq::REPLAY_COUNT), ["1"]);
@@ -267,7 +272,7 @@ fn replay_one_then_all_matching_into_the_original_topic() {
         true,
         &[
             "replay",
-            "orders",
+            o,
             "--all",
             "--error-kind",
             "retries-exhausted",
@@ -280,15 +285,17 @@ fn replay_one_then_all_matching_into_the_original_topic() {
     assert_eq!(report["stopped"], Value::Null);
     assert_eq!(report["replayed"][0]["offset"], 2);
     assert_eq!(report["replayed"][0]["replayed_to"]["offset"], 1);
-    let both = fx.read("orders", 2);
+    let both = fx.read(o, 2);
     assert_eq!(support::header_values(&both[1], "ce_id"), ["id-3"]);
 
-    let all = succeeded(&fx.args(false, &["replay", "orders", "--all"]));
+    let all = succeeded(&fx.args(false, &["replay", o, "--all"]));
     assert!(
-        all.starts_with("read 3 dead letters of orders.dlq: 3 matched, 3 replayed, 0 skipped"),
+        all.starts_with(&format!(
+            "read 3 dead letters of {o}.dlq: 3 matched, 3 replayed, 0 skipped"
+        )),
         "{all}"
     );
-    assert_eq!(fx.read("orders", 5).len(), 5);
+    assert_eq!(fx.read(o, 5).len(), 5);
 }
 
 #[test]
@@ -317,27 +324,26 @@ fn errors_exit_non_zero_and_say_what_to_do() {
     );
 
     let fx = Fixture::new();
-    let absent = herald(&fx.args(false, &["list", "payments"]));
+    let o = fx.orders.as_str();
+    let absent = herald(&fx.args(false, &["list", &fx.kafka.topic("payments")]));
     assert_eq!(absent.code, 4, "{}", absent.stderr);
     assert!(
-        absent
-            .stderr
-            .contains("topic `payments.dlq` does not exist"),
+        absent.stderr.contains(&format!(
+            "topic `{}.dlq` does not exist",
+            fx.kafka.topic("payments")
+        )),
         "{}",
         absent.stderr
     );
-    let suffixed = herald(&fx.args(false, &["count", "orders", "--suffix", ".failed"]));
+    let suffixed = herald(&fx.args(false, &["count", o, "--suffix", ".failed"]));
     assert_eq!(suffixed.code, 4, "{}", suffixed.stderr);
     assert!(
-        suffixed.stderr.contains("orders.failed"),
+        suffixed.stderr.contains(&format!("{o}.failed")),
         "{}",
         suffixed.stderr
     );
 
-    let no_letter = herald(&fx.args(
-        false,
-        &["replay", "orders", "--partition", "0", "--offset", "9"],
-    ));
+    let no_letter = herald(&fx.args(false, &["replay", o, "--partition", "0", "--offset", "9"]));
     assert_eq!(no_letter.code, 4, "{}", no_letter.stderr);
     assert!(
         no_letter
@@ -355,13 +361,13 @@ fn errors_exit_non_zero_and_say_what_to_do() {
         no_servers.stderr
     );
 
-    let no_target = herald(&fx.args(false, &["replay", "orders"]));
+    let no_target = herald(&fx.args(false, &["replay", o]));
     assert_eq!(no_target.code, 2, "{}", no_target.stderr);
     let filter_without_all = herald(&fx.args(
         false,
         &[
             "replay",
-            "orders",
+            o,
             "--partition",
             "0",
             "--offset",
