@@ -1,16 +1,14 @@
-//! `#[audit_event]` over the Kafka protocol (embedded broker): every call publishes an audit event
+//! `#[audit_event]` over the Kafka protocol (the test broker: embedded, or `HERALD_TEST_KAFKA`): every call publishes an audit event
 //! to `audit.events`, success and failure alike, with redacted and skipped arguments; inside a
 //! handler the event carries the handled event's correlation id; outside any audit scope the call
 //! panics instead of losing the event.
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use herald::audit::{AuditEvent, Outcome};
 use herald::prelude::*;
-use herald::EmbeddedBroker;
 use rdkafka::message::Message;
 use support::*;
 
@@ -37,8 +35,8 @@ async fn create_user(
     Ok(7)
 }
 
-fn audit_events(bootstrap: &str, expected: usize) -> Vec<(AuditEvent, Option<String>)> {
-    read_topic(bootstrap, "audit.events", expected)
+fn audit_events(kafka: &TestKafka, expected: usize) -> Vec<(AuditEvent, Option<String>)> {
+    read_topic(kafka.bootstrap(), &kafka.topic("audit.events"), expected)
         .iter()
         .map(|m| {
             (
@@ -49,23 +47,23 @@ fn audit_events(bootstrap: &str, expected: usize) -> Vec<(AuditEvent, Option<Str
         .collect()
 }
 
-async fn bus(broker: Arc<EmbeddedBroker>, groups: &[&str]) -> Bus {
-    Bus::builder(
-        Config::new("accounts")
-            .commit_interval(Duration::from_millis(100))
-            .shutdown_timeout(Duration::from_secs(20)),
-    )
-    .embedded_broker(broker)
-    .only_groups(groups.iter().copied())
-    .build()
-    .await
-    .expect("bus builds")
+async fn bus(kafka: &TestKafka, groups: &[&str]) -> Bus {
+    kafka
+        .builder(
+            Config::new("accounts")
+                .commit_interval(Duration::from_millis(100))
+                .shutdown_timeout(Duration::from_secs(20)),
+        )
+        .only_groups(groups.iter().copied())
+        .build()
+        .await
+        .expect("bus builds")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_call_is_audited_success_and_failure_with_redacted_arguments() {
-    let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
-    let bus = bus(broker, &["audit-signups"]).await;
+    let kafka = TestKafka::start();
+    let bus = bus(&kafka, &["audit-signups"]).await;
     let ok = herald::audit::scope(
         &bus,
         create_user("u-1".into(), "root".into(), "hunter2".into(), vec![1, 2]),
@@ -79,7 +77,7 @@ async fn every_call_is_audited_success_and_failure_with_redacted_arguments() {
     .await;
     assert_eq!(failed.unwrap_err().to_string(), "user taken exists");
 
-    let mut events: Vec<AuditEvent> = audit_events(bus.bootstrap_servers(), 2)
+    let mut events: Vec<AuditEvent> = audit_events(&kafka, 2)
         .into_iter()
         .map(|(e, _)| e)
         .collect();
@@ -131,8 +129,8 @@ async fn sign_up(event: SignupRequested) -> Result<(), HandlerError> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inside_a_handler_the_audit_event_carries_the_handled_events_correlation() {
-    let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
-    let bus = bus(broker, &["audit-signups"]).await;
+    let kafka = TestKafka::start();
+    let bus = bus(&kafka, &["audit-signups"]).await;
     let delivery = bus
         .publish_with(
             SignupRequested {
@@ -147,7 +145,7 @@ async fn inside_a_handler_the_audit_event_carries_the_handled_events_correlation
         .unwrap();
     let _ = delivery;
     bus.start().await.unwrap();
-    let events = audit_events(bus.bootstrap_servers(), 1);
+    let events = audit_events(&kafka, 1);
     bus.shutdown().await.unwrap();
     let (event, header_correlation) = &events[0];
     assert_eq!(event.resource_id.as_deref(), Some("u-9"));

@@ -1,5 +1,5 @@
 //! Handlers returning the errors Rust services usually return (`anyhow`, `String`, boxed errors),
-//! over the Kafka protocol (embedded broker): the failure is retried and dead-lettered like any
+//! over the Kafka protocol (the test broker: embedded, or `HERALD_TEST_KAFKA`): the failure is retried and dead-lettered like any
 //! other, with its whole cause chain in the dead-letter headers, and a permanent `HandlerError`
 //! still skips the retries.
 
@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use herald::dlq::headers as dlq;
 use herald::prelude::*;
-use herald::EmbeddedBroker;
+
 use support::*;
 
 /// How often each handler ran.
@@ -75,12 +75,12 @@ async fn run_group(
     group: &str,
     attempts: &Arc<Attempts>,
 ) -> (Bus, Vec<rdkafka::message::OwnedMessage>) {
-    let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
+    let kafka = TestKafka::start();
     let config = Config::new(group)
         .commit_interval(Duration::from_millis(100))
         .shutdown_timeout(Duration::from_secs(20));
-    let bus = Bus::builder(config)
-        .embedded_broker(broker)
+    let bus = kafka
+        .builder(config)
         .only_groups([group])
         .state(attempts.clone())
         .build()
@@ -88,9 +88,13 @@ async fn run_group(
         .expect("bus builds");
     bus.publish(CardCharged { card: 7 }).await.unwrap();
     bus.start().await.unwrap();
-    let letters = read_topic(bus.bootstrap_servers(), "errors.cards.dlq", 1);
+    let letters = read_topic(bus.bootstrap_servers(), &kafka.topic("errors.cards.dlq"), 1);
     bus.shutdown().await.unwrap();
-    assert_all_committed(bus.bootstrap_servers(), group, "errors.cards");
+    assert_all_committed(
+        bus.bootstrap_servers(),
+        &kafka.group(group),
+        &kafka.topic("errors.cards"),
+    );
     (bus, letters)
 }
 

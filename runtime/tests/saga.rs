@@ -1,4 +1,4 @@
-//! Saga metadata over the Kafka protocol (embedded broker): `publish_saga_event` puts the saga's
+//! Saga metadata over the Kafka protocol (the test broker: embedded, or `HERALD_TEST_KAFKA`): `publish_saga_event` puts the saga's
 //! id, type and step in `ce_sagaid`/`ce_sagatype`/`ce_sagastep`; a handler reads them back with
 //! `Metadata::saga`; what it publishes through its `Context` stays in the saga (with its own step,
 //! not the handled one's) unless it names another saga; events outside a saga carry none.
@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use herald::prelude::*;
-use herald::{EmbeddedBroker, Saga};
+use herald::Saga;
 use support::*;
 
 #[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
@@ -54,19 +54,19 @@ async fn debit(event: Event<TransferRequested>, ctx: &Context) -> Result<(), Han
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn saga_metadata_travels_with_its_events_and_through_handlers() {
-    let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
+    let kafka = TestKafka::start();
     let seen = Arc::new(Seen::default());
-    let bus = Bus::builder(
-        Config::new("transfers")
-            .commit_interval(Duration::from_millis(100))
-            .shutdown_timeout(Duration::from_secs(20)),
-    )
-    .embedded_broker(broker)
-    .only_groups(["saga-debits"])
-    .state(seen.clone())
-    .build()
-    .await
-    .expect("bus builds");
+    let bus = kafka
+        .builder(
+            Config::new("transfers")
+                .commit_interval(Duration::from_millis(100))
+                .shutdown_timeout(Duration::from_secs(20)),
+        )
+        .only_groups(["saga-debits"])
+        .state(seen.clone())
+        .build()
+        .await
+        .expect("bus builds");
     let bootstrap = bus.bootstrap_servers().to_owned();
     bus.start().await.expect("starts");
 
@@ -98,8 +98,8 @@ async fn saga_metadata_travels_with_its_events_and_through_handlers() {
     .await
     .expect("published");
 
-    let requests = read_topic(&bootstrap, "saga-tests.requests", 3);
-    let debits = read_topic(&bootstrap, "saga-tests.debits", 3);
+    let requests = read_topic(&bootstrap, &kafka.topic("saga-tests.requests"), 3);
+    let debits = read_topic(&bootstrap, &kafka.topic("saga-tests.debits"), 3);
     let by_transfer = |messages: &[rdkafka::message::OwnedMessage], id: &str| {
         messages
             .iter()

@@ -1,16 +1,15 @@
 //! W3C trace context across services (the `otel` feature, on for herald's tests): a publish in
-//! service A and the handler in service B, two buses on one embedded broker, end up in one trace,
+//! service A and the handler in service B, two buses on one test broker (embedded, or `HERALD_TEST_KAFKA`), end up in one trace,
 //! the handler's `process` span a child of the `publish` span, both attributed per the
 //! OpenTelemetry messaging conventions. Spans are collected by an in-memory exporter.
 
 mod support;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use herald::prelude::*;
-use herald::EmbeddedBroker;
 use opentelemetry::trace::{SpanKind, TracerProvider as _};
 use opentelemetry::Value;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
@@ -76,9 +75,9 @@ fn string(span: &SpanData, key: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publish_in_one_service_and_its_handler_in_another_share_one_trace() {
     exporter();
-    let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
-    let service_b = Bus::builder(Config::new("service-b").embedded())
-        .embedded_broker(broker.clone())
+    let kafka = TestKafka::start();
+    let service_b = kafka
+        .builder(Config::new("service-b"))
         .build()
         .await
         .unwrap();
@@ -87,8 +86,8 @@ async fn a_publish_in_one_service_and_its_handler_in_another_share_one_trace() {
         .wait_for_assignment(Duration::from_secs(30))
         .await
         .unwrap();
-    let service_a = Bus::builder(Config::new("service-a").embedded())
-        .embedded_broker(broker.clone())
+    let service_a = kafka
+        .builder(Config::new("service-a"))
         .only_groups(Vec::<String>::new())
         .build()
         .await
@@ -112,7 +111,8 @@ async fn a_publish_in_one_service_and_its_handler_in_another_share_one_trace() {
         HANDLED.load(Ordering::SeqCst) == 1
     })
     .await;
-    let process_name = format!("process {TOPIC}");
+    let topic = kafka.topic(TOPIC);
+    let process_name = format!("process {topic}");
     wait_until("the handler's span ended", || {
         spans().iter().any(|s| s.name == process_name)
     })
@@ -121,7 +121,7 @@ async fn a_publish_in_one_service_and_its_handler_in_another_share_one_trace() {
     let spans = spans();
     let publish = spans
         .iter()
-        .find(|s| s.name == format!("publish {TOPIC}"))
+        .find(|s| s.name == format!("publish {topic}"))
         .unwrap_or_else(|| panic!("no publish span among {spans:#?}"));
     let process = spans.iter().find(|s| s.name == process_name).unwrap();
 
@@ -132,7 +132,7 @@ async fn a_publish_in_one_service_and_its_handler_in_another_share_one_trace() {
     assert!(process.parent_span_is_remote);
 
     // What went over the wire: the CloudEvents distributed-tracing extension.
-    let record = read_topic(broker.bootstrap_servers(), TOPIC, 1);
+    let record = read_topic(kafka.bootstrap(), &topic, 1);
     assert_eq!(
         header(&record[0], "ce_traceparent").as_deref(),
         Some(
@@ -150,7 +150,10 @@ async fn a_publish_in_one_service_and_its_handler_in_another_share_one_trace() {
     assert_eq!(process.span_kind, SpanKind::Consumer);
     for span in [publish, process] {
         assert_eq!(string(span, "messaging.system"), "kafka");
-        assert_eq!(string(span, "messaging.destination.name"), TOPIC);
+        assert_eq!(
+            string(span, "messaging.destination.name"),
+            kafka.topic(TOPIC)
+        );
         assert_eq!(string(span, "messaging.message.id"), delivery.event_id);
         assert_eq!(string(span, "cloudevents.event_type"), "order.placed");
         assert_eq!(string(span, "messaging.kafka.message.key"), "42");
