@@ -1,4 +1,4 @@
-//! `#[domain_event]` and topic naming over the Kafka protocol (embedded broker): a domain event
+//! `#[domain_event]` and topic naming over the Kafka protocol (the test broker: embedded, or `HERALD_TEST_KAFKA`): a domain event
 //! goes to `domain.{aggregate}.events` keyed by its aggregate id, with the aggregate's type and id
 //! in the CloudEvents headers; an integration event's `aggregate_id` field reaches
 //! `ce_aggregateid`; and a topic prefix reaches every topic herald derives — published, consumed,
@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use herald::dlq::headers as dlq;
 use herald::prelude::*;
-use herald::EmbeddedBroker;
 use rdkafka::message::Message;
 use support::*;
 
@@ -59,14 +58,14 @@ async fn welcome(event: Event<UserRegistered>, ctx: &Context) -> Result<(), Hand
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prefixed_domain_event_is_published_consumed_and_dead_lettered_under_the_prefix() {
-    let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
+    let kafka = TestKafka::start();
     let seen = Arc::new(Seen::default());
     let config = Config::new("users")
         .topic_prefix("staging")
         .commit_interval(Duration::from_millis(100))
         .shutdown_timeout(Duration::from_secs(20));
-    let bus = Bus::builder(config)
-        .embedded_broker(broker)
+    let bus = kafka
+        .builder(config)
         .only_groups(["domain-users"])
         .state(seen.clone())
         .build()
@@ -79,7 +78,7 @@ async fn a_prefixed_domain_event_is_published_consumed_and_dead_lettered_under_t
         })
         .await
         .unwrap();
-    assert_eq!(ok.topic, "staging.domain.user.events");
+    assert_eq!(ok.topic, kafka.topic("staging.domain.user.events"));
     bus.publish(UserRegistered {
         user_id: "u-2".into(),
         email: String::new(),
@@ -87,7 +86,11 @@ async fn a_prefixed_domain_event_is_published_consumed_and_dead_lettered_under_t
     .await
     .unwrap();
     bus.start().await.unwrap();
-    let letters = read_topic(bus.bootstrap_servers(), "staging.domain.user.events.dlq", 1);
+    let letters = read_topic(
+        bus.bootstrap_servers(),
+        &kafka.topic("staging.domain.user.events.dlq"),
+        1,
+    );
     wait_until("both events were handled", || {
         seen.0.lock().unwrap().len() == 2
     })
@@ -96,7 +99,7 @@ async fn a_prefixed_domain_event_is_published_consumed_and_dead_lettered_under_t
 
     let mut seen = seen.0.lock().unwrap().clone();
     seen.sort();
-    let topic = "staging.domain.user.events".to_owned();
+    let topic = kafka.topic("staging.domain.user.events");
     assert_eq!(
         seen,
         [
@@ -133,14 +136,18 @@ async fn a_prefixed_domain_event_is_published_consumed_and_dead_lettered_under_t
         header(&letters[0], dlq::ORIGINAL_TOPIC).as_deref(),
         Some(topic.as_str())
     );
-    assert_all_committed(bus.bootstrap_servers(), "domain-users", &topic);
+    assert_all_committed(
+        bus.bootstrap_servers(),
+        &kafka.group("domain-users"),
+        &topic,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_integration_events_aggregate_id_field_reaches_ce_aggregateid() {
-    let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
-    let bus = Bus::builder(Config::new("billing"))
-        .embedded_broker(broker)
+    let kafka = TestKafka::start();
+    let bus = kafka
+        .builder(Config::new("billing"))
         .only_groups(["domain-users"])
         .build()
         .await
@@ -164,7 +171,11 @@ async fn an_integration_events_aggregate_id_field_reaches_ce_aggregateid() {
     )
     .await
     .unwrap();
-    let records = read_topic(bus.bootstrap_servers(), "domain-tests.invoices", 2);
+    let records = read_topic(
+        bus.bootstrap_servers(),
+        &kafka.topic("domain-tests.invoices"),
+        2,
+    );
     let mut ids: Vec<_> = records
         .iter()
         .map(|r| (header(r, "ce_aggregateid"), header(r, "ce_aggregatetype")))
@@ -200,9 +211,9 @@ pub struct ItemAdded {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_domain_events_aggregate_version_field_reaches_ce_aggregateversion() {
-    let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
-    let bus = Bus::builder(Config::new("carts"))
-        .embedded_broker(broker)
+    let kafka = TestKafka::start();
+    let bus = kafka
+        .builder(Config::new("carts"))
         .only_groups(["domain-users"])
         .build()
         .await
@@ -227,7 +238,11 @@ async fn a_domain_events_aggregate_version_field_reaches_ce_aggregateversion() {
     )
     .await
     .unwrap();
-    let records = read_topic(bus.bootstrap_servers(), "domain.cart.events", 3);
+    let records = read_topic(
+        bus.bootstrap_servers(),
+        &kafka.topic("domain.cart.events"),
+        3,
+    );
     let mut seen: Vec<_> = records
         .iter()
         .map(|r| {

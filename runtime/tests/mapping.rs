@@ -1,15 +1,13 @@
-//! Domain → integration mapping over the Kafka protocol (embedded broker): publishing a domain
+//! Domain → integration mapping over the Kafka protocol (the test broker: embedded, or `HERALD_TEST_KAFKA`): publishing a domain
 //! event also publishes every integration event declared `#[event(from = ...)]` for it — built by
 //! `From` or by a `with` function —, each caused by the domain event and in its correlation,
 //! from the bus, from a batch, from a handler's context and into an outbox's encoded records.
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use herald::prelude::*;
-use herald::EmbeddedBroker;
 use rdkafka::message::Message;
 use support::*;
 
@@ -82,17 +80,17 @@ fn member(n: u32) -> MemberRegistered {
     }
 }
 
-async fn bus(broker: Arc<EmbeddedBroker>, groups: &[&str]) -> Bus {
-    Bus::builder(
-        Config::new("members")
-            .commit_interval(Duration::from_millis(100))
-            .shutdown_timeout(Duration::from_secs(20)),
-    )
-    .embedded_broker(broker)
-    .only_groups(groups.iter().copied())
-    .build()
-    .await
-    .expect("bus builds")
+async fn bus(kafka: &TestKafka, groups: &[&str]) -> Bus {
+    kafka
+        .builder(
+            Config::new("members")
+                .commit_interval(Duration::from_millis(100))
+                .shutdown_timeout(Duration::from_secs(20)),
+        )
+        .only_groups(groups.iter().copied())
+        .build()
+        .await
+        .expect("bus builds")
 }
 
 fn json<T: serde::de::DeserializeOwned>(message: &rdkafka::message::OwnedMessage) -> T {
@@ -101,15 +99,15 @@ fn json<T: serde::de::DeserializeOwned>(message: &rdkafka::message::OwnedMessage
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishing_a_domain_event_publishes_its_integration_counterparts_caused_by_it() {
-    let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
-    let bus = bus(broker, &["mapping-signups"]).await;
+    let kafka = TestKafka::start();
+    let bus = bus(&kafka, &["mapping-signups"]).await;
     let bootstrap = bus.bootstrap_servers().to_owned();
     let delivery = bus.publish(member(1)).await.expect("published");
-    assert_eq!(delivery.topic, "domain.mapping-member.events");
+    assert_eq!(delivery.topic, kafka.topic("domain.mapping-member.events"));
 
-    let domain = read_topic(&bootstrap, "domain.mapping-member.events", 1);
-    let joined = read_topic(&bootstrap, "mapping-tests.members", 1);
-    let mails = read_topic(&bootstrap, "mapping-tests.mails", 1);
+    let domain = read_topic(&bootstrap, &kafka.topic("domain.mapping-member.events"), 1);
+    let joined = read_topic(&bootstrap, &kafka.topic("mapping-tests.members"), 1);
+    let mails = read_topic(&bootstrap, &kafka.topic("mapping-tests.mails"), 1);
     let domain_id = header(&domain[0], "ce_id").expect("ce_id");
     for counterpart in [&joined[0], &mails[0]] {
         assert_eq!(
@@ -151,7 +149,7 @@ async fn publishing_a_domain_event_publishes_its_integration_counterparts_caused
     bus.publish_with(member(2), PublishOptions::new().correlation_id("order-7"))
         .await
         .expect("published");
-    let joined = read_topic(&bootstrap, "mapping-tests.members", 2);
+    let joined = read_topic(&bootstrap, &kafka.topic("mapping-tests.members"), 2);
     let second = joined
         .iter()
         .find(|m| json::<MemberJoined>(m).member_id == "m-2")
@@ -168,16 +166,22 @@ async fn publishing_a_domain_event_publishes_its_integration_counterparts_caused
     })
     .await
     .expect("published");
-    let _ = read_topic(&bootstrap, "mapping-tests.members", 3);
-    assert_eq!(message_count(&bootstrap, "domain.mapping-member.events"), 2);
-    assert_eq!(message_count(&bootstrap, "mapping-tests.mails"), 2);
+    let _ = read_topic(&bootstrap, &kafka.topic("mapping-tests.members"), 3);
+    assert_eq!(
+        message_count(&bootstrap, &kafka.topic("domain.mapping-member.events")),
+        2
+    );
+    assert_eq!(
+        message_count(&bootstrap, &kafka.topic("mapping-tests.mails")),
+        2
+    );
     bus.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_of_domain_events_returns_their_own_deliveries_and_publishes_every_counterpart() {
-    let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
-    let bus = bus(broker, &["mapping-signups"]).await;
+    let kafka = TestKafka::start();
+    let bus = bus(&kafka, &["mapping-signups"]).await;
     let bootstrap = bus.bootstrap_servers().to_owned();
     let deliveries = bus
         .publish_batch((1..=5).map(member))
@@ -186,17 +190,20 @@ async fn a_batch_of_domain_events_returns_their_own_deliveries_and_publishes_eve
     assert_eq!(deliveries.len(), 5);
     assert!(deliveries
         .iter()
-        .all(|d| d.topic == "domain.mapping-member.events"));
-    let joined = read_topic(&bootstrap, "mapping-tests.members", 5);
+        .all(|d| d.topic == kafka.topic("domain.mapping-member.events")));
+    let joined = read_topic(&bootstrap, &kafka.topic("mapping-tests.members"), 5);
     let mut members: Vec<String> = joined
         .iter()
         .map(|m| json::<MemberJoined>(m).member_id)
         .collect();
     members.sort();
     assert_eq!(members, ["m-1", "m-2", "m-3", "m-4", "m-5"]);
-    assert_eq!(message_count(&bootstrap, "mapping-tests.mails"), 5);
+    assert_eq!(
+        message_count(&bootstrap, &kafka.topic("mapping-tests.mails")),
+        5
+    );
     // Each counterpart is caused by the domain event with its own member.
-    let domain = read_topic(&bootstrap, "domain.mapping-member.events", 5);
+    let domain = read_topic(&bootstrap, &kafka.topic("domain.mapping-member.events"), 5);
     for message in &joined {
         let cause = header(message, "ce_causationid").expect("caused");
         let source = domain
@@ -213,8 +220,8 @@ async fn a_batch_of_domain_events_returns_their_own_deliveries_and_publishes_eve
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encoding_for_an_outbox_includes_the_counterparts_in_order() {
-    let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
-    let bus = bus(broker, &["mapping-signups"]).await;
+    let kafka = TestKafka::start();
+    let bus = bus(&kafka, &["mapping-signups"]).await;
     let records = bus
         .encode_with_mapped(&member(9), PublishOptions::default())
         .expect("encodes");
@@ -238,7 +245,10 @@ async fn encoding_for_an_outbox_includes_the_counterparts_in_order() {
     assert_eq!(causation(&records[2]), Some(records[0].id.clone()));
     // Nothing was sent.
     assert_eq!(
-        message_count(bus.bootstrap_servers(), "mapping-tests.members"),
+        message_count(
+            bus.bootstrap_servers(),
+            &kafka.topic("mapping-tests.members")
+        ),
         0
     );
     bus.shutdown().await.expect("shutdown");
@@ -246,8 +256,8 @@ async fn encoding_for_an_outbox_includes_the_counterparts_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_domain_event_published_by_a_handler_maps_in_the_handled_events_correlation() {
-    let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
-    let bus = bus(broker, &["mapping-signups"]).await;
+    let kafka = TestKafka::start();
+    let bus = bus(&kafka, &["mapping-signups"]).await;
     let bootstrap = bus.bootstrap_servers().to_owned();
     bus.start().await.expect("starts");
     let signup = bus
@@ -261,8 +271,8 @@ async fn a_domain_event_published_by_a_handler_maps_in_the_handled_events_correl
         .await
         .expect("published");
     let _ = signup;
-    let joined = read_topic(&bootstrap, "mapping-tests.members", 1);
-    let domain = read_topic(&bootstrap, "domain.mapping-member.events", 1);
+    let joined = read_topic(&bootstrap, &kafka.topic("mapping-tests.members"), 1);
+    let domain = read_topic(&bootstrap, &kafka.topic("domain.mapping-member.events"), 1);
     assert_eq!(
         header(&joined[0], "ce_correlationid").as_deref(),
         Some("signup-flow-1")

@@ -1,15 +1,15 @@
-//! Metrics, stats, topic information with lag, and health, end to end on the embedded broker: the
+//! Metrics, stats, topic information with lag, and health, end to end on the test broker (embedded, or `HERALD_TEST_KAFKA`): the
 //! Prometheus rendering of seed 003's metrics agrees with `Bus::stats`, lag falls to zero once
 //! everything is committed, and health reports a stuck handler and an unreachable broker.
 
 mod support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use herald::prelude::*;
-use herald::{EmbeddedBroker, HealthOptions};
+use herald::HealthOptions;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use support::*;
 
@@ -69,12 +69,13 @@ fn event(seq: u64, fail: bool, stall: bool) -> Measured {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_stats_lag_and_health_tell_what_the_bus_did() {
     recorder();
-    let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
-    let bus = Bus::builder(Config::new("measured").embedded().max_retries(0))
-        .embedded_broker(broker.clone())
+    let kafka = TestKafka::start();
+    let bus = kafka
+        .builder(Config::new("measured").max_retries(0))
         .build()
         .await
         .unwrap();
+    let (topic, group) = (kafka.topic(TOPIC), kafka.group(GROUP));
     let before = bus.stats();
     assert!(before.connected_at.is_some() && before.last_publish_at.is_none());
 
@@ -85,11 +86,11 @@ async fn metrics_stats_lag_and_health_tell_what_the_bus_did() {
     bus.publish_batch((5..9).map(|seq| event(seq, false, false)))
         .await
         .unwrap();
-    let info = bus.topic_info(TOPIC).await.unwrap();
+    let info = bus.topic_info(&topic).await.unwrap();
     let high: i64 = info.partitions.iter().map(|p| p.high - p.low).sum();
     assert_eq!(high, 9, "{info:?}");
     assert_eq!(info.groups.len(), 1, "{info:?}");
-    assert_eq!(info.groups[0].group, GROUP);
+    assert_eq!(info.groups[0].group, group);
     assert_eq!(info.groups[0].lag, 9, "nothing committed yet: {info:?}");
     assert!(info.groups[0]
         .partitions
@@ -116,12 +117,12 @@ async fn metrics_stats_lag_and_health_tell_what_the_bus_did() {
         lag = bus.consumer_lag().await.unwrap();
     }
     assert_eq!(lag.len(), 1);
-    assert_eq!(lag[0].topic, TOPIC);
+    assert_eq!(lag[0].topic, topic);
     assert_eq!(lag[0].groups[0].lag, 0, "all committed: {lag:?}");
     for p in &lag[0].groups[0].partitions {
         assert_eq!(
             metric(&format!(
-                "kafka_eventbus_consumer_lag{{topic=\"{TOPIC}\",partition=\"{}\",group=\"{GROUP}\"}}",
+                "kafka_eventbus_consumer_lag{{topic=\"{topic}\",partition=\"{}\",group=\"{group}\"}}",
                 p.partition
             )),
             0.0
@@ -157,7 +158,7 @@ async fn metrics_stats_lag_and_health_tell_what_the_bus_did() {
     // Five single publishes and one batch, timed at the call.
     assert_eq!(
         metric(&format!(
-            "kafka_eventbus_publish_duration_count{{topic=\"{TOPIC}\"}}"
+            "kafka_eventbus_publish_duration_count{{topic=\"{topic}\"}}"
         )),
         6.0
     );
@@ -211,7 +212,16 @@ async fn metrics_stats_lag_and_health_tell_what_the_bus_did() {
     .await;
     assert!(bus.health_with(strict).await.live);
 
-    // An unreachable broker: not ready, still live.
+    // An unreachable broker: not ready, still live (the embedded broker's fault injection).
+    if !runs_on_embedded_only(
+        "the unreachable-broker part of metrics_stats_lag_and_health_tell_what_the_bus_did",
+        "it takes the broker down with the embedded broker's fault injection",
+    ) {
+        bus.shutdown().await.unwrap();
+        assert_eq!(metric("kafka_eventbus_connections_active"), 1.0);
+        return;
+    }
+    let broker = kafka.embedded();
     broker.broker_down().unwrap();
     let down = bus
         .health_with(HealthOptions {

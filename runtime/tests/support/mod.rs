@@ -95,13 +95,21 @@ impl TestKafka {
     pub fn apply(&self, config: Config) -> Config {
         match &self.prefix {
             None => config.embedded(),
-            Some(prefix) => config
-                .bootstrap_servers(self.servers.clone())
-                .topic_prefix(prefix.clone())
-                .group_prefix(prefix.clone())
-                .auto_create_topics(true)
-                .property("session.timeout.ms", "6000")
-                .property("heartbeat.interval.ms", "1000"),
+            // A prefix the test sets itself goes after the test's own.
+            Some(prefix) => {
+                let nested = |own: &Option<String>| match own {
+                    Some(own) => format!("{prefix}.{own}"),
+                    None => prefix.clone(),
+                };
+                let (topics, groups) = (nested(&config.topic_prefix), nested(&config.group_prefix));
+                config
+                    .bootstrap_servers(self.servers.clone())
+                    .topic_prefix(topics)
+                    .group_prefix(groups)
+                    .auto_create_topics(true)
+                    .property("session.timeout.ms", "6000")
+                    .property("heartbeat.interval.ms", "1000")
+            }
         }
     }
 
