@@ -1,4 +1,4 @@
-//! Inspecting and replaying dead letters over the Kafka protocol (embedded broker): a bus whose
+//! Inspecting and replaying dead letters over the Kafka protocol (the test broker: embedded, or `HERALD_TEST_KAFKA`): a bus whose
 //! handler fails for good fills the dead-letter topic; `DeadLetters` lists, counts and fetches the
 //! letters with their parsed fields, replays them to the fixed handler, sends a letter that fails
 //! again back with both histories, and replays just what a filter selects.
@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::Utc;
 use herald::dlq::{headers as dlq, DeadLetter, ReplayFilter};
 use herald::prelude::*;
-use herald::{EmbeddedBroker, Error};
+use herald::Error;
 use rdkafka::message::Message;
 use support::*;
 
@@ -100,9 +100,9 @@ fn config() -> Config {
     }
 }
 
-async fn started_bus(broker: &Arc<EmbeddedBroker>, parcels: &Arc<Parcels>) -> Bus {
-    let bus = Bus::builder(config())
-        .embedded_broker(broker.clone())
+async fn started_bus(kafka: &TestKafka, parcels: &Arc<Parcels>) -> Bus {
+    let bus = kafka
+        .builder(config())
         .only_groups(["dl-parcels"])
         .state(parcels.clone())
         .build()
@@ -144,17 +144,17 @@ fn seq_of(letter: &DeadLetter) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_are_inspected_replayed_and_come_back_with_both_histories() {
-    let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
+    let kafka = TestKafka::start();
     let parcels = Parcels::failing();
-    let bus = started_bus(&broker, &parcels).await;
+    let bus = started_bus(&kafka, &parcels).await;
     let before = Utc::now();
     let first = bus.publish(shipped(1, false)).await.unwrap();
     let second = bus.publish(shipped(2, true)).await.unwrap();
     bus.publish(returned(3)).await.unwrap();
     wait_dead_lettered(&bus, 3).await;
 
-    let letters = bus.dead_letters("dl.parcels").await.unwrap();
-    assert_eq!(letters.topic(), "dl.parcels.dlq");
+    let letters = bus.dead_letters(&kafka.topic("dl.parcels")).await.unwrap();
+    assert_eq!(letters.topic(), kafka.topic("dl.parcels.dlq"));
     assert_eq!(letters.count().await.unwrap(), 3);
     let all = letters.list(10).await.unwrap();
     assert_eq!(all.iter().map(seq_of).collect::<Vec<_>>(), [1, 2, 3]);
@@ -163,7 +163,7 @@ async fn dead_letters_are_inspected_replayed_and_come_back_with_both_histories()
 
     let one = &all[0];
     let failure = one.failure().expect("herald's dlq headers");
-    assert_eq!(failure.original_topic, "dl.parcels");
+    assert_eq!(failure.original_topic, kafka.topic("dl.parcels"));
     assert_eq!(failure.original_partition, Some(first.partition));
     assert_eq!(failure.original_offset, Some(first.offset));
     assert_eq!(failure.consumer_group, "dl-parcels");
@@ -181,7 +181,7 @@ async fn dead_letters_are_inspected_replayed_and_come_back_with_both_histories()
     assert_eq!(one.key.as_deref(), Some(&b"parcel-A"[..]));
     assert_eq!(one.replay_count, 0);
     assert_eq!(one.failures.len(), 1);
-    let original = read_topic(bus.bootstrap_servers(), "dl.parcels", 3)
+    let original = read_topic(bus.bootstrap_servers(), &kafka.topic("dl.parcels"), 3)
         .into_iter()
         .find(|m| m.offset() == first.offset && m.partition() == first.partition)
         .unwrap();
@@ -213,9 +213,12 @@ async fn dead_letters_are_inspected_replayed_and_come_back_with_both_histories()
         matches!(no_partition, Error::NoDeadLetter { partition: 42, .. }),
         "{no_partition:?}"
     );
-    let no_topic = bus.dead_letters("dl.nowhere").await.unwrap_err();
+    let no_topic = bus
+        .dead_letters(&kafka.topic("dl.nowhere"))
+        .await
+        .unwrap_err();
     assert!(
-        matches!(&no_topic, Error::TopicNotFound { topic, .. } if topic == "dl.nowhere.dlq"),
+        matches!(&no_topic, Error::TopicNotFound { topic, .. } if *topic == kafka.topic("dl.nowhere.dlq")),
         "{no_topic:?}"
     );
 
@@ -223,8 +226,8 @@ async fn dead_letters_are_inspected_replayed_and_come_back_with_both_histories()
     parcels.set_failing(false);
     let replayed = letters.replay(one.partition, one.offset).await.unwrap();
     assert_eq!(
-        (replayed.topic.as_str(), replayed.partition),
-        ("dl.parcels", first.partition)
+        (replayed.topic.clone(), replayed.partition),
+        (kafka.topic("dl.parcels"), first.partition)
     );
     assert_eq!(replayed.event_id, first.event_id);
     wait_until("the replayed event was handled", || {
@@ -252,16 +255,20 @@ async fn dead_letters_are_inspected_replayed_and_come_back_with_both_histories()
 
     parcels.set_failing(false);
     bus.shutdown().await.unwrap();
-    assert_all_committed(bus.bootstrap_servers(), "dl-parcels", "dl.parcels");
+    assert_all_committed(
+        bus.bootstrap_servers(),
+        &kafka.group("dl-parcels"),
+        &kafka.topic("dl.parcels"),
+    );
     assert_eq!(parcels.handled(), BTreeSet::from([1]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_all_replays_just_what_each_filter_selects() {
-    let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
-    broker.create_topic("dl.elsewhere", 1).unwrap();
+    let kafka = TestKafka::start();
+    kafka.create_topic(&kafka.topic("dl.elsewhere"), 1);
     let parcels = Parcels::failing();
-    let bus = started_bus(&broker, &parcels).await;
+    let bus = started_bus(&kafka, &parcels).await;
     bus.publish(shipped(1, false)).await.unwrap();
     bus.publish(shipped(2, true)).await.unwrap();
     bus.publish(returned(3)).await.unwrap();
@@ -272,9 +279,10 @@ async fn replay_all_replays_just_what_each_filter_selects() {
     // A dead letter of another topic, as herald writes them, in the same dead-letter topic.
     let producer = plain_producer(bus.bootstrap_servers());
     let raw_value = br#"{"parcel":"parcel-B","seq":5,"permanent":true}"#;
+    let elsewhere_topic = kafka.topic("dl.elsewhere");
     send_raw(
         &producer,
-        "dl.parcels.dlq",
+        &kafka.topic("dl.parcels.dlq"),
         Some(b"parcel-B"),
         raw_value,
         &[
@@ -282,7 +290,7 @@ async fn replay_all_replays_just_what_each_filter_selects() {
             ("ce_id", b"raw-5"),
             ("ce_type", b"parcel.shipped"),
             ("ce_source", b"elsewhere"),
-            (dlq::ORIGINAL_TOPIC, b"dl.elsewhere"),
+            (dlq::ORIGINAL_TOPIC, elsewhere_topic.as_bytes()),
             (dlq::ORIGINAL_PARTITION, b"0"),
             (dlq::ORIGINAL_OFFSET, b"17"),
             (dlq::CONSUMER_GROUP, b"elsewhere"),
@@ -295,7 +303,7 @@ async fn replay_all_replays_just_what_each_filter_selects() {
     )
     .await;
 
-    let letters = bus.dead_letters("dl.parcels").await.unwrap();
+    let letters = bus.dead_letters(&kafka.topic("dl.parcels")).await.unwrap();
     let all = letters.list(10).await.unwrap();
     assert_eq!(all.len(), 5);
     let position_of = |seq: u64| {
@@ -310,10 +318,13 @@ async fn replay_all_replays_just_what_each_filter_selects() {
             ReplayFilter::all().failed_between(Some(middle), None),
             vec![4],
         ),
-        (ReplayFilter::all().original_topic("dl.elsewhere"), vec![5]),
+        (
+            ReplayFilter::all().original_topic(kafka.topic("dl.elsewhere")),
+            vec![5],
+        ),
         (
             ReplayFilter::all()
-                .original_topic("dl.parcels")
+                .original_topic(kafka.topic("dl.parcels"))
                 .failed_between(None, Some(middle))
                 .error_kind("permanent")
                 .event_type("parcel.shipped"),
@@ -343,7 +354,7 @@ async fn replay_all_replays_just_what_each_filter_selects() {
         parcels.handled() == BTreeSet::from([1, 2, 3, 4])
     })
     .await;
-    let elsewhere = read_topic(bus.bootstrap_servers(), "dl.elsewhere", 1);
+    let elsewhere = read_topic(bus.bootstrap_servers(), &kafka.topic("dl.elsewhere"), 1);
     assert_eq!(elsewhere[0].payload(), Some(&raw_value[..]));
     assert_eq!(
         header(&elsewhere[0], dlq::REPLAY_COUNT).as_deref(),
@@ -355,7 +366,11 @@ async fn replay_all_replays_just_what_each_filter_selects() {
     );
     bus.shutdown().await.unwrap();
     // Everything replayed into dl.parcels was handled: nothing else was replayed there.
-    assert_all_committed(bus.bootstrap_servers(), "dl-parcels", "dl.parcels");
+    assert_all_committed(
+        bus.bootstrap_servers(),
+        &kafka.group("dl-parcels"),
+        &kafka.topic("dl.parcels"),
+    );
     assert_eq!(parcels.handled(), BTreeSet::from([1, 2, 3, 4]));
     assert_eq!(
         letters.count().await.unwrap(),
@@ -367,25 +382,26 @@ async fn replay_all_replays_just_what_each_filter_selects() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_all_reads_every_partition_in_chunks_and_reports_progress() {
     const LETTERS: usize = 2_000;
-    let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
-    broker.create_topic("bulk", 3).unwrap();
-    broker.create_topic("bulk.dlq", 3).unwrap();
-    let producer = plain_producer(broker.bootstrap_servers());
+    let kafka = TestKafka::start();
+    let (bulk, bulk_dlq) = (kafka.topic("bulk"), kafka.topic("bulk.dlq"));
+    kafka.create_topic(&bulk, 3);
+    kafka.create_topic(&bulk_dlq, 3);
+    let producer = plain_producer(kafka.bootstrap());
     let started = std::time::Instant::now();
     futures::future::join_all((0..LETTERS).map(|n| {
-        let producer = &producer;
+        let (producer, bulk, bulk_dlq) = (&producer, &bulk, &bulk_dlq);
         async move {
             let key = format!("k{}", n % 17);
             let partition = (n % 3).to_string();
             let value = format!(r#"{{"n":{n}}}"#);
             send_raw(
                 producer,
-                "bulk.dlq",
+                bulk_dlq,
                 Some(key.as_bytes()),
                 value.as_bytes(),
                 &[
                     ("ce_type", b"bulk.item"),
-                    (dlq::ORIGINAL_TOPIC, b"bulk"),
+                    (dlq::ORIGINAL_TOPIC, bulk.as_bytes()),
                     (dlq::ORIGINAL_PARTITION, partition.as_bytes()),
                     (dlq::ERROR_KIND, b"permanent"),
                     (dlq::TIMESTAMP, b"2026-01-01T00:00:00Z"),
@@ -397,8 +413,8 @@ async fn replay_all_reads_every_partition_in_chunks_and_reports_progress() {
     .await;
     println!("wrote {LETTERS} dead letters in {:?}", started.elapsed());
 
-    let config = Config::new("ops").bootstrap_servers(broker.bootstrap_servers());
-    let letters = herald::dlq::DeadLetters::connect(&config, "bulk.dlq")
+    let config = Config::new("ops").bootstrap_servers(kafka.bootstrap());
+    let letters = herald::dlq::DeadLetters::connect(&config, &bulk_dlq)
         .await
         .unwrap();
     assert_eq!(letters.count().await.unwrap(), LETTERS as u64);
@@ -427,7 +443,7 @@ async fn replay_all_reads_every_partition_in_chunks_and_reports_progress() {
     assert!(report.stopped.is_none(), "{:?}", report.stopped);
     assert_eq!(report.replayed.len(), LETTERS);
     assert_eq!(last, (LETTERS as u64, LETTERS as u64));
-    assert!(report.replayed.iter().all(|r| r.delivery.topic == "bulk"));
+    assert!(report.replayed.iter().all(|r| r.delivery.topic == *bulk));
     let mut positions: Vec<(i32, i64)> = report
         .replayed
         .iter()
@@ -436,7 +452,7 @@ async fn replay_all_reads_every_partition_in_chunks_and_reports_progress() {
     positions.sort_unstable();
     positions.dedup();
     assert_eq!(positions.len(), LETTERS, "each dead letter replayed once");
-    let copies = read_topic(broker.bootstrap_servers(), "bulk", LETTERS);
+    let copies = read_topic(kafka.bootstrap(), &bulk, LETTERS);
     for copy in &copies {
         let original: i32 = header(copy, dlq::ORIGINAL_PARTITION)
             .unwrap()
