@@ -1,4 +1,4 @@
-//! Commands with request/reply over the Kafka protocol (embedded broker): `#[derive(Command)]`,
+//! Commands with request/reply over the Kafka protocol (the test broker: embedded, or `HERALD_TEST_KAFKA`): `#[derive(Command)]`,
 //! a `#[handler]` returning the reply, `bus.request(cmd)`. Proves the round trip and its wire
 //! headers, typed replies, the timeout when nobody answers, that a late reply never reaches a
 //! later request, that concurrent requests of two instances sharing one reply topic each get their
@@ -9,12 +9,12 @@
 mod support;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use herald::dlq::headers as dlq;
 use herald::prelude::*;
-use herald::{EmbeddedBroker, Error};
+use herald::Error;
 use rdkafka::message::Message;
 use support::*;
 
@@ -140,10 +140,10 @@ fn config(service: &str) -> Config {
         .shutdown_timeout(Duration::from_secs(20))
 }
 
-/// A bus of `service` on `broker` running the command handlers, started and assigned.
-async fn handling_bus(broker: &Arc<EmbeddedBroker>, service: &str) -> Bus {
-    let bus = Bus::builder(config(service))
-        .embedded_broker(broker.clone())
+/// A bus of `service` on `kafka` running the command handlers, started and assigned.
+async fn handling_bus(kafka: &TestKafka, service: &str) -> Bus {
+    let bus = kafka
+        .builder(config(service))
         .only_groups(["user-service"])
         .retry_policy("through-topics", through_topics())
         .build()
@@ -154,10 +154,10 @@ async fn handling_bus(broker: &Arc<EmbeddedBroker>, service: &str) -> Bus {
     bus
 }
 
-/// A bus of `service` on `broker` that only sends (no consumer groups started).
-async fn requesting_bus(broker: &Arc<EmbeddedBroker>, service: &str) -> Bus {
-    Bus::builder(config(service))
-        .embedded_broker(broker.clone())
+/// A bus of `service` on `kafka` that only sends (no consumer groups started).
+async fn requesting_bus(kafka: &TestKafka, service: &str) -> Bus {
+    kafka
+        .builder(config(service))
         .retry_policy("through-topics", through_topics())
         .build()
         .await
@@ -205,8 +205,8 @@ fn the_derive_sets_name_topic_timeout_and_reply() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_gets_its_typed_reply_with_the_wire_headers_and_the_command_is_committed() {
-    let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
-    let bus = handling_bus(&broker, "signup").await;
+    let kafka = TestKafka::start();
+    let bus = handling_bus(&kafka, "signup").await;
 
     let reply = bus
         .request_with(
@@ -231,7 +231,7 @@ async fn a_request_gets_its_typed_reply_with_the_wire_headers_and_the_command_is
         .unwrap();
     assert_eq!(count, 30);
     assert_eq!(bus.pending_requests(), 0);
-    assert_eq!(seen("u-round"), [Some("signup.replies".to_owned())]);
+    assert_eq!(seen("u-round"), [Some(kafka.topic("signup.replies"))]);
     // The handling side counts a reply once the broker acknowledged it, which may be just after
     // the requester read it.
     wait_until("both replies were counted", || {
@@ -244,14 +244,14 @@ async fn a_request_gets_its_typed_reply_with_the_wire_headers_and_the_command_is
     // On the wire: the command names the reply topic; the reply answers its id, carries its
     // correlation and key.
     let servers = bus.bootstrap_servers().to_owned();
-    let commands = read_topic(&servers, "user.commands", 1);
+    let commands = read_topic(&servers, &kafka.topic("user.commands"), 1);
     let command = &commands[0];
     assert_eq!(
-        header(command, "ce_replyto").as_deref(),
-        Some("signup.replies")
+        header(command, "ce_replyto"),
+        Some(kafka.topic("signup.replies"))
     );
     assert_eq!(header(command, "ce_timeoutms").as_deref(), Some("10000"));
-    let replies = read_topic(&servers, "signup.replies", 2);
+    let replies = read_topic(&servers, &kafka.topic("signup.replies"), 2);
     let reply = replies
         .iter()
         .find(|r| header(r, "ce_type").as_deref() == Some("user.create.reply"))
@@ -270,13 +270,17 @@ async fn a_request_gets_its_typed_reply_with_the_wire_headers_and_the_command_is
     assert_eq!(count_reply.payload(), Some(&b"30"[..]));
 
     bus.shutdown().await.unwrap();
-    assert_all_committed(&servers, "user-service", "user.commands");
+    assert_all_committed(
+        &servers,
+        &kafka.group("user-service"),
+        &kafka.topic("user.commands"),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_nobody_answers_times_out_within_its_timeout() {
-    let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
-    let bus = requesting_bus(&broker, "pinger").await;
+    let kafka = TestKafka::start();
+    let bus = requesting_bus(&kafka, "pinger").await;
     // The command's own timeout (400 ms), the first request starting the reply listener.
     let started = Instant::now();
     let error = bus.request(Unanswered { n: 1 }).await.unwrap_err();
@@ -333,16 +337,16 @@ async fn a_request_nobody_answers_times_out_within_its_timeout() {
         .unwrap_err();
     assert!(matches!(refused, Error::Config(_)), "{refused:?}");
     // The command was published all the same, with its reply topic.
-    let commands = read_topic(bus.bootstrap_servers(), "nobody.commands", 2);
+    let commands = read_topic(bus.bootstrap_servers(), &kafka.topic("nobody.commands"), 2);
     assert!(commands
         .iter()
-        .all(|c| header(c, "ce_replyto").as_deref() == Some("pinger.replies")));
+        .all(|c| header(c, "ce_replyto") == Some(kafka.topic("pinger.replies"))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_reply_is_dropped_and_never_reaches_a_later_request() {
-    let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
-    let bus = handling_bus(&broker, "slowpoke").await;
+    let kafka = TestKafka::start();
+    let bus = handling_bus(&kafka, "slowpoke").await;
     let mut slow = create("u-late");
     slow.delay_ms = 1500;
     let started = Instant::now();
@@ -367,7 +371,7 @@ async fn a_late_reply_is_dropped_and_never_reaches_a_later_request() {
         "the later request was answered after the late reply came"
     );
     // Both replies are on the reply topic, the late one first.
-    let replies = read_topic(bus.bootstrap_servers(), "slowpoke.replies", 2);
+    let replies = read_topic(bus.bootstrap_servers(), &kafka.topic("slowpoke.replies"), 2);
     let welcomes: Vec<String> = replies
         .iter()
         .map(|r| {
@@ -392,11 +396,11 @@ async fn a_late_reply_is_dropped_and_never_reaches_a_later_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_of_two_instances_each_get_their_own_reply() {
-    let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
-    let handler = handling_bus(&broker, "user-backend").await;
+    let kafka = TestKafka::start();
+    let handler = handling_bus(&kafka, "user-backend").await;
     // Two instances of one service: one reply topic, read by both.
-    let first = requesting_bus(&broker, "web").await;
-    let second = requesting_bus(&broker, "web").await;
+    let first = requesting_bus(&kafka, "web").await;
+    let second = requesting_bus(&kafka, "web").await;
     const EACH: usize = 100;
     let started = Instant::now();
     let requests = (0..2 * EACH).map(|i| {
@@ -429,7 +433,11 @@ async fn concurrent_requests_of_two_instances_each_get_their_own_reply() {
         results.len()
     );
     // Every reply went to the shared topic; each instance completed only its own.
-    let replies = read_topic(first.bootstrap_servers(), "web.replies", 2 * EACH);
+    let replies = read_topic(
+        first.bootstrap_servers(),
+        &kafka.topic("web.replies"),
+        2 * EACH,
+    );
     let mut causes: HashMap<String, usize> = HashMap::new();
     for reply in &replies {
         *causes
@@ -458,8 +466,8 @@ async fn concurrent_requests_of_two_instances_each_get_their_own_reply() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_handler_fails_the_request_at_once_and_dead_letters_the_command() {
-    let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
-    let bus = handling_bus(&broker, "registrar").await;
+    let kafka = TestKafka::start();
+    let bus = handling_bus(&kafka, "registrar").await;
 
     let mut taken = create("u-taken");
     taken.fail = Some("permanent".into());
@@ -494,7 +502,11 @@ async fn a_failing_handler_fails_the_request_at_once_and_dead_letters_the_comman
     );
     assert_eq!(seen("u-down").len(), 2, "tried once and retried once");
 
-    let letters = read_topic(bus.bootstrap_servers(), "user.commands.dlq", 2);
+    let letters = read_topic(
+        bus.bootstrap_servers(),
+        &kafka.topic("user.commands.dlq"),
+        2,
+    );
     let mut kinds: Vec<String> = letters
         .iter()
         .map(|l| header(l, dlq::ERROR_KIND).unwrap())
@@ -507,35 +519,43 @@ async fn a_failing_handler_fails_the_request_at_once_and_dead_letters_the_comman
     .await;
     assert!(letters
         .iter()
-        .all(|l| header(l, "ce_replyto").as_deref() == Some("registrar.replies")));
+        .all(|l| header(l, "ce_replyto") == Some(kafka.topic("registrar.replies"))));
     let servers = bus.bootstrap_servers().to_owned();
     bus.shutdown().await.unwrap();
-    assert_all_committed(&servers, "user-service", "user.commands");
+    assert_all_committed(
+        &servers,
+        &kafka.group("user-service"),
+        &kafka.topic("user.commands"),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fire_and_forget_command_is_handled_without_a_reply() {
-    let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
-    let bus = handling_bus(&broker, "batch").await;
+    let kafka = TestKafka::start();
+    let bus = handling_bus(&kafka, "batch").await;
     bus.publish(create("u-forget")).await.unwrap();
     wait_until("the command was handled", || !seen("u-forget").is_empty()).await;
     assert_eq!(seen("u-forget"), [None], "no `ce_replyto`");
     let servers = bus.bootstrap_servers().to_owned();
     bus.shutdown().await.unwrap();
-    assert_all_committed(&servers, "user-service", "user.commands");
+    assert_all_committed(
+        &servers,
+        &kafka.group("user-service"),
+        &kafka.topic("user.commands"),
+    );
     // No request was made: the bus never started its reply listener nor created its reply topic.
     assert_eq!(bus.pending_requests(), 0);
-    let info = bus.topic_info("batch.replies").await;
+    let info = bus.topic_info(&kafka.topic("batch.replies")).await;
     assert!(info.is_err(), "no reply topic: {info:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_whose_reply_the_broker_refuses_is_dead_lettered() {
-    let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
+    let kafka = TestKafka::start();
     // Replies of more than 2000 bytes are refused by the producer (the command is far smaller).
     let refusing = config("refusing").property("message.max.bytes", "2000");
-    let bus = Bus::builder(refusing)
-        .embedded_broker(broker.clone())
+    let bus = kafka
+        .builder(refusing)
         .only_groups(["user-service"])
         .build()
         .await
@@ -548,7 +568,7 @@ async fn a_command_whose_reply_the_broker_refuses_is_dead_lettered() {
     let producer = plain_producer(&servers);
     send_raw(
         &producer,
-        "user.commands",
+        &kafka.topic("user.commands"),
         Some(b"u-refused"),
         br#"{"user_id":"u-refused","email":"huge:0123456789","delay_ms":0,"fail":null}"#,
         &[
@@ -560,7 +580,7 @@ async fn a_command_whose_reply_the_broker_refuses_is_dead_lettered() {
         ],
     )
     .await;
-    let letters = read_topic(&servers, "user.commands.dlq", 1);
+    let letters = read_topic(&servers, &kafka.topic("user.commands.dlq"), 1);
     assert_eq!(
         header(&letters[0], dlq::ERROR_KIND).as_deref(),
         Some("reply-undeliverable")
@@ -568,14 +588,18 @@ async fn a_command_whose_reply_the_broker_refuses_is_dead_lettered() {
     assert_eq!(header(&letters[0], "ce_id").as_deref(), Some("cmd-refused"));
     assert_eq!(seen("u-refused"), [Some("caller.replies".to_owned())]);
     bus.shutdown().await.unwrap();
-    assert_all_committed(&servers, "user-service", "user.commands");
+    assert_all_committed(
+        &servers,
+        &kafka.group("user-service"),
+        &kafka.topic("user.commands"),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_retried_through_the_retry_topics_still_gets_its_reply() {
-    let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
-    let handling = Bus::builder(config("stock"))
-        .embedded_broker(broker.clone())
+    let kafka = TestKafka::start();
+    let handling = kafka
+        .builder(config("stock"))
         .only_groups(["stock-service"])
         .retry_policy("through-topics", through_topics())
         .build()
@@ -583,7 +607,7 @@ async fn a_command_retried_through_the_retry_topics_still_gets_its_reply() {
         .expect("bus builds");
     handling.start().await.unwrap();
     handling.wait_for_assignment(WAIT).await.unwrap();
-    let requesting = requesting_bus(&broker, "shop").await;
+    let requesting = requesting_bus(&kafka, "shop").await;
     let reply = requesting
         .request(ReserveStock {
             sku: "sku-1".into(),
@@ -594,10 +618,10 @@ async fn a_command_retried_through_the_retry_topics_still_gets_its_reply() {
     // The failed attempts went through the first two retry tiers, not in place.
     let bootstrap = handling.bootstrap_servers().to_owned();
     for tier in ["stock.commands.retry.1", "stock.commands.retry.2"] {
-        let copies = read_topic(&bootstrap, tier, 1);
+        let copies = read_topic(&bootstrap, &kafka.topic(tier), 1);
         assert_eq!(
-            header(&copies[0], "ce_replyto").as_deref(),
-            Some("shop.replies"),
+            header(&copies[0], "ce_replyto"),
+            Some(kafka.topic("shop.replies")),
             "{tier} keeps the command's reply topic"
         );
     }
@@ -606,9 +630,9 @@ async fn a_command_retried_through_the_retry_topics_still_gets_its_reply() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_ends_waiting_requests_and_a_later_request_starts_a_new_listener() {
-    let broker = Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"));
-    let handling = handling_bus(&broker, "users").await;
-    let requesting = requesting_bus(&broker, "crm").await;
+    let kafka = TestKafka::start();
+    let handling = handling_bus(&kafka, "users").await;
+    let requesting = requesting_bus(&kafka, "crm").await;
     let first = requesting.request(create("u-s1")).await.expect("a reply");
     assert_eq!(first.user_id, "u-s1");
 
