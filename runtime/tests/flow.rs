@@ -10,9 +10,9 @@ use std::time::Duration;
 mod support;
 
 use herald::prelude::*;
-use herald::{EmbeddedBroker, Error};
+use herald::Error;
 use rdkafka::producer::FutureProducer;
-use support::{assert_all_committed, wait_until, WAIT};
+use support::{assert_all_committed, wait_until, TestKafka, WAIT};
 
 /// What a test's handlers saw, shared through the bus state.
 #[derive(Default)]
@@ -55,32 +55,23 @@ impl Seen {
 
 fn config(service: &str) -> Config {
     Config::new(service)
-        .embedded()
         .commit_interval(Duration::from_millis(100))
         .retry_delays(Duration::from_millis(20), Duration::from_millis(100))
         .shutdown_timeout(Duration::from_secs(20))
 }
 
-async fn test_bus(
-    service: &str,
-    group: &str,
-    seen: Arc<Seen>,
-    broker: Option<Arc<EmbeddedBroker>>,
-) -> Bus {
-    test_bus_with(config(service), group, seen, broker).await
+async fn test_bus(service: &str, group: &str, seen: Arc<Seen>, kafka: &TestKafka) -> Bus {
+    test_bus_with(config(service), group, seen, kafka).await
 }
 
-async fn test_bus_with(
-    config: Config,
-    group: &str,
-    seen: Arc<Seen>,
-    broker: Option<Arc<EmbeddedBroker>>,
-) -> Bus {
-    let mut builder = Bus::builder(config).only_groups([group]).state(seen);
-    if let Some(broker) = broker {
-        builder = builder.embedded_broker(broker);
-    }
-    builder.build().await.expect("bus builds")
+async fn test_bus_with(config: Config, group: &str, seen: Arc<Seen>, kafka: &TestKafka) -> Bus {
+    kafka
+        .builder(config)
+        .only_groups([group])
+        .state(seen)
+        .build()
+        .await
+        .expect("bus builds")
 }
 
 // ---------------------------------------------------------------- events and handlers
@@ -122,8 +113,9 @@ async fn on_confirmed(event: Event<OrderConfirmed>, ctx: &Context) -> Result<(),
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn published_event_reaches_typed_handler_with_metadata() {
+    let kafka = TestKafka::start();
     let seen = Arc::new(Seen::default());
-    let bus = test_bus("shop", "flow-metadata", seen.clone(), None).await;
+    let bus = test_bus("shop", "flow-metadata", seen.clone(), &kafka).await;
     let options = PublishOptions::new()
         .correlation_id("checkout-42")
         .aggregate("o-1", "order", Some(3))
@@ -138,7 +130,10 @@ async fn published_event_reaches_typed_handler_with_metadata() {
         )
         .await
         .unwrap();
-    assert_eq!(delivery.topic, "integration-events.order_placed");
+    assert_eq!(
+        delivery.topic,
+        kafka.topic("integration-events.order_placed")
+    );
     bus.start().await.unwrap();
     wait_until("both handlers ran", || seen.count() == 2).await;
     bus.shutdown().await.unwrap();
@@ -206,8 +201,10 @@ async fn mail_ticket(event: TicketSold, ctx: &Context) -> Result<(), HandlerErro
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_group_gets_every_event() {
+    let kafka = TestKafka::start();
     let seen = Arc::new(Seen::default());
-    let bus = Bus::builder(config("box-office"))
+    let bus = kafka
+        .builder(config("box-office"))
         .only_groups(["flow-projections", "flow-mailer"])
         .state(seen.clone())
         .build()
@@ -247,19 +244,19 @@ async fn run_job(event: JobQueued, ctx: &Context) -> Result<(), HandlerError> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumers_of_one_group_share_the_work() {
-    let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
+    let kafka = TestKafka::start();
     let seen = Arc::new(Seen::default());
     let (a, b) = (Arc::new(Seen::default()), Arc::new(Seen::default()));
     *a.worker.lock().unwrap() = "a".into();
     *b.worker.lock().unwrap() = "b".into();
-    let worker_a = test_bus("jobs", "flow-workers", a.clone(), Some(broker.clone())).await;
-    let worker_b = test_bus("jobs", "flow-workers", b.clone(), Some(broker.clone())).await;
+    let worker_a = test_bus("jobs", "flow-workers", a.clone(), &kafka).await;
+    let worker_b = test_bus("jobs", "flow-workers", b.clone(), &kafka).await;
     worker_a.start().await.unwrap();
     worker_b.start().await.unwrap();
     worker_a.wait_for_assignment(WAIT).await.unwrap();
     worker_b.wait_for_assignment(WAIT).await.unwrap();
 
-    let publisher = test_bus("jobs-api", "flow-workers", seen, Some(broker.clone())).await;
+    let publisher = test_bus("jobs-api", "flow-workers", seen, &kafka).await;
     publisher
         .publish_batch((0..200).map(|job| JobQueued { job }))
         .await
@@ -310,8 +307,9 @@ async fn apply_debit(event: AccountDebited, ctx: &Context) -> Result<(), Handler
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_with_one_key_are_handled_in_order() {
+    let kafka = TestKafka::start();
     let seen = Arc::new(Seen::default());
-    let bus = test_bus("bank", "flow-ledger", seen.clone(), None).await;
+    let bus = test_bus("bank", "flow-ledger", seen.clone(), &kafka).await;
     let accounts = ["alice", "bob", "carol", "dave", "erin"];
     let events: Vec<AccountDebited> = (0..500)
         .map(|seq| AccountDebited {
@@ -364,15 +362,9 @@ async fn book_invoice(event: InvoiceIssued, ctx: &Context) -> Result<(), Handler
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_consumer_resumes_after_the_last_success() {
-    let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
+    let kafka = TestKafka::start();
     let first = Arc::new(Seen::failing_from(5));
-    let bus1 = test_bus(
-        "billing",
-        "flow-billing",
-        first.clone(),
-        Some(broker.clone()),
-    )
-    .await;
+    let bus1 = test_bus("billing", "flow-billing", first.clone(), &kafka).await;
     bus1.publish_batch((0..10).map(|seq| InvoiceIssued {
         customer: "c-1".into(),
         seq,
@@ -393,13 +385,7 @@ async fn a_restarted_consumer_resumes_after_the_last_success() {
     assert_eq!(bus1.stats().events_handled, 5);
 
     let second = Arc::new(Seen::failing_from(u64::MAX));
-    let bus2 = test_bus(
-        "billing",
-        "flow-billing",
-        second.clone(),
-        Some(broker.clone()),
-    )
-    .await;
+    let bus2 = test_bus("billing", "flow-billing", second.clone(), &kafka).await;
     bus2.start().await.unwrap();
     wait_until("invoices 5..10 booked", || second.count() >= 5).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -430,25 +416,22 @@ async fn record_payment(event: Event<PaymentReceived>, ctx: &Context) -> Result<
     Ok(())
 }
 
-fn plain_producer(bus: &Bus) -> FutureProducer {
-    support::plain_producer(bus.bootstrap_servers())
+/// A plain producer (not herald's) of `flow.payments` on the test's broker.
+fn plain_producer(bus: &Bus, kafka: &TestKafka) -> (FutureProducer, String) {
+    (
+        support::plain_producer(bus.bootstrap_servers()),
+        kafka.topic("flow.payments"),
+    )
 }
 
 async fn send_raw(
-    producer: &FutureProducer,
+    (producer, topic): &(FutureProducer, String),
     key: Option<&str>,
     value: &[u8],
     headers: &[(&str, &str)],
 ) {
     let headers: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
-    support::send_raw(
-        producer,
-        "flow.payments",
-        key.map(str::as_bytes),
-        value,
-        &headers,
-    )
-    .await;
+    support::send_raw(producer, topic, key.map(str::as_bytes), value, &headers).await;
 }
 
 const CE: [(&str, &str); 5] = [
@@ -461,16 +444,10 @@ const CE: [(&str, &str); 5] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_and_foreign_messages_do_not_stop_consumption() {
-    let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
+    let kafka = TestKafka::start();
     let seen = Arc::new(Seen::default());
-    let bus = test_bus(
-        "payments",
-        "flow-payments",
-        seen.clone(),
-        Some(broker.clone()),
-    )
-    .await;
-    let producer = plain_producer(&bus);
+    let bus = test_bus("payments", "flow-payments", seen.clone(), &kafka).await;
+    let producer = plain_producer(&bus, &kafka);
     // 1. not a CloudEvent at all
     send_raw(&producer, Some("k"), b"\x00\x01garbage", &[]).await;
     // 2. a CloudEvent of the right type whose data does not fit the Rust type
@@ -526,14 +503,19 @@ async fn bad_and_foreign_messages_do_not_stop_consumption() {
     assert_eq!(stats.events_handled, 2, "{stats:?}");
 
     // Everything was committed past: a new consumer of the group finds nothing left to do.
-    assert_all_committed(broker.bootstrap_servers(), "flow-payments", "flow.payments");
+    assert_all_committed(
+        kafka.bootstrap(),
+        &kafka.group("flow-payments"),
+        &kafka.topic("flow.payments"),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cloudevents_from_another_producer_are_handled() {
+    let kafka = TestKafka::start();
     let seen = Arc::new(Seen::default());
-    let bus = test_bus("payments", "flow-payments", seen.clone(), None).await;
-    let producer = plain_producer(&bus);
+    let bus = test_bus("payments", "flow-payments", seen.clone(), &kafka).await;
+    let producer = plain_producer(&bus, &kafka);
     let mut binary = CE.to_vec();
     binary.extend([
         ("ce_time", "2026-11-23T08:30:00+01:00"),
@@ -587,9 +569,10 @@ async fn cloudevents_from_another_producer_are_handled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_handler_is_retried_and_the_consumer_survives() {
+    let kafka = TestKafka::start();
     let seen = Arc::new(Seen::default());
     seen.panic_once.store(true, Ordering::SeqCst);
-    let bus = test_bus("payments", "flow-payments", seen.clone(), None).await;
+    let bus = test_bus("payments", "flow-payments", seen.clone(), &kafka).await;
     bus.publish(PaymentReceived {
         payment_id: "p9".into(),
         cents: 5,
@@ -628,15 +611,9 @@ async fn build_report(event: ReportRequested, ctx: &Context) -> Result<(), Handl
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_finishes_in_flight_handlers_and_commits_them() {
-    let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
+    let kafka = TestKafka::start();
     let seen = Arc::new(Seen::default());
-    let bus1 = test_bus(
-        "reports",
-        "flow-reports",
-        seen.clone(),
-        Some(broker.clone()),
-    )
-    .await;
+    let bus1 = test_bus("reports", "flow-reports", seen.clone(), &kafka).await;
     bus1.publish(ReportRequested { id: 1 }).await.unwrap();
     bus1.start().await.unwrap();
     wait_until("the report started", || seen.count() == 1).await;
@@ -648,9 +625,9 @@ async fn shutdown_finishes_in_flight_handlers_and_commits_them() {
     );
 
     assert_all_committed(
-        broker.bootstrap_servers(),
-        "flow-reports",
-        ReportRequested::TOPIC,
+        kafka.bootstrap(),
+        &kafka.group("flow-reports"),
+        &kafka.topic(ReportRequested::TOPIC),
     );
 }
 
@@ -685,7 +662,8 @@ async fn publishing_to_an_unreachable_broker_fails_within_the_delivery_timeout()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_come_back_in_order_and_illegal_extensions_are_refused() {
-    let bus = test_bus("bank", "flow-ledger", Arc::new(Seen::default()), None).await;
+    let kafka = TestKafka::start();
+    let bus = test_bus("bank", "flow-ledger", Arc::new(Seen::default()), &kafka).await;
     let deliveries = bus
         .publish_batch((0..20).map(|seq| AccountDebited {
             account: "zed".into(),
@@ -716,7 +694,9 @@ async fn batches_come_back_in_order_and_illegal_extensions_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_groups_and_double_starts_are_refused() {
-    let err = Bus::builder(config("x"))
+    let kafka = TestKafka::start();
+    let err = kafka
+        .builder(config("x"))
         .only_groups(["no-such-group"])
         .build()
         .await
@@ -725,7 +705,7 @@ async fn unknown_groups_and_double_starts_are_refused() {
         err.to_string().contains("no-such-group") && err.to_string().contains("flow-ledger"),
         "{err}"
     );
-    let bus = test_bus("bank", "flow-ledger", Arc::new(Seen::default()), None).await;
+    let bus = test_bus("bank", "flow-ledger", Arc::new(Seen::default()), &kafka).await;
     bus.start().await.unwrap();
     assert!(matches!(bus.start().await, Err(Error::AlreadyRunning)));
     bus.shutdown().await.unwrap();
@@ -753,19 +733,21 @@ async fn store_reading(event: SensorRead, ctx: &Context) -> Result<(), HandlerEr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_partition_does_not_hold_up_the_others() {
+    let kafka = TestKafka::start();
     let seen = Arc::new(Seen::default());
     let config = config("sensors");
     // The broken sensor's event is retried for as long as the test runs: its partition is stuck.
-    let bus = Bus::builder(Config {
-        max_buffered_per_partition: 16,
-        max_retries: u32::MAX,
-        ..config
-    })
-    .only_groups(["flow-sensors"])
-    .state(seen.clone())
-    .build()
-    .await
-    .unwrap();
+    let bus = kafka
+        .builder(Config {
+            max_buffered_per_partition: 16,
+            max_retries: u32::MAX,
+            ..config
+        })
+        .only_groups(["flow-sensors"])
+        .state(seen.clone())
+        .build()
+        .await
+        .unwrap();
     let stuck = bus
         .publish(SensorRead {
             sensor: "broken".into(),
@@ -816,8 +798,11 @@ async fn a_stuck_partition_does_not_hold_up_the_others() {
     assert_eq!(stats.dead_lettered, 0, "{stats:?}");
     bus.shutdown().await.unwrap();
     // The stuck event was never committed past; the healthy partition was, completely.
-    let offsets =
-        support::committed_and_high(bus.bootstrap_servers(), "flow-sensors", SensorRead::TOPIC);
+    let offsets = support::committed_and_high(
+        bus.bootstrap_servers(),
+        &kafka.group("flow-sensors"),
+        &kafka.topic(SensorRead::TOPIC),
+    );
     for (partition, committed, high) in offsets {
         if partition == stuck.partition {
             assert_eq!(
@@ -848,12 +833,12 @@ async fn export(event: ExportRequested, ctx: &Context) -> Result<(), HandlerErro
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_abandons_handlers_that_outlive_the_timeout_and_their_events_come_back() {
-    let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
+    let kafka = TestKafka::start();
     let hanging = Arc::new(Seen::failing_from(0));
-    let bus1 = Bus::builder(config("exports").shutdown_timeout(Duration::from_millis(500)))
+    let bus1 = kafka
+        .builder(config("exports").shutdown_timeout(Duration::from_millis(500)))
         .only_groups(["flow-exports"])
         .state(hanging.clone())
-        .embedded_broker(broker.clone())
         .build()
         .await
         .unwrap();
@@ -871,7 +856,7 @@ async fn shutdown_abandons_handlers_that_outlive_the_timeout_and_their_events_co
     assert!(hanging.seqs("finished").is_empty());
 
     let quick = Arc::new(Seen::failing_from(u64::MAX));
-    let bus2 = test_bus("exports", "flow-exports", quick.clone(), Some(broker)).await;
+    let bus2 = test_bus("exports", "flow-exports", quick.clone(), &kafka).await;
     bus2.start().await.unwrap();
     wait_until("the abandoned export was delivered again", || {
         quick.seqs("finished") == vec![3]
@@ -900,20 +885,14 @@ async fn track_parcel(event: ParcelScanned, ctx: &Context) -> Result<(), Handler
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_event_is_lost_while_consumers_join_and_leave_mid_stream() {
-    let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
+    let kafka = TestKafka::start();
     let (a, b) = (Arc::new(Seen::default()), Arc::new(Seen::default()));
     // A buffer far below the stream's size: partitions are paused while they move.
     let small_buffer = || Config {
         max_buffered_per_partition: 200,
         ..config("depot")
     };
-    let worker_a = test_bus_with(
-        small_buffer(),
-        "flow-rebalance",
-        a.clone(),
-        Some(broker.clone()),
-    )
-    .await;
+    let worker_a = test_bus_with(small_buffer(), "flow-rebalance", a.clone(), &kafka).await;
     worker_a.start().await.unwrap();
     worker_a.wait_for_assignment(WAIT).await.unwrap();
 
@@ -921,7 +900,7 @@ async fn no_event_is_lost_while_consumers_join_and_leave_mid_stream() {
         "scanner",
         "flow-rebalance",
         Arc::new(Seen::default()),
-        Some(broker.clone()),
+        &kafka,
     )
     .await;
     let total = 8000u64;
@@ -936,13 +915,7 @@ async fn no_event_is_lost_while_consumers_join_and_leave_mid_stream() {
         }
     });
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let worker_b = test_bus_with(
-        small_buffer(),
-        "flow-rebalance",
-        b.clone(),
-        Some(broker.clone()),
-    )
-    .await;
+    let worker_b = test_bus_with(small_buffer(), "flow-rebalance", b.clone(), &kafka).await;
     worker_b.start().await.unwrap(); // rebalance 1: b joins
     worker_b.wait_for_assignment(WAIT).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -970,9 +943,9 @@ async fn no_event_is_lost_while_consumers_join_and_leave_mid_stream() {
         "no partition was ever paused: the test did not exercise pausing"
     );
     assert_all_committed(
-        broker.bootstrap_servers(),
-        "flow-rebalance",
-        ParcelScanned::TOPIC,
+        kafka.bootstrap(),
+        &kafka.group("flow-rebalance"),
+        &kafka.topic(ParcelScanned::TOPIC),
     );
 }
 
@@ -1001,9 +974,9 @@ async fn bill_member(event: MemberJoined, ctx: &Context) -> Result<(), HandlerEr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_handler_of_a_type_runs_and_only_failed_ones_are_retried() {
-    let broker = Arc::new(EmbeddedBroker::start(1).unwrap());
+    let kafka = TestKafka::start();
     let seen = Arc::new(Seen::failing_from(0));
-    let bus = test_bus("club", "flow-fanout", seen.clone(), Some(broker.clone())).await;
+    let bus = test_bus("club", "flow-fanout", seen.clone(), &kafka).await;
     bus.publish(MemberJoined { member: 1 }).await.unwrap();
     bus.start().await.unwrap();
     wait_until("the member was billed", || seen.seqs("billed") == vec![1]).await;
@@ -1023,8 +996,8 @@ async fn every_handler_of_a_type_runs_and_only_failed_ones_are_retried() {
 
     // Committed once both succeeded: nothing comes back.
     assert_all_committed(
-        broker.bootstrap_servers(),
-        "flow-fanout",
-        MemberJoined::TOPIC,
+        kafka.bootstrap(),
+        &kafka.group("flow-fanout"),
+        &kafka.topic(MemberJoined::TOPIC),
     );
 }
