@@ -1,4 +1,4 @@
-//! The consumer's failure paths over the Kafka protocol (embedded broker): nothing stalls a
+//! The consumer's failure paths over the Kafka protocol (the test broker: embedded, or `HERALD_TEST_KAFKA`): nothing stalls a
 //! partition for good and nothing is dropped without a trace — failing, hanging and undecodable
 //! messages end in the dead-letter topic byte for byte, paused partitions come back after a
 //! rebalance, and the revoke grace works on a current-thread runtime.
@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use herald::dlq::headers as dlq;
 use herald::prelude::*;
-use herald::EmbeddedBroker;
 use rdkafka::message::Message;
 use support::*;
 
@@ -21,7 +20,7 @@ use support::*;
 struct Log {
     handled: Mutex<Vec<(String, u64)>>,
     attempts: Mutex<HashMap<u64, u32>>,
-    broker: Mutex<Option<Arc<EmbeddedBroker>>>,
+    broker: Mutex<Option<Arc<herald::EmbeddedBroker>>>,
     busy_ms: AtomicU64,
 }
 
@@ -71,18 +70,14 @@ fn config(service: &str) -> Config {
     }
 }
 
-async fn bus_on(broker: &Arc<EmbeddedBroker>, config: Config, group: &str, log: &Arc<Log>) -> Bus {
-    Bus::builder(config)
-        .embedded_broker(broker.clone())
+async fn bus_on(kafka: &TestKafka, config: Config, group: &str, log: &Arc<Log>) -> Bus {
+    kafka
+        .builder(config)
         .only_groups([group])
         .state(log.clone())
         .build()
         .await
         .expect("bus builds")
-}
-
-fn broker() -> Arc<EmbeddedBroker> {
-    Arc::new(EmbeddedBroker::start(1).expect("embedded broker starts"))
 }
 
 // ------------------------------------------------- a paused partition resumes after a rebalance
@@ -105,13 +100,13 @@ async fn count_tick(event: Ticked, ctx: &Context) -> Result<(), HandlerError> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_partition_resumes_after_a_rebalance() {
-    let broker = broker();
+    let kafka = TestKafka::start();
     let log = Arc::new(Log::default());
     let small_buffer = Config {
         max_buffered_per_partition: 16,
         ..config("ticks")
     };
-    let a = bus_on(&broker, small_buffer.clone(), "failures-ticks", &log).await;
+    let a = bus_on(&kafka, small_buffer.clone(), "failures-ticks", &log).await;
     a.publish_batch((0..400).map(|seq| Ticked {
         clock: "one-partition".into(),
         seq,
@@ -124,7 +119,7 @@ async fn a_paused_partition_resumes_after_a_rebalance() {
     })
     .await;
     // A second member joins and leaves: the partition is revoked from A and assigned back.
-    let b = bus_on(&broker, small_buffer, "failures-ticks", &log).await;
+    let b = bus_on(&kafka, small_buffer, "failures-ticks", &log).await;
     b.start().await.unwrap();
     let rebalances = a.stats().rebalances;
     wait_until("A's partitions were revoked", || {
@@ -141,13 +136,21 @@ async fn a_paused_partition_resumes_after_a_rebalance() {
     })
     .await;
     wait_until("A committed the whole partition", || {
-        committed_and_high(a.bootstrap_servers(), "failures-ticks", "failures.ticks")
-            .iter()
-            .all(|(_, committed, high)| committed == high)
+        committed_and_high(
+            a.bootstrap_servers(),
+            &kafka.group("failures-ticks"),
+            &kafka.topic("failures.ticks"),
+        )
+        .iter()
+        .all(|(_, committed, high)| committed == high)
     })
     .await;
     a.shutdown().await.unwrap();
-    assert_all_committed(a.bootstrap_servers(), "failures-ticks", "failures.ticks");
+    assert_all_committed(
+        a.bootstrap_servers(),
+        &kafka.group("failures-ticks"),
+        &kafka.topic("failures.ticks"),
+    );
 }
 
 // ------------------------------------------- failing and hanging handlers end in the dead letters
@@ -173,9 +176,9 @@ async fn settle_charge(event: CardCharged, ctx: &Context) -> Result<(), HandlerE
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handler_that_always_fails_is_dead_lettered_and_its_partition_moves_on() {
-    let broker = broker();
+    let kafka = TestKafka::start();
     let log = Arc::new(Log::default());
-    let bus = bus_on(&broker, config("charges"), "failures-charges", &log).await;
+    let bus = bus_on(&kafka, config("charges"), "failures-charges", &log).await;
     let deliveries = bus
         .publish_batch((1..=3).map(|seq| CardCharged {
             card: "4242".into(),
@@ -193,9 +196,13 @@ async fn a_handler_that_always_fails_is_dead_lettered_and_its_partition_moves_on
     let stats = bus.stats();
     assert_eq!((stats.dead_lettered, stats.retries), (1, 2), "{stats:?}");
 
-    let letters = read_topic(bus.bootstrap_servers(), "failures.charges.dlq", 1);
+    let letters = read_topic(
+        bus.bootstrap_servers(),
+        &kafka.topic("failures.charges.dlq"),
+        1,
+    );
     let letter = &letters[0];
-    let original = &read_topic(bus.bootstrap_servers(), "failures.charges", 3)
+    let original = &read_topic(bus.bootstrap_servers(), &kafka.topic("failures.charges"), 3)
         .into_iter()
         .find(|m| m.offset() == deliveries[0].offset && m.partition() == deliveries[0].partition)
         .unwrap();
@@ -208,7 +215,7 @@ async fn a_handler_that_always_fails_is_dead_lettered_and_its_partition_moves_on
         original_headers[..]
     );
     let h = |name| header(letter, name).unwrap_or_default();
-    assert_eq!(h(dlq::ORIGINAL_TOPIC), "failures.charges");
+    assert_eq!(h(dlq::ORIGINAL_TOPIC), kafka.topic("failures.charges"));
     assert_eq!(
         h(dlq::ORIGINAL_PARTITION),
         deliveries[0].partition.to_string()
@@ -223,8 +230,8 @@ async fn a_handler_that_always_fails_is_dead_lettered_and_its_partition_moves_on
     // Dead-lettered and committed: nothing is left to redeliver.
     assert_all_committed(
         bus.bootstrap_servers(),
-        "failures-charges",
-        "failures.charges",
+        &kafka.group("failures-charges"),
+        &kafka.topic("failures.charges"),
     );
 }
 
@@ -249,14 +256,14 @@ async fn render(event: RenderRequested, ctx: &Context) -> Result<(), HandlerErro
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_handler_times_out_and_is_dead_lettered() {
-    let broker = broker();
+    let kafka = TestKafka::start();
     let log = Arc::new(Log::default());
     let config = Config {
         handler_timeout: Some(Duration::from_millis(200)),
         max_retries: 1,
         ..config("renders")
     };
-    let bus = bus_on(&broker, config, "failures-renders", &log).await;
+    let bus = bus_on(&kafka, config, "failures-renders", &log).await;
     bus.publish_batch((1..=2).map(|seq| RenderRequested {
         document: "d".into(),
         seq,
@@ -276,13 +283,17 @@ async fn a_hung_handler_times_out_and_is_dead_lettered() {
         (2, 1),
         "{stats:?}"
     );
-    let letter = &read_topic(bus.bootstrap_servers(), "failures.renders.dlq", 1)[0];
+    let letter = &read_topic(
+        bus.bootstrap_servers(),
+        &kafka.topic("failures.renders.dlq"),
+        1,
+    )[0];
     let message = header(letter, dlq::ERROR_MESSAGE).unwrap();
     assert!(message.contains("timed out after 200ms"), "{message}");
     assert_all_committed(
         bus.bootstrap_servers(),
-        "failures-renders",
-        "failures.renders",
+        &kafka.group("failures-renders"),
+        &kafka.topic("failures.renders"),
     );
 }
 
@@ -309,10 +320,10 @@ async fn compile_report(event: ReportQueued, ctx: &Context) -> Result<(), Handle
 /// longest time the runtime did not run.
 #[tokio::test]
 async fn the_revoke_grace_does_not_block_a_current_thread_runtime() {
-    let broker = broker();
+    let kafka = TestKafka::start();
     let log = Arc::new(Log::default());
     log.busy_ms.store(3_000, Ordering::SeqCst);
-    let a = bus_on(&broker, config("reports"), "failures-reports", &log).await;
+    let a = bus_on(&kafka, config("reports"), "failures-reports", &log).await;
     a.start().await.unwrap();
     a.wait_for_assignment(WAIT).await.unwrap();
     a.publish(ReportQueued { seq: 1 }).await.unwrap();
@@ -334,7 +345,7 @@ async fn the_revoke_grace_does_not_block_a_current_thread_runtime() {
     };
     // A second member joins while the handler runs: A's partitions are revoked mid-handler.
     let rebalances = a.stats().rebalances;
-    let b = bus_on(&broker, config("reports"), "failures-reports", &log).await;
+    let b = bus_on(&kafka, config("reports"), "failures-reports", &log).await;
     b.start().await.unwrap();
     wait_until("A's partitions were revoked", || {
         a.stats().rebalances > rebalances
@@ -376,14 +387,21 @@ async fn book_refund(event: RefundIssued, ctx: &Context) -> Result<(), HandlerEr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_dead_letter_write_holds_the_partition_until_it_succeeds() {
-    let broker = broker();
+    if !runs_on_embedded_only(
+        "a_failed_dead_letter_write_holds_the_partition_until_it_succeeds",
+        "its handler takes the broker down with the embedded broker's fault injection",
+    ) {
+        return;
+    }
+    let kafka = TestKafka::start();
+    let broker = kafka.embedded();
     let log = Arc::new(Log::default());
     *log.broker.lock().unwrap() = Some(broker.clone());
     let config = Config {
         max_retries: 0,
         ..config("refunds").delivery_timeout(Duration::from_secs(2))
     };
-    let bus = bus_on(&broker, config, "failures-refunds", &log).await;
+    let bus = bus_on(&kafka, config, "failures-refunds", &log).await;
     bus.publish_batch((1..=2).map(|seq| RefundIssued {
         order: "o".into(),
         seq,
@@ -423,8 +441,8 @@ async fn a_failed_dead_letter_write_holds_the_partition_until_it_succeeds() {
     wait_until("the group committed both events", || {
         committed_and_high(
             bus.bootstrap_servers(),
-            "failures-refunds",
-            "failures.refunds",
+            &kafka.group("failures-refunds"),
+            &kafka.topic("failures.refunds"),
         )
         .iter()
         .all(|(_, committed, high)| committed == high)
@@ -433,7 +451,11 @@ async fn a_failed_dead_letter_write_holds_the_partition_until_it_succeeds() {
     bus.shutdown().await.unwrap();
     if !redelivered {
         assert_eq!(bus.stats().dead_lettered, 1);
-        let letters = read_topic(bus.bootstrap_servers(), "failures.refunds.dlq", 1);
+        let letters = read_topic(
+            bus.bootstrap_servers(),
+            &kafka.topic("failures.refunds.dlq"),
+            1,
+        );
         assert_eq!(
             header(&letters[0], dlq::ERROR_KIND).as_deref(),
             Some("retries-exhausted")
@@ -441,8 +463,8 @@ async fn a_failed_dead_letter_write_holds_the_partition_until_it_succeeds() {
     }
     assert_all_committed(
         bus.bootstrap_servers(),
-        "failures-refunds",
-        "failures.refunds",
+        &kafka.group("failures-refunds"),
+        &kafka.topic("failures.refunds"),
     );
 }
 
@@ -483,16 +505,16 @@ fn with(extra: &[(&'static str, &'static [u8])]) -> Vec<(&'static str, &'static 
 /// the partition goes on; then everything is committed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_poison_message_is_dead_lettered_with_its_reason() {
-    let broker = broker();
+    let kafka = TestKafka::start();
     let log = Arc::new(Log::default());
     let config = Config {
         max_message_bytes: Some(2_000),
         dead_letter_unknown_types: true,
         ..config("depot")
     };
-    let bus = bus_on(&broker, config, "failures-parcels", &log).await;
+    let bus = bus_on(&kafka, config, "failures-parcels", &log).await;
     let producer = plain_producer(bus.bootstrap_servers());
-    let topic = "failures.parcels";
+    let topic = &kafka.topic("failures.parcels");
     let good: &[u8] = br#"{"parcel":"p","grams":1}"#;
     let big = format!(r#"{{"parcel":"{}","grams":1}}"#, "x".repeat(4_000));
     // (what, headers, value, expected dlq_error_kind)
@@ -567,7 +589,11 @@ async fn every_poison_message_is_dead_lettered_with_its_reason() {
     wait_until("the valid event was handled", || log.seqs("last") == [9]).await;
     bus.shutdown().await.unwrap();
 
-    let letters = read_topic(bus.bootstrap_servers(), "failures.parcels.dlq", cases.len());
+    let letters = read_topic(
+        bus.bootstrap_servers(),
+        &kafka.topic("failures.parcels.dlq"),
+        cases.len(),
+    );
     assert_eq!(letters.len(), cases.len());
     let mut letters: Vec<_> = letters.iter().collect();
     letters.sort_by_key(|m| {
@@ -590,7 +616,11 @@ async fn every_poison_message_is_dead_lettered_with_its_reason() {
     let stats = bus.stats();
     assert_eq!(stats.dead_lettered, cases.len() as u64, "{stats:?}");
     assert_eq!(stats.events_handled, 1, "{stats:?}");
-    assert_all_committed(bus.bootstrap_servers(), "failures-parcels", topic);
+    assert_all_committed(
+        bus.bootstrap_servers(),
+        &kafka.group("failures-parcels"),
+        topic,
+    );
 }
 
 // ----------------------------------------------------------------------- schema versions
@@ -647,10 +677,10 @@ async fn plan_v2(event: SeatBookedV2, ctx: &Context) -> Result<(), HandlerError>
 /// failures.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schema_versions_reach_the_handler_that_reads_them() {
-    let broker = broker();
+    let kafka = TestKafka::start();
     let log = Arc::new(Log::default());
-    let bus = Bus::builder(config("theatre"))
-        .embedded_broker(broker.clone())
+    let bus = kafka
+        .builder(config("theatre"))
         .only_groups(["failures-seats-v1", "failures-seats-both"])
         .state(log.clone())
         .build()
@@ -677,7 +707,7 @@ async fn schema_versions_reach_the_handler_that_reads_them() {
     ];
     send_raw(
         &producer,
-        "failures.seats",
+        &kafka.topic("failures.seats"),
         None,
         br#"{"seats":["c3"]}"#,
         &v3,
@@ -704,7 +734,11 @@ async fn schema_versions_reach_the_handler_that_reads_them() {
         2,
         "only the v3 event, once per group"
     );
-    let letters = read_topic(bus.bootstrap_servers(), "failures.seats.dlq", 2);
+    let letters = read_topic(
+        bus.bootstrap_servers(),
+        &kafka.topic("failures.seats.dlq"),
+        2,
+    );
     for letter in &letters {
         let reason = header(letter, dlq::ERROR_MESSAGE).unwrap();
         assert!(reason.contains("version 3 is not compatible"), "{reason}");
@@ -745,7 +779,7 @@ async fn post_invoice(event: InvoiceSent, ctx: &Context) -> Result<(), HandlerEr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permanent_errors_skip_retries_and_each_handler_keeps_its_own_policy() {
-    let broker = broker();
+    let kafka = TestKafka::start();
     let log = Arc::new(Log::default());
     let ledger = herald::RetryPolicy {
         max_retries: 3,
@@ -756,8 +790,8 @@ async fn permanent_errors_skip_retries_and_each_handler_keeps_its_own_policy() {
         breaker: None,
         mode: Default::default(),
     };
-    let bus = Bus::builder(config("billing")) // bus-wide: 2 retries
-        .embedded_broker(broker.clone())
+    let bus = kafka
+        .builder(config("billing")) // bus-wide: 2 retries
         .only_groups(["failures-invoices"])
         .state(log.clone())
         .retry_policy("ledger", ledger)
@@ -774,7 +808,11 @@ async fn permanent_errors_skip_retries_and_each_handler_keeps_its_own_policy() {
     assert_eq!(log.attempts_of(1), 1, "a permanent error is not retried");
     assert_eq!(log.attempts_of(1_001), 2, "retries = 1");
     assert_eq!(log.attempts_of(2_001), 4, "the `ledger` policy: 3 retries");
-    let letter = &read_topic(bus.bootstrap_servers(), "failures.invoices.dlq", 1)[0];
+    let letter = &read_topic(
+        bus.bootstrap_servers(),
+        &kafka.topic("failures.invoices.dlq"),
+        1,
+    )[0];
     // One dead letter for the message, naming every handler that failed.
     assert_eq!(
         header(letter, dlq::ERROR_KIND).as_deref(),
@@ -793,8 +831,9 @@ async fn permanent_errors_skip_retries_and_each_handler_keeps_its_own_policy() {
 
 #[tokio::test]
 async fn a_handler_naming_an_unregistered_policy_is_refused_at_build() {
-    let err = Bus::builder(config("billing"))
-        .embedded_broker(broker())
+    let kafka = TestKafka::start();
+    let err = kafka
+        .builder(config("billing"))
         .only_groups(["failures-invoices"])
         .build()
         .await
@@ -811,11 +850,18 @@ async fn a_handler_naming_an_unregistered_policy_is_refused_at_build() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_is_not_held_up_by_a_waiting_wait_for_assignment() {
-    let broker = broker();
+    if !runs_on_embedded_only(
+        "shutdown_is_not_held_up_by_a_waiting_wait_for_assignment",
+        "it takes the broker down with the embedded broker's fault injection",
+    ) {
+        return;
+    }
+    let kafka = TestKafka::start();
+    let broker = kafka.embedded();
     broker.broker_down().unwrap(); // no group will ever get partitions
     let log = Arc::new(Log::default());
     let config = config("reports").shutdown_timeout(Duration::from_secs(2));
-    let bus = bus_on(&broker, config, "failures-reports", &log).await;
+    let bus = bus_on(&kafka, config, "failures-reports", &log).await;
     bus.start().await.unwrap();
     let waiting = {
         let bus = bus.clone();
@@ -835,11 +881,11 @@ async fn shutdown_is_not_held_up_by_a_waiting_wait_for_assignment() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_takes_at_most_its_timeout() {
-    let broker = broker();
+    let kafka = TestKafka::start();
     let log = Arc::new(Log::default());
     log.busy_ms.store(60_000, Ordering::SeqCst);
     let config = config("reports").shutdown_timeout(Duration::from_secs(2));
-    let bus = bus_on(&broker, config, "failures-reports", &log).await;
+    let bus = bus_on(&kafka, config, "failures-reports", &log).await;
     bus.publish(ReportQueued { seq: 1 }).await.unwrap();
     bus.start().await.unwrap();
     wait_until("the report handler started", || log.attempts_of(1) == 1).await;
@@ -884,14 +930,14 @@ async fn store_shipment(event: OrderShipped, ctx: &Context) -> Result<(), Handle
 /// is handled, nothing dead-lettered — with one retry only, without the breaker they would be.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_circuit_breaker_holds_the_handler_until_a_probe_succeeds() {
-    let broker = broker();
+    let kafka = TestKafka::start();
     let log = Arc::new(Log::default());
     log.busy_ms.store(1, Ordering::SeqCst);
     let config = Config {
         max_retries: 1,
         ..config("shipping").circuit_breaker(2, Duration::from_millis(300))
     };
-    let bus = bus_on(&broker, config, "failures-orders", &log).await;
+    let bus = bus_on(&kafka, config, "failures-orders", &log).await;
     bus.publish_batch((1..=5).map(|seq| OrderShipped {
         order: "o".into(),
         seq,
@@ -928,8 +974,8 @@ async fn an_open_circuit_breaker_holds_the_handler_until_a_probe_succeeds() {
     assert_eq!(bus.breakers()[0].state, herald::BreakerState::Closed(0));
     assert_all_committed(
         bus.bootstrap_servers(),
-        "failures-orders",
-        "failures.orders",
+        &kafka.group("failures-orders"),
+        &kafka.topic("failures.orders"),
     );
 }
 
@@ -962,7 +1008,7 @@ async fn reserve_stock(event: StockReserved, ctx: &Context) -> Result<(), Handle
 /// headers; after the last retry the event lands in the *original* topic's dead letters.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_topics_let_the_partition_move_on() {
-    let broker = broker();
+    let kafka = TestKafka::start();
     let log = Arc::new(Log::default());
     let asynchronous = herald::RetryPolicy {
         max_retries: 3,
@@ -973,8 +1019,8 @@ async fn retry_topics_let_the_partition_move_on() {
         breaker: None,
         mode: herald::RetryMode::Topics,
     };
-    let bus = Bus::builder(config("stock"))
-        .embedded_broker(broker.clone())
+    let bus = kafka
+        .builder(config("stock"))
         .only_groups(["failures-stock"])
         .state(log.clone())
         .retry_policy("async", asynchronous)
@@ -999,7 +1045,11 @@ async fn retry_topics_let_the_partition_move_on() {
     assert_eq!(log.attempts_of(1), 3);
     assert_eq!(log.attempts_of(99), 4, "1 attempt + max_retries (3)");
 
-    let tier1 = read_topic(bus.bootstrap_servers(), "failures.stock.retry.1", 2);
+    let tier1 = read_topic(
+        bus.bootstrap_servers(),
+        &kafka.topic("failures.stock.retry.1"),
+        2,
+    );
     let first = tier1
         .iter()
         .find(|m| header(m, "herald_retry_attempts").as_deref() == Some("1"))
@@ -1013,16 +1063,20 @@ async fn retry_topics_let_the_partition_move_on() {
         Some("reserve_stock")
     );
     assert_eq!(
-        header(first, "herald_retry_original_topic").as_deref(),
-        Some("failures.stock")
+        header(first, "herald_retry_original_topic"),
+        Some(kafka.topic("failures.stock"))
     );
     assert!(header(first, "herald_retry_first_failure").is_some());
 
-    let letter = &read_topic(bus.bootstrap_servers(), "failures.stock.dlq", 1)[0];
+    let letter = &read_topic(
+        bus.bootstrap_servers(),
+        &kafka.topic("failures.stock.dlq"),
+        1,
+    )[0];
     let last = deliveries.last().unwrap();
     assert_eq!(
-        header(letter, dlq::ORIGINAL_TOPIC).as_deref(),
-        Some("failures.stock")
+        header(letter, dlq::ORIGINAL_TOPIC),
+        Some(kafka.topic("failures.stock"))
     );
     assert_eq!(
         header(letter, dlq::ORIGINAL_OFFSET),
@@ -1034,11 +1088,15 @@ async fn retry_topics_let_the_partition_move_on() {
         Some("retries-exhausted")
     );
     for topic in [
-        "failures.stock",
-        "failures.stock.retry.1",
-        "failures.stock.retry.2",
+        &kafka.topic("failures.stock"),
+        &kafka.topic("failures.stock.retry.1"),
+        &kafka.topic("failures.stock.retry.2"),
     ] {
-        assert_all_committed(bus.bootstrap_servers(), "failures-stock", topic);
+        assert_all_committed(
+            bus.bootstrap_servers(),
+            &kafka.group("failures-stock"),
+            topic,
+        );
     }
 }
 
@@ -1065,14 +1123,14 @@ async fn index_scan(event: DocumentScanned, ctx: &Context) -> Result<(), Handler
 /// (10,000) would, and everything is still handled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_is_paused_by_the_bytes_it_has_buffered() {
-    let broker = broker();
+    let kafka = TestKafka::start();
     let log = Arc::new(Log::default());
     let config = Config {
         max_buffered_bytes_per_partition: 200_000,
         ..config("scanner")
     };
     assert_eq!(config.max_buffered_per_partition, 10_000);
-    let bus = bus_on(&broker, config, "failures-scans", &log).await;
+    let bus = bus_on(&kafka, config, "failures-scans", &log).await;
     bus.publish_batch((0..200).map(|seq| DocumentScanned {
         document: "one-partition".into(),
         seq,
@@ -1095,9 +1153,9 @@ async fn a_partition_is_paused_by_the_bytes_it_has_buffered() {
 /// `row`, so a plain decode would fail).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_version_is_upcast_for_a_newer_reader() {
-    let broker = broker();
+    let kafka = TestKafka::start();
     let log = Arc::new(Log::default());
-    let bus = bus_on(&broker, config("seating"), "failures-seats-v2", &log).await;
+    let bus = bus_on(&kafka, config("seating"), "failures-seats-v2", &log).await;
     bus.publish(SeatBookedV1 { seat: "d4".into() })
         .await
         .unwrap();
