@@ -1,5 +1,8 @@
 //! Which broker a bus talks to, and which topics it creates there: the embedded broker only when
-//! asked for, and the dead-letter topic of every consumed topic next to the topics themselves.
+//! asked for, and the dead-letter topic of every consumed topic next to the topics themselves
+//! (created on the test broker: embedded, or the real Kafka of `HERALD_TEST_KAFKA`).
+
+mod support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,6 +12,7 @@ use herald::prelude::*;
 use herald::{Brokers, EmbeddedBroker, Error};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
+use support::TestKafka;
 
 /// Consumed by a handler: gets a dead-letter topic.
 #[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug)]
@@ -108,31 +112,48 @@ async fn a_supplied_embedded_broker_counts_as_asking_for_it() {
 
 #[tokio::test]
 async fn consumed_topics_get_a_dead_letter_topic() {
-    let bus = Bus::new(Config::new("shipping").embedded().topic_partitions(2))
+    let kafka = TestKafka::start();
+    let bus = kafka
+        .builder(Config::new("shipping").topic_partitions(2))
+        .build()
         .await
         .unwrap();
     let topics = topics_on(&bus).await;
-    assert_eq!(topics.get("brokers.shipments"), Some(&2), "{topics:?}");
-    assert_eq!(topics.get("brokers.shipments.dlq"), Some(&2), "{topics:?}");
-    assert_eq!(topics.get("brokers.audit"), Some(&2), "{topics:?}");
-    assert!(!topics.contains_key("brokers.audit.dlq"), "{topics:?}");
+    let count = |topic: &str| topics.get(&kafka.topic(topic)).copied();
+    assert_eq!(count("brokers.shipments"), Some(2), "{topics:?}");
+    assert_eq!(count("brokers.shipments.dlq"), Some(2), "{topics:?}");
+    assert_eq!(count("brokers.audit"), Some(2), "{topics:?}");
+    assert_eq!(count("brokers.audit.dlq"), None, "{topics:?}");
 
-    let custom = Bus::new(Config::new("shipping").embedded().dlq_suffix("-dead"))
+    let kafka = TestKafka::start();
+    let custom = kafka
+        .builder(Config::new("shipping").dlq_suffix("-dead"))
+        .build()
         .await
         .unwrap();
     let topics = topics_on(&custom).await;
-    assert!(topics.contains_key("brokers.shipments-dead"), "{topics:?}");
-    assert!(!topics.contains_key("brokers.shipments.dlq"), "{topics:?}");
+    assert!(
+        topics.contains_key(&kafka.topic("brokers.shipments-dead")),
+        "{topics:?}"
+    );
+    assert!(
+        !topics.contains_key(&kafka.topic("brokers.shipments.dlq")),
+        "{topics:?}"
+    );
 }
 
 #[tokio::test]
 async fn no_topics_are_created_when_auto_creation_is_off() {
-    let bus = Bus::new(Config::new("shipping").embedded().auto_create_topics(false))
-        .await
-        .unwrap();
+    let kafka = TestKafka::start();
+    let config = kafka
+        .apply(Config::new("shipping"))
+        .auto_create_topics(false);
+    let mut builder = Bus::builder(config);
+    if !TestKafka::is_real() {
+        builder = builder.embedded_broker(kafka.embedded().clone());
+    }
+    let bus = builder.build().await.unwrap();
     let topics = topics_on(&bus).await;
-    assert!(
-        !topics.keys().any(|t| t.starts_with("brokers.")),
-        "{topics:?}"
-    );
+    let ours = kafka.topic("brokers.");
+    assert!(!topics.keys().any(|t| t.starts_with(&ours)), "{topics:?}");
 }
