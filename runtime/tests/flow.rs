@@ -887,9 +887,10 @@ async fn track_parcel(event: ParcelScanned, ctx: &Context) -> Result<(), Handler
 async fn no_event_is_lost_while_consumers_join_and_leave_mid_stream() {
     let kafka = TestKafka::start();
     let (a, b) = (Arc::new(Seen::default()), Arc::new(Seen::default()));
-    // A buffer far below the stream's size: partitions are paused while they move.
+    // A buffer far below one published batch (100 events): partitions are paused while they move,
+    // on the embedded broker and on Kafka (whose fetches bring about one batch at a time).
     let small_buffer = || Config {
-        max_buffered_per_partition: 200,
+        max_buffered_per_partition: 20,
         ..config("depot")
     };
     let worker_a = test_bus_with(small_buffer(), "flow-rebalance", a.clone(), &kafka).await;
