@@ -11,7 +11,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use herald::dlq::{DeadLetter, DeadLetters, Failure, ReplayFilter, ReplayReport};
-use herald::{Config, Delivery, Error};
+use herald::{Delivery, Error};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
@@ -109,7 +109,9 @@ pub async fn run(command: DlqCommand, common: &Common) -> anyhow::Result<ExitCod
         Ok(code) => Ok(code),
         Err(error) => {
             let code = match &error {
-                Error::BrokerUnreachable { .. } | Error::ReadTimeout { .. } => EXIT_UNREACHABLE,
+                Error::BrokerUnreachable { .. }
+                | Error::ReadTimeout { .. }
+                | Error::Authentication { .. } => EXIT_UNREACHABLE,
                 Error::TopicNotFound { .. } | Error::NoDeadLetter { .. } => EXIT_NOT_FOUND,
                 Error::NotReplayable { .. } => EXIT_REPLAY_FAILED,
                 Error::Config(_) => EXIT_USAGE,
@@ -232,12 +234,10 @@ async fn execute(command: DlqCommand, common: &Common) -> herald::Result<ExitCod
 }
 
 /// Connects to the dead-letter topic of `target`: brokers from `--bootstrap-servers`, else the
-/// environment (KAFKA_BOOTSTRAP_SERVERS, security variables, KAFKA_PROPERTIES).
+/// environment (KAFKA_BOOTSTRAP_SERVERS, security variables, KAFKA_PROPERTIES) and the security
+/// flags.
 async fn connect(target: &Target, common: &Common) -> herald::Result<DeadLetters> {
-    let mut config = Config::from_env("herald-cli")?;
-    if let Some(servers) = &common.bootstrap_servers {
-        config = config.bootstrap_servers(servers.clone());
-    }
+    let mut config = common.herald_config()?;
     if let Some(suffix) = &target.suffix {
         config = config.dlq_suffix(suffix.clone());
     }

@@ -38,6 +38,14 @@ struct Report<'a> {
 /// When the brokers are unreachable within the timeout (naming the address) or a topic named with
 /// `--topic` does not exist.
 pub async fn run(args: TopicsArgs, common: &Common) -> anyhow::Result<ExitCode> {
+    common.bootstrap()?;
+    let config = common.herald_config()?;
+    if let Err(error @ herald::Error::Authentication { .. }) =
+        config.check_connection(common.timeout()).await
+    {
+        // Refused credentials or certificates: say which setting to fix, not "unreachable".
+        return Err(anyhow!(error));
+    }
     let common = common.clone();
     let topics = tokio::task::spawn_blocking(move || collect(&args, &common))
         .await

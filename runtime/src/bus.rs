@@ -8,6 +8,7 @@ use tokio::sync::Mutex;
 
 use crate::command::{self, Command, Replies, RequestOptions};
 use crate::config::{Brokers, Config};
+use crate::connect;
 use crate::consume::breaker::{Breaker, BreakerStatus};
 use crate::consume::retry::{RetryPolicies, RetryPolicy};
 use crate::consume::retry_topic;
@@ -149,6 +150,9 @@ impl BusBuilder {
             }
         }
         let (config, broker, bootstrap_servers) = choose_broker(config, self.broker).await?;
+        if broker.is_none() {
+            check_brokers(&config, &bootstrap_servers).await?;
+        }
         if config.creates_topics() {
             // Each consumed topic's dead-letter topic, and the retry topics of those whose
             // handlers retry through them.
@@ -192,6 +196,26 @@ impl BusBuilder {
             }),
         })
     }
+}
+
+/// Logs what weakens the configuration's TLS, and asks the real brokers for metadata once: wrong
+/// credentials or an untrusted certificate fail the build within seconds; brokers that do not
+/// answer (yet) are only logged, since librdkafka keeps trying.
+async fn check_brokers(config: &Config, servers: &str) -> Result<()> {
+    for warning in config.security_warnings() {
+        tracing::warn!("{warning}");
+    }
+    let (probe_config, probe_servers) = (config.clone(), servers.to_owned());
+    let limit = connect::START_LIMIT.min(config.delivery_timeout);
+    let probe = tokio::task::spawn_blocking(move || {
+        connect::probe(&probe_config, &probe_servers, limit)
+    })
+        .await
+        .map_err(|_| Error::State("probing the brokers panicked"))??;
+    if let connect::Probe::Unreachable(waited) = probe {
+        tracing::warn!(%servers, ?waited, "no Kafka broker answered yet; herald keeps trying (check KAFKA_BOOTSTRAP_SERVERS)");
+    }
+    Ok(())
 }
 
 /// Settles which broker the bus talks to: the configured servers, the caller's embedded broker,

@@ -106,6 +106,11 @@ pub struct Security {
     pub ssl_key_location: Option<String>,
     /// Password of the client key.
     pub ssl_key_password: Option<Secret>,
+    /// OAUTHBEARER settings (librdkafka `sasl.oauthbearer.config`, e.g. `principal=alice` for
+    /// librdkafka's unsecured JWT, turned on for development with
+    /// `KAFKA_PROPERTIES=enable.sasl.oauthbearer.unsecure.jwt=true`). The OIDC method
+    /// (`sasl.oauthbearer.method=oidc`) needs libcurl, which herald does not build.
+    pub sasl_oauthbearer_config: Option<Secret>,
 }
 
 const PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
@@ -118,7 +123,30 @@ const MECHANISMS: &[&str] = &[
 ];
 
 impl Security {
+    /// Whether the connection is encrypted (`SSL` or `SASL_SSL`).
+    fn uses_tls(&self) -> bool {
+        matches!(self.protocol.as_deref(), Some("SSL" | "SASL_SSL"))
+    }
+
     fn validate(&self) -> Result<()> {
+        for (variable, path) in [
+            ("KAFKA_SSL_CAFILE", &self.ssl_ca_location),
+            ("KAFKA_SSL_CERTFILE", &self.ssl_certificate_location),
+            ("KAFKA_SSL_KEYFILE", &self.ssl_key_location),
+        ] {
+            if let Some(path) = path {
+                if let Err(e) = std::fs::File::open(path) {
+                    return Err(Error::Config(format!(
+                        "{variable}: cannot read `{path}` ({e}): give the path of a readable PEM file"
+                    )));
+                }
+            }
+        }
+        if self.ssl_certificate_location.is_some() != self.ssl_key_location.is_some() {
+            return Err(Error::Config(
+                "mutual TLS needs both the client certificate and its key: set KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE together".into(),
+            ));
+        }
         let protocol = self.protocol.as_deref().unwrap_or("PLAINTEXT");
         if !PROTOCOLS.contains(&protocol) {
             return Err(Error::Config(format!(
@@ -162,7 +190,7 @@ impl Security {
     }
 
     fn apply(&self, config: &mut ClientConfig) {
-        let settings: [(&str, Option<&str>); 8] = [
+        let settings: [(&str, Option<&str>); 9] = [
             ("security.protocol", self.protocol.as_deref()),
             ("sasl.mechanism", self.sasl_mechanism.as_deref()),
             ("sasl.username", self.sasl_username.as_deref()),
@@ -180,11 +208,20 @@ impl Security {
                 "ssl.key.password",
                 self.ssl_key_password.as_ref().map(Secret::expose),
             ),
+            (
+                "sasl.oauthbearer.config",
+                self.sasl_oauthbearer_config.as_ref().map(Secret::expose),
+            ),
         ];
         for (key, value) in settings {
             if let Some(value) = value {
                 config.set(key, value);
             }
+        }
+        if self.uses_tls() && self.ssl_ca_location.is_none() {
+            // The OpenSSL built into herald looks for CA certificates in its own compiled-in
+            // directory, not the system's: let librdkafka find the system's store.
+            config.set("ssl.ca.location", "probe");
         }
     }
 }
@@ -248,6 +285,32 @@ const OWNED_PROPERTIES: &[(&str, &str)] = &[
         "enable.partition.eof",
         "herald's consumer loop does not read end-of-partition events",
     ),
+    (
+        "security.protocol",
+        "use KAFKA_SECURITY_PROTOCOL or `Config::security`, which herald checks (a pass-through could silently downgrade it)",
+    ),
+    (
+        "sasl.mechanism",
+        "use KAFKA_SASL_MECHANISM or `Config::security`",
+    ),
+    (
+        "sasl.mechanisms",
+        "it is librdkafka's alias of sasl.mechanism: use KAFKA_SASL_MECHANISM or `Config::security`",
+    ),
+    (
+        "sasl.username",
+        "use KAFKA_SASL_USERNAME or `Config::security`",
+    ),
+    (
+        "sasl.password",
+        "use KAFKA_SASL_PASSWORD or `Config::security`, which keeps it out of logs",
+    ),
+];
+
+/// Properties that turn off the checks that make TLS safe; herald warns when one is set.
+const UNSAFE_TLS_PROPERTIES: &[(&str, &str)] = &[
+    ("enable.ssl.certificate.verification", "false"),
+    ("ssl.endpoint.identification.algorithm", "none"),
 ];
 
 /// herald's configuration. Build it with [`Config::new`] and the setters, or read it with
@@ -372,7 +435,7 @@ impl Config {
     ///   `KAFKA_AUTO_OFFSET_RESET`
     /// - `KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_MECHANISM`, `KAFKA_SASL_USERNAME`,
     ///   `KAFKA_SASL_PASSWORD`, `KAFKA_SSL_CAFILE`, `KAFKA_SSL_CERTFILE`, `KAFKA_SSL_KEYFILE`,
-    ///   `KAFKA_SSL_KEY_PASSWORD`
+    ///   `KAFKA_SSL_KEY_PASSWORD`, `KAFKA_SASL_OAUTHBEARER_CONFIG`
     /// - `KAFKA_AUTO_CREATE_TOPICS`, `KAFKA_TOPIC_PARTITIONS`, `KAFKA_REPLICATION_FACTOR` (unset:
     ///   the cluster's default)
     /// - `KAFKA_MAX_RETRIES`, `KAFKA_RETRY_BASE_DELAY_MS`, `KAFKA_RETRY_MAX_DELAY_MS`,
@@ -447,6 +510,7 @@ impl Config {
             ssl_certificate_location: get("KAFKA_SSL_CERTFILE"),
             ssl_key_location: get("KAFKA_SSL_KEYFILE"),
             ssl_key_password: get("KAFKA_SSL_KEY_PASSWORD").map(Secret),
+            sasl_oauthbearer_config: get("KAFKA_SASL_OAUTHBEARER_CONFIG").map(Secret),
         };
         config.auto_create_topics = boolean("KAFKA_AUTO_CREATE_TOPICS")?;
         if let Some(n) = positive("KAFKA_TOPIC_PARTITIONS")? {
@@ -831,15 +895,33 @@ impl Config {
         if self.max_buffered_bytes_per_partition == 0 {
             return fail("max_buffered_bytes_per_partition must be at least 1".into());
         }
-        for key in self.properties.keys() {
+        for (key, value) in &self.properties {
             let normalized = key.trim().to_ascii_lowercase();
             if let Some((owned, why)) = OWNED_PROPERTIES.iter().find(|(k, _)| *k == normalized) {
                 return fail(format!(
                     "property `{owned}` is set by herald and cannot be passed through: {why}"
                 ));
             }
+            if normalized == "sasl.oauthbearer.method" && value.trim().eq_ignore_ascii_case("oidc") {
+                return fail("sasl.oauthbearer.method=oidc needs libcurl, which herald's librdkafka is built without: pass a token through KAFKA_SASL_OAUTHBEARER_CONFIG instead".into());
+            }
         }
         self.security.validate()
+    }
+
+    /// What in this configuration weakens TLS (certificate or host name verification turned
+    /// off), one sentence each; herald logs them as warnings when it builds a bus.
+    pub fn security_warnings(&self) -> Vec<String> {
+        self.properties
+            .iter()
+            .filter_map(|(key, value)| {
+                let key = key.trim().to_ascii_lowercase();
+                UNSAFE_TLS_PROPERTIES
+                    .iter()
+                    .find(|(k, v)| *k == key && value.trim().eq_ignore_ascii_case(v))
+                    .map(|(k, v)| format!("{k}={v} turns off a TLS check: a machine in the middle can read and change everything herald sends and receives; use it only against a test broker"))
+            })
+            .collect()
     }
 
     fn client(&self, bootstrap_servers: &str) -> ClientConfig {

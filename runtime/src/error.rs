@@ -181,6 +181,18 @@ pub enum Error {
         waited: Duration,
     },
 
+    /// The brokers refused herald: wrong credentials, or a TLS handshake that failed (an untrusted
+    /// certificate on either side). Nothing secret is in the message.
+    #[error("the Kafka brokers at `{servers}` refused the connection: {reason}; check {check}")]
+    Authentication {
+        /// The bootstrap servers.
+        servers: String,
+        /// What librdkafka reported, secrets removed.
+        reason: String,
+        /// The settings to check.
+        check: String,
+    },
+
     /// A topic that must exist does not.
     #[error("topic `{topic}` does not exist: {hint}")]
     TopicNotFound {
@@ -288,7 +300,21 @@ impl fmt::Display for RegistryConflicts {
 
 impl Error {
     pub(crate) fn kafka(operation: &'static str, source: KafkaError) -> Self {
-        Self::Kafka { operation, source }
+        match source {
+            // librdkafka's text of a refused property holds its value, which may be a password:
+            // name the key, never the value.
+            KafkaError::ClientConfig(_, description, key, value) => {
+                let description = if value.is_empty() {
+                    description
+                } else {
+                    description.replace(&value, "***")
+                };
+                Self::Config(format!(
+                    "librdkafka refused the property `{key}` while {operation} ({description}; the value is not shown): fix it where it is set (KAFKA_PROPERTIES, a KAFKA_* variable or the matching Config setting)"
+                ))
+            }
+            source => Self::Kafka { operation, source },
+        }
     }
 
     /// Whether doing the same thing again can succeed without changing anything: `true` for

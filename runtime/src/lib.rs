@@ -49,6 +49,7 @@ mod bus;
 pub mod codec;
 pub mod command;
 pub mod config;
+mod connect;
 mod consume;
 mod context;
 pub mod dlq;

@@ -75,6 +75,7 @@ impl DeadLetters {
                 "no Kafka brokers are configured: set KAFKA_BOOTSTRAP_SERVERS (or `Config::bootstrap_servers`) to the brokers holding the dead-letter topic".into(),
             )),
         };
+        config.check_connection(timeout).await?;
         Self::open(config, &servers, dlq_topic, timeout, None).await
     }
 
