@@ -98,7 +98,11 @@ impl Common {
             (&mut security.sasl_mechanism, &self.sasl_mechanism, true),
             (&mut security.sasl_username, &self.sasl_username, false),
             (&mut security.ssl_ca_location, &self.ssl_ca, false),
-            (&mut security.ssl_certificate_location, &self.ssl_cert, false),
+            (
+                &mut security.ssl_certificate_location,
+                &self.ssl_cert,
+                false,
+            ),
             (&mut security.ssl_key_location, &self.ssl_key, false),
         ];
         for (setting, flag, upper) in flags {

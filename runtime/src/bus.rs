@@ -207,11 +207,10 @@ async fn check_brokers(config: &Config, servers: &str) -> Result<()> {
     }
     let (probe_config, probe_servers) = (config.clone(), servers.to_owned());
     let limit = connect::START_LIMIT.min(config.delivery_timeout);
-    let probe = tokio::task::spawn_blocking(move || {
-        connect::probe(&probe_config, &probe_servers, limit)
-    })
-        .await
-        .map_err(|_| Error::State("probing the brokers panicked"))??;
+    let probe =
+        tokio::task::spawn_blocking(move || connect::probe(&probe_config, &probe_servers, limit))
+            .await
+            .map_err(|_| Error::State("probing the brokers panicked"))??;
     if let connect::Probe::Unreachable(waited) = probe {
         tracing::warn!(%servers, ?waited, "no Kafka broker answered yet; herald keeps trying (check KAFKA_BOOTSTRAP_SERVERS)");
     }

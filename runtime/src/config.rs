@@ -902,7 +902,8 @@ impl Config {
                     "property `{owned}` is set by herald and cannot be passed through: {why}"
                 ));
             }
-            if normalized == "sasl.oauthbearer.method" && value.trim().eq_ignore_ascii_case("oidc") {
+            if normalized == "sasl.oauthbearer.method" && value.trim().eq_ignore_ascii_case("oidc")
+            {
                 return fail("sasl.oauthbearer.method=oidc needs libcurl, which herald's librdkafka is built without: pass a token through KAFKA_SASL_OAUTHBEARER_CONFIG instead".into());
             }
         }
