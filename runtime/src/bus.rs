@@ -153,24 +153,40 @@ impl BusBuilder {
         if broker.is_none() {
             check_brokers(&config, &bootstrap_servers).await?;
         }
-        if config.creates_topics() {
-            // Each consumed topic's dead-letter topic, and the retry topics of those whose
-            // handlers retry through them.
-            let mut dead_letter_topics: Vec<String> = Vec::new();
-            for handler in registry.handlers() {
-                dead_letter_topics.push(config.dlq_topic(handler.topic));
+        // Each consumed topic's dead-letter topic, and the retry topics of those whose handlers
+        // retry through them; `running` marks those of the groups this bus runs.
+        let mut forwarded: Vec<(String, bool)> = Vec::new();
+        for (group, handlers) in registry.handlers_by_group(config.default_group()) {
+            let running = self.groups.as_ref().is_none_or(|only| only.contains(&group));
+            for handler in handlers {
+                forwarded.push((config.dlq_topic(handler.topic), running));
                 if policies
                     .for_handler(handler)
                     .is_ok_and(|p| p.mode == crate::RetryMode::Topics)
                 {
-                    dead_letter_topics.extend(retry_topic::retry_topics(handler.topic));
+                    forwarded.extend(
+                        retry_topic::retry_topics(handler.topic)
+                            .into_iter()
+                            .map(|t| (t, running)),
+                    );
                 }
             }
+        }
+        if config.creates_topics() {
             let mut wanted: Vec<&str> = registry.topics();
-            wanted.extend(dead_letter_topics.iter().map(String::as_str));
+            wanted.extend(forwarded.iter().map(|(t, _)| t.as_str()));
             wanted.sort_unstable();
             wanted.dedup();
             topics::ensure_topics(&config, &bootstrap_servers, broker.as_deref(), &wanted).await?;
+        }
+        if broker.is_none() {
+            let mut written: Vec<String> = forwarded
+                .into_iter()
+                .filter_map(|(t, running)| running.then_some(t))
+                .collect();
+            written.sort_unstable();
+            written.dedup();
+            check_writable(&config, &bootstrap_servers, written).await?;
         }
         telemetry::metrics::describe();
         let counters = Arc::new(Counters::default());
@@ -215,6 +231,26 @@ async fn check_brokers(config: &Config, servers: &str) -> Result<()> {
         tracing::warn!(%servers, ?waited, "no Kafka broker answered yet; herald keeps trying (check KAFKA_BOOTSTRAP_SERVERS)");
     }
     Ok(())
+}
+
+/// Fails when this client's principal may not write one of the dead-letter and retry topics its
+/// consumer groups copy messages to: a message that failed for good would otherwise hold its
+/// partition while the copy is retried.
+async fn check_writable(config: &Config, servers: &str, topics: Vec<String>) -> Result<()> {
+    let (config, servers) = (config.clone(), servers.to_owned());
+    let denied = tokio::task::spawn_blocking(move || {
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        topics::unwritable(&config, &servers, &names, connect::START_LIMIT)
+    })
+    .await
+    .map_err(|_| Error::State("checking topic permissions panicked"))??;
+    if denied.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Topic {
+        topic: denied.join(", "),
+        reason: "this client's principal may not write it (no WRITE permission): grant WRITE on it (kafka-acls --add --allow-principal ... --operation Write --topic ...), or a message that fails for good would hold its partition while herald retries the copy".into(),
+    })
 }
 
 /// Settles which broker the bus talks to: the configured servers, the caller's embedded broker,

@@ -1522,4 +1522,163 @@ mod tests {
         assert!(Config::new("a").retry_jitter(f64::NAN).validate().is_err());
         assert!(Config::new("a").retry_jitter(0.0).validate().is_ok());
     }
+
+    /// A PEM file of the unit tests' own CA and client certificate (CN=alice).
+    fn tls_file(name: &str) -> String {
+        format!("{}/tests/data/tls/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn secured(protocol: &str, mechanism: Option<&str>) -> Config {
+        let mut config = Config::new("secure").bootstrap_servers("127.0.0.1:1");
+        config.security = Security {
+            protocol: Some(protocol.into()),
+            sasl_mechanism: mechanism.map(Into::into),
+            sasl_username: mechanism
+                .filter(|m| *m != "OAUTHBEARER")
+                .map(|_| "alice".into()),
+            sasl_password: mechanism
+                .filter(|m| *m != "OAUTHBEARER")
+                .map(|_| Secret::new("alice-secret")),
+            ssl_ca_location: protocol.ends_with("SSL").then(|| tls_file("ca.pem")),
+            ..Security::default()
+        };
+        config
+    }
+
+    /// Every security setting herald advertises creates a producer and a consumer: librdkafka is
+    /// built with TLS, SASL (PLAIN, SCRAM, OAUTHBEARER) and zstd. Before TLS was compiled in,
+    /// each of these failed with "OpenSSL not available at build time".
+    #[test]
+    fn a_producer_and_a_consumer_are_created_with_each_security_setting() {
+        use rdkafka::consumer::BaseConsumer;
+        use rdkafka::producer::BaseProducer;
+        let mut mutual_tls = secured("SSL", None);
+        mutual_tls.security.ssl_certificate_location = Some(tls_file("client.pem"));
+        mutual_tls.security.ssl_key_location = Some(tls_file("client.key"));
+        let mut oauth = secured("SASL_SSL", Some("OAUTHBEARER"))
+            .property("enable.sasl.oauthbearer.unsecure.jwt", "true");
+        oauth.security.sasl_oauthbearer_config = Some(Secret::new("principal=alice"));
+        let cases = [
+            ("SSL with a CA file", secured("SSL", None)),
+            ("mutual TLS", mutual_tls),
+            ("SASL_SSL SCRAM-SHA-256", secured("SASL_SSL", Some("SCRAM-SHA-256"))),
+            ("SASL_SSL SCRAM-SHA-512", secured("SASL_SSL", Some("SCRAM-SHA-512"))),
+            ("SASL_SSL PLAIN", secured("SASL_SSL", Some("PLAIN"))),
+            ("SASL_PLAINTEXT PLAIN", secured("SASL_PLAINTEXT", Some("PLAIN"))),
+            ("SASL_SSL OAUTHBEARER (unsecured JWT)", oauth),
+            (
+                "SSL, no CA file (system store)",
+                Config {
+                    security: Security {
+                        ssl_ca_location: None,
+                        ..secured("SSL", None).security
+                    },
+                    ..secured("SSL", None)
+                },
+            ),
+            (
+                "zstd compression",
+                Config::new("z")
+                    .bootstrap_servers("127.0.0.1:1")
+                    .property("compression.type", "zstd"),
+            ),
+        ];
+        for (name, config) in cases {
+            config.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+            let producer: Result<BaseProducer, _> =
+                config.producer_config("127.0.0.1:1").create();
+            assert!(producer.is_ok(), "{name}: producer: {:?}", producer.err());
+            let consumer: Result<BaseConsumer, _> =
+                config.consumer_config("127.0.0.1:1", "g").create();
+            assert!(consumer.is_ok(), "{name}: consumer: {:?}", consumer.err());
+        }
+    }
+
+    #[test]
+    fn properties_cannot_downgrade_security_and_weakened_tls_is_reported() {
+        let vars = vars(&[
+            ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+            ("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+            ("KAFKA_SASL_USERNAME", "alice"),
+            ("KAFKA_SASL_PASSWORD", "alice-secret"),
+            ("KAFKA_PROPERTIES", "security.protocol=PLAINTEXT"),
+        ]);
+        let err = Config::from_vars("a", vars).unwrap_err();
+        assert!(
+            err.to_string().contains("KAFKA_SECURITY_PROTOCOL"),
+            "{err}"
+        );
+        for key in ["sasl.password", "sasl.mechanisms", "sasl.username"] {
+            let err = Config::new("a").property(key, "x").validate().unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
+        let err = Config::new("a")
+            .property("sasl.oauthbearer.method", "oidc")
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("libcurl"), "{err}");
+
+        let weakened = Config::new("a")
+            .property("enable.ssl.certificate.verification", "false")
+            .property("ssl.endpoint.identification.algorithm", "none");
+        let warnings = weakened.security_warnings();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("enable.ssl.certificate.verification=false"));
+        assert!(Config::new("a").security_warnings().is_empty());
+    }
+
+    #[test]
+    fn tls_without_a_ca_file_finds_the_system_store_and_bad_files_are_refused() {
+        let system = Config {
+            security: Security {
+                ssl_ca_location: None,
+                ..secured("SSL", None).security
+            },
+            ..secured("SSL", None)
+        };
+        assert_eq!(system.admin_config("k:1").get("ssl.ca.location"), Some("probe"));
+        let own = secured("SSL", None);
+        assert_eq!(
+            own.admin_config("k:1").get("ssl.ca.location"),
+            Some(tls_file("ca.pem").as_str())
+        );
+        assert_eq!(
+            Config::new("a").admin_config("k:1").get("ssl.ca.location"),
+            None
+        );
+
+        let missing = Config {
+            security: Security {
+                ssl_ca_location: Some("/no/such/ca.pem".into()),
+                ..secured("SSL", None).security
+            },
+            ..secured("SSL", None)
+        };
+        let err = missing.validate().unwrap_err().to_string();
+        assert!(err.contains("KAFKA_SSL_CAFILE") && err.contains("/no/such/ca.pem"), "{err}");
+        let mut half = secured("SSL", None);
+        half.security.ssl_certificate_location = Some(tls_file("client.pem"));
+        let err = half.validate().unwrap_err().to_string();
+        assert!(err.contains("KAFKA_SSL_KEYFILE"), "{err}");
+    }
+
+    #[test]
+    fn a_refused_property_names_its_key_and_never_its_value() {
+        use rdkafka::producer::BaseProducer;
+        let config = Config::new("a")
+            .bootstrap_servers("k:1")
+            .property("ssl.key.pasword", "hunter2-secret");
+        let err = match config.producer_config("k:1").create::<BaseProducer>() {
+            Ok(_) => panic!("librdkafka took an unknown property"),
+            Err(e) => Error::kafka("creating the producer", e),
+        };
+        let text = err.to_string();
+        assert!(text.contains("ssl.key.pasword"), "{text}");
+        assert!(!text.contains("hunter2"), "the value leaked: {text}");
+        let err = Config::new("a")
+            .bootstrap_servers("k:1")
+            .property("security.protocol", "SASL_SSL")
+            .validate();
+        assert!(err.is_err());
+    }
 }

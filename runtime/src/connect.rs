@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -26,15 +26,22 @@ struct Recorder {
 impl ClientContext for Recorder {
     fn error(&self, error: KafkaError, reason: &str) {
         use RDKafkaErrorCode as C;
-        if let Some(code @ (C::Authentication | C::SaslAuthenticationFailed | C::SSL)) =
-            error.rdkafka_error_code()
-        {
-            *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some((code, reason.into()));
-        }
+        let code = match error.rdkafka_error_code() {
+            Some(code @ (C::Authentication | C::SaslAuthenticationFailed | C::SSL)) => code,
+            // A broker that refuses the client's certificate ends the TLS session with an alert,
+            // which reaches the client as a transport failure.
+            Some(C::BrokerTransportFailure) if reason.contains("SSL routines") => C::SSL,
+            _ => return,
+        };
+        *self.refused.lock().unwrap_or_else(|e| e.into_inner()) = Some((code, reason.into()));
     }
 }
 
-impl ConsumerContext for Recorder {}
+impl ProducerContext for Recorder {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, _: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
+}
 
 /// What the probe found.
 #[derive(Debug)]
@@ -52,17 +59,20 @@ pub(crate) enum Probe {
 /// [`Error::Authentication`] when the brokers refused the credentials or the TLS handshake failed,
 /// naming what to check; [`Error::Config`] when the client cannot be created.
 pub(crate) fn probe(config: &Config, servers: &str, limit: Duration) -> Result<Probe> {
-    let mut client = config.admin_config(servers);
-    client.set("group.id", "herald-probe");
-    let consumer: BaseConsumer<Recorder> = client
+    // A producer's poll hands librdkafka's error events, with their text, to the context (a
+    // consumer's turns them into bare codes); it never sends anything.
+    let client: BaseProducer<Recorder> = config
+        .admin_config(servers)
         .create_with_context(Recorder::default())
         .map_err(|e| Error::kafka("connecting to the brokers", e))?;
     let started = Instant::now();
     loop {
-        let answered = consumer
+        let answered = client
+            .client()
             .fetch_metadata(None, Duration::from_millis(500))
             .is_ok();
-        let refused = consumer
+        client.poll(Duration::ZERO);
+        let refused = client
             .context()
             .refused
             .lock()

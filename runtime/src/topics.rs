@@ -77,6 +77,106 @@ pub(crate) async fn ensure_topics(
     Ok(())
 }
 
+/// Of `topics`, those this client's principal may not write (or not even describe), asked with
+/// one DescribeTopics request that includes the authorized operations (KIP-430). Blocks for up to
+/// `timeout`. A broker without an authorizer, or one that does not report the operations, allows
+/// everything. rust-rdkafka has no DescribeTopics, so this calls librdkafka's admin API directly.
+///
+/// # Errors
+/// [`Error::Config`] when the client cannot be created; [`Error::Topic`] when the request fails.
+pub(crate) fn unwritable(
+    config: &Config,
+    bootstrap_servers: &str,
+    topics: &[&str],
+    timeout: Duration,
+) -> Result<Vec<String>> {
+    use rdkafka::bindings as rd;
+    use std::ffi::{CStr, CString};
+    if topics.is_empty() {
+        return Ok(Vec::new());
+    }
+    let client: rdkafka::consumer::BaseConsumer = config
+        .admin_config(bootstrap_servers)
+        .create()
+        .map_err(|e| Error::kafka("creating the client that checks topic permissions", e))?;
+    let names: Vec<CString> = topics
+        .iter()
+        .map(|t| CString::new(*t).expect("topic names hold no NUL"))
+        .collect();
+    let mut pointers: Vec<*const std::ffi::c_char> = names.iter().map(|n| n.as_ptr()).collect();
+    let failed = |reason: String| Error::Topic {
+        topic: topics.join(", "),
+        reason: format!("could not check that this client may write it ({reason})"),
+    };
+    let rk = rdkafka::consumer::Consumer::client(&client).native_ptr();
+    // SAFETY: every pointer passed to librdkafka is valid for the call: `rk` lives as long as
+    // `client`, `pointers` and `names` outlive the request (librdkafka copies the names), and each
+    // object librdkafka returns is destroyed once, after its last use. The result's descriptions
+    // live as long as `event`, which is destroyed after they were read.
+    unsafe {
+        let queue = rd::rd_kafka_queue_new(rk);
+        let collection =
+            rd::rd_kafka_TopicCollection_of_topic_names(pointers.as_mut_ptr(), pointers.len());
+        let options =
+            rd::rd_kafka_AdminOptions_new(rk, rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBETOPICS);
+        let error = rd::rd_kafka_AdminOptions_set_include_authorized_operations(options, 1);
+        if !error.is_null() {
+            rd::rd_kafka_error_destroy(error);
+        }
+        rd::rd_kafka_DescribeTopics(rk, collection, options, queue);
+        let event = rd::rd_kafka_queue_poll(queue, i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX));
+        rd::rd_kafka_AdminOptions_destroy(options);
+        rd::rd_kafka_TopicCollection_destroy(collection);
+        let outcome = if event.is_null() {
+            Err(failed(format!("no answer within {timeout:?}")))
+        } else if rd::rd_kafka_event_error(event) != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            let text = CStr::from_ptr(rd::rd_kafka_event_error_string(event)).to_string_lossy().into_owned();
+            Err(failed(text))
+        } else {
+            let result = rd::rd_kafka_event_DescribeTopics_result(event);
+            let mut count = 0;
+            let descriptions = rd::rd_kafka_DescribeTopics_result_topics(result, &mut count);
+            let mut denied = Vec::new();
+            for i in 0..count {
+                let description = *descriptions.add(i);
+                let name = CStr::from_ptr(rd::rd_kafka_TopicDescription_name(description))
+                    .to_string_lossy()
+                    .into_owned();
+                let error = rd::rd_kafka_TopicDescription_error(description);
+                if !error.is_null()
+                    && rd::rd_kafka_error_code(error)
+                        == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
+                {
+                    denied.push(name);
+                    continue;
+                }
+                let mut ops_count = 0;
+                let ops = rd::rd_kafka_TopicDescription_authorized_operations(description, &mut ops_count);
+                if ops.is_null() || ops_count == 0 {
+                    continue; // not reported: nothing to hold against the client
+                }
+                let ops = std::slice::from_raw_parts(ops, ops_count);
+                let writes = ops.iter().any(|op| {
+                    matches!(
+                        op,
+                        rd::rd_kafka_AclOperation_t::RD_KAFKA_ACL_OPERATION_WRITE
+                            | rd::rd_kafka_AclOperation_t::RD_KAFKA_ACL_OPERATION_ALL
+                    )
+                });
+                if !writes {
+                    denied.push(name);
+                }
+            }
+            Ok(denied)
+        };
+        if !event.is_null() {
+            rd::rd_kafka_event_destroy(event);
+        }
+        rd::rd_kafka_queue_destroy(queue);
+        outcome
+    }
+}
+
 /// The error of creating one topic through the admin API.
 fn admin_error((topic, code): (String, RDKafkaErrorCode)) -> Error {
     match code {
