@@ -134,3 +134,106 @@ fn topics_shows_watermarks_and_the_lag_of_listed_groups() {
         assert_eq!(group_rows(&listed, &group), []);
     }
 }
+
+/// Runs `herald` with `args` and `env`, without the caller's Kafka environment.
+fn herald(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("KAFKA_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("the herald binary runs")
+}
+
+#[test]
+fn topics_and_dlq_reach_a_secured_broker_with_flags_or_variables() {
+    let (Ok(servers), Ok(tls)) = (
+        std::env::var("HERALD_TEST_KAFKA_SASL_SSL"),
+        std::env::var("HERALD_TEST_KAFKA_TLS_DIR"),
+    ) else {
+        support::say("skipped topics_and_dlq_reach_a_secured_broker_with_flags_or_variables: it needs HERALD_TEST_KAFKA_SASL_SSL and HERALD_TEST_KAFKA_TLS_DIR (bash .ci/kafka/cluster.sh start DIR; source DIR/env)");
+        return;
+    };
+    // As the admin on the plaintext listener: a topic under `sec.`, where alice may read.
+    let kafka = TestKafka::start();
+    let topic = format!("sec.{}", kafka.topic("cli"));
+    kafka.create_topic(&topic, 2);
+    kafka.create_topic(&format!("{topic}.dlq"), 1);
+    let ca = format!("{tls}/ca.pem");
+    let dir = std::env::temp_dir().join(format!("herald-cli-secured-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (right, wrong) = (dir.join("right"), dir.join("wrong"));
+    std::fs::write(&right, "alice-secret\n").unwrap();
+    std::fs::write(&wrong, "not-alices-password-7\n").unwrap();
+
+    let flags = |password: &std::path::Path| {
+        vec![
+            "--bootstrap-servers".to_owned(),
+            servers.clone(),
+            "--security-protocol".into(),
+            "SASL_SSL".into(),
+            "--sasl-mechanism".into(),
+            "SCRAM-SHA-512".into(),
+            "--sasl-username".into(),
+            "alice".into(),
+            "--sasl-password-file".into(),
+            password.display().to_string(),
+            "--ssl-ca".into(),
+            ca.clone(),
+            "--json".into(),
+            "topics".into(),
+            "--topic".into(),
+            topic.clone(),
+        ]
+    };
+    let args = flags(&right);
+    let listed = herald(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let stderr = String::from_utf8_lossy(&listed.stderr);
+    assert!(listed.status.success(), "{stderr}");
+    let report: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(report["topics"][0]["topic"], topic.as_str());
+    assert_eq!(
+        report["topics"][0]["partitions"].as_array().unwrap().len(),
+        2
+    );
+
+    let args = flags(&wrong);
+    let started = std::time::Instant::now();
+    let refused = herald(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("KAFKA_SASL_PASSWORD"), "{stderr}");
+    assert!(
+        !stderr.contains("not-alices-password"),
+        "the password leaked: {stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // herald dlq, configured by the KAFKA_* variables alone.
+    let env = [
+        ("KAFKA_BOOTSTRAP_SERVERS", servers.as_str()),
+        ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+        ("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+        ("KAFKA_SASL_USERNAME", "alice"),
+        ("KAFKA_SASL_PASSWORD", "alice-secret"),
+        ("KAFKA_SSL_CAFILE", ca.as_str()),
+    ];
+    let counted = herald(&["dlq", "count", &topic], &env);
+    let stdout = String::from_utf8_lossy(&counted.stdout);
+    assert!(
+        counted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&counted.stderr)
+    );
+    assert_eq!(stdout.trim(), format!("0 dead letters in {topic}.dlq"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
