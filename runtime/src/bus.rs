@@ -157,7 +157,10 @@ impl BusBuilder {
         // retry through them; `running` marks those of the groups this bus runs.
         let mut forwarded: Vec<(String, bool)> = Vec::new();
         for (group, handlers) in registry.handlers_by_group(config.default_group()) {
-            let running = self.groups.as_ref().is_none_or(|only| only.contains(&group));
+            let running = self
+                .groups
+                .as_ref()
+                .is_none_or(|only| only.contains(&group));
             for handler in handlers {
                 forwarded.push((config.dlq_topic(handler.topic), running));
                 if policies

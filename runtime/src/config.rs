@@ -1561,10 +1561,19 @@ mod tests {
         let cases = [
             ("SSL with a CA file", secured("SSL", None)),
             ("mutual TLS", mutual_tls),
-            ("SASL_SSL SCRAM-SHA-256", secured("SASL_SSL", Some("SCRAM-SHA-256"))),
-            ("SASL_SSL SCRAM-SHA-512", secured("SASL_SSL", Some("SCRAM-SHA-512"))),
+            (
+                "SASL_SSL SCRAM-SHA-256",
+                secured("SASL_SSL", Some("SCRAM-SHA-256")),
+            ),
+            (
+                "SASL_SSL SCRAM-SHA-512",
+                secured("SASL_SSL", Some("SCRAM-SHA-512")),
+            ),
             ("SASL_SSL PLAIN", secured("SASL_SSL", Some("PLAIN"))),
-            ("SASL_PLAINTEXT PLAIN", secured("SASL_PLAINTEXT", Some("PLAIN"))),
+            (
+                "SASL_PLAINTEXT PLAIN",
+                secured("SASL_PLAINTEXT", Some("PLAIN")),
+            ),
             ("SASL_SSL OAUTHBEARER (unsecured JWT)", oauth),
             (
                 "SSL, no CA file (system store)",
@@ -1585,8 +1594,7 @@ mod tests {
         ];
         for (name, config) in cases {
             config.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
-            let producer: Result<BaseProducer, _> =
-                config.producer_config("127.0.0.1:1").create();
+            let producer: Result<BaseProducer, _> = config.producer_config("127.0.0.1:1").create();
             assert!(producer.is_ok(), "{name}: producer: {:?}", producer.err());
             let consumer: Result<BaseConsumer, _> =
                 config.consumer_config("127.0.0.1:1", "g").create();
@@ -1604,10 +1612,7 @@ mod tests {
             ("KAFKA_PROPERTIES", "security.protocol=PLAINTEXT"),
         ]);
         let err = Config::from_vars("a", vars).unwrap_err();
-        assert!(
-            err.to_string().contains("KAFKA_SECURITY_PROTOCOL"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("KAFKA_SECURITY_PROTOCOL"), "{err}");
         for key in ["sasl.password", "sasl.mechanisms", "sasl.username"] {
             let err = Config::new("a").property(key, "x").validate().unwrap_err();
             assert!(err.to_string().contains(key), "{err}");
@@ -1636,7 +1641,10 @@ mod tests {
             },
             ..secured("SSL", None)
         };
-        assert_eq!(system.admin_config("k:1").get("ssl.ca.location"), Some("probe"));
+        assert_eq!(
+            system.admin_config("k:1").get("ssl.ca.location"),
+            Some("probe")
+        );
         let own = secured("SSL", None);
         assert_eq!(
             own.admin_config("k:1").get("ssl.ca.location"),
@@ -1655,7 +1663,10 @@ mod tests {
             ..secured("SSL", None)
         };
         let err = missing.validate().unwrap_err().to_string();
-        assert!(err.contains("KAFKA_SSL_CAFILE") && err.contains("/no/such/ca.pem"), "{err}");
+        assert!(
+            err.contains("KAFKA_SSL_CAFILE") && err.contains("/no/such/ca.pem"),
+            "{err}"
+        );
         let mut half = secured("SSL", None);
         half.security.ssl_certificate_location = Some(tls_file("client.pem"));
         let err = half.validate().unwrap_err().to_string();

@@ -95,10 +95,11 @@ pub(crate) fn unwritable(
     if topics.is_empty() {
         return Ok(Vec::new());
     }
-    let client: rdkafka::consumer::BaseConsumer = config
-        .admin_config(bootstrap_servers)
-        .create()
-        .map_err(|e| Error::kafka("creating the client that checks topic permissions", e))?;
+    let client: rdkafka::consumer::BaseConsumer =
+        config
+            .admin_config(bootstrap_servers)
+            .create()
+            .map_err(|e| Error::kafka("creating the client that checks topic permissions", e))?;
     let names: Vec<CString> = topics
         .iter()
         .map(|t| CString::new(*t).expect("topic names hold no NUL"))
@@ -117,20 +118,29 @@ pub(crate) fn unwritable(
         let queue = rd::rd_kafka_queue_new(rk);
         let collection =
             rd::rd_kafka_TopicCollection_of_topic_names(pointers.as_mut_ptr(), pointers.len());
-        let options =
-            rd::rd_kafka_AdminOptions_new(rk, rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBETOPICS);
+        let options = rd::rd_kafka_AdminOptions_new(
+            rk,
+            rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBETOPICS,
+        );
         let error = rd::rd_kafka_AdminOptions_set_include_authorized_operations(options, 1);
         if !error.is_null() {
             rd::rd_kafka_error_destroy(error);
         }
         rd::rd_kafka_DescribeTopics(rk, collection, options, queue);
-        let event = rd::rd_kafka_queue_poll(queue, i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX));
+        let event = rd::rd_kafka_queue_poll(
+            queue,
+            i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX),
+        );
         rd::rd_kafka_AdminOptions_destroy(options);
         rd::rd_kafka_TopicCollection_destroy(collection);
         let outcome = if event.is_null() {
             Err(failed(format!("no answer within {timeout:?}")))
-        } else if rd::rd_kafka_event_error(event) != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-            let text = CStr::from_ptr(rd::rd_kafka_event_error_string(event)).to_string_lossy().into_owned();
+        } else if rd::rd_kafka_event_error(event)
+            != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+        {
+            let text = CStr::from_ptr(rd::rd_kafka_event_error_string(event))
+                .to_string_lossy()
+                .into_owned();
             Err(failed(text))
         } else {
             let result = rd::rd_kafka_event_DescribeTopics_result(event);
@@ -151,7 +161,10 @@ pub(crate) fn unwritable(
                     continue;
                 }
                 let mut ops_count = 0;
-                let ops = rd::rd_kafka_TopicDescription_authorized_operations(description, &mut ops_count);
+                let ops = rd::rd_kafka_TopicDescription_authorized_operations(
+                    description,
+                    &mut ops_count,
+                );
                 if ops.is_null() || ops_count == 0 {
                     continue; // not reported: nothing to hold against the client
                 }

@@ -149,9 +149,21 @@ async fn each_security_mode_publishes_and_consumes_end_to_end() {
         return;
     };
     let modes = [
-        ("SASL_SSL SCRAM-SHA-512", sasl_ssl.clone(), scram("SCRAM-SHA-512", PASSWORD)),
-        ("SASL_SSL SCRAM-SHA-256", sasl_ssl, scram("SCRAM-SHA-256", PASSWORD)),
-        ("SSL mutual TLS", ssl, mutual_tls("client.pem", "client.key")),
+        (
+            "SASL_SSL SCRAM-SHA-512",
+            sasl_ssl.clone(),
+            scram("SCRAM-SHA-512", PASSWORD),
+        ),
+        (
+            "SASL_SSL SCRAM-SHA-256",
+            sasl_ssl,
+            scram("SCRAM-SHA-256", PASSWORD),
+        ),
+        (
+            "SSL mutual TLS",
+            ssl,
+            mutual_tls("client.pem", "client.key"),
+        ),
         ("SASL_PLAINTEXT PLAIN", sasl_plaintext.clone(), plain()),
         ("SASL_PLAINTEXT OAUTHBEARER", sasl_plaintext, oauthbearer()),
     ];
@@ -208,8 +220,18 @@ async fn an_untrusted_certificate_fails_within_seconds_naming_the_setting() {
     // The broker does not trust the client: its certificate is signed by another CA.
     let distrusted = mutual_tls("untrusted-client.pem", "untrusted-client.key");
     for (case, servers, security, setting) in [
-        ("the broker's certificate", sasl_ssl, distrusting, "KAFKA_SSL_CAFILE"),
-        ("the client's certificate", ssl, distrusted, "KAFKA_SSL_CERTFILE"),
+        (
+            "the broker's certificate",
+            sasl_ssl,
+            distrusting,
+            "KAFKA_SSL_CAFILE",
+        ),
+        (
+            "the client's certificate",
+            ssl,
+            distrusted,
+            "KAFKA_SSL_CERTFILE",
+        ),
     ] {
         let started = Instant::now();
         let err = Bus::builder(config(&servers, security, &prefix("sec.")))
@@ -218,10 +240,19 @@ async fn an_untrusted_certificate_fails_within_seconds_naming_the_setting() {
             .expect_err("an untrusted certificate must not build a bus");
         let took = started.elapsed();
         let text = err.to_string();
-        assert!(matches!(err, Error::Authentication { .. }), "{case}: {err:?}");
+        assert!(
+            matches!(err, Error::Authentication { .. }),
+            "{case}: {err:?}"
+        );
         assert!(text.contains(setting), "{case}: {text}");
-        assert!(!text.contains(PASSWORD), "{case}: the password leaked: {text}");
-        assert!(took < Duration::from_secs(10), "{case}: refused after {took:?}");
+        assert!(
+            !text.contains(PASSWORD),
+            "{case}: the password leaked: {text}"
+        );
+        assert!(
+            took < Duration::from_secs(10),
+            "{case}: refused after {took:?}"
+        );
         println!("untrusted {case} refused in {took:?}: {text}");
     }
 }
