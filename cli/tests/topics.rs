@@ -18,17 +18,9 @@ use support::TestKafka;
 /// Runs `herald topics --json` with `args` against `kafka`, without the caller's Kafka
 /// environment; returns the parsed report and stderr.
 fn topics_json(kafka: &TestKafka, args: &[&str]) -> (Value, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("KAFKA_") {
-            command.env_remove(name);
-        }
-    }
-    let out = command
-        .args(["--bootstrap-servers", kafka.bootstrap(), "--json", "topics"])
-        .args(args)
-        .output()
-        .expect("the herald binary runs");
+    let mut all = vec!["--bootstrap-servers", kafka.bootstrap(), "--json", "topics"];
+    all.extend_from_slice(args);
+    let out = herald(&all, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "herald topics failed: {stderr}");
     let report = serde_json::from_slice(&out.stdout)
