@@ -150,9 +150,7 @@ impl BusBuilder {
             }
         }
         let (config, broker, bootstrap_servers) = choose_broker(config, self.broker).await?;
-        if broker.is_none() {
-            check_brokers(&config, &bootstrap_servers).await?;
-        }
+        let answered = broker.is_some() || check_brokers(&config, &bootstrap_servers).await?;
         // Each consumed topic's dead-letter topic, and the retry topics of those whose handlers
         // retry through them; `running` marks those of the groups this bus runs.
         let mut forwarded: Vec<(String, bool)> = Vec::new();
@@ -182,7 +180,7 @@ impl BusBuilder {
             wanted.dedup();
             topics::ensure_topics(&config, &bootstrap_servers, broker.as_deref(), &wanted).await?;
         }
-        if broker.is_none() {
+        if broker.is_none() && answered {
             let mut written: Vec<String> = forwarded
                 .into_iter()
                 .filter_map(|(t, running)| running.then_some(t))
@@ -219,8 +217,8 @@ impl BusBuilder {
 
 /// Logs what weakens the configuration's TLS, and asks the real brokers for metadata once: wrong
 /// credentials or an untrusted certificate fail the build within seconds; brokers that do not
-/// answer (yet) are only logged, since librdkafka keeps trying.
-async fn check_brokers(config: &Config, servers: &str) -> Result<()> {
+/// answer (yet) are only logged, since librdkafka keeps trying. Returns whether they answered.
+async fn check_brokers(config: &Config, servers: &str) -> Result<bool> {
     for warning in config.security_warnings() {
         tracing::warn!("{warning}");
     }
@@ -232,8 +230,9 @@ async fn check_brokers(config: &Config, servers: &str) -> Result<()> {
             .map_err(|_| Error::State("probing the brokers panicked"))??;
     if let connect::Probe::Unreachable(waited) = probe {
         tracing::warn!(%servers, ?waited, "no Kafka broker answered yet; herald keeps trying (check KAFKA_BOOTSTRAP_SERVERS)");
+        return Ok(false);
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Fails when this client's principal may not write one of the dead-letter and retry topics its
@@ -241,12 +240,20 @@ async fn check_brokers(config: &Config, servers: &str) -> Result<()> {
 /// partition while the copy is retried.
 async fn check_writable(config: &Config, servers: &str, topics: Vec<String>) -> Result<()> {
     let (config, servers) = (config.clone(), servers.to_owned());
-    let denied = tokio::task::spawn_blocking(move || {
+    let checked = tokio::task::spawn_blocking(move || {
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         topics::unwritable(&config, &servers, &names, connect::START_LIMIT)
     })
     .await
-    .map_err(|_| Error::State("checking topic permissions panicked"))??;
+    .map_err(|_| Error::State("checking topic permissions panicked"))?;
+    let denied = match checked {
+        Ok(denied) => denied,
+        // Only a definite "no" stops the start: brokers that cannot answer now are no reason to.
+        Err(error) => {
+            tracing::warn!(%error, "could not check the permissions on the dead-letter and retry topics");
+            return Ok(());
+        }
+    };
     if denied.is_empty() {
         return Ok(());
     }

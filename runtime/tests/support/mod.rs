@@ -247,8 +247,9 @@ fn partitions(consumer: &BaseConsumer, topic: &str) -> Vec<i32> {
         .collect()
 }
 
-/// Reads every message of `topic` from the beginning (no consumer group), waiting until there
-/// are at least `expected`.
+/// Reads every message of `topic` from the beginning (no consumer group): waits until the topic
+/// holds at least `expected`, reads it to its high watermarks, and asserts that it holds exactly
+/// `expected`, so a duplicate or a stray record fails the test.
 pub fn read_topic(bootstrap: &str, topic: &str, expected: usize) -> Vec<OwnedMessage> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -262,23 +263,60 @@ pub fn read_topic(bootstrap: &str, topic: &str, expected: usize) -> Vec<OwnedMes
         std::thread::sleep(Duration::from_millis(100));
         ids = partitions(&consumer, topic);
     }
-    let mut tpl = TopicPartitionList::new();
-    for id in ids {
-        tpl.add_partition_offset(topic, id, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let mut out = Vec::new();
-    while out.len() < expected {
+    let highs = |consumer: &BaseConsumer| -> Vec<(i32, i64, i64)> {
+        ids.iter()
+            .map(|id| {
+                let (low, high) = consumer
+                    .fetch_watermarks(topic, *id, Duration::from_secs(10))
+                    .unwrap();
+                (*id, low, high)
+            })
+            .collect()
+    };
+    let mut ends = highs(&consumer);
+    while ends.iter().map(|(_, low, high)| high - low).sum::<i64>() < expected as i64 {
         assert!(
             std::time::Instant::now() < deadline,
             "{topic} holds only {} of {expected} messages",
+            ends.iter().map(|(_, low, high)| high - low).sum::<i64>()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        ends = highs(&consumer);
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (id, _, _) in &ends {
+        tpl.add_partition_offset(topic, *id, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let total: i64 = ends.iter().map(|(_, low, high)| high - low).sum();
+    // Per partition: the offset read next, and the high watermark to read up to.
+    let mut next: std::collections::HashMap<i32, (i64, i64)> = ends
+        .iter()
+        .map(|(id, low, high)| (*id, (*low, *high)))
+        .collect();
+    let mut out = Vec::new();
+    while next.values().any(|(at, high)| at < high) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "read {} of the {total} messages {topic} holds",
             out.len()
         );
         if let Some(message) = consumer.poll(Duration::from_millis(100)) {
-            out.push(message.unwrap().detach());
+            let message = message.unwrap().detach();
+            let (at, high) = next.get_mut(&message.partition()).unwrap();
+            if message.offset() < *high {
+                *at = message.offset() + 1;
+                out.push(message);
+            }
         }
     }
+    assert_eq!(
+        out.len(),
+        expected,
+        "{topic} holds {} messages, not the {expected} expected",
+        out.len()
+    );
     out
 }
 
