@@ -157,3 +157,27 @@ async fn no_topics_are_created_when_auto_creation_is_off() {
     let ours = kafka.topic("brokers.");
     assert!(!topics.keys().any(|t| t.starts_with(&ours)), "{topics:?}");
 }
+
+/// The mock cluster names a controller (id 0) that is none of its brokers, so a DescribeTopics
+/// request, which librdkafka sends to the controller, is never answered. A bus pointed at a mock
+/// cluster by address (as `herald broker` is used) must not wait out the permission check's 10 s
+/// limit for that answer: before the fix every such start took 10 s.
+#[tokio::test]
+async fn a_bus_on_a_mock_cluster_by_address_starts_without_waiting_for_a_controller() {
+    let broker = EmbeddedBroker::start(1).unwrap();
+    broker.create_topic("brokers.shipments", 1).unwrap();
+    broker.create_topic("brokers.shipments.dlq", 1).unwrap();
+    let started = std::time::Instant::now();
+    let bus = Bus::builder(Config::new("shipping").bootstrap_servers(broker.bootstrap_servers()))
+        .only_groups(["brokers-shipping"])
+        .build()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    // A stall bound, not a speed target: the check waits 10 s before it gives up.
+    assert!(
+        took < Duration::from_secs(5),
+        "the start waited {took:?} for an answer the mock cluster never sends"
+    );
+    assert!(!bus.config().is_embedded());
+}
