@@ -276,6 +276,11 @@ impl Incoming {
     /// buffer and the metadata stays in its headers buffer until asked for, not copied.
     pub(crate) fn decode_received(message: &Received) -> Result<Self, String> {
         let raw = message.shared_raw();
+        if let Some(name) = raw.bad_name() {
+            return Err(format!(
+                "header name `{name}` is not UTF-8; Kafka header names are strings, so the producer wrote an invalid one"
+            ));
+        }
         let found = HeaderFields::read(message.headers())?;
         let value = message.payload().unwrap_or_default();
         match content_mode(&found, value)? {

@@ -33,8 +33,9 @@ use tokio::sync::oneshot;
 
 use crate::codec::{self, encode_headers, Incoming};
 use crate::config::Config;
+use crate::consume::received::Received;
 use crate::embedded::EmbeddedBroker;
-use crate::envelope::{Metadata, Position};
+use crate::envelope::Metadata;
 use crate::error::{Error, Result};
 use crate::event::HeraldEvent;
 use crate::publish::{Delivery, EncodedEvent, Publisher};
@@ -472,6 +473,7 @@ fn assign_at_end(client: &rdkafka::ClientConfig, topic: &str) -> Result<BaseCons
 
 /// The listener's loop: every reply to the request it answers, until `stop`.
 fn listen(consumer: &BaseConsumer, topic: &str, pending: &Pending, stop: &AtomicBool) {
+    let topic_name: Arc<str> = topic.into();
     while !stop.load(Ordering::Relaxed) {
         match consumer.poll(POLL) {
             None => {}
@@ -480,17 +482,10 @@ fn listen(consumer: &BaseConsumer, topic: &str, pending: &Pending, stop: &Atomic
                 std::thread::sleep(POLL);
             }
             Some(Ok(message)) => {
-                let position = Position {
-                    topic: topic.to_owned(),
-                    partition: message.partition(),
-                    offset: message.offset(),
-                };
-                match Incoming::decode(
-                    message.headers(),
-                    message.key(),
-                    message.payload(),
-                    position,
-                ) {
+                // Copied as the consumer groups copy: header names as bytes (rdkafka's reader
+                // panics on one that is not UTF-8).
+                let received = Received::copy(&message, topic_name.clone());
+                match Incoming::decode_received(&received) {
                     Ok(reply) => pending.deliver(reply),
                     Err(reason) => tracing::warn!(%topic, partition = message.partition(),
                         offset = message.offset(), %reason, "unreadable message on the reply topic ignored"),

@@ -574,6 +574,18 @@ async fn every_poison_message_is_dead_lettered_with_its_reason() {
     for (_, headers, value, _) in &cases {
         send_raw(&producer, topic, Some(b"k"), value, headers).await;
     }
+    // A header name that is not UTF-8 (rdkafka's own header reader panics on it).
+    send_with_raw_header_name(&producer, topic, b"k", good, &CE, b"x-\xff\xfe").await;
+    let cases = [
+        cases,
+        vec![(
+            "non-UTF-8 header name",
+            CE.to_vec(),
+            good.to_vec(),
+            "undecodable",
+        )],
+    ]
+    .concat();
     // A valid event behind them all on the same partition, with a binary tracing header that is not
     // a CloudEvents attribute.
     let last = with(&[("x-b3-binary", b"\x00\xff\x10")]);
@@ -587,6 +599,8 @@ async fn every_poison_message_is_dead_lettered_with_its_reason() {
     .await;
     bus.start().await.unwrap();
     wait_until("the valid event was handled", || log.seqs("last") == [9]).await;
+    let health = bus.health().await;
+    assert!(health.live, "{:?}", health.problems);
     bus.shutdown().await.unwrap();
 
     let letters = read_topic(

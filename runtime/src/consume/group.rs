@@ -389,9 +389,28 @@ pub(crate) async fn assigned(mut assigned: watch::Receiver<usize>) -> bool {
     }
 }
 
-/// The polling thread: hands messages, rebalances (through the context) and fatal errors to the
-/// consumer loop until told to stop.
+/// The polling thread: [`poll_until_stopped`], and a panic on it ends the group as a failure
+/// (health then says so) rather than leaving a consumer that no longer reads.
 fn poll_loop(consumer: &GroupConsumer, polling: &AtomicBool, group: &str) {
+    let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        poll_until_stopped(consumer, polling, group)
+    }));
+    if let Err(panic) = polled {
+        let reason = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        tracing::error!(%group, %reason, "the polling thread panicked: this consumer stops; restart the service");
+        consumer.context().events.send(Polled::Fatal(format!(
+            "the polling thread panicked: {reason}"
+        )));
+    }
+}
+
+/// Hands messages, rebalances (through the context) and fatal errors to the consumer loop until
+/// told to stop.
+fn poll_until_stopped(consumer: &GroupConsumer, polling: &AtomicBool, group: &str) {
     let out = &consumer.context().events;
     let mut last_error: Option<String> = None;
     // Topic names, shared by every message of the topic instead of copied into each.

@@ -6,7 +6,42 @@
 
 use std::sync::Arc;
 
-use rdkafka::message::{BorrowedMessage, Header, Headers, Message, Timestamp};
+use rdkafka::message::{BorrowedHeaders, BorrowedMessage, Header, Headers, Message, Timestamp};
+
+/// Every header of a consumed message as `(name, value)` bytes, in order. rdkafka's own reader
+/// (`Headers::iter` on `BorrowedHeaders`) panics on a name that is not UTF-8, which any producer
+/// can write; this reads librdkafka's list directly and takes names as bytes.
+pub(crate) fn header_pairs(headers: &BorrowedHeaders) -> Vec<(&[u8], Option<&[u8]>)> {
+    use rdkafka::bindings as rd;
+    let native = headers as *const BorrowedHeaders as *const rd::rd_kafka_headers_t;
+    // SAFETY: `BorrowedHeaders` is librdkafka's header list (rdkafka casts it the same way); the
+    // names (NUL-terminated) and values librdkafka hands out live as long as the list, which
+    // outlives the returned borrows.
+    unsafe {
+        let count = rd::rd_kafka_header_cnt(native);
+        let mut out = Vec::with_capacity(count);
+        for idx in 0..count {
+            let (mut name, mut value, mut size) = (std::ptr::null(), std::ptr::null(), 0);
+            let error = rd::rd_kafka_header_get_all(native, idx, &mut name, &mut value, &mut size);
+            if error != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
+                break;
+            }
+            let name = std::ffi::CStr::from_ptr(name).to_bytes();
+            let value =
+                (!value.is_null()).then(|| std::slice::from_raw_parts(value.cast::<u8>(), size));
+            out.push((name, value));
+        }
+        out
+    }
+}
+
+/// A header name for people: the name itself, or its bytes in hex when it is not UTF-8.
+pub(crate) fn printable_name(name: &[u8]) -> String {
+    match std::str::from_utf8(name) {
+        Ok(name) => name.to_owned(),
+        Err(_) => name.iter().map(|b| format!("\\x{b:02x}")).collect(),
+    }
+}
 
 /// The key and every header of a message in one buffer: the key, then header names and values back
 /// to back, with an index.
@@ -16,37 +51,43 @@ pub(crate) struct RawHeaders {
     /// Where the key ends (it starts the buffer); `None`: the message has no key.
     key_end: Option<u32>,
     /// Per header: where its name ends and its value starts, where its value ends, and whether it
-    /// has a value (`None` and empty differ in Kafka). Names are UTF-8 (they were `&str`).
+    /// has a value (`None` and empty differ in Kafka).
     index: Vec<(u32, u32, u32, bool)>,
+    /// The first header name that is not UTF-8, for people (such a message is undecodable).
+    bad_name: Option<String>,
 }
 
 impl RawHeaders {
-    fn copy<H: Headers>(key: Option<&[u8]>, headers: Option<&H>) -> Self {
-        let count = headers.map_or(0, Headers::count);
+    fn copy(key: Option<&[u8]>, headers: &[(&[u8], Option<&[u8]>)]) -> Self {
         let key_len = key.map_or(0, <[u8]>::len);
         let mut out = Self {
-            bytes: Vec::with_capacity(key_len + count * 40),
+            bytes: Vec::with_capacity(key_len + headers.len() * 40),
             key_end: key.map(|k| k.len() as u32),
-            index: Vec::with_capacity(count),
+            index: Vec::with_capacity(headers.len()),
+            bad_name: None,
         };
         if let Some(key) = key {
             out.bytes.extend_from_slice(key);
         }
-        for header in headers.into_iter().flat_map(Headers::iter) {
+        for &(name, value) in headers {
+            if out.bad_name.is_none() && std::str::from_utf8(name).is_err() {
+                out.bad_name = Some(printable_name(name));
+            }
             let start = out.bytes.len() as u32;
-            out.bytes.extend_from_slice(header.key.as_bytes());
+            out.bytes.extend_from_slice(name);
             let name_end = out.bytes.len() as u32;
-            if let Some(value) = header.value {
+            if let Some(value) = value {
                 out.bytes.extend_from_slice(value);
             }
-            out.index.push((
-                start,
-                name_end,
-                out.bytes.len() as u32,
-                header.value.is_some(),
-            ));
+            out.index
+                .push((start, name_end, out.bytes.len() as u32, value.is_some()));
         }
         out
+    }
+
+    /// The first header name that is not UTF-8 (in hex), if any.
+    pub fn bad_name(&self) -> Option<&str> {
+        self.bad_name.as_deref()
     }
 
     /// The whole buffer: the key and the headers' names and values.
@@ -81,8 +122,8 @@ impl Headers for RawHeaders {
     fn try_get(&self, idx: usize) -> Option<Header<'_, &[u8]>> {
         let &(start, name_end, end, has_value) = self.index.get(idx)?;
         let name = &self.bytes[start as usize..name_end as usize];
-        // SAFETY: names were copied from `&str`s (see `copy`), so they are UTF-8.
-        let key = unsafe { std::str::from_utf8_unchecked(name) };
+        // A name that is not UTF-8 reads as U+FFFD (such a message is undecodable: `bad_name`).
+        let key = std::str::from_utf8(name).unwrap_or("\u{fffd}");
         let value = has_value.then(|| &self.bytes[name_end as usize..end as usize]);
         Some(Header { key, value })
     }
@@ -113,10 +154,23 @@ impl Received {
             offset: message.offset(),
             timestamp: message.timestamp(),
             payload: message.payload().map(Arc::from),
-            raw: Arc::new(RawHeaders::copy(message.key(), headers)),
+            raw: Arc::new(RawHeaders::copy(
+                message.key(),
+                &headers.map(header_pairs).unwrap_or_default(),
+            )),
             has_headers: headers.is_some(),
         }
     }
+}
+
+/// The headers of a test message as `(name, value)` bytes.
+#[cfg(test)]
+fn pairs<H: Headers>(headers: Option<&H>) -> Vec<(&[u8], Option<&[u8]>)> {
+    headers
+        .into_iter()
+        .flat_map(Headers::iter)
+        .map(|h| (h.key.as_bytes(), h.value))
+        .collect()
 }
 
 #[cfg(test)]
@@ -134,7 +188,7 @@ impl Received {
             offset: position.offset,
             timestamp: Timestamp::NotAvailable,
             payload: payload.map(Arc::from),
-            raw: Arc::new(RawHeaders::copy(key, headers)),
+            raw: Arc::new(RawHeaders::copy(key, &pairs(headers))),
             has_headers: headers.is_some(),
         }
     }
@@ -227,12 +281,13 @@ mod tests {
                 key: "empty",
                 value: Some(""),
             });
-        let copy = RawHeaders::copy(Some(b"k\x00y"), Some(&original));
+        let copy = RawHeaders::copy(Some(b"k\x00y"), &header_pairs(original.as_borrowed()));
         assert_eq!(copy.key(), Some(&b"k\x00y"[..]));
         assert_eq!(copy.last_value("trace"), Some(&b"\x00\xff"[..]));
         assert_eq!(copy.last_value("nothing"), None);
         assert_eq!(copy.last_value("absent"), None);
-        assert_eq!(RawHeaders::copy(None, Some(&original)).key(), None);
+        assert_eq!(RawHeaders::copy(None, &pairs(Some(&original))).key(), None);
+        assert_eq!(copy.bad_name(), None);
         let pairs: Vec<(&str, Option<&[u8]>)> = copy.iter().map(|h| (h.key, h.value)).collect();
         assert_eq!(
             pairs,

@@ -2,9 +2,10 @@
 //! headers say about each time it failed.
 
 use chrono::{DateTime, Utc};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 
 use super::headers;
+use crate::consume::received::header_pairs;
 
 /// One header of a record: its name and its bytes (`None` for a null value).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,13 +110,16 @@ impl DeadLetter {
     }
 
     pub(crate) fn from_message(message: &BorrowedMessage<'_>) -> Self {
+        // Names as bytes: rdkafka's reader panics on one that is not UTF-8; such a name is kept
+        // with U+FFFD in place of its invalid bytes.
         let headers: Vec<Header> = message
             .headers()
             .map(|hs| {
-                hs.iter()
-                    .map(|h| Header {
-                        name: h.key.to_owned(),
-                        value: h.value.map(<[u8]>::to_vec),
+                header_pairs(hs)
+                    .into_iter()
+                    .map(|(name, value)| Header {
+                        name: String::from_utf8_lossy(name).into_owned(),
+                        value: value.map(<[u8]>::to_vec),
                     })
                     .collect()
             })

@@ -236,6 +236,52 @@ pub async fn send_raw(
         .unwrap()
 }
 
+/// Sends a record whose headers are `headers` plus one header whose name is the raw bytes `name`
+/// (Kafka header names are strings, but nothing stops a producer from writing any bytes; rdkafka's
+/// API takes `&str`, so the name goes through librdkafka's C API).
+pub async fn send_with_raw_header_name(
+    producer: &FutureProducer,
+    topic: &str,
+    key: &[u8],
+    value: &[u8],
+    headers: &[(&str, &[u8])],
+    name: &[u8],
+) -> (i32, i64) {
+    let owned = headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
+        h.insert(Header {
+            key: k,
+            value: Some(*v),
+        })
+    });
+    let native = owned.as_borrowed() as *const rdkafka::message::BorrowedHeaders
+        as *mut rdkafka::bindings::rd_kafka_headers_t;
+    // SAFETY: `native` is the live header list `owned` wraps; librdkafka copies name and value.
+    let error = unsafe {
+        rdkafka::bindings::rd_kafka_header_add(
+            native,
+            name.as_ptr().cast(),
+            name.len() as isize,
+            b"v".as_ptr().cast(),
+            1,
+        )
+    };
+    assert_eq!(
+        error,
+        rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+    );
+    producer
+        .send(
+            FutureRecord::to(topic)
+                .payload(value)
+                .key(key)
+                .headers(owned),
+            Duration::from_secs(5),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap()
+}
+
 fn partitions(consumer: &BaseConsumer, topic: &str) -> Vec<i32> {
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(5))
