@@ -440,7 +440,8 @@ impl Config {
     ///   the cluster's default)
     /// - `KAFKA_MAX_RETRIES`, `KAFKA_RETRY_BASE_DELAY_MS`, `KAFKA_RETRY_MAX_DELAY_MS`,
     ///   `KAFKA_RETRY_JITTER` (`0.0` to `1.0`), `KAFKA_HANDLER_TIMEOUT_MS`,
-    ///   `KAFKA_BREAKER_FAILURES` and `KAFKA_BREAKER_COOLDOWN_MS` (default 30 s) for a circuit breaker
+    ///   `KAFKA_BREAKER_FAILURES` and `KAFKA_BREAKER_COOLDOWN_MS` (default 30 s) for a circuit breaker,
+    ///   `KAFKA_BREAKER_HOLD_LIMIT_MS` (default 5 min) for how long it spares a message's retries
     /// - `KAFKA_DLQ_TOPIC_SUFFIX`, `KAFKA_DLQ_UNKNOWN_TYPES` (boolean), `KAFKA_MAX_MESSAGE_BYTES`
     /// - `KAFKA_TOPIC_PREFIX`: put before every topic herald derives, joined with a dot
     /// - `KAFKA_GROUP_PREFIX`: put before every consumer group id, joined with a dot
@@ -551,16 +552,27 @@ impl Config {
         )?;
         config.circuit_breaker = match (failures, cooldown) {
             (None, None) => None,
-            (Some(failures), cooldown) => Some(crate::CircuitBreaker {
-                failure_threshold: u32::try_from(failures).unwrap_or(u32::MAX),
-                cooldown: Duration::from_millis(cooldown.unwrap_or(30_000)),
-            }),
+            (Some(failures), cooldown) => Some(crate::CircuitBreaker::new(
+                u32::try_from(failures).unwrap_or(u32::MAX),
+                Duration::from_millis(cooldown.unwrap_or(30_000)),
+            )),
             (None, Some(_)) => {
                 return Err(Error::Config(
                     "KAFKA_BREAKER_COOLDOWN_MS is set but KAFKA_BREAKER_FAILURES is not: set both to use a circuit breaker".into(),
                 ))
             }
         };
+        if let Some(limit) = parse(
+            "KAFKA_BREAKER_HOLD_LIMIT_MS",
+            "a whole number of milliseconds",
+        )? {
+            let Some(breaker) = &mut config.circuit_breaker else {
+                return Err(Error::Config(
+                    "KAFKA_BREAKER_HOLD_LIMIT_MS is set but KAFKA_BREAKER_FAILURES is not: the hold limit belongs to a circuit breaker".into(),
+                ));
+            };
+            breaker.hold_limit = Duration::from_millis(limit);
+        }
         if let Some(prefix) = trimmed("KAFKA_TOPIC_PREFIX") {
             config.topic_prefix = Some(prefix);
         }
@@ -707,10 +719,17 @@ impl Config {
     /// Gives every handler a circuit breaker: after `failures` consecutive failed attempts the
     /// handler is held for `cooldown` (its partitions paused), then one probe attempt decides.
     pub fn circuit_breaker(mut self, failures: u32, cooldown: Duration) -> Self {
-        self.circuit_breaker = Some(crate::CircuitBreaker {
-            failure_threshold: failures,
-            cooldown,
-        });
+        self.circuit_breaker = Some(crate::CircuitBreaker::new(failures, cooldown));
+        self
+    }
+
+    /// Sets how long one message may wait on the open circuit breaker with its failures not
+    /// counted against its retries (see [`CircuitBreaker::hold_limit`]); needs a breaker set by
+    /// [`Config::circuit_breaker`] first, and does nothing without one.
+    pub fn breaker_hold_limit(mut self, limit: Duration) -> Self {
+        if let Some(breaker) = &mut self.circuit_breaker {
+            breaker.hold_limit = limit;
+        }
         self
     }
 

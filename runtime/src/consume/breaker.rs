@@ -4,6 +4,8 @@
 //! keep their retry budget (the failure is the dependency's, not theirs). After the cool-down one
 //! attempt is let through as a probe (half-open): success closes the breaker, failure opens it
 //! again. Permanent and decode errors do not count: they are about a message, not a dependency.
+//! A message spares its retry budget only for the breaker's `hold_limit`: a poison message whose
+//! own failures keep the breaker open would otherwise be probed forever and hold its partition.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,6 +24,26 @@ pub struct CircuitBreaker {
     pub failure_threshold: u32,
     /// How long it stays open before one probe attempt is let through.
     pub cooldown: Duration,
+    /// How long one message may wait on the open breaker with its failures not counted against
+    /// its retries (default [`CircuitBreaker::DEFAULT_HOLD_LIMIT`]). After that they count, so a
+    /// message that fails whenever it is tried (one that keeps the breaker open itself) ends in the
+    /// dead-letter topic instead of holding its partition for good.
+    pub hold_limit: Duration,
+}
+
+impl CircuitBreaker {
+    /// The default [`CircuitBreaker::hold_limit`]: five minutes.
+    pub const DEFAULT_HOLD_LIMIT: Duration = Duration::from_secs(300);
+
+    /// A breaker opening after `failure_threshold` consecutive failures for `cooldown`, with the
+    /// default hold limit.
+    pub fn new(failure_threshold: u32, cooldown: Duration) -> Self {
+        Self {
+            failure_threshold,
+            cooldown,
+            hold_limit: Self::DEFAULT_HOLD_LIMIT,
+        }
+    }
 }
 
 /// A breaker's state, as [`Bus::breakers`](crate::Bus::breakers) reports it.
@@ -96,6 +118,11 @@ impl Breaker {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How long one message may wait on the open breaker before its failures count.
+    pub fn hold_limit(&self) -> Duration {
+        self.policy.hold_limit
     }
 
     /// Whether the handler may run now without waiting.
@@ -205,10 +232,7 @@ mod tests {
         Breaker::new(
             "g",
             "h",
-            CircuitBreaker {
-                failure_threshold: threshold,
-                cooldown: Duration::from_secs(10),
-            },
+            CircuitBreaker::new(threshold, Duration::from_secs(10)),
             Arc::default(),
         )
     }

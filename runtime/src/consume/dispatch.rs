@@ -423,7 +423,8 @@ enum Outcome {
 /// Runs a handler until it succeeds, fails permanently, runs out of retries, or `cancel` stops the
 /// wait for the next try. An attempt already running is never interrupted by `cancel`. With a
 /// circuit breaker, an attempt waits while the breaker is open (its partition held at the broker),
-/// and failures that find or leave the breaker open do not use up the message's retries.
+/// and failures that find or leave the breaker open do not use up the message's retries, until the
+/// message has been held longer than the breaker's hold limit.
 async fn run_with_retries(
     route: &Route,
     incoming: &Incoming,
@@ -442,6 +443,9 @@ async fn run_with_retries(
     // Attempts run, and those counted against `max_retries` (including the `prior` ones, made
     // before the event went through a retry topic).
     let (mut attempt, mut counted): (u32, u32) = (prior, prior);
+    // When this message first failed with the breaker open: it spares its retries for the
+    // breaker's hold limit only.
+    let mut held_since: Option<std::time::Instant> = None;
     loop {
         let permit = match breaker {
             None => None,
@@ -482,7 +486,16 @@ async fn run_with_retries(
             (Some(breaker), Some(permit)) if !permanent => breaker.record(permit, false),
             _ => false,
         };
-        if !breaker_open {
+        let held_too_long = match (breaker, breaker_open) {
+            (Some(breaker), true) => {
+                held_since
+                    .get_or_insert_with(std::time::Instant::now)
+                    .elapsed()
+                    >= breaker.hold_limit()
+            }
+            _ => false,
+        };
+        if !breaker_open || held_too_long {
             counted += 1;
         }
         if permanent || counted > policy.max_retries {
