@@ -49,7 +49,9 @@ struct Inner {
     breakers: Arc<std::sync::Mutex<Vec<Arc<Breaker>>>>,
     in_flight: Arc<InFlight>,
     running: Mutex<Vec<GroupRunner>>,
-    /// The reply listener, started by the first request.
+    /// The groups whose consumer failed, with the reason, kept after `shutdown` so that health
+    /// goes on saying so: the service must be restarted.
+    failed: std::sync::Mutex<Vec<(String, String)>>,
     /// The reply listener, started by the first request and stopped by `shutdown`.
     replies: std::sync::Mutex<Option<Arc<Replies>>>,
     /// Held while a reply listener starts, so concurrent first requests start one.
@@ -207,6 +209,7 @@ impl BusBuilder {
                 breakers: Arc::default(),
                 in_flight: Arc::default(),
                 running: Mutex::new(Vec::new()),
+                failed: std::sync::Mutex::default(),
                 replies: std::sync::Mutex::new(None),
                 replies_starting: Mutex::new(()),
                 broker,
@@ -468,7 +471,7 @@ impl Bus {
     /// `options.probe_timeout`, every consumer group of a started bus has partitions assigned, no
     /// group's consumer failed, and no handler attempt has run longer than `options.stuck_after`.
     pub async fn health_with(&self, options: HealthOptions) -> Health {
-        let groups: Vec<GroupHealth> = {
+        let mut groups: Vec<GroupHealth> = {
             let running = self.inner.running.lock().await;
             running
                 .iter()
@@ -484,6 +487,15 @@ impl Bus {
                 })
                 .collect()
         };
+        for (group, _) in self.failed_groups() {
+            if !groups.iter().any(|g| g.group == group) {
+                groups.push(GroupHealth {
+                    group,
+                    assigned_partitions: 0,
+                    failed: true,
+                });
+            }
+        }
         let consuming = !groups.is_empty();
         let producer = self.inner.publisher.producer();
         let probe_topic = self.inner.registry.topics().first().copied();
@@ -882,11 +894,20 @@ impl Bus {
             .await
             .map_err(|_| Error::State("flushing the producer panicked"))??;
         let abandoned = stops.iter().any(|(_, stop)| *stop == GroupStop::Abandoned);
-        if let Some((group, reason)) = stops.into_iter().find_map(|(group, stop)| match stop {
-            GroupStop::Failed(reason) => Some((group, reason)),
-            _ => None,
-        }) {
+        let failed: Vec<(String, String)> = stops
+            .into_iter()
+            .filter_map(|(group, stop)| match stop {
+                GroupStop::Failed(reason) => Some((group, reason)),
+                _ => None,
+            })
+            .collect();
+        if let Some((group, reason)) = failed.first().cloned() {
             tracing::error!(%group, %reason, "consumer group failed");
+            self.inner
+                .failed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(failed);
             return Err(Error::ConsumerFailed { group, reason });
         }
         if abandoned {
@@ -895,15 +916,54 @@ impl Bus {
         Ok(())
     }
 
-    /// Starts consuming, runs until Ctrl-C or SIGTERM, then shuts down gracefully.
+    /// Starts consuming, runs until Ctrl-C or SIGTERM or until a consumer group fails for good,
+    /// then shuts down gracefully.
     ///
     /// # Errors
-    /// As [`Bus::start`] and [`Bus::shutdown`].
+    /// As [`Bus::start`] and [`Bus::shutdown`]: [`Error::ConsumerFailed`] when a group failed.
     pub async fn run_until_shutdown(&self) -> Result<()> {
         self.start().await?;
-        shutdown_signal().await;
-        tracing::info!("shutdown requested; finishing in-flight events");
+        tokio::select! {
+            _ = shutdown_signal() => {
+                tracing::info!("shutdown requested; finishing in-flight events");
+            }
+            group = self.first_failure() => {
+                tracing::error!(%group, "a consumer group failed; shutting down");
+            }
+        }
         self.shutdown().await
+    }
+
+    /// The groups whose consumer failed, with the reason (kept after `shutdown`).
+    fn failed_groups(&self) -> Vec<(String, String)> {
+        self.inner
+            .failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Resolves with the name of the first running group whose consumer ends on its own (it
+    /// failed); pending while none does.
+    async fn first_failure(&self) -> String {
+        let watched: Vec<(String, tokio::sync::watch::Receiver<usize>)> = {
+            let running = self.inner.running.lock().await;
+            running
+                .iter()
+                .map(|r| (r.group.clone(), r.assignment()))
+                .collect()
+        };
+        if watched.is_empty() {
+            return std::future::pending().await;
+        }
+        let ends = watched.into_iter().map(|(group, mut assignment)| {
+            Box::pin(async move {
+                // The consumer loop holds the sender until it ends.
+                while assignment.changed().await.is_ok() {}
+                group
+            })
+        });
+        futures::future::select_all(ends).await.0
     }
 }
 

@@ -771,6 +771,24 @@ impl Publisher {
         self.current().0
     }
 
+    /// The current producer with its generation, for records herald forwards as they are: pass
+    /// both to [`Publisher::replace_if_fatal`] when a record sent through it failed.
+    pub(crate) fn forwarding_producer(&self) -> (KafkaProducer, u64) {
+        self.current()
+    }
+
+    /// After a record sent through `producer` (of `generation`) failed: when the producer hit a
+    /// fatal error, replaces it (once, as publishing does) and returns the fatal reason.
+    pub(crate) fn replace_if_fatal(
+        &self,
+        producer: &KafkaProducer,
+        generation: u64,
+    ) -> Option<String> {
+        let (code, reason) = producer.client().fatal_error()?;
+        self.replace(generation, code, &reason);
+        Some(format!("{code:?}: {reason}"))
+    }
+
     /// Waits until every queued event was acknowledged or failed.
     pub fn flush(&self, timeout: Duration) -> Result<()> {
         self.current()

@@ -30,6 +30,8 @@ pub struct Stats {
     /// Messages of an event type no handler of the group takes (skipped, or dead-lettered when
     /// configured).
     pub skipped_unknown_type: u64,
+    /// Records of a retry topic skipped because another consumer group retries them.
+    pub retry_records_skipped: u64,
     /// Partition assignments and revocations.
     pub rebalances: u64,
     /// Tries of a failed handler on the same message.
@@ -105,6 +107,7 @@ pub(crate) struct Counters {
     pub handler_failures: Counter,
     pub undecodable: Counter,
     pub skipped_unknown_type: Counter,
+    pub retry_records_skipped: Counter,
     pub rebalances: Counter,
     pub retries: Counter,
     pub handler_timeouts: Counter,
@@ -132,6 +135,7 @@ impl Default for Counters {
             handler_failures: Counter::new(names::HANDLER_ERRORS, true),
             undecodable: Counter::new(names::MESSAGES_UNDECODABLE, true),
             skipped_unknown_type: Counter::new(names::MESSAGES_SKIPPED, false),
+            retry_records_skipped: Counter::new(names::RETRY_SKIPPED, false),
             rebalances: Counter::new(names::REBALANCES, false),
             retries: Counter::new(names::HANDLER_RETRIES, false),
             handler_timeouts: Counter::new(names::HANDLER_TIMEOUTS, false),
@@ -195,6 +199,7 @@ impl Counters {
             handler_failures: self.handler_failures.get(),
             undecodable: self.undecodable.get(),
             skipped_unknown_type: self.skipped_unknown_type.get(),
+            retry_records_skipped: self.retry_records_skipped.get(),
             rebalances: self.rebalances.get(),
             retries: self.retries.get(),
             handler_timeouts: self.handler_timeouts.get(),

@@ -468,6 +468,161 @@ async fn a_failed_dead_letter_write_holds_the_partition_until_it_succeeds() {
     );
 }
 
+// ------------------------------------------------ dead-letter copies the topic never takes
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+#[event(topic = "failures.scans")]
+pub struct ScanUploaded {
+    #[event(key)]
+    pub scanner: String,
+    pub seq: u64,
+    pub image: String,
+}
+
+/// Seq 1 (a large image) and seq 2 (a huge error text) fail for good; seq 3 is handled. Seq 4
+/// makes every produce request fail as unauthorized from then on, then fails for good.
+#[handler(group = "failures-scans")]
+async fn archive_scan(event: ScanUploaded, ctx: &Context) -> Result<(), HandlerError> {
+    let log = log(ctx);
+    match event.seq {
+        1 => Err(HandlerError::permanent(HandlerError::msg(format!(
+            "the archive rejects the scan: {}",
+            "x".repeat(1_500)
+        )))),
+        2 => Err(HandlerError::permanent(HandlerError::msg(
+            "e".repeat(100_000),
+        ))),
+        4 => {
+            let broker = log.broker.lock().unwrap().clone().unwrap();
+            broker
+                .fail_requests(
+                    rdkafka::types::RDKafkaApiKey::Produce,
+                    vec![rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 100],
+                )
+                .unwrap();
+            Err(HandlerError::permanent(HandlerError::msg(
+                "the scan is unreadable",
+            )))
+        }
+        seq => {
+            log.handled("scan", seq);
+            Ok(())
+        }
+    }
+}
+
+fn scans_config() -> Config {
+    // The producer takes records of up to 20,000 bytes: a 19,000-byte scan fits, its dead letter
+    // (the scan plus the `dlq_*` headers and a 1.5 KB error) does not.
+    config("scans").property("message.max.bytes", "20000")
+}
+
+/// A dead letter too large for its topic is written without the message's value (saying so in
+/// `dlq_value_omitted`), and an error text of any size is capped, so neither holds the partition.
+/// Before, the copy was retried forever (librdkafka refuses it locally with MSG_SIZE_TOO_LARGE)
+/// and the scan behind it was never handled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_too_large_for_its_topic_is_written_without_its_value() {
+    let kafka = TestKafka::start();
+    let log = Arc::new(Log::default());
+    let bus = bus_on(&kafka, scans_config(), "failures-scans", &log).await;
+    for (seq, image) in [
+        (1, "i".repeat(19_000)),
+        (2, "small".into()),
+        (3, "ok".into()),
+    ] {
+        let scan = ScanUploaded {
+            scanner: "s".into(),
+            seq,
+            image,
+        };
+        bus.publish(scan).await.unwrap();
+    }
+    bus.start().await.unwrap();
+    wait_until("the scan behind them was handled", || {
+        log.seqs("scan") == [3]
+    })
+    .await;
+    bus.shutdown().await.unwrap();
+    let mut letters = read_topic(
+        bus.bootstrap_servers(),
+        &kafka.topic("failures.scans.dlq"),
+        2,
+    );
+    letters.sort_by_key(|m| header(m, dlq::ORIGINAL_OFFSET).unwrap());
+    let (large, verbose) = (&letters[0], &letters[1]);
+    assert_eq!(large.payload(), None, "the value was kept");
+    let size: usize = header(large, dlq::VALUE_OMITTED).unwrap().parse().unwrap();
+    assert!(size > 19_000, "{size}");
+    assert_eq!(header(large, dlq::ERROR_KIND).as_deref(), Some("permanent"));
+    assert!(header(verbose, dlq::VALUE_OMITTED).is_none());
+    assert!(verbose.payload().is_some());
+    let reason = header(verbose, dlq::ERROR_MESSAGE).unwrap();
+    assert!(reason.len() < 4_200, "{} bytes of error text", reason.len());
+    assert!(
+        reason.ends_with("more bytes cut)"),
+        "{}",
+        &reason[reason.len() - 40..]
+    );
+    assert_all_committed(
+        bus.bootstrap_servers(),
+        &kafka.group("failures-scans"),
+        &kafka.topic("failures.scans"),
+    );
+}
+
+/// A dead-letter topic that refuses a letter for good (here: every produce request answered
+/// TOPIC_AUTHORIZATION_FAILED) fails the consumer group: health says so, `run_until_shutdown`
+/// returns the error instead of waiting for a signal, and the message stays uncommitted. Before,
+/// the copy was retried forever with health live and `run_until_shutdown` waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_topic_that_refuses_for_good_fails_the_group() {
+    if !runs_on_embedded_only(
+        "a_dead_letter_topic_that_refuses_for_good_fails_the_group",
+        "its handler makes the broker refuse writes with the embedded broker's fault injection",
+    ) {
+        return;
+    }
+    let kafka = TestKafka::start();
+    let log = Arc::new(Log::default());
+    *log.broker.lock().unwrap() = Some(kafka.embedded().clone());
+    let bus = bus_on(&kafka, config("scans"), "failures-scans", &log).await;
+    for seq in [3, 4, 5] {
+        let scan = ScanUploaded {
+            scanner: "s".into(),
+            seq,
+            image: "ok".into(),
+        };
+        bus.publish(scan).await.unwrap();
+    }
+    let result = tokio::time::timeout(Duration::from_secs(60), bus.run_until_shutdown())
+        .await
+        .expect("run_until_shutdown returned when the group failed");
+    let Err(herald::Error::ConsumerFailed { reason, .. }) = &result else {
+        panic!("expected the group's failure, got {result:?}");
+    };
+    assert!(reason.contains("cannot be dead-lettered"), "{reason}");
+    let health = bus.health().await;
+    assert!(!health.live, "{health:?}");
+    assert_eq!(
+        log.seqs("scan"),
+        [3],
+        "the partition moved past the message"
+    );
+    let committed: i64 = committed_and_high(
+        bus.bootstrap_servers(),
+        &kafka.group("failures-scans"),
+        &kafka.topic("failures.scans"),
+    )
+    .iter()
+    .map(|(_, committed, _)| (*committed).max(0))
+    .sum();
+    assert!(
+        committed <= 1,
+        "committed {committed}: past the refused message"
+    );
+}
+
 // ------------------------------------------------------------------- the poison catalogue
 
 #[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
@@ -1079,6 +1234,100 @@ async fn reserve_stock(event: StockReserved, ctx: &Context) -> Result<(), Handle
     }
     log.handled("stock", event.seq);
     Ok(())
+}
+
+fn stock_headers(retry: &[(&'static str, &'static [u8])]) -> Vec<(&'static str, &'static [u8])> {
+    let mut headers = vec![
+        ("ce_specversion", &b"1.0"[..]),
+        ("ce_id", b"forged"),
+        ("ce_type", b"stock.reserved"),
+        ("ce_source", b"/elsewhere"),
+        ("content-type", b"application/json"),
+        ("herald_retry_handler", b"reserve_stock"),
+        ("herald_retry_first_failure", b"2026-01-01T00:00:00Z"),
+        ("herald_retry_original_topic", b"failures.stock"),
+        ("herald_retry_original_partition", b"0"),
+        ("herald_retry_original_offset", b"0"),
+    ];
+    headers.extend_from_slice(retry);
+    headers
+}
+
+/// Retry headers are honoured on retry tiers only, and never trusted beyond what herald writes:
+/// on the main topic a copied `herald_retry_group` naming another group does not make this group
+/// skip (and commit) the event; on a tier a far-future `herald_retry_not_before` waits no longer
+/// than the policy's longest delay, and an attempt count of `u32::MAX` does not overflow. Before,
+/// seq 10 was skipped silently, seq 11 slept on its partition until 2099 and seq 12 panicked the
+/// partition's worker on `attempt += 1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_headers_count_on_retry_topics_only_and_within_the_policy() {
+    let kafka = TestKafka::start();
+    let log = Arc::new(Log::default());
+    let asynchronous = herald::RetryPolicy {
+        max_retries: 3,
+        base_delay: Duration::from_millis(100),
+        max_delay: Duration::from_millis(200),
+        jitter: 0.0,
+        timeout: None,
+        breaker: None,
+        mode: herald::RetryMode::Topics,
+    };
+    let bus = kafka
+        .builder(config("stock"))
+        .only_groups(["failures-stock"])
+        .state(log.clone())
+        .retry_policy("async", asynchronous)
+        .build()
+        .await
+        .unwrap();
+    let producer = plain_producer(bus.bootstrap_servers());
+    let (main, tier) = (
+        kafka.topic("failures.stock"),
+        kafka.topic("failures.stock.retry.1"),
+    );
+    type Raw<'a> = (&'a str, &'static [u8], Vec<(&'static str, &'static [u8])>);
+    let records: [Raw; 3] = [
+        (
+            &main,
+            br#"{"sku":"a","seq":10}"#,
+            stock_headers(&[
+                ("herald_retry_group", b"someone-else"),
+                ("herald_retry_attempts", b"1"),
+                ("herald_retry_not_before", b"2026-01-01T00:00:00Z"),
+            ]),
+        ),
+        (
+            &tier,
+            br#"{"sku":"b","seq":11}"#,
+            stock_headers(&[
+                ("herald_retry_group", b"failures-stock"),
+                ("herald_retry_attempts", b"1"),
+                ("herald_retry_not_before", b"2099-01-01T00:00:00Z"),
+            ]),
+        ),
+        (
+            &tier,
+            br#"{"sku":"c","seq":12}"#,
+            stock_headers(&[
+                ("herald_retry_group", b"failures-stock"),
+                ("herald_retry_attempts", b"4294967295"),
+                ("herald_retry_not_before", b"2026-01-01T00:00:00Z"),
+            ]),
+        ),
+    ];
+    for (topic, value, headers) in &records {
+        send_raw(&producer, topic, Some(b"k"), value, headers).await;
+    }
+    bus.start().await.unwrap();
+    wait_until("all three events were handled", || {
+        let mut seqs = log.seqs("stock");
+        seqs.sort_unstable();
+        seqs == [10, 11, 12]
+    })
+    .await;
+    bus.shutdown().await.unwrap();
+    assert_eq!(bus.stats().retry_records_skipped, 0);
+    assert_eq!(bus.stats().dead_lettered, 0);
 }
 
 /// A handler retrying through retry topics lets its partition move on: later events of the same key

@@ -9,21 +9,35 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use tokio_util::sync::CancellationToken;
 
 use super::dispatch::Failure;
+use super::forward::{self, Forwarded, Refusal};
 use super::received::Received;
-use super::{forward, Shared};
+use super::Shared;
 use crate::dlq::headers;
 use crate::stats::Counters;
 
-/// Copies `message` to its dead-letter topic, trying until the broker acknowledges it. Returns
-/// `false` only when `cancel` fired first (revocation, shutdown): the message then stays
-/// uncommitted and is delivered again.
+/// What became of a dead letter.
+#[derive(Debug)]
+pub(crate) enum Lettered {
+    /// The broker acknowledged it: the original may be committed.
+    Written,
+    /// `cancel` fired first (revocation, shutdown): the original stays uncommitted and is
+    /// delivered again.
+    Cancelled,
+    /// The dead-letter topic refused it for good (it does not exist, may not be written, or its
+    /// name is invalid): the original stays uncommitted and the consumer group fails.
+    Refused(String),
+}
+
+/// Copies `message` to its dead-letter topic, trying until the broker acknowledges it. A letter
+/// too large for the topic is written once more without the message's value (the `dlq_*` headers
+/// still say where the original is and why it failed, and `dlq_value_omitted` gives its size).
 pub(crate) async fn dead_letter(
     message: &Received,
     failure: &Failure,
     group: &str,
     shared: &Shared,
     cancel: &CancellationToken,
-) -> bool {
+) -> Lettered {
     // An event that went through retry topics belongs to its original topic's dead letters.
     let original = failure.origin.as_ref();
     let topic = format!(
@@ -31,23 +45,54 @@ pub(crate) async fn dead_letter(
         original.map_or(message.topic(), |o| o.topic.as_str()),
         shared.dlq_suffix
     );
-    let headers = letter_headers(message, failure, group);
-    let Some((partition, offset)) =
-        forward::until_acknowledged(message, &topic, headers, shared, cancel).await
-    else {
-        return false;
+    let headers = letter_headers(message, failure, group, None);
+    let mut outcome =
+        forward::until_acknowledged(message, message.payload(), &topic, headers, shared, cancel)
+            .await;
+    let mut omitted = None;
+    if let Forwarded::Refused(Refusal {
+        too_large: true, ..
+    }) = &outcome
+    {
+        if let Some(size) = message.payload().map(<[u8]>::len).filter(|n| *n > 0) {
+            omitted = Some(size);
+            let headers = letter_headers(message, failure, group, omitted);
+            outcome =
+                forward::until_acknowledged(message, None, &topic, headers, shared, cancel).await;
+        }
+    }
+    let (partition, offset) = match outcome {
+        Forwarded::Landed(partition, offset) => (partition, offset),
+        Forwarded::Cancelled => return Lettered::Cancelled,
+        Forwarded::Refused(refusal) => {
+            tracing::error!(topic = message.topic(), partition = message.partition(), offset = message.offset(),
+                dlq_topic = %topic, reason = %refusal.reason,
+                "the message cannot be dead-lettered; it stays uncommitted and the consumer group stops");
+            return Lettered::Refused(format!(
+                "the message at {}/{}/{} cannot be dead-lettered: {}",
+                message.topic(),
+                message.partition(),
+                message.offset(),
+                refusal.reason
+            ));
+        }
     };
     Counters::add(&shared.counters.dead_lettered, 1);
     tracing::warn!(topic = message.topic(), partition = message.partition(), offset = message.offset(),
         dlq_topic = %topic, dlq_partition = partition, dlq_offset = offset,
         kind = failure.kind.as_str(), handlers = %failure.handlers, reason = %failure.reason,
-        "message dead-lettered");
-    true
+        value_omitted = ?omitted, "message dead-lettered");
+    Lettered::Written
 }
 
 /// The original headers, byte for byte, followed by herald's `dlq_*` headers. A message that was
 /// dead-lettered before keeps its earlier `dlq_*` headers, so its whole history travels with it.
-fn letter_headers(message: &Received, failure: &Failure, group: &str) -> OwnedHeaders {
+fn letter_headers(
+    message: &Received,
+    failure: &Failure,
+    group: &str,
+    omitted: Option<usize>,
+) -> OwnedHeaders {
     let original = message.headers();
     let count = original.map(|h| h.count()).unwrap_or(0);
     let mut out = OwnedHeaders::new_with_capacity(count + 9);
@@ -67,6 +112,7 @@ fn letter_headers(message: &Received, failure: &Failure, group: &str) -> OwnedHe
     let offset = original.map_or(message.offset(), |o| o.offset).to_string();
     let attempts = failure.attempts.to_string();
     let now = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+    let reason = forward::capped(&failure.reason);
     let added: [(&str, &str); 9] = [
         (headers::ORIGINAL_TOPIC, topic),
         (headers::ORIGINAL_PARTITION, &partition),
@@ -74,7 +120,7 @@ fn letter_headers(message: &Received, failure: &Failure, group: &str) -> OwnedHe
         (headers::CONSUMER_GROUP, group),
         (headers::HANDLER, &failure.handlers),
         (headers::ERROR_KIND, failure.kind.as_str()),
-        (headers::ERROR_MESSAGE, &failure.reason),
+        (headers::ERROR_MESSAGE, &reason),
         (headers::RETRY_COUNT, &attempts),
         (headers::TIMESTAMP, &now),
     ];
@@ -82,6 +128,12 @@ fn letter_headers(message: &Received, failure: &Failure, group: &str) -> OwnedHe
         out = out.insert(Header {
             key,
             value: Some(value),
+        });
+    }
+    if let Some(size) = omitted {
+        out = out.insert(Header {
+            key: headers::VALUE_OMITTED,
+            value: Some(&size.to_string()),
         });
     }
     out

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use super::breaker::{Breaker, Permit};
 use super::received::Received;
 use super::retry::{RetryMode, RetryPolicy};
-use super::retry_topic::{Deferral, Origin, RetryRecord};
+use super::retry_topic::{self, Deferral, Origin, RetryRecord};
 use super::Shared;
 use crate::codec::Incoming;
 use crate::command;
@@ -98,6 +98,8 @@ pub(crate) enum FailureKind {
     RetriesExhausted,
     /// A command was handled but its reply was not acknowledged by the broker.
     ReplyUndeliverable,
+    /// The handler retries through retry topics, but its retry topic refused the copy for good.
+    RetryUndeliverable,
 }
 
 impl FailureKind {
@@ -111,6 +113,7 @@ impl FailureKind {
             Self::Permanent => "permanent",
             Self::RetriesExhausted => "retries-exhausted",
             Self::ReplyUndeliverable => "reply-undeliverable",
+            Self::RetryUndeliverable => "retry-undeliverable",
         }
     }
 }
@@ -157,9 +160,19 @@ async fn dispatch_untimed(
     cancel: &CancellationToken,
     hold: Hold<'_>,
 ) -> Verdict {
-    let previous = match RetryRecord::read(message) {
+    // Retry headers count on a retry tier only: on any other topic they were copied or forged,
+    // and honouring them would let a record skip this group or sleep on its partition.
+    let read = if retry_topic::is_retry_topic(message.topic()) {
+        RetryRecord::read(message)
+    } else {
+        None
+    };
+    let previous = match read {
         None => None,
-        Some(Ok(record)) if record.group != group => return Verdict::Skipped,
+        Some(Ok(record)) if record.group != group => {
+            Counters::add(&shared.counters.retry_records_skipped, 1);
+            return Verdict::Skipped;
+        }
         Some(Ok(record)) => Some(record),
         Some(Err(reason)) => {
             return Verdict::DeadLetter(Failure::before_handlers(FailureKind::Undecodable, reason))
@@ -167,11 +180,17 @@ async fn dispatch_untimed(
     };
     if let Some(record) = &previous {
         // Records of a retry topic are in the order they became due: waiting for the first one
-        // holds the rest back only as long as they have to wait anyway.
+        // holds the rest back only as long as they have to wait anyway. A wait longer than the
+        // handler's policy allows is not one herald asked for: it is cut to the policy's longest.
+        let longest = routes
+            .values()
+            .flatten()
+            .find(|r| r.handler.name == record.handler)
+            .map_or(Duration::ZERO, |r| r.policy.max_delay);
         tokio::select! {
             biased;
             _ = cancel.cancelled() => return Verdict::Stopped,
-            _ = tokio::time::sleep(record.wait()) => {}
+            _ = tokio::time::sleep(record.wait().min(longest)) => {}
         }
     }
     let verdict = dispatch_message(message, routes, shared, cancel, hold, previous.as_ref()).await;
@@ -454,7 +473,7 @@ async fn run_with_retries(
                 None => return Outcome::Stopped,
             },
         };
-        attempt += 1;
+        attempt = attempt.saturating_add(1);
         let result = run_once(handler, durations, incoming, shared, policy.timeout).await;
         let error = match result {
             Ok(reply) => {
@@ -496,7 +515,7 @@ async fn run_with_retries(
             _ => false,
         };
         if !breaker_open || held_too_long {
-            counted += 1;
+            counted = counted.saturating_add(1);
         }
         if permanent || counted > policy.max_retries {
             tracing::warn!(topic, partition, offset, handler = handler.name, attempt, %error, permanent,

@@ -1,9 +1,12 @@
 //! Copying a consumed message to another topic (its dead-letter topic, a retry topic) with its key
 //! and value and the given headers, trying until the broker acknowledges it: the original is
-//! committed only after, so the message is never nowhere.
+//! committed only after, so the message is never nowhere. Errors that no retry can cure (the copy
+//! is too large, the topic does not exist or may not be written, its name is invalid) end the
+//! trying and are reported to the caller, which decides what becomes of the message.
 
 use std::time::Duration;
 
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
@@ -16,46 +19,128 @@ use crate::stats::Counters;
 /// The longest wait between two tries.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
-/// Writes `message`'s key and value with `headers` to `topic`, trying with backoff (100 ms doubling
-/// to 30 s, each failure counted in `dead_letter_failures`) until the broker acknowledges it.
-/// Returns where it landed, or `None` when `cancel` fired first.
+/// The most bytes of error text a copy carries in a header: a handler's error can be any size, and
+/// the copy must stay under the broker's record size.
+pub(crate) const MAX_ERROR_TEXT: usize = 4096;
+
+/// `text`, cut to [`MAX_ERROR_TEXT`] bytes (at a character boundary) with a note of how much was cut.
+pub(crate) fn capped(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_ERROR_TEXT {
+        return text.into();
+    }
+    let mut end = MAX_ERROR_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} more bytes cut)", &text[..end], text.len() - end).into()
+}
+
+/// What became of a copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Forwarded {
+    /// The broker acknowledged it at this partition and offset.
+    Landed(i32, i64),
+    /// `cancel` fired first (revocation, shutdown): the original stays uncommitted.
+    Cancelled,
+    /// It can never be written as it is.
+    Refused(Refusal),
+}
+
+/// Why a copy can never be written as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    /// The copy is larger than the producer or the broker accepts.
+    pub too_large: bool,
+    /// The error, for people.
+    pub reason: String,
+}
+
+/// Whether `error` says the record can never be written as it is; `Some(too_large)` then.
+fn permanent(error: &KafkaError) -> Option<bool> {
+    let code = match error {
+        KafkaError::MessageProduction(code) => *code,
+        _ => return None,
+    };
+    match code {
+        RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize => Some(true),
+        RDKafkaErrorCode::TopicAuthorizationFailed
+        | RDKafkaErrorCode::ClusterAuthorizationFailed
+        | RDKafkaErrorCode::UnknownTopic
+        | RDKafkaErrorCode::UnknownPartition
+        | RDKafkaErrorCode::InvalidTopic
+        | RDKafkaErrorCode::InvalidRecord
+        | RDKafkaErrorCode::InvalidMessage
+        | RDKafkaErrorCode::InvalidArgument => Some(false),
+        _ => None,
+    }
+}
+
+/// Writes `message`'s key and `value` with `headers` to `topic`, trying with backoff (100 ms
+/// doubling to 30 s, each failure counted in `dead_letter_failures`) until the broker acknowledges
+/// it, `cancel` fires, or the error is one no retry cures. A producer that turned fatal is replaced
+/// (as publishing replaces it) and the copy tried again with the new one.
 pub(crate) async fn until_acknowledged(
     message: &Received,
+    value: Option<&[u8]>,
     topic: &str,
     headers: OwnedHeaders,
     shared: &Shared,
     cancel: &CancellationToken,
-) -> Option<(i32, i64)> {
+) -> Forwarded {
     let mut wait = Duration::from_millis(100);
     loop {
         let mut record = FutureRecord::to(topic).headers(headers.clone());
-        if let Some(payload) = message.payload() {
+        if let Some(payload) = value {
             record = record.payload(payload);
         }
         if let Some(key) = message.key() {
             record = record.key(key);
         }
-        let producer = shared.publisher.producer();
+        let (producer, generation) = shared.publisher.forwarding_producer();
         let send = producer.send(record, Timeout::After(shared.delivery_timeout));
         let result = tokio::select! {
             biased;
-            _ = cancel.cancelled() => return None,
+            _ = cancel.cancelled() => return Forwarded::Cancelled,
             result = send => result,
         };
-        match result {
-            Ok(position) => return Some(position),
-            Err((error, _)) => {
-                Counters::add(&shared.counters.dead_letter_failures, 1);
-                tracing::error!(topic = message.topic(), partition = message.partition(), offset = message.offset(),
-                    to = %topic, %error, retry_in = ?wait,
-                    "could not copy the message to its dead-letter or retry topic; the partition waits and tries again");
-            }
+        let error = match result {
+            Ok(position) => return Forwarded::Landed(position.0, position.1),
+            Err((error, _)) => error,
+        };
+        Counters::add(&shared.counters.dead_letter_failures, 1);
+        if let Some(fatal) = shared.publisher.replace_if_fatal(&producer, generation) {
+            tracing::error!(topic = message.topic(), partition = message.partition(), offset = message.offset(),
+                to = %topic, %fatal, retry_in = ?wait,
+                "the producer failed for good while copying the message; a new producer tries again");
+        } else if let Some(too_large) = permanent(&error) {
+            return Forwarded::Refused(Refusal {
+                too_large,
+                reason: format!("`{topic}` refused the copy: {error}"),
+            });
+        } else {
+            tracing::error!(topic = message.topic(), partition = message.partition(), offset = message.offset(),
+                to = %topic, %error, retry_in = ?wait,
+                "could not copy the message to its dead-letter or retry topic; the partition waits and tries again");
         }
         tokio::select! {
             biased;
-            _ = cancel.cancelled() => return None,
+            _ = cancel.cancelled() => return Forwarded::Cancelled,
             _ = tokio::time::sleep(wait) => {}
         }
         wait = (wait * 2).min(MAX_WAIT);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_text_is_capped_at_a_character_boundary() {
+        assert_eq!(capped("short"), "short");
+        let long = "é".repeat(MAX_ERROR_TEXT);
+        let cut = capped(&long);
+        assert!(cut.len() < MAX_ERROR_TEXT + 40, "{}", cut.len());
+        assert!(cut.ends_with(&format!("({} more bytes cut)", long.len() - MAX_ERROR_TEXT)));
     }
 }

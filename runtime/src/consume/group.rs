@@ -30,7 +30,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::breaker::Breaker;
-use super::dispatch::{dispatch, Route, Routes, Verdict};
+use super::dead_letter::Lettered;
+use super::dispatch::{dispatch, Failure, FailureKind, Route, Routes, Verdict};
+use super::forward::Forwarded;
 use super::received::Received;
 use super::retry::RetryMode;
 use super::{dead_letter, retry_topic, Shared};
@@ -526,6 +528,19 @@ enum WorkerSignal {
     CaughtUp(PartitionId),
     /// A handler waits for its open circuit breaker (`true`) or no longer does (`false`).
     Hold(PartitionId, bool),
+    /// A message can be neither handled nor dead-lettered (its dead-letter topic refuses it for
+    /// good): the group stops with this reason, the message uncommitted.
+    Failed(String),
+}
+
+/// What a partition's worker does after a message.
+enum Step {
+    /// Its offset may be committed: go on.
+    Commit,
+    /// Handling stopped (revocation, shutdown): drop the rest, the message is delivered again.
+    Stop,
+    /// The group must stop: the message can go nowhere (see [`WorkerSignal::Failed`]).
+    Fail(String),
 }
 
 struct ConsumerLoop {
@@ -559,7 +574,13 @@ impl ConsumerLoop {
                 deadline = &mut stop => {
                     break deadline.unwrap_or_else(|_| Instant::now() + self.shared.shutdown_timeout)
                 }
-                Some(signal) = signals.recv() => self.signalled(signal),
+                Some(signal) = signals.recv() => {
+                    if let Some(reason) = self.signalled(signal) {
+                        tracing::error!(group = %self.group, %reason, "consumer group failed: it stops; fix the cause and restart the service");
+                        failure = Some(reason);
+                        break Instant::now() + self.shared.shutdown_timeout;
+                    }
+                }
                 event = polled.recv() => match event {
                     Some(Polled::Messages(messages)) => {
                         Counters::add(&self.shared.counters.events_consumed, messages.len() as u64);
@@ -624,17 +645,17 @@ impl ConsumerLoop {
         }
     }
 
-    fn signalled(&mut self, signal: WorkerSignal) {
+    /// Carries out a worker's signal; returns the reason when the group must stop.
+    fn signalled(&mut self, signal: WorkerSignal) -> Option<String> {
         match signal {
+            WorkerSignal::Failed(reason) => return Some(reason),
             WorkerSignal::CaughtUp(id) => {
                 if self.workers.get(&id.0, id.1).is_some_and(|w| !w.held) {
                     self.resume(&id);
                 }
             }
             WorkerSignal::Hold(id, held) => {
-                let Some(worker) = self.workers.get_mut(&id.0, id.1) else {
-                    return;
-                };
+                let worker = self.workers.get_mut(&id.0, id.1)?;
                 worker.held = held;
                 if held {
                     self.pause(&id);
@@ -643,6 +664,7 @@ impl ConsumerLoop {
                 }
             }
         }
+        None
     }
 
     /// Pauses fetching a partition at the broker (its handlers are behind, or held by a breaker).
@@ -822,8 +844,13 @@ impl PartitionWorker {
             if self.control.cancel.is_cancelled() {
                 break;
             }
-            if !self.handle(&message).await {
-                break;
+            match self.handle(&message).await {
+                Step::Commit => {}
+                Step::Stop => break,
+                Step::Fail(reason) => {
+                    let _ = self.signals.send(WorkerSignal::Failed(reason));
+                    break;
+                }
             }
             unstored = Some(message.offset());
             since_store += 1;
@@ -837,9 +864,8 @@ impl PartitionWorker {
         self.control.busy.store(false, Ordering::SeqCst);
     }
 
-    /// Handles one message to its verdict and carries it out; returns whether its offset may be
-    /// committed (`false`: stopped, the rest of the queue is dropped).
-    async fn handle(&self, message: &Received) -> bool {
+    /// Handles one message to its verdict and carries it out.
+    async fn handle(&self, message: &Received) -> Step {
         let cancel = &self.control.cancel;
         let hold = |held| {
             let _ = self.signals.send(WorkerSignal::Hold(self.id.clone(), held));
@@ -854,14 +880,14 @@ impl PartitionWorker {
         )
         .await;
         match verdict {
-            Verdict::Handled | Verdict::Skipped => true,
+            Verdict::Handled | Verdict::Skipped => Step::Commit,
             Verdict::Retry {
                 deferrals,
                 previous,
             } => {
                 for deferral in &deferrals {
                     let previous = previous.as_ref();
-                    if !retry_topic::forward(
+                    let copied = retry_topic::forward(
                         message,
                         deferral,
                         previous,
@@ -869,17 +895,39 @@ impl PartitionWorker {
                         &self.shared,
                         cancel,
                     )
-                    .await
-                    {
-                        return false;
+                    .await;
+                    match copied {
+                        Forwarded::Landed(..) => {}
+                        Forwarded::Cancelled => return Step::Stop,
+                        // No retry topic takes it: it goes where a failure that cannot be retried goes.
+                        Forwarded::Refused(refusal) => {
+                            let failure = Failure {
+                                kind: FailureKind::RetryUndeliverable,
+                                handlers: deferral.handler.to_owned(),
+                                attempts: deferral.attempts,
+                                reason: format!(
+                                    "{}; the handler's last error: {}",
+                                    refusal.reason, deferral.error
+                                ),
+                                origin: previous.map(|p| p.origin.clone()),
+                            };
+                            return self.dead_letter(message, &failure).await;
+                        }
                     }
                 }
-                true
+                Step::Commit
             }
-            Verdict::DeadLetter(failure) => {
-                dead_letter::dead_letter(message, &failure, &self.group, &self.shared, cancel).await
-            }
-            Verdict::Stopped => false,
+            Verdict::DeadLetter(failure) => self.dead_letter(message, &failure).await,
+            Verdict::Stopped => Step::Stop,
+        }
+    }
+
+    async fn dead_letter(&self, message: &Received, failure: &Failure) -> Step {
+        let cancel = &self.control.cancel;
+        match dead_letter::dead_letter(message, failure, &self.group, &self.shared, cancel).await {
+            Lettered::Written => Step::Commit,
+            Lettered::Cancelled => Step::Stop,
+            Lettered::Refused(reason) => Step::Fail(reason),
         }
     }
 

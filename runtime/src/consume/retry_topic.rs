@@ -15,8 +15,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use tokio_util::sync::CancellationToken;
 
+use super::forward::{self, Forwarded};
 use super::received::Received;
-use super::{forward, Shared};
+use super::Shared;
 
 /// The number of retry topics per topic; retries past the last tier stay in the last tier.
 pub const TIERS: u32 = 3;
@@ -24,6 +25,16 @@ pub const TIERS: u32 = 3;
 /// The retry topic of `topic` for retry number `retry` (1 for the first).
 pub fn retry_topic(topic: &str, retry: u32) -> String {
     format!("{topic}.retry.{}", retry.clamp(1, TIERS))
+}
+
+/// Whether `topic` is a retry tier (`{topic}.retry.{n}`, `n` from 1 to [`TIERS`]): only records of
+/// a tier have their retry headers honoured; elsewhere they are a copy's or a forger's.
+pub fn is_retry_topic(topic: &str) -> bool {
+    topic
+        .rsplit_once(".retry.")
+        .and_then(|(base, n)| (!base.is_empty()).then_some(n))
+        .and_then(|n| n.parse::<u32>().ok())
+        .is_some_and(|n| (1..=TIERS).contains(&n))
 }
 
 /// Every retry topic of `topic`.
@@ -131,8 +142,8 @@ pub(crate) struct Deferral {
     pub error: String,
 }
 
-/// Copies `message` to its handler's next retry topic, trying until the broker acknowledged it.
-/// Returns `false` only when `cancel` fired first.
+/// Copies `message` to its handler's next retry topic, trying until the broker acknowledged it,
+/// `cancel` fired, or the topic refused it for good.
 pub(crate) async fn forward(
     message: &Received,
     deferral: &Deferral,
@@ -140,7 +151,7 @@ pub(crate) async fn forward(
     group: &str,
     shared: &Shared,
     cancel: &CancellationToken,
-) -> bool {
+) -> Forwarded {
     let origin = previous
         .map(|p| p.origin.clone())
         .unwrap_or_else(|| Origin {
@@ -176,21 +187,19 @@ pub(crate) async fn forward(
         (headers::ORIGINAL_TOPIC, origin.topic.as_str()),
         (headers::ORIGINAL_PARTITION, partition.as_str()),
         (headers::ORIGINAL_OFFSET, offset.as_str()),
-        (headers::ERROR, deferral.error.as_str()),
+        (headers::ERROR, &forward::capped(&deferral.error)),
     ] {
         out = out.insert(Header {
             key,
             value: Some(value),
         });
     }
-    if forward::until_acknowledged(message, &topic, out, shared, cancel)
-        .await
-        .is_none()
-    {
-        return false;
+    let outcome =
+        forward::until_acknowledged(message, message.payload(), &topic, out, shared, cancel).await;
+    if let Forwarded::Landed(..) = outcome {
+        tracing::info!(topic = %origin.topic, partition = origin.partition, offset = origin.offset,
+            retry_topic = %topic, handler = deferral.handler, attempts = deferral.attempts,
+            delay = ?deferral.delay, "event sent to its retry topic");
     }
-    tracing::info!(topic = %origin.topic, partition = origin.partition, offset = origin.offset,
-        retry_topic = %topic, handler = deferral.handler, attempts = deferral.attempts,
-        delay = ?deferral.delay, "event sent to its retry topic");
-    true
+    outcome
 }

@@ -38,7 +38,8 @@ pub struct Failure {
     pub consumer_group: String,
     /// The handlers that failed (none when no handler ran).
     pub handlers: Vec<String>,
-    /// `undecodable`, `incompatible`, `unknown-type`, `oversized`, `permanent`, `retries-exhausted`.
+    /// `undecodable`, `incompatible`, `unknown-type`, `oversized`, `permanent`, `retries-exhausted`,
+    /// `reply-undeliverable`, `retry-undeliverable`.
     pub error_kind: String,
     /// The error.
     pub error_message: String,

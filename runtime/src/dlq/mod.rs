@@ -26,10 +26,15 @@ pub mod headers {
     pub const CONSUMER_GROUP: &str = "dlq_consumer_group";
     /// The handlers that failed, comma-separated (empty when none ran).
     pub const HANDLER: &str = "dlq_handler";
-    /// `undecodable`, `incompatible`, `unknown-type`, `oversized`, `permanent` or `retries-exhausted`.
+    /// `undecodable`, `incompatible`, `unknown-type`, `oversized`, `permanent`, `retries-exhausted`,
+    /// `reply-undeliverable` or `retry-undeliverable`.
     pub const ERROR_KIND: &str = "dlq_error_kind";
-    /// The error, for people.
+    /// The error, for people (at most 4 KiB; a longer one is cut, saying how much).
     pub const ERROR_MESSAGE: &str = "dlq_error_message";
+    /// Present when the letter does not carry the message's value because the value made it too
+    /// large for the dead-letter topic: the value's size in bytes. The original is at
+    /// `dlq_original_topic`/`_partition`/`_offset` while the topic retains it.
+    pub const VALUE_OMITTED: &str = "dlq_value_omitted";
     /// How many times the failing handler ran.
     pub const RETRY_COUNT: &str = "dlq_retry_count";
     /// When it was dead-lettered, RFC 3339 UTC.

@@ -312,6 +312,19 @@ impl DeadLetters {
                 ),
             });
         };
+        if let Some(size) = letter.header(headers::VALUE_OMITTED) {
+            return Err(Error::NotReplayable {
+                topic: letter.topic.clone(),
+                partition: letter.partition,
+                offset: letter.offset,
+                reason: format!(
+                    "its value ({size} bytes) was too large for the dead-letter topic and was not kept; read the original at {}/{}/{} while the topic retains it",
+                    failure.original_topic,
+                    failure.original_partition.map_or("?".into(), |p| p.to_string()),
+                    failure.original_offset.map_or("?".into(), |o| o.to_string())
+                ),
+            });
+        }
         let topic = failure.original_topic.clone();
         let partitions = match partitions_of.get(&topic) {
             Some(n) => *n,

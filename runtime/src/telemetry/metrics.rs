@@ -51,6 +51,9 @@ pub mod names {
     pub const MESSAGES_UNDECODABLE: &str = "kafka.eventbus.messages.undecodable";
     /// Counter (herald's own): messages of an event type no handler of the group takes.
     pub const MESSAGES_SKIPPED: &str = "kafka.eventbus.messages.skipped";
+    /// Counter (herald's own): records of a retry topic skipped because another consumer group
+    /// retries them.
+    pub const RETRY_SKIPPED: &str = "kafka.eventbus.retry.skipped";
     /// Counter (herald's own): retries of a failed handler.
     pub const HANDLER_RETRIES: &str = "kafka.eventbus.handler.retries";
     /// Counter (herald's own): handler attempts that timed out.
@@ -90,6 +93,10 @@ pub fn describe() {
             "Messages that were not readable CloudEvents",
         ),
         (MESSAGES_SKIPPED, "Messages no handler of the group takes"),
+        (
+            RETRY_SKIPPED,
+            "Retry-topic records another consumer group retries",
+        ),
         (HANDLER_RETRIES, "Retries of failed handlers"),
         (HANDLER_TIMEOUTS, "Handler attempts that timed out"),
         (DLQ_ERRORS, "Failed writes to a dead-letter topic"),
