@@ -1298,20 +1298,20 @@ async fn retry_headers_count_on_retry_topics_only_and_within_the_policy() {
         ),
         (
             &tier,
-            br#"{"sku":"b","seq":11}"#,
-            stock_headers(&[
-                ("herald_retry_group", b"failures-stock"),
-                ("herald_retry_attempts", b"1"),
-                ("herald_retry_not_before", b"2099-01-01T00:00:00Z"),
-            ]),
-        ),
-        (
-            &tier,
             br#"{"sku":"c","seq":12}"#,
             stock_headers(&[
                 ("herald_retry_group", b"failures-stock"),
                 ("herald_retry_attempts", b"4294967295"),
                 ("herald_retry_not_before", b"2026-01-01T00:00:00Z"),
+            ]),
+        ),
+        (
+            &tier,
+            br#"{"sku":"b","seq":11}"#,
+            stock_headers(&[
+                ("herald_retry_group", b"failures-stock"),
+                ("herald_retry_attempts", b"1"),
+                ("herald_retry_not_before", b"2099-01-01T00:00:00Z"),
             ]),
         ),
     ];

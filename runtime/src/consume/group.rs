@@ -398,16 +398,21 @@ fn poll_loop(consumer: &GroupConsumer, polling: &AtomicBool, group: &str) {
         poll_until_stopped(consumer, polling, group)
     }));
     if let Err(panic) = polled {
-        let reason = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "no message".to_owned());
+        let reason = panic_text(&*panic);
         tracing::error!(%group, %reason, "the polling thread panicked: this consumer stops; restart the service");
         consumer.context().events.send(Polled::Fatal(format!(
             "the polling thread panicked: {reason}"
         )));
     }
+}
+
+/// A panic's message, when it has one.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned())
 }
 
 /// Hands messages, rebalances (through the context) and fatal errors to the consumer loop until
@@ -782,6 +787,7 @@ impl ConsumerLoop {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.clone(), control.clone());
+        let on_panic = (signals.clone(), format!("{}/{}", id.0, id.1));
         let worker = PartitionWorker {
             id,
             consumer,
@@ -792,7 +798,18 @@ impl ConsumerLoop {
             signals,
             backlog: backlog.clone(),
         };
-        let task = tokio::spawn(worker.run(inbox, previous));
+        // A panic in a worker (not in a handler: those are contained) would leave its partition
+        // unread with the group looking healthy: it fails the group instead.
+        let task = tokio::spawn(async move {
+            let run = std::panic::AssertUnwindSafe(worker.run(inbox, previous));
+            if let Err(panic) = futures::FutureExt::catch_unwind(run).await {
+                let what = panic_text(&*panic);
+                let (signals, partition) = on_panic;
+                let _ = signals.send(WorkerSignal::Failed(format!(
+                    "the worker of partition {partition} panicked: {what}"
+                )));
+            }
+        });
         Worker {
             queue,
             backlog,
