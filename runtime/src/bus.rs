@@ -922,9 +922,22 @@ impl Bus {
     /// # Errors
     /// As [`Bus::start`] and [`Bus::shutdown`]: [`Error::ConsumerFailed`] when a group failed.
     pub async fn run_until_shutdown(&self) -> Result<()> {
-        self.start().await?;
+        // Listening before the groups start: a SIGTERM while they start (a deploy that changes its
+        // mind) is a graceful shutdown, not the default action that kills the process.
+        let signal = shutdown_signal();
+        let mut signal = std::pin::pin!(signal);
+        // The first poll installs the handlers.
+        let _ = futures::poll!(signal.as_mut());
+        let started = tokio::select! {
+            started = self.start() => started,
+            _ = signal.as_mut() => {
+                tracing::info!("shutdown requested while starting");
+                return self.shutdown().await;
+            }
+        };
+        started?;
         tokio::select! {
-            _ = shutdown_signal() => {
+            _ = signal => {
                 tracing::info!("shutdown requested; finishing in-flight events");
             }
             group = self.first_failure() => {

@@ -921,6 +921,19 @@ impl Config {
                     "property `{owned}` is set by herald and cannot be passed through: {why}"
                 ));
             }
+            let incremental = match normalized.as_str() {
+                "partition.assignment.strategy" => value
+                    .split(',')
+                    .any(|s| s.trim().eq_ignore_ascii_case("cooperative-sticky")),
+                "group.protocol" => value.trim().eq_ignore_ascii_case("consumer"),
+                _ => false,
+            };
+            if incremental {
+                return fail(format!(
+                    "property `{normalized}={}` asks for incremental rebalancing, which herald does not support yet: its consumer groups assume eager rebalancing (every revocation takes all partitions), so readiness and revocation handling would be wrong after an incremental one; leave it unset (classic protocol, eager assignors range or roundrobin)",
+                    value.trim()
+                ));
+            }
             if normalized == "sasl.oauthbearer.method" && value.trim().eq_ignore_ascii_case("oidc")
             {
                 return fail("sasl.oauthbearer.method=oidc needs libcurl, which herald's librdkafka is built without: pass a token through KAFKA_SASL_OAUTHBEARER_CONFIG instead".into());
@@ -1313,6 +1326,27 @@ mod tests {
         assert!(message.contains("KAFKA_BOOTSTRAP_SERVERS"), "{message}");
         let debug = format!("{:?}", Config::new("a").bootstrap_servers("k:9092"));
         assert!(debug.contains(r#"brokers: Servers("k:9092")"#), "{debug}");
+    }
+
+    #[test]
+    fn incremental_rebalancing_is_refused_with_the_reason() {
+        for (key, value) in [
+            ("partition.assignment.strategy", "cooperative-sticky"),
+            ("partition.assignment.strategy", "range, cooperative-sticky"),
+            ("group.protocol", "consumer"),
+            ("GROUP.PROTOCOL", " Consumer "),
+        ] {
+            let message = refusal(&Config::new("a").embedded().property(key, value));
+            assert!(
+                message.contains("incremental") && message.contains("eager"),
+                "{key}={value}: {message}"
+            );
+        }
+        let eager = Config::new("a")
+            .embedded()
+            .property("partition.assignment.strategy", "roundrobin")
+            .property("group.protocol", "classic");
+        assert!(eager.validate().is_ok());
     }
 
     #[test]
