@@ -126,7 +126,7 @@ fn stop_with(signal: &str, test_name: &str, ready: &str, handled: u64) {
     assert!(exit.success(), "the service exited with {exit}: {rest:?}");
     let expected = format!("shut down with {handled} handled");
     assert!(
-        rest.iter().any(|line| *line == expected),
+        rest.contains(&expected),
         "no graceful shutdown: {rest:?}"
     );
 }
