@@ -1330,6 +1330,64 @@ async fn retry_headers_count_on_retry_topics_only_and_within_the_policy() {
     assert_eq!(bus.stats().dead_lettered, 0);
 }
 
+/// Records waiting in a retry tier are not orphaned when their handler stops retrying through
+/// retry topics: the group keeps reading the tiers of its topics that exist, and the handler takes
+/// the waiting record up in place. Before, the group subscribed to the tiers only while a handler
+/// was in topics mode, and the record (its main offset committed) was never read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_waiting_in_a_retry_tier_is_handled_after_the_switch_to_in_place_retries() {
+    let kafka = TestKafka::start();
+    let log = Arc::new(Log::default());
+    let policy = |mode| herald::RetryPolicy {
+        max_retries: 3,
+        base_delay: Duration::from_secs(5),
+        max_delay: Duration::from_secs(5),
+        jitter: 0.0,
+        timeout: None,
+        breaker: None,
+        mode,
+    };
+    let bus_with = |mode| {
+        kafka
+            .builder(config("stock"))
+            .only_groups(["failures-stock"])
+            .state(log.clone())
+            .retry_policy("async", policy(mode))
+            .build()
+    };
+    let before = bus_with(herald::RetryMode::Topics).await.unwrap();
+    before
+        .publish(StockReserved {
+            sku: "sku-1".into(),
+            seq: 1,
+        })
+        .await
+        .unwrap();
+    before.start().await.unwrap();
+    let tier = kafka.topic("failures.stock.retry.1");
+    wait_until("the failed event waits in the first tier", || {
+        message_count(before.bootstrap_servers(), &tier) == 1
+    })
+    .await;
+    before.shutdown().await.unwrap();
+    assert!(log.seqs("stock").is_empty());
+
+    let after = bus_with(herald::RetryMode::InPlace).await.unwrap();
+    after.start().await.unwrap();
+    wait_until("the waiting event was handled in place", || {
+        log.seqs("stock") == [1]
+    })
+    .await;
+    after.shutdown().await.unwrap();
+    assert_eq!(log.attempts_of(1), 3, "1 before the switch, 2 in place");
+    assert_eq!(after.stats().dead_lettered, 0);
+    assert_all_committed(
+        after.bootstrap_servers(),
+        &kafka.group("failures-stock"),
+        &tier,
+    );
+}
+
 /// A handler retrying through retry topics lets its partition move on: later events of the same key
 /// are handled while the failed one waits in `{topic}.retry.N`; the attempt count travels in
 /// headers; after the last retry the event lands in the *original* topic's dead letters.

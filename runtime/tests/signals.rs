@@ -125,10 +125,7 @@ fn stop_with(signal: &str, test_name: &str, ready: &str, handled: u64) {
     let rest = rest.join().unwrap();
     assert!(exit.success(), "the service exited with {exit}: {rest:?}");
     let expected = format!("shut down with {handled} handled");
-    assert!(
-        rest.contains(&expected),
-        "no graceful shutdown: {rest:?}"
-    );
+    assert!(rest.contains(&expected), "no graceful shutdown: {rest:?}");
 }
 
 #[test]

@@ -315,10 +315,19 @@ impl GroupRunner {
         let consumer: GroupConsumer = client_config
             .create_with_context(context)
             .map_err(|e| Error::kafka("creating a consumer", e))?;
-        let mut topics: BTreeSet<String> = handlers.iter().map(|h| h.topic.to_owned()).collect();
+        let consumed: BTreeSet<&str> = handlers.iter().map(|h| h.topic).collect();
+        let mut topics: BTreeSet<String> = consumed.iter().map(|t| (*t).to_owned()).collect();
         for route in routes.values().flatten() {
             if route.policy.mode == RetryMode::Topics {
                 topics.extend(retry_topic::retry_topics(route.handler.topic));
+            }
+        }
+        // The tiers of the other topics, by pattern: those that exist (a handler retried through
+        // them before it switched to in-place retries, or went away) may hold records waiting for
+        // this group, whose main offsets are committed. A pattern matches only existing topics.
+        for topic in consumed {
+            if !topics.contains(&retry_topic::retry_topic(topic, 1)) {
+                topics.insert(retry_topic::tiers_pattern(topic));
             }
         }
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
