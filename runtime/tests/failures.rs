@@ -1388,6 +1388,87 @@ async fn a_record_waiting_in_a_retry_tier_is_handled_after_the_switch_to_in_plac
     );
 }
 
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+#[event(topic = "failures.returns")]
+pub struct ParcelReturned {
+    #[event(key)]
+    pub parcel: String,
+    pub seq: u64,
+}
+
+/// Retries through retry topics: fails on its first attempt only.
+#[handler(group = "failures-returns", policy = "async")]
+async fn refund_return(event: ParcelReturned, ctx: &Context) -> Result<(), HandlerError> {
+    let log = log(ctx);
+    if log.attempt(event.seq) == 1 {
+        return Err(HandlerError::msg("the payment service is busy"));
+    }
+    log.handled("refund", event.seq);
+    Ok(())
+}
+
+/// Fails for good.
+#[handler(group = "failures-returns")]
+async fn restock_return(_event: ParcelReturned) -> Result<(), HandlerError> {
+    Err(HandlerError::permanent(HandlerError::msg(
+        "the parcel is damaged",
+    )))
+}
+
+/// When one handler of an event fails for good while another defers to its retry topic, both
+/// happen: the event is dead-lettered for the failed handler and retried for the deferring one.
+/// Before, the dead letter won and the deferral was dropped: the refund never ran again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_does_not_drop_another_handlers_deferral() {
+    let kafka = TestKafka::start();
+    let log = Arc::new(Log::default());
+    let asynchronous = herald::RetryPolicy {
+        max_retries: 3,
+        base_delay: Duration::from_millis(100),
+        max_delay: Duration::from_millis(200),
+        jitter: 0.0,
+        timeout: None,
+        breaker: None,
+        mode: herald::RetryMode::Topics,
+    };
+    let bus = kafka
+        .builder(config("returns"))
+        .only_groups(["failures-returns"])
+        .state(log.clone())
+        .retry_policy("async", asynchronous)
+        .build()
+        .await
+        .unwrap();
+    bus.publish(ParcelReturned {
+        parcel: "p".into(),
+        seq: 1,
+    })
+    .await
+    .unwrap();
+    bus.start().await.unwrap();
+    wait_until("the refund ran from its retry topic", || {
+        log.seqs("refund") == [1]
+    })
+    .await;
+    bus.shutdown().await.unwrap();
+    let letters = read_topic(
+        bus.bootstrap_servers(),
+        &kafka.topic("failures.returns.dlq"),
+        1,
+    );
+    assert_eq!(
+        header(&letters[0], dlq::HANDLER).as_deref(),
+        Some("restock_return")
+    );
+    assert_eq!(
+        message_count(
+            bus.bootstrap_servers(),
+            &kafka.topic("failures.returns.retry.1")
+        ),
+        1
+    );
+}
+
 /// A handler retrying through retry topics lets its partition move on: later events of the same key
 /// are handled while the failed one waits in `{topic}.retry.N`; the attempt count travels in
 /// headers; after the last retry the event lands in the *original* topic's dead letters.
@@ -1483,6 +1564,28 @@ async fn retry_topics_let_the_partition_move_on() {
             topic,
         );
     }
+
+    // The letter came from the last tier with its retry headers; replayed, the event starts
+    // afresh on the original topic, without them (they were copied along before).
+    let letters = bus
+        .dead_letters(&kafka.topic("failures.stock"))
+        .await
+        .unwrap();
+    let replayed = letters
+        .replay(letter.partition(), letter.offset())
+        .await
+        .unwrap();
+    let main = read_topic(bus.bootstrap_servers(), &kafka.topic("failures.stock"), 7);
+    let copy = main
+        .iter()
+        .find(|m| m.partition() == replayed.partition && m.offset() == replayed.offset)
+        .unwrap();
+    let names: Vec<String> = all_headers(copy).into_iter().map(|(k, _)| k).collect();
+    assert!(
+        !names.iter().any(|k| k.starts_with("herald_retry_")),
+        "{names:?}"
+    );
+    assert!(names.iter().any(|k| k == "dlq_replay_count"), "{names:?}");
 }
 
 // ------------------------------------------------------------ memory bounded in bytes

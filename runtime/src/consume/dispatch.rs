@@ -54,10 +54,12 @@ pub(crate) enum Verdict {
     /// It cannot be handled: put it on the dead-letter topic, then commit.
     DeadLetter(Failure),
     /// Handled, except by handlers that retry through retry topics: copy it there for each of
-    /// them, then commit. `previous` is what its retry headers said, if it came from a retry topic.
+    /// them, then to the dead-letter topic for handlers that failed for good (`dead_letter`), then
+    /// commit. `previous` is what its retry headers said, if it came from a retry topic.
     Retry {
         deferrals: Vec<Deferral>,
         previous: Option<RetryRecord>,
+        dead_letter: Option<Failure>,
     },
     /// Handling stopped (partition revoked, shutdown) before a verdict: do not commit, the event is
     /// delivered again.
@@ -199,8 +201,19 @@ async fn dispatch_untimed(
             failure.origin = Some(record.origin);
             Verdict::DeadLetter(failure)
         }
-        (Verdict::Retry { deferrals, .. }, previous) => Verdict::Retry {
+        (
+            Verdict::Retry {
+                deferrals,
+                dead_letter,
+                ..
+            },
+            previous,
+        ) => Verdict::Retry {
             deferrals,
+            dead_letter: dead_letter.map(|mut failure| {
+                failure.origin = previous.as_ref().map(|p| p.origin.clone());
+                failure
+            }),
             previous,
         },
         (verdict, _) => verdict,
@@ -313,6 +326,7 @@ async fn dispatch_decoded(
             let verdict = Verdict::Retry {
                 deferrals,
                 previous: None,
+                dead_letter: None,
             };
             return (verdict, None);
         }
@@ -333,6 +347,15 @@ async fn dispatch_decoded(
     }
     if first.kind == FailureKind::Incompatible {
         Counters::add(&shared.counters.undecodable, 1);
+    }
+    if !deferrals.is_empty() {
+        // The handlers that defer still get their retries; the letter names those that failed.
+        let verdict = Verdict::Retry {
+            deferrals,
+            previous: None,
+            dead_letter: Some(first),
+        };
+        return (verdict, None);
     }
     (Verdict::DeadLetter(first), None)
 }

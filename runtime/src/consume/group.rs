@@ -910,6 +910,7 @@ impl PartitionWorker {
             Verdict::Retry {
                 deferrals,
                 previous,
+                dead_letter,
             } => {
                 for deferral in &deferrals {
                     let previous = previous.as_ref();
@@ -941,7 +942,10 @@ impl PartitionWorker {
                         }
                     }
                 }
-                Step::Commit
+                match dead_letter {
+                    Some(failure) => self.dead_letter(message, &failure).await,
+                    None => Step::Commit,
+                }
             }
             Verdict::DeadLetter(failure) => self.dead_letter(message, &failure).await,
             Verdict::Stopped => Step::Stop,

@@ -336,7 +336,12 @@ impl DeadLetters {
         };
         let count = (letter.replay_count + 1).to_string();
         let mut out = OwnedHeaders::new_with_capacity(letter.headers.len() + 1);
-        for header in &letter.headers {
+        // A letter from a retry tier carries that tier's retry headers: the replayed event starts
+        // its retries afresh on the original topic (where they are ignored anyway), so they go.
+        for header in letter.headers.iter().filter(|h| {
+            !h.name
+                .starts_with(crate::consume::retry_topic::headers::PREFIX)
+        }) {
             out = out.insert(KafkaHeader {
                 key: &header.name,
                 value: header.value.as_deref(),
