@@ -48,6 +48,8 @@ struct Inner {
     policies: RetryPolicies,
     breakers: Arc<std::sync::Mutex<Vec<Arc<Breaker>>>>,
     in_flight: Arc<InFlight>,
+    /// Dead-letter and retry copies that failed and are being tried again.
+    stalled_copies: Arc<InFlight>,
     running: Mutex<Vec<GroupRunner>>,
     /// The groups whose consumer failed, with the reason, kept after `shutdown` so that health
     /// goes on saying so: the service must be restarted.
@@ -208,6 +210,7 @@ impl BusBuilder {
                 policies,
                 breakers: Arc::default(),
                 in_flight: Arc::default(),
+                stalled_copies: Arc::default(),
                 running: Mutex::new(Vec::new()),
                 failed: std::sync::Mutex::default(),
                 replies: std::sync::Mutex::new(None),
@@ -517,6 +520,7 @@ impl Bus {
             consuming,
             groups,
             self.inner.in_flight.longest(),
+            self.inner.stalled_copies.longest(),
             &options,
         )
     }
@@ -796,6 +800,7 @@ impl Bus {
             breakers: self.inner.breakers.clone(),
             default_group: config.default_group().to_owned(),
             in_flight: self.inner.in_flight.clone(),
+            stalled_copies: self.inner.stalled_copies.clone(),
         });
         self.inner
             .breakers

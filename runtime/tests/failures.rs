@@ -417,6 +417,25 @@ async fn a_failed_dead_letter_write_holds_the_partition_until_it_succeeds() {
         log.seqs("refund").is_empty(),
         "the partition moved on before its failed event was dead-lettered"
     );
+    // A copy that keeps failing holds its partition: health says so once it is past `stuck_after`.
+    let options = herald::HealthOptions {
+        probe_timeout: Duration::from_millis(200),
+        stuck_after: Duration::from_millis(300),
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let health = loop {
+        let health = bus.health_with(options).await;
+        if !health.live || tokio::time::Instant::now() > deadline {
+            break health;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!health.live, "{health:?}");
+    assert!(
+        health.problems.iter().any(|p| p.contains("dead-letter")),
+        "{:?}",
+        health.problems
+    );
     broker.broker_up().unwrap();
     // librdkafka reconnects with a backoff of up to 10 s, and the dead-letter write retries with
     // its own: under load this takes longer than `WAIT`, so this wait is longer.

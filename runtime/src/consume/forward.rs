@@ -35,6 +35,9 @@ pub(crate) fn capped(text: &str) -> std::borrow::Cow<'_, str> {
     format!("{}… ({} more bytes cut)", &text[..end], text.len() - end).into()
 }
 
+/// How health names a copy that keeps failing.
+const STALLED: &str = "a dead-letter or retry-topic copy";
+
 /// What became of a copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Forwarded {
@@ -88,6 +91,8 @@ pub(crate) async fn until_acknowledged(
     cancel: &CancellationToken,
 ) -> Forwarded {
     let mut wait = Duration::from_millis(100);
+    // Registered at the first failure: health reports a copy that keeps failing.
+    let mut stalled = None;
     loop {
         let mut record = FutureRecord::to(topic).headers(headers.clone());
         if let Some(payload) = value {
@@ -108,6 +113,9 @@ pub(crate) async fn until_acknowledged(
             Err((error, _)) => error,
         };
         Counters::add(&shared.counters.dead_letter_failures, 1);
+        if stalled.is_none() {
+            stalled = Some(shared.stalled_copies.start(STALLED));
+        }
         if let Some(fatal) = shared.publisher.replace_if_fatal(&producer, generation) {
             tracing::error!(topic = message.topic(), partition = message.partition(), offset = message.offset(),
                 to = %topic, %fatal, retry_in = ?wait,

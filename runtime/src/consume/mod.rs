@@ -47,4 +47,7 @@ pub(crate) struct Shared {
     pub default_group: String,
     /// The handler attempts running now, for [`Bus::health`](crate::Bus::health).
     pub in_flight: Arc<crate::telemetry::in_flight::InFlight>,
+    /// The dead-letter and retry copies that failed and are tried again, for
+    /// [`Bus::health`](crate::Bus::health): each holds its partition.
+    pub stalled_copies: Arc<crate::telemetry::in_flight::InFlight>,
 }

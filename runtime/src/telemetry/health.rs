@@ -8,7 +8,8 @@ pub struct HealthOptions {
     /// How long the broker probe (a metadata request) may take before the broker counts as
     /// unreachable.
     pub probe_timeout: Duration,
-    /// A handler attempt running longer than this counts as stuck: the bus is then not live.
+    /// A handler attempt running longer than this counts as stuck, and so does a dead-letter or
+    /// retry-topic copy failing for longer: the bus is then not live.
     pub stuck_after: Duration,
 }
 
@@ -63,6 +64,7 @@ impl Health {
         consuming: bool,
         groups: Vec<GroupHealth>,
         longest: Option<(&'static str, Duration)>,
+        stalled_copy: Option<(&'static str, Duration)>,
         options: &HealthOptions,
     ) -> Self {
         let mut problems = Vec::new();
@@ -82,6 +84,15 @@ impl Health {
                 "handler `{handler}` has run for {:.0} s, more than {:?}: it looks stuck; give it a \
                  `timeout` or look at what it waits for",
                 running.as_secs_f64(),
+                options.stuck_after
+            ));
+        }
+        if let Some((what, failing)) = stalled_copy.filter(|(_, d)| *d > options.stuck_after) {
+            live = false;
+            problems.push(format!(
+                "{what} has failed for {:.0} s, more than {:?}, and holds its partition: the log \
+                 says why (the broker away, the topic refusing it)",
+                failing.as_secs_f64(),
                 options.stuck_after
             ));
         }

@@ -101,6 +101,7 @@ fn shared() -> Shared {
         breakers: Default::default(),
         default_group: "dispatch-tests".into(),
         in_flight: Default::default(),
+        stalled_copies: Default::default(),
     }
 }
 
