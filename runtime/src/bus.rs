@@ -773,6 +773,33 @@ impl Bus {
         Ok(started)
     }
 
+    /// The topics the brokers have now (none when they do not answer within 5 s): the groups read
+    /// the retry tiers among them also when no handler retries through them any more.
+    async fn existing_topics(&self) -> std::collections::BTreeSet<String> {
+        let producer = self.inner.publisher.producer();
+        let listed = tokio::task::spawn_blocking(move || {
+            use rdkafka::producer::Producer;
+            producer
+                .client()
+                .fetch_metadata(None, std::time::Duration::from_secs(5))
+                .map(|m| {
+                    m.topics()
+                        .iter()
+                        .map(|t| t.name().to_owned())
+                        .collect::<std::collections::BTreeSet<_>>()
+                })
+        })
+        .await;
+        match listed {
+            Ok(Ok(topics)) => topics,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "could not list the topics; retry tiers of handlers that no longer retry through them are not read this time");
+                Default::default()
+            }
+            Err(_) => Default::default(),
+        }
+    }
+
     /// Starts one consumer per consumer group of the registered handlers. If one cannot start,
     /// those already started are stopped again before the error is returned.
     ///
@@ -807,6 +834,7 @@ impl Bus {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+        let existing = self.existing_topics().await;
         let mut started = Vec::new();
         for (group, handlers) in self
             .inner
@@ -819,7 +847,7 @@ impl Bus {
                 }
             }
             let client = config.consumer_config(&self.inner.bootstrap_servers, &group);
-            match GroupRunner::start(group, handlers, client, shared.clone()) {
+            match GroupRunner::start(group, handlers, client, shared.clone(), &existing) {
                 Ok(runner) => started.push(runner),
                 Err(error) => {
                     let deadline = tokio::time::Instant::now() + config.shutdown_timeout;

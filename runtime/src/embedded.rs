@@ -165,6 +165,17 @@ impl EmbeddedBroker {
         self.inject(Box::new(|cluster| cluster.broker_up(-1)))
     }
 
+    /// Delays every broker's responses by `delay`, as a slow or distant broker would;
+    /// `Duration::ZERO` ends it.
+    ///
+    /// # Errors
+    /// [`Error::Kafka`] when the mock cluster refuses.
+    pub fn round_trip_time(&self, delay: std::time::Duration) -> Result<()> {
+        self.inject(Box::new(move |cluster| {
+            cluster.broker_round_trip_time(-1, delay)
+        }))
+    }
+
     /// Makes the next requests of kind `api` fail with `errors`, one error per request, in order.
     ///
     /// # Errors

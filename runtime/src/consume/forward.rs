@@ -80,7 +80,7 @@ fn permanent(error: &KafkaError) -> Option<bool> {
 
 /// Writes `message`'s key and `value` with `headers` to `topic`, trying with backoff (100 ms
 /// doubling to 30 s, each failure counted in `dead_letter_failures`) until the broker acknowledges
-/// it, `cancel` fires, or the error is one no retry cures. A producer that turned fatal is replaced
+/// it, `cancel` fires between two tries, or the error is one no retry cures. A producer that turned fatal is replaced
 /// (as publishing replaces it) and the copy tried again with the new one.
 pub(crate) async fn until_acknowledged(
     message: &Received,
@@ -102,12 +102,12 @@ pub(crate) async fn until_acknowledged(
             record = record.key(key);
         }
         let (producer, generation) = shared.publisher.forwarding_producer();
-        let send = producer.send(record, Timeout::After(shared.delivery_timeout));
-        let result = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return Forwarded::Cancelled,
-            result = send => result,
-        };
+        // Not cancelled once sent: librdkafka would deliver the copy anyway, and with the original
+        // left uncommitted its next owner would copy it again. The wait is bounded by the delivery
+        // timeout; revocation and shutdown wait for it (shutdown up to its deadline).
+        let result = producer
+            .send(record, Timeout::After(shared.delivery_timeout))
+            .await;
         let error = match result {
             Ok(position) => return Forwarded::Landed(position.0, position.1),
             Err((error, _)) => error,

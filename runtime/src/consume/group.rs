@@ -61,6 +61,10 @@ struct PartitionControl {
     cancel: CancellationToken,
     /// A message is being handled right now.
     busy: AtomicBool,
+    /// Cleared when a revocation stopped waiting for the worker: an offset stored after that
+    /// belongs to an assignment that is over and could move the partition's offset backwards.
+    /// Held while an offset is stored, so none is stored after the revocation cleared it.
+    may_store: std::sync::Mutex<bool>,
 }
 
 /// The live partition workers' controls, by partition.
@@ -109,9 +113,18 @@ impl<T> ByPartition<T> {
     }
 }
 
-/// How long a revocation waits for in-flight handlers, so that their offsets are committed before
-/// the partitions move to another consumer.
-const REVOKE_GRACE: Duration = Duration::from_secs(2);
+/// librdkafka's default `max.poll.interval.ms`, Kafka's rebalance timeout for a member.
+const DEFAULT_MAX_POLL_INTERVAL: Duration = Duration::from_secs(300);
+
+/// How long a revocation may wait for the handlers running on the revoked partitions: nine tenths
+/// of `max.poll.interval.ms` (the rebalance timeout; the member is dropped from the group past it).
+pub(crate) fn revoke_grace(client_config: &rdkafka::ClientConfig) -> Duration {
+    let max_poll = client_config
+        .get("max.poll.interval.ms")
+        .and_then(|ms| ms.trim().parse().ok())
+        .map_or(DEFAULT_MAX_POLL_INTERVAL, Duration::from_millis);
+    max_poll - max_poll / 10
+}
 
 /// How long one `poll` of the polling thread blocks; bounds how long stopping it takes.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -170,13 +183,19 @@ struct GroupContext {
     counters: Arc<Counters>,
     group: String,
     controls: Controls,
+    /// See [`revoke_grace`].
+    revoke_grace: Duration,
+    /// Set when the group shuts down: the shutdown waited for the handlers already, up to its
+    /// deadline, so the revocation at close does not wait again.
+    closing: AtomicBool,
 }
 
 impl GroupContext {
-    /// Stops the revoked partitions' workers at once and gives their in-flight handlers a short
-    /// grace to finish, so librdkafka's commit-on-revoke includes them and the next owner does not
-    /// handle them again. Runs on the polling thread; bounded by [`REVOKE_GRACE`].
-    fn retire(&self, partitions: &[PartitionId]) {
+    /// Stops the revoked partitions' workers at once and lets the handlers running on them finish,
+    /// so that librdkafka's commit-on-revoke includes their offsets and the next owner neither
+    /// runs them at the same time nor again: the order within a partition holds across the move.
+    /// Runs on the polling thread; bounded by the revoke grace (see [`revoke_grace`]).
+    fn retire(&self, consumer: &BaseConsumer<Self>, partitions: &[PartitionId]) {
         let controls: Vec<Arc<PartitionControl>> = {
             let map = self.controls.lock().unwrap_or_else(|e| e.into_inner());
             partitions
@@ -187,11 +206,32 @@ impl GroupContext {
         for control in &controls {
             control.cancel.cancel();
         }
-        let deadline = std::time::Instant::now() + REVOKE_GRACE;
+        let grace = if self.closing.load(Ordering::SeqCst) {
+            Duration::ZERO
+        } else {
+            self.revoke_grace
+        };
+        let deadline = std::time::Instant::now() + grace;
         while controls.iter().any(|c| c.busy.load(Ordering::SeqCst))
             && std::time::Instant::now() < deadline
         {
             std::thread::sleep(Duration::from_millis(2));
+        }
+        for control in &controls {
+            *control.may_store.lock().unwrap_or_else(|e| e.into_inner()) = false;
+            if control.busy.load(Ordering::SeqCst) {
+                tracing::warn!(group = %self.group, ?grace,
+                    "a handler still runs on a revoked partition; its offset will not be stored and the new owner handles the event again");
+            }
+        }
+        // Committed now, not by librdkafka's asynchronous commit at the unassignment: the next
+        // owner reads the committed offsets as soon as it is assigned, and must see these.
+        if !self.closing.load(Ordering::SeqCst) {
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                Err(e) => tracing::warn!(group = %self.group, error = %e,
+                    "committing the revoked partitions' offsets failed; their next owner may handle some events again"),
+            }
         }
     }
 }
@@ -206,10 +246,10 @@ fn partition_ids(tpl: &TopicPartitionList) -> Vec<PartitionId> {
 impl ClientContext for GroupContext {}
 
 impl ConsumerContext for GroupContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             let revoked = partition_ids(tpl);
-            self.retire(&revoked);
+            self.retire(consumer, &revoked);
             self.events.send(Polled::Revoked(revoked));
         }
     }
@@ -283,6 +323,7 @@ impl GroupRunner {
         handlers: Vec<&'static HandlerDescriptor>,
         client_config: rdkafka::ClientConfig,
         shared: Arc<Shared>,
+        existing: &BTreeSet<String>,
     ) -> Result<Self> {
         let mut routes = Routes::default();
         let mut breakers = Vec::new();
@@ -311,6 +352,8 @@ impl GroupRunner {
             counters: shared.counters.clone(),
             group: group.clone(),
             controls: controls.clone(),
+            revoke_grace: revoke_grace(&client_config),
+            closing: AtomicBool::new(false),
         };
         let consumer: GroupConsumer = client_config
             .create_with_context(context)
@@ -322,13 +365,15 @@ impl GroupRunner {
                 topics.extend(retry_topic::retry_topics(route.handler.topic));
             }
         }
-        // The tiers of the other topics, by pattern: those that exist (a handler retried through
-        // them before it switched to in-place retries, or went away) may hold records waiting for
-        // this group, whose main offsets are committed. A pattern matches only existing topics.
+        // The existing tiers of the other topics: a handler retried through them before it
+        // switched to in-place retries (or went away), and records waiting there for this group
+        // have their main offsets committed.
         for topic in consumed {
-            if !topics.contains(&retry_topic::retry_topic(topic, 1)) {
-                topics.insert(retry_topic::tiers_pattern(topic));
-            }
+            topics.extend(
+                retry_topic::retry_topics(topic)
+                    .into_iter()
+                    .filter(|tier| existing.contains(tier)),
+            );
         }
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer
@@ -721,6 +766,10 @@ impl ConsumerLoop {
     async fn shutdown(mut self, deadline: Instant) -> GroupStop {
         self.cancel.cancel();
         self.polling.store(false, Ordering::SeqCst);
+        self.consumer
+            .context()
+            .closing
+            .store(true, Ordering::SeqCst);
         let tasks: Vec<JoinHandle<()>> = self
             .workers
             .into_values()
@@ -791,6 +840,7 @@ impl ConsumerLoop {
         let control = Arc::new(PartitionControl {
             cancel: self.cancel.child_token(),
             busy: AtomicBool::new(false),
+            may_store: std::sync::Mutex::new(true),
         });
         self.controls
             .lock()
@@ -965,6 +1015,16 @@ impl PartitionWorker {
     fn store(&self, offset: Option<i64>) {
         let Some(offset) = offset else { return };
         let (topic, partition) = (&self.id.0, self.id.1);
+        let may_store = self
+            .control
+            .may_store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !*may_store {
+            tracing::debug!(%topic, partition, offset,
+                "offset not stored: the partition was revoked before the handler finished; the new owner handles the event again");
+            return;
+        }
         if let Err(e) = self.consumer.store_offset(topic, partition, offset) {
             tracing::debug!(%topic, partition, offset, error = %e,
                 "offset not stored (partition revoked?); the events after the last commit will be redelivered");

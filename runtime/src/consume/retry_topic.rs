@@ -9,7 +9,8 @@
 //! The tiers are shared by every group that consumes the topic: a group skips the records of the
 //! others. Everything a retry needs travels in headers, so it survives restarts. A group reads the
 //! existing tiers of its topics also when none of its handlers retries through them any more, so a
-//! record left waiting there is still handled (in place, by its handler).
+//! record left waiting there is still handled (in place, by its handler); tiers are looked up when
+//! the group starts.
 
 use std::time::Duration;
 
@@ -37,18 +38,6 @@ pub fn is_retry_topic(topic: &str) -> bool {
         .and_then(|(base, n)| (!base.is_empty()).then_some(n))
         .and_then(|n| n.parse::<u32>().ok())
         .is_some_and(|n| (1..=TIERS).contains(&n))
-}
-
-/// A subscription pattern (librdkafka's `^` regex) matching the retry topics of `topic`.
-pub fn tiers_pattern(topic: &str) -> String {
-    let mut escaped = String::with_capacity(topic.len() + 16);
-    for c in topic.chars() {
-        if !c.is_ascii_alphanumeric() && c != '_' && c != '-' {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    format!("^{escaped}\\.retry\\.[1-{TIERS}]$")
 }
 
 /// Every retry topic of `topic`.
