@@ -12,7 +12,14 @@ mod support;
 use herald::prelude::*;
 use herald::Error;
 use rdkafka::producer::FutureProducer;
-use support::{assert_all_committed, wait_until, TestKafka, WAIT};
+use support::{assert_all_committed, committed_and_high, wait_until, TestKafka, WAIT};
+
+/// Whether `group` has committed every partition of `topic` up to its high watermark.
+fn committed_everything(kafka: &TestKafka, group: &str, topic: &str) -> bool {
+    committed_and_high(kafka.bootstrap(), &kafka.group(group), &kafka.topic(topic))
+        .iter()
+        .all(|(_, committed, high)| committed == high)
+}
 
 /// What a test's handlers saw, shared through the bus state.
 #[derive(Default)]
@@ -262,7 +269,11 @@ async fn consumers_of_one_group_share_the_work() {
         .await
         .unwrap();
     wait_until("200 jobs handled", || a.count() + b.count() >= 200).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Once everything is committed no job can come again: the counts below are final.
+    wait_until("the group committed every job", || {
+        committed_everything(&kafka, "flow-workers", JobQueued::TOPIC)
+    })
+    .await;
     worker_a.shutdown().await.unwrap();
     worker_b.shutdown().await.unwrap();
 
@@ -388,7 +399,10 @@ async fn a_restarted_consumer_resumes_after_the_last_success() {
     let bus2 = test_bus("billing", "flow-billing", second.clone(), &kafka).await;
     bus2.start().await.unwrap();
     wait_until("invoices 5..10 booked", || second.count() >= 5).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until("the group committed every invoice", || {
+        committed_everything(&kafka, "flow-billing", InvoiceIssued::TOPIC)
+    })
+    .await;
     bus2.shutdown().await.unwrap();
     assert_eq!(
         second.seqs("billing"),
