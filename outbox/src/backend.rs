@@ -243,7 +243,7 @@ macro_rules! backend {
             async fn relay_batch(&self, bus: &Bus, config: &RelayConfig) -> Result<Step> {
                 let batch_size = config.batch_size.max(1);
                 let mut tx = begin(&self.pool).await?;
-                let rows: Vec<ClaimedRow> = sqlx::query_as(&self.sql.claim)
+                let rows = sqlx::query(&self.sql.claim)
                     .bind(now_ms())
                     .bind(i64::try_from(batch_size).unwrap_or(i64::MAX))
                     .fetch_all(&mut *tx)
@@ -257,12 +257,35 @@ macro_rules! backend {
                     });
                 }
                 let full = rows.len() == batch_size;
-                let (seqs, events): (Vec<i64>, Vec<herald::EncodedEvent>) = rows
-                    .into_iter()
-                    .map(sql::row_event)
-                    .collect::<Result<Vec<_>>>()?
-                    .into_iter()
-                    .unzip();
+                let (mut seqs, mut events) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
+                for row in &rows {
+                    // The ordering column is the row's name: without it nothing can be marked.
+                    let seq: i64 = sqlx::Row::try_get(row, "seq")?;
+                    match claimed(row).map_err(|e| e.to_string()).and_then(|r| sql::row_event(r).map_err(|e| e.to_string())) {
+                        Ok((seq, event)) => {
+                            seqs.push(seq);
+                            events.push(event);
+                        }
+                        // One unreadable row dies alone (it would head every batch); a dead row
+                        // does not hold its key back, so the rows after it go on.
+                        Err(reason) => {
+                            tracing::error!(seq, %reason, "an outbox row cannot be read; it is marked dead (fix it, then revive it)");
+                            sqlx::query(&self.sql.unreadable)
+                                .bind(&reason)
+                                .bind(seq)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                    }
+                }
+                if events.is_empty() {
+                    tx.commit().await?;
+                    return Ok(Step::Batch {
+                        published: 0,
+                        failed: 0,
+                        full,
+                    });
+                }
                 let result = bus.publish_encoded_batch(&events).await;
                 if config.crash_after_publish {
                     drop(tx);
@@ -310,6 +333,21 @@ macro_rules! backend {
                     full,
                 })
             }
+        }
+
+        /// The columns of a claimed row; a column that does not decode is an error naming it.
+        fn claimed(row: &<Db as sqlx::Database>::Row) -> std::result::Result<ClaimedRow, sqlx::Error> {
+            use sqlx::Row;
+            // By name, so that an error says which column.
+            Ok((
+                row.try_get("seq")?,
+                row.try_get("id")?,
+                row.try_get("topic")?,
+                row.try_get("key")?,
+                row.try_get("event_type")?,
+                row.try_get("payload")?,
+                row.try_get("headers")?,
+            ))
         }
 
         /// Moves due outbox rows to Kafka: a tokio task polling in batches, in order per key.

@@ -19,6 +19,7 @@ pub(crate) struct Sql {
     pub claim: String,
     pub published: String,
     pub failed: String,
+    pub unreadable: String,
     pub processed: String,
     pub stats: String,
     pub revive: String,
@@ -92,6 +93,9 @@ impl Sql {
                 "UPDATE {o} SET attempts = attempts + 1, last_error = $1,
                         state = CASE WHEN attempts + 1 > $2 THEN 'dead' ELSE 'pending' END
                  WHERE seq = $3"
+            ),
+            unreadable: format!(
+                "UPDATE {o} SET state = 'dead', attempts = attempts + 1, last_error = $1 WHERE seq = $2"
             ),
             processed: format!(
                 "INSERT INTO {p} (consumer_group, event_id, processed_at) VALUES ($1, $2, $3)

@@ -265,6 +265,54 @@ macro_rules! scenarios {
                     "published at {} before its time {}", seen[1].timestamp_ms, at.timestamp_millis());
             }
 
+            /// A row the relay cannot turn back into an event (its headers are not JSON; on
+            /// SQLite also one whose headers column holds bytes, which does not even decode) dies
+            /// alone, with the reason, and the relay publishes every other row, in order per key.
+            /// Before, the relay's batch failed on it again and again and published nothing.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn an_unreadable_row_dies_alone_and_the_relay_goes_on() {
+                let Some(db) = database().await else { return };
+                let (bus, kafka) = bus(Duration::from_secs(5)).await;
+                let outbox = &db.outbox;
+                let written = write(outbox, &bus, 6, 2).await;
+                let mut bad = vec![written[0].0.clone()];
+                sqlx::query(&format!("UPDATE {} SET headers = 'not json' WHERE id = $1", db.table()))
+                    .bind(&written[0].0)
+                    .execute(outbox.pool())
+                    .await
+                    .unwrap();
+                if $name == "sqlite" {
+                    sqlx::query(&format!("UPDATE {} SET headers = X'00FF' WHERE id = $1", db.table()))
+                        .bind(&written[1].0)
+                        .execute(outbox.pool())
+                        .await
+                        .unwrap();
+                    bad.push(written[1].0.clone());
+                }
+                let relay = Relay::start(bus.clone(), outbox.clone(), fast(RelayConfig::default()));
+                let good = (written.len() - bad.len()) as u64;
+                published(outbox, good).await;
+                relay.stop().await;
+                let stats = outbox.stats().await.unwrap();
+                assert_eq!((stats.published, stats.dead, stats.pending), (good, bad.len() as u64, 0));
+                for id in &bad {
+                    let (state, error): (String, Option<String>) = sqlx::query_as(&format!(
+                        "SELECT state, last_error FROM {} WHERE id = $1",
+                        db.table()
+                    ))
+                    .bind(id)
+                    .fetch_one(outbox.pool())
+                    .await
+                    .unwrap();
+                    assert_eq!(state, "dead");
+                    assert!(error.as_deref().is_some_and(|e| e.contains("headers")), "{error:?}");
+                }
+                let seen = read_all(kafka.bootstrap(), &kafka.topic("outbox-notes"));
+                let rest: Vec<_> = written.iter().filter(|(id, _, _)| !bad.contains(id)).cloned().collect();
+                let (duplicates, lost) = check(&rest, &seen);
+                assert_eq!((seen.len() as u64, duplicates, lost), (good, 0, 0));
+            }
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn rows_die_after_max_retries_and_revive() {
                 if !runs_on_embedded_only("rows_die_after_max_retries_and_revive", "it takes the broker down with the embedded broker's fault injection") { return; }
@@ -338,6 +386,13 @@ mod pg_db {
         })
     }
 
+    impl Db {
+        /// The outbox table's name.
+        pub fn table(&self) -> String {
+            format!("{}herald_outbox", self.prefix)
+        }
+    }
+
     impl Drop for Db {
         fn drop(&mut self) {
             let (url, prefix) = (self.url.clone(), self.prefix.clone());
@@ -371,6 +426,13 @@ mod sqlite_db {
     pub struct Db {
         pub outbox: Outbox,
         _dir: tempfile::TempDir,
+    }
+
+    impl Db {
+        /// The outbox table's name.
+        pub fn table(&self) -> String {
+            "herald_outbox".into()
+        }
     }
 
     pub async fn database() -> Option<Db> {
