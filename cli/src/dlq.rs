@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, Utc};
-use herald::dlq::{DeadLetter, DeadLetters, Failure, ReplayFilter, ReplayReport};
+use std::io::IsTerminal;
+
+use herald::dlq::{DeadLetter, DeadLetters, Failure, ReplayAudience, ReplayFilter, ReplayReport};
 use herald::{Delivery, Error};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
@@ -81,6 +83,19 @@ pub enum DlqCommand {
         /// Only those dead-lettered before this time (RFC 3339).
         #[arg(long, conflicts_with = "partition", value_parser = parse_time)]
         until: Option<DateTime<Utc>>,
+        /// Only this consumer group handles the replayed copies; the other groups of the topic
+        /// skip them (default: every group, as for a new event).
+        #[arg(long, conflicts_with = "failed_group")]
+        group: Option<String>,
+        /// Only the group that gave up on each dead letter (its dlq_consumer_group) handles it.
+        #[arg(long)]
+        failed_group: bool,
+        /// Check every dead letter and say where it would go, writing nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask before replaying with --all on a terminal.
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
 }
 
@@ -167,14 +182,33 @@ async fn execute(command: DlqCommand, common: &Common) -> herald::Result<ExitCod
             error_kind,
             since,
             until,
+            group,
+            failed_group,
+            dry_run,
+            yes,
         } => {
-            let letters = connect(&target, common).await?;
+            let audience = match (group, failed_group) {
+                (Some(group), _) => ReplayAudience::Group(group),
+                (None, true) => ReplayAudience::FailedGroup,
+                (None, false) => ReplayAudience::EveryGroup,
+            };
+            let letters = connect(&target, common)
+                .await?
+                .audience(audience.clone())
+                .dry_run(dry_run);
             if !all {
                 let (Some(partition), Some(offset)) = (partition, offset) else {
                     unreachable!("clap requires --partition with --offset, or --all");
                 };
                 let delivery = letters.replay(partition, offset).await?;
-                if json {
+                if dry_run {
+                    println!(
+                        "would replay {}[{partition}]@{offset} to {} ({})",
+                        letters.topic(),
+                        delivery.topic,
+                        audience_text(&audience)
+                    );
+                } else if json {
                     print_json(&json!({ "partition": partition, "offset": offset,
                         "replayed_to": delivery_json(&delivery) }));
                 } else {
@@ -195,6 +229,11 @@ async fn execute(command: DlqCommand, common: &Common) -> herald::Result<ExitCod
                 since,
                 until,
             };
+            if !dry_run && !yes && std::io::stdin().is_terminal() && !confirmed(&letters, &audience)
+            {
+                eprintln!("nothing replayed");
+                return Ok(ExitCode::from(EXIT_REPLAY_FAILED));
+            }
             let bar = if json {
                 ProgressBar::hidden()
             } else {
@@ -216,7 +255,7 @@ async fn execute(command: DlqCommand, common: &Common) -> herald::Result<ExitCod
             if json {
                 print_json(&report_json(&report));
             } else {
-                print_report(letters.topic(), &report);
+                print_report(letters.topic(), &report, dry_run);
             }
             if let Some(stopped) = &report.stopped {
                 eprintln!(
@@ -466,12 +505,40 @@ fn print_letter(letter: &DeadLetter) {
     println!("value:\n{}", pretty.unwrap_or_else(|| text(value)));
 }
 
-fn print_report(topic: &str, report: &ReplayReport) {
+/// Asks on the terminal whether to replay every matching dead letter of `letters`.
+fn confirmed(letters: &DeadLetters, audience: &ReplayAudience) -> bool {
+    use std::io::Write;
+    eprint!(
+        "replay every matching dead letter of {} ({})? run with --dry-run to see them first [y/N] ",
+        letters.topic(),
+        audience_text(audience)
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    // An unreadable answer is a no.
+    std::io::stdin().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes")
+}
+
+/// Which groups a replay reaches, for people.
+fn audience_text(audience: &ReplayAudience) -> String {
+    match audience {
+        ReplayAudience::EveryGroup => "every consumer group of the topic handles them again".into(),
+        ReplayAudience::FailedGroup => "only the group that gave up on each handles it".into(),
+        ReplayAudience::Group(group) => format!("only group `{group}` handles them"),
+    }
+}
+
+fn print_report(topic: &str, report: &ReplayReport, dry_run: bool) {
     println!(
-        "read {} dead letters of {topic}: {} matched, {} replayed, {} skipped",
+        "read {} dead letters of {topic}: {} matched, {} {}, {} skipped",
         report.scanned,
         report.matched,
         report.replayed.len(),
+        if dry_run {
+            "would be replayed"
+        } else {
+            "replayed"
+        },
         report.skipped.len()
     );
     for replayed in &report.replayed {

@@ -288,14 +288,30 @@ fn replay_one_then_all_matching_into_the_original_topic() {
     let both = fx.read(o, 2);
     assert_eq!(support::header_values(&both[1], "ce_id"), ["id-3"]);
 
-    let all = succeeded(&fx.args(false, &["replay", o, "--all"]));
+    // A dry run says what would go where and writes nothing (the topic still holds 2).
+    let dry = succeeded(&fx.args(false, &["replay", o, "--all", "--dry-run"]));
+    assert!(
+        dry.starts_with(&format!(
+            "read 3 dead letters of {o}.dlq: 3 matched, 3 would be replayed, 0 skipped"
+        )),
+        "{dry}"
+    );
+    assert_eq!(fx.read(o, 2).len(), 2);
+
+    // Meant for the group that failed: the copies name it.
+    let all = succeeded(&fx.args(false, &["replay", o, "--all", "--failed-group"]));
     assert!(
         all.starts_with(&format!(
             "read 3 dead letters of {o}.dlq: 3 matched, 3 replayed, 0 skipped"
         )),
         "{all}"
     );
-    assert_eq!(fx.read(o, 5).len(), 5);
+    let five = fx.read(o, 5);
+    assert!(!support::header_values(&five[4], dlq::REPLAY_GROUP).is_empty());
+    assert_eq!(
+        support::header_values(&five[4], dlq::REPLAY_GROUP),
+        support::header_values(&five[4], dlq::CONSUMER_GROUP)
+    );
 }
 
 #[test]

@@ -32,6 +32,8 @@ pub struct Stats {
     pub skipped_unknown_type: u64,
     /// Records of a retry topic skipped because another consumer group retries them.
     pub retry_records_skipped: u64,
+    /// Replayed dead letters skipped because the replay was meant for another consumer group.
+    pub replays_skipped: u64,
     /// Partition assignments and revocations.
     pub rebalances: u64,
     /// Tries of a failed handler on the same message.
@@ -108,6 +110,7 @@ pub(crate) struct Counters {
     pub undecodable: Counter,
     pub skipped_unknown_type: Counter,
     pub retry_records_skipped: Counter,
+    pub replays_skipped: Counter,
     pub rebalances: Counter,
     pub retries: Counter,
     pub handler_timeouts: Counter,
@@ -136,6 +139,7 @@ impl Default for Counters {
             undecodable: Counter::new(names::MESSAGES_UNDECODABLE, true),
             skipped_unknown_type: Counter::new(names::MESSAGES_SKIPPED, false),
             retry_records_skipped: Counter::new(names::RETRY_SKIPPED, false),
+            replays_skipped: Counter::new(names::REPLAY_SKIPPED, false),
             rebalances: Counter::new(names::REBALANCES, false),
             retries: Counter::new(names::HANDLER_RETRIES, false),
             handler_timeouts: Counter::new(names::HANDLER_TIMEOUTS, false),
@@ -200,6 +204,7 @@ impl Counters {
             undecodable: self.undecodable.get(),
             skipped_unknown_type: self.skipped_unknown_type.get(),
             retry_records_skipped: self.retry_records_skipped.get(),
+            replays_skipped: self.replays_skipped.get(),
             rebalances: self.rebalances.get(),
             retries: self.retries.get(),
             handler_timeouts: self.handler_timeouts.get(),

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use herald::dlq::{headers as dlq, DeadLetter, ReplayFilter};
+use herald::dlq::{headers as dlq, DeadLetter, ReplayAudience, ReplayFilter};
 use herald::prelude::*;
 use herald::Error;
 use rdkafka::message::Message;
@@ -22,6 +22,8 @@ use support::*;
 struct Parcels {
     failing: AtomicBool,
     handled: Mutex<Vec<u64>>,
+    /// What the second group (`dl-tracking`) handled.
+    tracked: Mutex<Vec<u64>>,
 }
 
 impl Parcels {
@@ -86,6 +88,13 @@ async fn take_parcel_back(event: ParcelReturned, ctx: &Context) -> Result<(), Ha
         )));
     }
     parcels.handled.lock().unwrap().push(event.seq);
+    Ok(())
+}
+
+/// A second group on the same topic, which never fails.
+#[handler(group = "dl-tracking")]
+async fn track_parcel(event: ParcelShipped, ctx: &Context) -> Result<(), HandlerError> {
+    parcels(ctx).tracked.lock().unwrap().push(event.seq);
     Ok(())
 }
 
@@ -276,7 +285,8 @@ async fn replay_all_replays_just_what_each_filter_selects() {
     let middle = Utc::now();
     bus.publish(shipped(4, true)).await.unwrap();
     wait_dead_lettered(&bus, 4).await;
-    // A dead letter of another topic, as herald writes them, in the same dead-letter topic.
+    // A dead letter of another topic, as herald writes them, copied into this dead-letter topic:
+    // it matches filters but is never replayed (this topic belongs to dl.parcels).
     let producer = plain_producer(bus.bootstrap_servers());
     let raw_value = br#"{"parcel":"parcel-B","seq":5,"permanent":true}"#;
     let elsewhere_topic = kafka.topic("dl.elsewhere");
@@ -311,16 +321,27 @@ async fn replay_all_replays_just_what_each_filter_selects() {
         (letter.partition, letter.offset)
     };
     parcels.set_failing(false);
+    // (filter, the seqs replayed, how many matched)
     let cases = [
-        (ReplayFilter::all().event_type("parcel.returned"), vec![3]),
-        (ReplayFilter::all().error_kind("retries-exhausted"), vec![1]),
+        (
+            ReplayFilter::all().event_type("parcel.returned"),
+            vec![3],
+            1,
+        ),
+        (
+            ReplayFilter::all().error_kind("retries-exhausted"),
+            vec![1],
+            1,
+        ),
         (
             ReplayFilter::all().failed_between(Some(middle), None),
             vec![4],
+            1,
         ),
         (
             ReplayFilter::all().original_topic(kafka.topic("dl.elsewhere")),
-            vec![5],
+            vec![],
+            1,
         ),
         (
             ReplayFilter::all()
@@ -329,16 +350,18 @@ async fn replay_all_replays_just_what_each_filter_selects() {
                 .error_kind("permanent")
                 .event_type("parcel.shipped"),
             vec![2],
+            1,
         ),
     ];
-    for (filter, seqs) in cases {
+    for (filter, seqs, matched) in cases {
         let mut calls = Vec::new();
         let report = letters
             .replay_all(&filter, |done, total| calls.push((done, total)))
             .await
             .unwrap();
         assert!(report.stopped.is_none(), "{filter:?}: {:?}", report.stopped);
-        assert_eq!((report.scanned, report.matched), (5, seqs.len() as u64));
+        assert_eq!((report.scanned, report.matched), (5, matched));
+        assert_eq!(report.skipped.len() as u64, matched - seqs.len() as u64);
         let replayed: Vec<(i32, i64)> = report
             .replayed
             .iter()
@@ -354,16 +377,7 @@ async fn replay_all_replays_just_what_each_filter_selects() {
         parcels.handled() == BTreeSet::from([1, 2, 3, 4])
     })
     .await;
-    let elsewhere = read_topic(bus.bootstrap_servers(), &kafka.topic("dl.elsewhere"), 1);
-    assert_eq!(elsewhere[0].payload(), Some(&raw_value[..]));
-    assert_eq!(
-        header(&elsewhere[0], dlq::REPLAY_COUNT).as_deref(),
-        Some("1")
-    );
-    assert_eq!(
-        header(&elsewhere[0], dlq::ORIGINAL_OFFSET).as_deref(),
-        Some("17")
-    );
+    read_topic(bus.bootstrap_servers(), &kafka.topic("dl.elsewhere"), 0);
     bus.shutdown().await.unwrap();
     // Everything replayed into dl.parcels was handled: nothing else was replayed there.
     assert_all_committed(
@@ -461,4 +475,95 @@ async fn replay_all_reads_every_partition_in_chunks_and_reports_progress() {
         assert_eq!(copy.partition(), original, "back to its original partition");
         assert_eq!(header(copy, dlq::REPLAY_COUNT).as_deref(), Some("1"));
     }
+}
+
+/// A replay goes only where it belongs: a dry run writes nothing and says where each letter
+/// would go; a letter that names another topic than the one its dead-letter topic belongs to is
+/// skipped with the reason (before, it was written to whatever topic its header named); and a
+/// replay for the failed group only (`ReplayAudience::FailedGroup`) is skipped by the other group
+/// of the topic, which had handled the event already (before, every group handled it again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_go_only_to_their_topic_and_the_group_that_failed() {
+    let kafka = TestKafka::start();
+    let parcels = Parcels::failing();
+    let bus = kafka
+        .builder(config())
+        .only_groups(["dl-parcels", "dl-tracking"])
+        .state(parcels.clone())
+        .build()
+        .await
+        .unwrap();
+    bus.start().await.unwrap();
+    bus.wait_for_assignment(WAIT).await.unwrap();
+    bus.publish(shipped(1, true)).await.unwrap();
+    wait_dead_lettered(&bus, 1).await;
+    wait_until("the tracking group handled it", || {
+        *parcels.tracked.lock().unwrap() == [1]
+    })
+    .await;
+    // A letter copied into this dead-letter topic from elsewhere.
+    let (topic, elsewhere) = (kafka.topic("dl.parcels"), kafka.topic("dl.elsewhere"));
+    send_raw(
+        &plain_producer(bus.bootstrap_servers()),
+        &kafka.topic("dl.parcels.dlq"),
+        Some(b"k"),
+        br#"{"parcel":"x","seq":9,"permanent":false}"#,
+        &[
+            (dlq::ORIGINAL_TOPIC, elsewhere.as_bytes()),
+            (dlq::CONSUMER_GROUP, b"dl-parcels"),
+        ],
+    )
+    .await;
+    parcels.set_failing(false);
+
+    let dry = bus.dead_letters(&topic).await.unwrap().dry_run(true);
+    let report = dry
+        .replay_all(&ReplayFilter::all(), |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(report.replayed.len(), 1, "{report:?}");
+    assert_eq!(report.replayed[0].delivery.topic, topic);
+    assert_eq!(report.replayed[0].delivery.offset, -1);
+    assert_eq!(report.skipped.len(), 1, "{report:?}");
+    assert!(
+        report.skipped[0].reason.contains(&elsewhere),
+        "{}",
+        report.skipped[0].reason
+    );
+    assert_eq!(
+        message_count(bus.bootstrap_servers(), &topic),
+        1,
+        "the dry run wrote"
+    );
+
+    let letters = bus
+        .dead_letters(&topic)
+        .await
+        .unwrap()
+        .audience(ReplayAudience::FailedGroup);
+    let report = letters
+        .replay_all(&ReplayFilter::all(), |_, _| {})
+        .await
+        .unwrap();
+    assert!(report.stopped.is_none(), "{report:?}");
+    assert_eq!((report.replayed.len(), report.skipped.len()), (1, 1));
+    wait_until("the failed group handled the replay", || {
+        parcels.handled() == BTreeSet::from([1])
+    })
+    .await;
+    for group in ["dl-parcels", "dl-tracking"] {
+        wait_until(&format!("{group} committed the replay"), || {
+            committed_and_high(bus.bootstrap_servers(), &kafka.group(group), &topic)
+                .iter()
+                .all(|(_, committed, high)| committed == high)
+        })
+        .await;
+    }
+    bus.shutdown().await.unwrap();
+    assert_eq!(
+        *parcels.tracked.lock().unwrap(),
+        [1],
+        "the other group handled the replay"
+    );
+    assert_eq!(bus.stats().replays_skipped, 1);
 }

@@ -169,6 +169,15 @@ async fn dispatch_untimed(
     } else {
         None
     };
+    // A replayed copy meant for another group (`dlq_replay_group`) is not this group's to handle.
+    if read.is_none() {
+        if let Some(meant) = message.header_value(crate::dlq::headers::REPLAY_GROUP) {
+            if meant != group.as_bytes() {
+                Counters::add(&shared.counters.replays_skipped, 1);
+                return Verdict::Skipped;
+            }
+        }
+    }
     let previous = match read {
         None => None,
         Some(Ok(record)) if record.group != group => {

@@ -23,6 +23,11 @@ pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// consumer assigned to the partitions, so it never moves any group's offsets.
 pub struct DeadLetters {
     pub(super) topic: String,
+    /// The topic this dead-letter topic belongs to (its name less the dead-letter suffix), when
+    /// its name has the suffix: replays go nowhere else.
+    pub(super) origin: Option<String>,
+    pub(super) audience: super::ReplayAudience,
+    pub(super) dry_run: bool,
     pub(super) servers: String,
     pub(super) reader: ClientConfig,
     pub(super) producer: FutureProducer,
@@ -97,6 +102,12 @@ impl DeadLetters {
             .map_err(|e| Error::kafka("creating the replay producer", e))?;
         let handle = Self {
             topic: dlq_topic.to_owned(),
+            origin: dlq_topic
+                .strip_suffix(config.dlq_suffix.as_str())
+                .filter(|o| !o.is_empty() && !config.dlq_suffix.is_empty())
+                .map(str::to_owned),
+            audience: super::ReplayAudience::EveryGroup,
+            dry_run: false,
             servers: servers.to_owned(),
             reader: reader_config(config, servers),
             producer,
@@ -106,6 +117,21 @@ impl DeadLetters {
         };
         handle.partitions().await?;
         Ok(handle)
+    }
+
+    /// Which consumer groups handle the replayed copies (default: every group of the original
+    /// topic, as for a new event).
+    pub fn audience(mut self, audience: super::ReplayAudience) -> Self {
+        self.audience = audience;
+        self
+    }
+
+    /// With `true`, replays check every dead letter and report where each would go, but write
+    /// nothing ([`Replayed::delivery`](super::Replayed) then holds the target topic, the partition
+    /// it would go to or -1, and offset -1).
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
     }
 
     /// Sets how long one operation may wait for the broker (default 10 s): metadata, watermarks,

@@ -11,7 +11,7 @@ mod replay;
 pub use inspect::DeadLetters;
 pub(crate) use inspect::DEFAULT_TIMEOUT;
 pub use letter::{DeadLetter, Failure, Header};
-pub use replay::{ReplayFilter, ReplayReport, ReplayStopped, Replayed, Skipped};
+pub use replay::{ReplayAudience, ReplayFilter, ReplayReport, ReplayStopped, Replayed, Skipped};
 
 /// Names of the headers herald adds to a dead-lettered message (seed 003's names, plus position and
 /// handler).
@@ -42,4 +42,7 @@ pub mod headers {
     /// How many times the message was replayed from a dead-letter topic, added by each replay
     /// (the previous count + 1) after the headers it already had.
     pub const REPLAY_COUNT: &str = "dlq_replay_count";
+    /// Set on a replayed copy meant for one consumer group (see
+    /// [`ReplayAudience`](super::ReplayAudience)): every other group skips it.
+    pub const REPLAY_GROUP: &str = "dlq_replay_group";
 }

@@ -26,9 +26,24 @@ const CHUNK: usize = 500;
 /// How long an enqueue waits before retrying a record the full producer queue refused.
 const QUEUE_FULL_WAIT: Duration = Duration::from_millis(2);
 
-/// A copy on its way to the original topic.
+/// Which consumer groups handle a replayed copy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ReplayAudience {
+    /// Every group that consumes the original topic, as for a new event (those that handled it
+    /// the first time handle it again).
+    #[default]
+    EveryGroup,
+    /// Only the group that gave up on it (its `dlq_consumer_group`); the others skip the copy.
+    FailedGroup,
+    /// Only this group; the others skip the copy.
+    Group(String),
+}
+
+/// A copy on its way to the original topic (`None`: a dry run, nothing was sent).
 struct Pending {
-    delivery: DeliveryFuture,
+    delivery: Option<DeliveryFuture>,
+    /// The partition it was sent to, when chosen (-1: the partitioner's choice).
+    partition: i32,
     topic: String,
     event_id: String,
     /// The dead letter's topic, partition and offset.
@@ -39,7 +54,15 @@ struct Pending {
 impl Pending {
     /// Waits for the broker's acknowledgement.
     async fn acknowledged(self) -> Result<Delivery> {
-        let (partition, offset) = match self.delivery.await {
+        let Some(delivery) = self.delivery else {
+            return Ok(Delivery {
+                topic: self.topic,
+                partition: self.partition,
+                offset: -1,
+                event_id: self.event_id,
+            });
+        };
+        let (partition, offset) = match delivery.await {
             Ok(Ok(position)) => position,
             Ok(Err((error, _))) => return Err(Error::kafka("replaying a dead letter", error)),
             Err(_canceled) => {
@@ -325,6 +348,37 @@ impl DeadLetters {
                 ),
             });
         }
+        if let Some(origin) = self
+            .origin
+            .as_deref()
+            .filter(|o| *o != failure.original_topic)
+        {
+            return Err(Error::NotReplayable {
+                topic: letter.topic.clone(),
+                partition: letter.partition,
+                offset: letter.offset,
+                reason: format!(
+                    "it names `{}` as its original topic, but `{}` holds the dead letters of `{origin}`: it was copied here from elsewhere, or its headers were changed; replay it from its own dead-letter topic",
+                    failure.original_topic, letter.topic
+                ),
+            });
+        }
+        let group = match &self.audience {
+            ReplayAudience::EveryGroup => None,
+            ReplayAudience::Group(group) => Some(group.clone()),
+            ReplayAudience::FailedGroup if failure.consumer_group.is_empty() => {
+                return Err(Error::NotReplayable {
+                    topic: letter.topic.clone(),
+                    partition: letter.partition,
+                    offset: letter.offset,
+                    reason: format!(
+                        "it names no consumer group (`{}`), so it cannot be replayed to the group that failed",
+                        headers::CONSUMER_GROUP
+                    ),
+                });
+            }
+            ReplayAudience::FailedGroup => Some(failure.consumer_group.clone()),
+        };
         let topic = failure.original_topic.clone();
         let partitions = match partitions_of.get(&topic) {
             Some(n) => *n,
@@ -338,9 +392,11 @@ impl DeadLetters {
         let mut out = OwnedHeaders::new_with_capacity(letter.headers.len() + 1);
         // A letter from a retry tier carries that tier's retry headers: the replayed event starts
         // its retries afresh on the original topic (where they are ignored anyway), so they go.
+        // An earlier replay's audience goes too: this replay sets its own.
         for header in letter.headers.iter().filter(|h| {
             !h.name
                 .starts_with(crate::consume::retry_topic::headers::PREFIX)
+                && h.name != headers::REPLAY_GROUP
         }) {
             out = out.insert(KafkaHeader {
                 key: &header.name,
@@ -351,6 +407,25 @@ impl DeadLetters {
             key: headers::REPLAY_COUNT,
             value: Some(count.as_str()),
         });
+        if let Some(group) = &group {
+            out = out.insert(KafkaHeader {
+                key: headers::REPLAY_GROUP,
+                value: Some(group.as_str()),
+            });
+        }
+        let chosen = failure
+            .original_partition
+            .filter(|p| *p >= 0 && (*p as usize) < partitions);
+        if self.dry_run {
+            return Ok(Pending {
+                delivery: None,
+                partition: chosen.unwrap_or(-1),
+                topic,
+                event_id: letter.ce_id.clone().unwrap_or_default(),
+                from: (letter.topic.clone(), letter.partition, letter.offset),
+                replay_count: letter.replay_count + 1,
+            });
+        }
         let mut record = FutureRecord::to(&topic).headers(out);
         if let Some(key) = &letter.key {
             record = record.key(key);
@@ -358,10 +433,7 @@ impl DeadLetters {
         if let Some(value) = &letter.value {
             record = record.payload(value);
         }
-        if let Some(p) = failure
-            .original_partition
-            .filter(|p| *p >= 0 && (*p as usize) < partitions)
-        {
+        if let Some(p) = chosen {
             record = record.partition(p);
         }
         let deadline = Instant::now() + self.delivery_timeout;
@@ -378,7 +450,8 @@ impl DeadLetters {
             }
         };
         Ok(Pending {
-            delivery,
+            delivery: Some(delivery),
+            partition: chosen.unwrap_or(-1),
             topic,
             event_id: letter.ce_id.clone().unwrap_or_default(),
             from: (letter.topic.clone(), letter.partition, letter.offset),

@@ -54,6 +54,9 @@ pub mod names {
     /// Counter (herald's own): records of a retry topic skipped because another consumer group
     /// retries them.
     pub const RETRY_SKIPPED: &str = "kafka.eventbus.retry.skipped";
+    /// Counter (herald's own): replayed dead letters skipped because the replay was meant for
+    /// another consumer group.
+    pub const REPLAY_SKIPPED: &str = "kafka.eventbus.replay.skipped";
     /// Counter (herald's own): retries of a failed handler.
     pub const HANDLER_RETRIES: &str = "kafka.eventbus.handler.retries";
     /// Counter (herald's own): handler attempts that timed out.
@@ -96,6 +99,10 @@ pub fn describe() {
         (
             RETRY_SKIPPED,
             "Retry-topic records another consumer group retries",
+        ),
+        (
+            REPLAY_SKIPPED,
+            "Replayed dead letters meant for another consumer group",
         ),
         (HANDLER_RETRIES, "Retries of failed handlers"),
         (HANDLER_TIMEOUTS, "Handler attempts that timed out"),
