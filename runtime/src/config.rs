@@ -724,8 +724,9 @@ impl Config {
     }
 
     /// Sets how long one message may wait on the open circuit breaker with its failures not
-    /// counted against its retries (see [`CircuitBreaker::hold_limit`]); needs a breaker set by
-    /// [`Config::circuit_breaker`] first, and does nothing without one.
+    /// counted against its retries (see
+    /// [`CircuitBreaker::hold_limit`](crate::CircuitBreaker::hold_limit)); needs a breaker set
+    /// by [`Config::circuit_breaker`] first, and does nothing without one.
     pub fn breaker_hold_limit(mut self, limit: Duration) -> Self {
         if let Some(breaker) = &mut self.circuit_breaker {
             breaker.hold_limit = limit;
