@@ -220,20 +220,36 @@ impl Record for EncodedEvent {
     }
 }
 
+/// The most distinct names [`intern`] keeps. Names can come from outside (a command's `ce_replyto`,
+/// the topics of stored or dynamic events), so the set, leaked for good, must be bounded.
+const MAX_INTERNED: usize = 1024;
+
+/// What [`intern`] returns for a name past [`MAX_INTERNED`].
+const OTHER_NAME: &str = "(one of many names)";
+
 /// A `'static` copy of `name`, made once per distinct name (event types and topics are few): the
-/// errors of stored events name them like those of herald's own.
+/// errors and metric labels of stored events name them like those of herald's own. Past
+/// [`MAX_INTERNED`] distinct names, new ones come back as [`OTHER_NAME`]: memory and metric series
+/// stay bounded whatever names arrive.
 fn intern(name: &str) -> &'static str {
-    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
-    let mut names = NAMES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut names = interned();
     if let Some(known) = names.get(name) {
         return known;
+    }
+    if names.len() >= MAX_INTERNED {
+        return OTHER_NAME;
     }
     let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
     names.insert(leaked);
     leaked
+}
+
+fn interned() -> std::sync::MutexGuard<'static, HashSet<&'static str>> {
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Why a record was not acknowledged.
@@ -856,6 +872,18 @@ mod tests {
         let delays: Vec<u128> = (1..=5).map(|a| retry.delay(a).as_millis()).collect();
         assert_eq!(delays, [100, 200, 400, 800, 1000]);
         assert_eq!(retry.delay(u32::MAX), retry.max_delay);
+    }
+
+    #[test]
+    fn interned_names_are_bounded() {
+        for n in 0..MAX_INTERNED + 500 {
+            let name = format!("reply-topic-{n}");
+            let interned = intern(&name);
+            assert!(interned == name || interned == OTHER_NAME);
+        }
+        assert_eq!(interned().len(), MAX_INTERNED);
+        assert_eq!(intern("reply-topic-0"), "reply-topic-0");
+        assert_eq!(intern("one-more-reply-topic"), OTHER_NAME);
     }
 
     #[tokio::test]
