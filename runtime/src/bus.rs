@@ -819,6 +819,7 @@ impl Bus {
             policies: self.inner.policies.clone(),
             max_buffered: config.max_buffered_per_partition,
             max_buffered_bytes: config.max_buffered_bytes_per_partition,
+            max_buffered_bytes_per_consumer: config.max_buffered_bytes_per_consumer,
             shutdown_timeout: config.shutdown_timeout,
             dead_letter_unknown_types: config.dead_letter_unknown_types,
             max_message_bytes: config.max_message_bytes,

@@ -372,6 +372,10 @@ pub struct Config {
     /// (default 16 MiB), so that large messages cannot make the consumer's memory grow without
     /// bound; whichever of the two bounds is reached first pauses the partition.
     pub max_buffered_bytes_per_partition: usize,
+    /// Bytes buffered by one consumer group's consumer over all its partitions (default 256 MiB):
+    /// past it, every partition that receives more is paused until the total is back to half, so
+    /// that many partitions cannot add up to more memory than this.
+    pub max_buffered_bytes_per_consumer: usize,
     /// Any other librdkafka property, passed through to every client.
     pub properties: BTreeMap<String, String>,
     /// A prefix per environment (`staging`, `dev-alice`) put before every topic herald derives:
@@ -413,6 +417,7 @@ impl Config {
             max_message_bytes: None,
             max_buffered_per_partition: 10_000,
             max_buffered_bytes_per_partition: 16 << 20,
+            max_buffered_bytes_per_consumer: 256 << 20,
             properties: BTreeMap::new(),
             topic_prefix: None,
             group_prefix: None,
@@ -915,6 +920,9 @@ impl Config {
         if self.max_buffered_bytes_per_partition == 0 {
             return fail("max_buffered_bytes_per_partition must be at least 1".into());
         }
+        if self.max_buffered_bytes_per_consumer == 0 {
+            return fail("max_buffered_bytes_per_consumer must be at least 1".into());
+        }
         for (key, value) in &self.properties {
             let normalized = key.trim().to_ascii_lowercase();
             if let Some((owned, why)) = OWNED_PROPERTIES.iter().find(|(k, _)| *k == normalized) {
@@ -1093,6 +1101,10 @@ impl fmt::Debug for Config {
             .field(
                 "max_buffered_bytes_per_partition",
                 &self.max_buffered_bytes_per_partition,
+            )
+            .field(
+                "max_buffered_bytes_per_consumer",
+                &self.max_buffered_bytes_per_consumer,
             )
             .field("properties", &properties)
             .finish()

@@ -580,7 +580,7 @@ async fn a_failed_dead_letter_write_holds_the_partition_until_it_succeeds() {
 // ------------------------------------------------ dead-letter copies the topic never takes
 
 #[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
-#[event(topic = "failures.scans")]
+#[event(topic = "failures.archive")]
 pub struct ScanUploaded {
     #[event(key)]
     pub scanner: String,
@@ -590,7 +590,7 @@ pub struct ScanUploaded {
 
 /// Seq 1 (a large image) and seq 2 (a huge error text) fail for good; seq 3 is handled. Seq 4
 /// makes every produce request fail as unauthorized from then on, then fails for good.
-#[handler(group = "failures-scans")]
+#[handler(group = "failures-archive")]
 async fn archive_scan(event: ScanUploaded, ctx: &Context) -> Result<(), HandlerError> {
     let log = log(ctx);
     match event.seq {
@@ -634,7 +634,7 @@ fn scans_config() -> Config {
 async fn a_dead_letter_too_large_for_its_topic_is_written_without_its_value() {
     let kafka = TestKafka::start();
     let log = Arc::new(Log::default());
-    let bus = bus_on(&kafka, scans_config(), "failures-scans", &log).await;
+    let bus = bus_on(&kafka, scans_config(), "failures-archive", &log).await;
     for (seq, image) in [
         (1, "i".repeat(19_000)),
         (2, "small".into()),
@@ -655,7 +655,7 @@ async fn a_dead_letter_too_large_for_its_topic_is_written_without_its_value() {
     bus.shutdown().await.unwrap();
     let mut letters = read_topic(
         bus.bootstrap_servers(),
-        &kafka.topic("failures.scans.dlq"),
+        &kafka.topic("failures.archive.dlq"),
         2,
     );
     letters.sort_by_key(|m| header(m, dlq::ORIGINAL_OFFSET).unwrap());
@@ -675,8 +675,8 @@ async fn a_dead_letter_too_large_for_its_topic_is_written_without_its_value() {
     );
     assert_all_committed(
         bus.bootstrap_servers(),
-        &kafka.group("failures-scans"),
-        &kafka.topic("failures.scans"),
+        &kafka.group("failures-archive"),
+        &kafka.topic("failures.archive"),
     );
 }
 
@@ -695,7 +695,7 @@ async fn a_dead_letter_topic_that_refuses_for_good_fails_the_group() {
     let kafka = TestKafka::start();
     let log = Arc::new(Log::default());
     *log.broker.lock().unwrap() = Some(kafka.embedded().clone());
-    let bus = bus_on(&kafka, config("scans"), "failures-scans", &log).await;
+    let bus = bus_on(&kafka, config("scans"), "failures-archive", &log).await;
     for seq in [3, 4, 5] {
         let scan = ScanUploaded {
             scanner: "s".into(),
@@ -720,8 +720,8 @@ async fn a_dead_letter_topic_that_refuses_for_good_fails_the_group() {
     );
     let committed: i64 = committed_and_high(
         bus.bootstrap_servers(),
-        &kafka.group("failures-scans"),
-        &kafka.topic("failures.scans"),
+        &kafka.group("failures-archive"),
+        &kafka.topic("failures.archive"),
     )
     .iter()
     .map(|(_, committed, _)| (*committed).max(0))
@@ -1910,6 +1910,40 @@ async fn a_partition_is_paused_by_the_bytes_it_has_buffered() {
     let stats = bus.stats();
     assert!(stats.partitions_paused > 0, "never paused: {stats:?}");
     assert_eq!(log.seqs("scan"), (0..200).collect::<Vec<_>>());
+}
+
+/// Many partitions, each far below its own bounds, add up past the consumer's byte bound: the
+/// partitions that receive more are paused until the total is back to half, and everything is
+/// still handled. Before, only per-partition bounds existed, so 200 partitions could buffer
+/// 200 × 16 MiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_is_paused_by_the_bytes_all_its_partitions_buffered() {
+    let kafka = TestKafka::start();
+    let log = Arc::new(Log::default());
+    let config = Config {
+        max_buffered_bytes_per_consumer: 200_000,
+        ..config("scanner").topic_partitions(4)
+    };
+    assert_eq!(config.max_buffered_bytes_per_partition, 16 << 20);
+    let bus = bus_on(&kafka, config, "failures-scans", &log).await;
+    bus.publish_batch((0..200).map(|seq| DocumentScanned {
+        document: format!("document-{}", seq % 16),
+        seq,
+        text: "x".repeat(20_000),
+    }))
+    .await
+    .unwrap();
+    bus.start().await.unwrap();
+    wait_until("all 200 scans were handled", || {
+        log.seqs("scan").len() == 200
+    })
+    .await;
+    bus.shutdown().await.unwrap();
+    let stats = bus.stats();
+    assert!(stats.partitions_paused > 0, "never paused: {stats:?}");
+    let mut seqs = log.seqs("scan");
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..200).collect::<Vec<_>>());
 }
 
 /// A group that reads only v2 gets a v1 event converted by the v2 type's upcaster (its data lacks

@@ -10,7 +10,8 @@
 //! A message's offset is stored for commit only after its verdict: handled, skipped, or copied to
 //! the dead-letter topic. Within a partition messages are handled in order; partitions run in
 //! parallel. A partition whose worker falls `max_buffered_per_partition` messages or
-//! `max_buffered_bytes_per_partition` bytes behind is paused
+//! `max_buffered_bytes_per_partition` bytes behind (or that receives more while the consumer holds
+//! `max_buffered_bytes_per_consumer` bytes over all partitions) is paused
 //! at the broker and resumed once it caught up; every partition is resumed when it is assigned, since
 //! librdkafka keeps an application's pause across a revoke and re-assign.
 
@@ -396,6 +397,7 @@ impl GroupRunner {
         };
         let (stop, stop_rx) = oneshot::channel();
         let (assigned_tx, assigned) = watch::channel(0);
+        let shared_max_per_consumer = shared.max_buffered_bytes_per_consumer;
         let consumer_loop = ConsumerLoop {
             consumer,
             routes: Arc::new(routes),
@@ -407,6 +409,7 @@ impl GroupRunner {
             cancel: CancellationToken::new(),
             polling,
             poller: Some(poller),
+            budget: Arc::new(Budget::new(shared_max_per_consumer)),
         };
         let task = tokio::spawn(consumer_loop.run(stop_rx, events_rx, assigned_tx));
         Ok(Self {
@@ -536,38 +539,80 @@ struct Backlog {
     bytes: AtomicUsize,
     max_messages: usize,
     max_bytes: usize,
+    /// The bytes of every partition of the consumer.
+    budget: Arc<Budget>,
+}
+
+/// The bytes buffered by one consumer over all its partitions, and their bound.
+#[derive(Debug)]
+struct Budget {
+    bytes: AtomicUsize,
+    max: usize,
+}
+
+impl Budget {
+    fn new(max: usize) -> Self {
+        Self {
+            bytes: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// Takes `size` bytes off; returns whether that brought the total back to half the bound.
+    fn release(&self, size: usize) -> bool {
+        let was = self.bytes.fetch_sub(size, Ordering::SeqCst);
+        was > self.max / 2 && was - size <= self.max / 2
+    }
+
+    /// At or below half the bound.
+    fn below_half(&self) -> bool {
+        self.bytes.load(Ordering::SeqCst) <= self.max / 2
+    }
 }
 
 impl Backlog {
-    fn new(max_messages: usize, max_bytes: usize) -> Self {
+    fn new(max_messages: usize, max_bytes: usize, budget: Arc<Budget>) -> Self {
         Self {
             messages: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
             max_messages,
             max_bytes,
+            budget,
         }
     }
 
-    /// Adds a message of `size` bytes; returns whether the partition is now too far behind.
+    /// Adds a message of `size` bytes; returns whether the partition is now too far behind, or
+    /// the consumer as a whole holds too many bytes.
     fn add(&self, size: usize) -> bool {
         let messages = self.messages.fetch_add(1, Ordering::SeqCst) + 1;
         let bytes = self.bytes.fetch_add(size, Ordering::SeqCst) + size;
-        messages >= self.max_messages || bytes >= self.max_bytes
+        let total = self.budget.bytes.fetch_add(size, Ordering::SeqCst) + size;
+        messages >= self.max_messages || bytes >= self.max_bytes || total >= self.budget.max
     }
 
     /// Takes a message of `size` bytes off; returns whether that brought the partition back to
-    /// half of both bounds (the moment to fetch again).
-    fn take(&self, size: usize) -> bool {
+    /// half of both bounds (the moment to fetch again), and whether it brought the consumer's
+    /// total back to half its bound (the moment to fetch the other paused partitions again).
+    fn take(&self, size: usize) -> (bool, bool) {
         let was = self.caught_up();
         self.messages.fetch_sub(1, Ordering::SeqCst);
         self.bytes.fetch_sub(size, Ordering::SeqCst);
-        !was && self.caught_up()
+        let freed = self.budget.release(size);
+        (!was && self.caught_up(), freed)
     }
 
-    /// At or below half of both bounds.
+    /// At or below half of both bounds, with the consumer's total at or below half its bound.
     fn caught_up(&self) -> bool {
         self.messages.load(Ordering::SeqCst) <= self.max_messages / 2
             && self.bytes.load(Ordering::SeqCst) <= self.max_bytes / 2
+            && self.budget.below_half()
+    }
+}
+
+impl Drop for Backlog {
+    /// The messages a revoked partition's worker dropped leave the consumer's total too.
+    fn drop(&mut self) {
+        self.budget.release(*self.bytes.get_mut());
     }
 }
 
@@ -585,6 +630,9 @@ struct Worker {
 enum WorkerSignal {
     /// Its backlog fell to half the buffer: the partition may be fetched again.
     CaughtUp(PartitionId),
+    /// The consumer's buffered bytes fell to half their bound: every paused partition that is not
+    /// behind may be fetched again.
+    BudgetFreed,
     /// A handler waits for its open circuit breaker (`true`) or no longer does (`false`).
     Hold(PartitionId, bool),
     /// A message can be neither handled nor dead-lettered (its dead-letter topic refuses it for
@@ -616,6 +664,8 @@ struct ConsumerLoop {
     /// Cleared to stop the polling thread.
     polling: Arc<AtomicBool>,
     poller: Option<std::thread::JoinHandle<()>>,
+    /// The bytes buffered over all partitions.
+    budget: Arc<Budget>,
 }
 
 impl ConsumerLoop {
@@ -627,12 +677,17 @@ impl ConsumerLoop {
     ) -> GroupStop {
         let (signals_tx, mut signals) = mpsc::unbounded_channel::<WorkerSignal>();
         let mut failure = None;
+        // A safety net under the signals: bytes released by a revoked partition's dropped queue
+        // send none, and a paused partition must never wait for a signal that does not come.
+        let mut sweep = tokio::time::interval(Duration::from_secs(1));
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let deadline = loop {
             tokio::select! {
                 biased;
                 deadline = &mut stop => {
                     break deadline.unwrap_or_else(|_| Instant::now() + self.shared.shutdown_timeout)
                 }
+                _ = sweep.tick() => self.resume_caught_up(),
                 Some(signal) = signals.recv() => {
                     if let Some(reason) = self.signalled(signal) {
                         tracing::error!(group = %self.group, %reason, "consumer group failed: it stops; fix the cause and restart the service");
@@ -713,6 +768,7 @@ impl ConsumerLoop {
                     self.resume(&id);
                 }
             }
+            WorkerSignal::BudgetFreed => self.resume_caught_up(),
             WorkerSignal::Hold(id, held) => {
                 let worker = self.workers.get_mut(&id.0, id.1)?;
                 worker.held = held;
@@ -724,6 +780,24 @@ impl ConsumerLoop {
             }
         }
         None
+    }
+
+    /// Resumes every paused partition that is neither behind nor held.
+    fn resume_caught_up(&mut self) {
+        let ready: Vec<PartitionId> = self
+            .workers
+            .0
+            .iter()
+            .flat_map(|(topic, partitions)| {
+                partitions
+                    .iter()
+                    .filter(|(_, w)| w.paused && !w.held && w.backlog.caught_up())
+                    .map(move |(p, _)| (topic.clone(), *p))
+            })
+            .collect();
+        for id in ready {
+            self.resume(&id);
+        }
     }
 
     /// Pauses fetching a partition at the broker (its handlers are behind, or held by a breaker).
@@ -836,6 +910,7 @@ impl ConsumerLoop {
         let backlog = Arc::new(Backlog::new(
             self.shared.max_buffered,
             self.shared.max_buffered_bytes,
+            self.budget.clone(),
         ));
         let control = Arc::new(PartitionControl {
             cancel: self.cancel.child_token(),
@@ -910,8 +985,12 @@ impl PartitionWorker {
         // The last handled offset not yet stored, and how many messages since the last store.
         let (mut unstored, mut since_store): (Option<i64>, u32) = (None, 0);
         while let Some(message) = inbox.recv().await {
-            if self.backlog.take(message.size()) {
+            let (caught_up, freed) = self.backlog.take(message.size());
+            if caught_up {
                 let _ = self.signals.send(WorkerSignal::CaughtUp(self.id.clone()));
+            }
+            if freed {
+                let _ = self.signals.send(WorkerSignal::BudgetFreed);
             }
             // `busy` before the check: a revocation either sees us busy and waits, or we see its
             // cancellation. It stays set while handled offsets are unstored, so a revocation waits

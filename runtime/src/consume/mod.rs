@@ -31,6 +31,9 @@ pub(crate) struct Shared {
     pub max_buffered: usize,
     /// Bytes buffered per partition before it is paused at the broker.
     pub max_buffered_bytes: usize,
+    /// Bytes buffered by one group's consumer over all its partitions before the partitions that
+    /// receive more are paused.
+    pub max_buffered_bytes_per_consumer: usize,
     /// How long in-flight handlers may take to finish at shutdown.
     pub shutdown_timeout: Duration,
     /// Dead-letter messages whose event type no handler of the group takes (else skip them).

@@ -93,6 +93,7 @@ fn shared() -> Shared {
         policies: Default::default(),
         max_buffered: 10,
         max_buffered_bytes: 1 << 20,
+        max_buffered_bytes_per_consumer: 1 << 24,
         shutdown_timeout: Duration::from_secs(1),
         dead_letter_unknown_types: false,
         max_message_bytes: None,
