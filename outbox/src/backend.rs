@@ -248,14 +248,6 @@ macro_rules! backend {
                     .bind(i64::try_from(batch_size).unwrap_or(i64::MAX))
                     .fetch_all(&mut *tx)
                     .await?;
-                if rows.is_empty() {
-                    tx.commit().await?;
-                    return Ok(Step::Batch {
-                        published: 0,
-                        failed: 0,
-                        full: false,
-                    });
-                }
                 let full = rows.len() == batch_size;
                 let (mut seqs, mut events) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
                 for row in &rows {
@@ -278,6 +270,7 @@ macro_rules! backend {
                         }
                     }
                 }
+                // Nothing due, or nothing readable.
                 if events.is_empty() {
                     tx.commit().await?;
                     return Ok(Step::Batch {

@@ -1423,28 +1423,8 @@ async fn an_open_circuit_breaker_holds_the_handler_until_a_probe_succeeds() {
     );
 }
 
-#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
-#[event(topic = "failures.labels")]
-pub struct LabelPrinted {
-    #[event(key)]
-    pub printer: String,
-    pub seq: u64,
-}
-
-/// Seq 1 is poison: it fails on every try; the others print.
-#[handler(group = "failures-labels")]
-async fn print_label(event: LabelPrinted, ctx: &Context) -> Result<(), HandlerError> {
-    let log = log(ctx);
-    log.attempt(event.seq);
-    if event.seq == 1 {
-        return Err(HandlerError::msg("the label does not fit the printer"));
-    }
-    log.handled("label", event.seq);
-    Ok(())
-}
-
-/// A poison message under a breaker that its own failures keep open (threshold 1: every failure
-/// opens it) is not held for good: once it has waited on the open breaker longer than the
+/// A poison message (charge 1 always fails) under a breaker that its own failures keep open
+/// (threshold 1: every failure opens it) is not held for good: once it has waited on the open breaker longer than the
 /// breaker's hold limit its failures count against its retries, it is dead-lettered, and the
 /// partition goes on. Before the hold limit it was probed forever and the events behind it waited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1457,22 +1437,22 @@ async fn a_poison_message_under_a_breaker_it_keeps_open_is_dead_lettered() {
             .circuit_breaker(1, Duration::from_millis(50))
             .breaker_hold_limit(Duration::from_millis(400))
     };
-    let bus = bus_on(&kafka, config, "failures-labels", &log).await;
-    bus.publish_batch((1..=3).map(|seq| LabelPrinted {
-        printer: "p".into(),
+    let bus = bus_on(&kafka, config, "failures-charges", &log).await;
+    bus.publish_batch((1..=3).map(|seq| CardCharged {
+        card: "c".into(),
         seq,
     }))
     .await
     .unwrap();
     bus.start().await.unwrap();
-    wait_until("the labels behind the poison one were printed", || {
-        log.seqs("label") == [2, 3]
+    wait_until("the charges behind the poison one were settled", || {
+        log.seqs("settle") == [2, 3]
     })
     .await;
     bus.shutdown().await.unwrap();
     let letters = read_topic(
         bus.bootstrap_servers(),
-        &kafka.topic("failures.labels.dlq"),
+        &kafka.topic("failures.charges.dlq"),
         1,
     );
     assert_eq!(
@@ -1482,8 +1462,8 @@ async fn a_poison_message_under_a_breaker_it_keeps_open_is_dead_lettered() {
     assert!(bus.stats().breaker_opens >= 2, "{:?}", bus.stats());
     assert_all_committed(
         bus.bootstrap_servers(),
-        &kafka.group("failures-labels"),
-        &kafka.topic("failures.labels"),
+        &kafka.group("failures-charges"),
+        &kafka.topic("failures.charges"),
     );
 }
 
