@@ -57,6 +57,14 @@ macro_rules! backend {
                 for statement in &self.sql.migrate {
                     sqlx::query(statement).execute(&self.pool).await?;
                 }
+                for statement in &self.sql.upgrade {
+                    match sqlx::query(statement).execute(&self.pool).await {
+                        Ok(_) => {}
+                        // SQLite has no `ADD COLUMN IF NOT EXISTS`: the column is there already.
+                        Err(sqlx::Error::Database(e)) if e.message().contains("duplicate column") => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
                 Ok(())
             }
 
@@ -239,12 +247,17 @@ macro_rules! backend {
                 Ok(done.rows_affected())
             }
 
-            /// Claims due rows, publishes them and marks them, in one transaction.
+            /// Claims due rows and leases them (one short transaction), publishes them with no
+            /// transaction open, then marks them (another short one): writers never wait for
+            /// Kafka. The lease outlasts the longest publish, so no other relay takes the rows
+            /// (or later rows of their keys) meanwhile; a relay that dies leaves it to run out.
             async fn relay_batch(&self, bus: &Bus, config: &RelayConfig) -> Result<Step> {
                 let batch_size = config.batch_size.max(1);
+                let lease = bus.config().delivery_timeout.saturating_mul(2) + std::time::Duration::from_secs(5);
+                let now = now_ms();
                 let mut tx = begin(&self.pool).await?;
                 let rows = sqlx::query(&self.sql.claim)
-                    .bind(now_ms())
+                    .bind(now)
                     .bind(i64::try_from(batch_size).unwrap_or(i64::MAX))
                     .fetch_all(&mut *tx)
                     .await?;
@@ -279,11 +292,16 @@ macro_rules! backend {
                         full,
                     });
                 }
+                sqlx::query(&self.sql.lease_in(&seqs))
+                    .bind(now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
                 let result = bus.publish_encoded_batch(&events).await;
                 if config.crash_after_publish {
-                    drop(tx);
                     return Ok(Step::Crashed);
                 }
+                let mut tx = begin(&self.pool).await?;
                 let (delivered, error): (Vec<usize>, Option<String>) = match result {
                     Ok(_) => ((0..seqs.len()).collect(), None),
                     Err(herald::Error::Batch {

@@ -9,6 +9,7 @@ const DIALECT: Dialect = Dialect {
     serial: "BIGSERIAL PRIMARY KEY",
     blob: "BYTEA",
     lock: " FOR UPDATE SKIP LOCKED",
+    if_not_exists: "IF NOT EXISTS ",
 };
 
 async fn begin(pool: &Pool) -> sqlx::Result<sqlx::Transaction<'static, Db>> {

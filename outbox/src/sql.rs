@@ -10,11 +10,17 @@ pub(crate) struct Dialect {
     pub blob: &'static str,
     /// Appended to the claim: rows other relays hold are skipped, not waited for.
     pub lock: &'static str,
+    /// Put after `ADD COLUMN` where the database has it (else the migration ignores the error
+    /// of a column that is already there).
+    pub if_not_exists: &'static str,
 }
 
 /// The statements, with the table names filled in.
 pub(crate) struct Sql {
     pub migrate: Vec<String>,
+    /// Columns added since the first version; "duplicate column" errors are ignored.
+    pub upgrade: Vec<String>,
+    pub lease: String,
     pub insert: String,
     pub claim: String,
     pub published: String,
@@ -41,7 +47,12 @@ impl Sql {
         }
         let o = format!("{prefix}herald_outbox");
         let p = format!("{prefix}herald_processed");
-        let Dialect { serial, blob, lock } = dialect;
+        let Dialect {
+            serial,
+            blob,
+            lock,
+            if_not_exists,
+        } = dialect;
         Ok(Self {
             migrate: vec![
                 format!(
@@ -58,7 +69,8 @@ impl Sql {
                         state TEXT NOT NULL DEFAULT 'pending',
                         attempts BIGINT NOT NULL DEFAULT 0,
                         last_error TEXT,
-                        published_at BIGINT)"
+                        published_at BIGINT,
+                        lease_until BIGINT)"
                 ),
                 format!("CREATE INDEX IF NOT EXISTS {o}_due ON {o} (state, available_at, seq)"),
                 format!("CREATE INDEX IF NOT EXISTS {o}_key ON {o} (key, seq)"),
@@ -70,6 +82,12 @@ impl Sql {
                         PRIMARY KEY (consumer_group, event_id))"
                 ),
             ],
+            upgrade: vec![format!(
+                "ALTER TABLE {o} ADD COLUMN {if_not_exists}lease_until BIGINT"
+            )],
+            // A claimed row is leased to its relay while the relay publishes it, outside any
+            // transaction; a relay that dies leaves the lease to run out.
+            lease: format!("UPDATE {o} SET lease_until = $1 WHERE seq IN "),
             insert: format!(
                 "INSERT INTO {o} (id, topic, key, event_type, payload, headers, created_at, available_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
@@ -78,6 +96,7 @@ impl Sql {
             // due row of its key is still pending outside this batch (held by another relay).
             claim: format!(
                 "WITH c AS (SELECT seq FROM {o} WHERE state = 'pending' AND available_at <= $1
+                              AND (lease_until IS NULL OR lease_until <= $1)
                             ORDER BY seq LIMIT $2{lock})
                  SELECT o.seq, o.id, o.topic, o.key, o.event_type, o.payload, o.headers FROM {o} o
                  WHERE o.seq IN (SELECT seq FROM c)
@@ -87,10 +106,10 @@ impl Sql {
                  ORDER BY o.seq"
             ),
             published: format!(
-                "UPDATE {o} SET state = 'published', published_at = $1, last_error = NULL WHERE seq IN "
+                "UPDATE {o} SET state = 'published', published_at = $1, last_error = NULL, lease_until = NULL WHERE seq IN "
             ),
             failed: format!(
-                "UPDATE {o} SET attempts = attempts + 1, last_error = $1,
+                "UPDATE {o} SET attempts = attempts + 1, last_error = $1, lease_until = NULL,
                         state = CASE WHEN attempts + 1 > $2 THEN 'dead' ELSE 'pending' END
                  WHERE seq = $3"
             ),
@@ -120,9 +139,21 @@ impl Sql {
 
     /// Marks the rows `seqs` published (the list is built from integers, not user text).
     pub fn published_in(&self, seqs: &[i64]) -> String {
-        let list: Vec<String> = seqs.iter().map(i64::to_string).collect();
-        format!("{}({})", self.published, list.join(","))
+        format!("{}({})", self.published, list(seqs))
     }
+
+    /// Leases the rows `seqs` to this relay until `$1`.
+    pub fn lease_in(&self, seqs: &[i64]) -> String {
+        format!("{}({})", self.lease, list(seqs))
+    }
+}
+
+/// `seqs` as an SQL list (integers, not user text).
+fn list(seqs: &[i64]) -> String {
+    seqs.iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// An encoded event's headers as JSON text.

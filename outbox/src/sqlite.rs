@@ -10,6 +10,7 @@ const DIALECT: Dialect = Dialect {
     serial: "INTEGER PRIMARY KEY AUTOINCREMENT",
     blob: "BLOB",
     lock: "",
+    if_not_exists: "",
 };
 
 async fn begin(pool: &Pool) -> sqlx::Result<sqlx::Transaction<'static, Db>> {

@@ -313,6 +313,31 @@ macro_rules! scenarios {
                 assert_eq!((seen.len() as u64, duplicates, lost), (good, 0, 0));
             }
 
+            /// A relay waiting for Kafka holds no database transaction: a writer commits at once
+            /// while the relay's publish waits out the broker. Before, the relay held its
+            /// transaction (on SQLite the write lock) across the publish, and every writer waited
+            /// for up to the delivery timeout.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn writers_do_not_wait_for_a_relay_waiting_for_kafka() {
+                if !runs_on_embedded_only("writers_do_not_wait_for_a_relay_waiting_for_kafka", "it takes the broker down with the embedded broker's fault injection") { return; }
+                let Some(db) = database().await else { return };
+                let (bus, kafka) = bus(Duration::from_secs(4)).await;
+                let outbox = &db.outbox;
+                write(outbox, &bus, 1, 1).await;
+                kafka.embedded().broker_down().unwrap();
+                let relay = Relay::start(bus.clone(), outbox.clone(), fast(RelayConfig::default()));
+                // The relay polls every 20 ms: by now it is inside its first publish.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let started = Instant::now();
+                write(outbox, &bus, 1, 1).await;
+                let took = started.elapsed();
+                kafka.embedded().broker_up().unwrap();
+                published(outbox, 2).await;
+                relay.stop().await;
+                // A stall bound, not a speed target: the relay's publish waits up to 4 s.
+                assert!(took < Duration::from_secs(2), "the writer waited {took:?} for the relay");
+            }
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn rows_die_after_max_retries_and_revive() {
                 if !runs_on_embedded_only("rows_die_after_max_retries_and_revive", "it takes the broker down with the embedded broker's fault injection") { return; }
