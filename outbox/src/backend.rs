@@ -247,6 +247,28 @@ macro_rules! backend {
                 Ok(done.rows_affected())
             }
 
+            /// Deletes the published rows and the processed-event ids older than `older_than`
+            /// (pending and dead rows stay); the relay runs it every
+            /// [`RelayConfig::purge_interval`] with [`RelayConfig::retain`].
+            ///
+            /// # Errors
+            /// [`Error::Database`](crate::Error::Database).
+            pub async fn purge(&self, older_than: std::time::Duration) -> Result<crate::Purged> {
+                let before = now_ms().saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
+                let rows = sqlx::query(&self.sql.purge_published)
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await?;
+                let ids = sqlx::query(&self.sql.purge_processed)
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(crate::Purged {
+                    published_rows: rows.rows_affected(),
+                    processed_ids: ids.rows_affected(),
+                })
+            }
+
             /// Claims due rows and leases them (one short transaction), publishes them with no
             /// transaction open, then marks them (another short one): writers never wait for
             /// Kafka. The lease outlasts the longest publish, so no other relay takes the rows
@@ -370,9 +392,28 @@ macro_rules! backend {
             /// [`RelayHandle::stop`]. Several relays may run over one outbox.
             pub fn start(bus: Bus, outbox: Outbox, config: RelayConfig) -> RelayHandle {
                 let batch_config = config.clone();
+                // When the relay last purged: never, so the first batch purges.
+                let purged = Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
                 relay::spawn(config, move || {
                     let (bus, outbox, config) = (bus.clone(), outbox.clone(), batch_config.clone());
-                    async move { outbox.relay_batch(&bus, &config).await }
+                    let purged = purged.clone();
+                    async move {
+                        let due = {
+                            let mut last = purged.lock().unwrap_or_else(|e| e.into_inner());
+                            let due = last.is_none_or(|t| t.elapsed() >= config.purge_interval);
+                            if due {
+                                *last = Some(std::time::Instant::now());
+                            }
+                            due
+                        };
+                        if let (true, Some(retain)) = (due, config.retain) {
+                            match outbox.purge(retain).await {
+                                Ok(purged) => tracing::debug!(?purged, "outbox purged"),
+                                Err(error) => tracing::warn!(%error, "purging the outbox failed; the next purge tries again"),
+                            }
+                        }
+                        outbox.relay_batch(&bus, &config).await
+                    }
                 })
             }
         }

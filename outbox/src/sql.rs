@@ -30,6 +30,8 @@ pub(crate) struct Sql {
     pub stats: String,
     pub revive: String,
     pub revive_all: String,
+    pub purge_published: String,
+    pub purge_processed: String,
 }
 
 /// The columns a claim returns.
@@ -74,6 +76,11 @@ impl Sql {
                 ),
                 format!("CREATE INDEX IF NOT EXISTS {o}_due ON {o} (state, available_at, seq)"),
                 format!("CREATE INDEX IF NOT EXISTS {o}_key ON {o} (key, seq)"),
+                // The claim looks for older pending rows of a key: this index holds only those,
+                // not the published ones a busy key piles up.
+                format!(
+                    "CREATE INDEX IF NOT EXISTS {o}_pending_key ON {o} (key, seq) WHERE state = 'pending'"
+                ),
                 format!(
                     "CREATE TABLE IF NOT EXISTS {p} (
                         consumer_group TEXT NOT NULL,
@@ -134,6 +141,10 @@ impl Sql {
             revive_all: format!(
                 "UPDATE {o} SET state = 'pending', attempts = 0 WHERE state = 'dead'"
             ),
+            purge_published: format!(
+                "DELETE FROM {o} WHERE state = 'published' AND published_at < $1"
+            ),
+            purge_processed: format!("DELETE FROM {p} WHERE processed_at < $1"),
         })
     }
 

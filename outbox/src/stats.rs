@@ -2,6 +2,15 @@
 
 use std::time::Duration;
 
+/// What [`Outbox::purge`](crate::sqlite::Outbox::purge) deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Purged {
+    /// Published rows.
+    pub published_rows: u64,
+    /// Processed-event ids (`processed_once`).
+    pub processed_ids: u64,
+}
+
 /// Counts of the outbox's rows by state, and how late the oldest due row is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OutboxStats {

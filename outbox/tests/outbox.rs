@@ -338,6 +338,50 @@ macro_rules! scenarios {
                 assert!(took < Duration::from_secs(2), "the writer waited {took:?} for the relay");
             }
 
+            /// The relay deletes published rows and processed-event ids past their retention,
+            /// and keeps pending ones. Before, both tables grew for good (and the claim scanned the
+            /// published rows of a busy key).
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn the_relay_purges_what_is_past_its_retention() {
+                let Some(db) = database().await else { return };
+                let (bus, _kafka) = bus(Duration::from_secs(5)).await;
+                let outbox = &db.outbox;
+                write(outbox, &bus, 3, 3).await;
+                let mut tx = outbox.pool().begin().await.unwrap();
+                assert!(outbox.processed_once(&mut tx, "billing", "id-1").await.unwrap());
+                tx.commit().await.unwrap();
+                let later = chrono::Utc::now() + chrono::Duration::hours(1);
+                let mut conn = outbox.pool().acquire().await.unwrap();
+                outbox
+                    .publish_scheduled(&mut *conn, &bus, &Note { key: "later".into(), n: 9 }, later)
+                    .await
+                    .unwrap();
+                drop(conn);
+                let relay = Relay::start(
+                    bus.clone(),
+                    outbox.clone(),
+                    fast(RelayConfig {
+                        retain: Some(Duration::ZERO),
+                        purge_interval: Duration::from_millis(50),
+                        ..Default::default()
+                    }),
+                );
+                wait_until("the relay published the three rows", || async { relay.totals().published == 3 }).await;
+                wait_until("the published rows were purged", || async {
+                    outbox.stats().await.unwrap().published == 0
+                })
+                .await;
+                relay.stop().await;
+                let stats = outbox.stats().await.unwrap();
+                assert_eq!((stats.pending, stats.scheduled), (1, 1), "the scheduled row was purged");
+                let mut tx = outbox.pool().begin().await.unwrap();
+                assert!(
+                    outbox.processed_once(&mut tx, "billing", "id-1").await.unwrap(),
+                    "the processed id was kept"
+                );
+                tx.rollback().await.unwrap();
+            }
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn rows_die_after_max_retries_and_revive() {
                 if !runs_on_embedded_only("rows_die_after_max_retries_and_revive", "it takes the broker down with the embedded broker's fault injection") { return; }
