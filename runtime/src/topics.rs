@@ -169,11 +169,16 @@ pub(crate) fn unwritable(
                     .to_string_lossy()
                     .into_owned();
                 let error = rd::rd_kafka_TopicDescription_error(description);
-                if !error.is_null()
-                    && rd::rd_kafka_error_code(error)
-                        == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED
+                let code = (!error.is_null()).then(|| rd::rd_kafka_error_code(error));
+                if code
+                    == Some(rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
                 {
                     denied.push(name);
+                    continue;
+                }
+                if code == Some(rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+                    // Not a refusal: a broker that creates topics on first write takes it.
+                    tracing::warn!(topic = %name, "this dead-letter or retry topic does not exist: unless the brokers create topics on first write, a message that fails for good stops its consumer group; create it, or turn on KAFKA_AUTO_CREATE_TOPICS");
                     continue;
                 }
                 let mut ops_count = 0;
