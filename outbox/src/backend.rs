@@ -296,7 +296,10 @@ macro_rules! backend {
                         // One unreadable row dies alone (it would head every batch); a dead row
                         // does not hold its key back, so the rows after it go on.
                         Err(reason) => {
-                            tracing::error!(seq, %reason, "an outbox row cannot be read; it is marked dead (fix it, then revive it)");
+                            // Its id for the log, unless that column is what does not decode.
+                            let id: Option<String> = sqlx::Row::try_get(row, "id").ok();
+                            tracing::error!(seq, id = id.as_deref().unwrap_or("(unreadable)"), %reason,
+                                "an outbox row cannot be read; it is marked dead (fix it, then revive it)");
                             sqlx::query(&self.sql.unreadable)
                                 .bind(&reason)
                                 .bind(seq)

@@ -20,7 +20,8 @@ pub struct OutboxStats {
     pub scheduled: u64,
     /// Rows published.
     pub published: u64,
-    /// Rows that failed `max_retries` times and wait for `revive`.
+    /// Rows that failed `max_retries` times, or could not be read back as events, and wait for
+    /// `revive`.
     pub dead: u64,
     /// How long the oldest due pending row has been due (zero when none is).
     pub oldest_pending_age: Duration,
