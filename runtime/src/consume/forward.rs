@@ -142,6 +142,53 @@ pub(crate) async fn until_acknowledged(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::envelope::Position;
+
+    /// A consume-only service whose idempotent producer turned fatal still writes its dead
+    /// letters: the copy replaces the producer, as publishing does. Before, every try went
+    /// through the fatal producer and failed, for good.
+    #[tokio::test]
+    async fn a_copy_through_a_producer_that_turned_fatal_goes_through_a_new_one() {
+        let broker = crate::embedded::EmbeddedBroker::start(1).unwrap();
+        broker.create_topic("orders.dlq", 1).unwrap();
+        let config = Config::new("forward").bootstrap_servers(broker.bootstrap_servers());
+        let shared = Shared::for_test(&config, broker.bootstrap_servers());
+        let doomed = shared.publisher.producer();
+        // SAFETY: the producer's handle is live while `doomed` is.
+        let code = unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                rdkafka::producer::Producer::client(&doomed).native_ptr(),
+                rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                c"injected by herald's test".as_ptr(),
+            )
+        };
+        assert_eq!(
+            code,
+            rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+        );
+        drop(doomed);
+        let position = Position {
+            topic: "orders".into(),
+            partition: 0,
+            offset: 7,
+        };
+        let message = Received::for_test(&position, Some(b"k"), Some(b"v"), None::<&OwnedHeaders>);
+        let cancel = CancellationToken::new();
+        let copy = until_acknowledged(
+            &message,
+            message.payload(),
+            "orders.dlq",
+            OwnedHeaders::new(),
+            &shared,
+            &cancel,
+        );
+        let copied = tokio::time::timeout(Duration::from_secs(20), copy)
+            .await
+            .expect("the copy never went through the fatal producer");
+        assert_eq!(copied, Forwarded::Landed(0, 0));
+        assert_eq!(shared.counters.snapshot().producer_restarts, 1);
+    }
 
     #[test]
     fn error_text_is_capped_at_a_character_boundary() {

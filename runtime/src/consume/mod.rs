@@ -54,3 +54,29 @@ pub(crate) struct Shared {
     /// [`Bus::health`](crate::Bus::health): each holds its partition.
     pub stalled_copies: Arc<crate::telemetry::in_flight::InFlight>,
 }
+
+#[cfg(test)]
+impl Shared {
+    /// What a group shares, for tests: a publisher to `servers`, small buffers, 1 s timeouts.
+    pub(crate) fn for_test(config: &crate::config::Config, servers: &str) -> Self {
+        let counters = Arc::new(Counters::default());
+        Self {
+            publisher: Publisher::new(config, servers, counters.clone()).unwrap(),
+            state: Default::default(),
+            counters,
+            policies: Default::default(),
+            max_buffered: 10,
+            max_buffered_bytes: 1 << 20,
+            max_buffered_bytes_per_consumer: 1 << 24,
+            shutdown_timeout: Duration::from_secs(1),
+            dead_letter_unknown_types: false,
+            max_message_bytes: None,
+            dlq_suffix: ".dlq".into(),
+            delivery_timeout: Duration::from_secs(1),
+            breakers: Default::default(),
+            default_group: config.service_name.clone(),
+            in_flight: Default::default(),
+            stalled_copies: Default::default(),
+        }
+    }
+}

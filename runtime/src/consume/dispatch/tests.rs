@@ -2,7 +2,6 @@
 //! wait is exact and nothing sleeps for real.
 
 use std::cell::RefCell;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -83,27 +82,7 @@ static V2: HandlerDescriptor = descriptor("v2", 2, succeeding);
 static V4: HandlerDescriptor = descriptor("v4", 4, succeeding);
 
 fn shared() -> Shared {
-    let config = Config::new("dispatch-tests").embedded();
-    let counters = Arc::new(Counters::default());
-    Shared {
-        publisher: crate::publish::Publisher::new(&config, "127.0.0.1:1", counters.clone())
-            .unwrap(),
-        state: Default::default(),
-        counters,
-        policies: Default::default(),
-        max_buffered: 10,
-        max_buffered_bytes: 1 << 20,
-        max_buffered_bytes_per_consumer: 1 << 24,
-        shutdown_timeout: Duration::from_secs(1),
-        dead_letter_unknown_types: false,
-        max_message_bytes: None,
-        dlq_suffix: ".dlq".into(),
-        delivery_timeout: Duration::from_secs(1),
-        breakers: Default::default(),
-        default_group: "dispatch-tests".into(),
-        in_flight: Default::default(),
-        stalled_copies: Default::default(),
-    }
+    Shared::for_test(&Config::new("dispatch-tests").embedded(), "127.0.0.1:1")
 }
 
 fn incoming() -> Incoming {
