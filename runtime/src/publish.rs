@@ -782,6 +782,25 @@ impl Publisher {
         }
     }
 
+    /// Makes the current producer hit a fatal error (librdkafka's test hook), as an idempotent
+    /// producer that lost its sequence would.
+    #[cfg(test)]
+    pub(crate) fn make_fatal_for_test(&self) {
+        let doomed = self.producer();
+        // SAFETY: the producer's handle is live while `doomed` is.
+        let code = unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                doomed.client().native_ptr(),
+                rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                c"injected by herald's test".as_ptr(),
+            )
+        };
+        assert_eq!(
+            code,
+            rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+        );
+    }
+
     /// The current producer, for records herald forwards as they are (dead letters).
     pub(crate) fn producer(&self) -> KafkaProducer {
         self.current().0
@@ -895,19 +914,7 @@ mod tests {
         let options = PublishOptions::default;
 
         let first = publisher.publish(&probe(1), options()).await.unwrap();
-        let doomed = publisher.producer();
-        let code = unsafe {
-            rdkafka::bindings::rd_kafka_test_fatal_error(
-                doomed.client().native_ptr(),
-                rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
-                c"injected by herald's test".as_ptr(),
-            )
-        };
-        assert_eq!(
-            code,
-            rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-        );
-        drop(doomed);
+        publisher.make_fatal_for_test();
 
         let error = publisher.publish(&probe(1), options()).await.unwrap_err();
         let Error::ProducerFatal { reason, code, .. } = &error else {

@@ -1491,6 +1491,33 @@ async fn reserve_stock(event: StockReserved, ctx: &Context) -> Result<(), Handle
     Ok(())
 }
 
+/// A bus of `group` whose `async` retry policy goes through retry topics: 3 retries, 100 ms
+/// doubling to 200 ms, no jitter.
+async fn bus_retrying_through_topics(
+    kafka: &TestKafka,
+    service: &str,
+    group: &'static str,
+    log: &Arc<Log>,
+) -> Bus {
+    let asynchronous = herald::RetryPolicy {
+        max_retries: 3,
+        base_delay: Duration::from_millis(100),
+        max_delay: Duration::from_millis(200),
+        jitter: 0.0,
+        timeout: None,
+        breaker: None,
+        mode: herald::RetryMode::Topics,
+    };
+    kafka
+        .builder(config(service))
+        .only_groups([group])
+        .state(log.clone())
+        .retry_policy("async", asynchronous)
+        .build()
+        .await
+        .unwrap()
+}
+
 fn stock_headers(retry: &[(&'static str, &'static [u8])]) -> Vec<(&'static str, &'static [u8])> {
     let mut headers = vec![
         ("ce_specversion", &b"1.0"[..]),
@@ -1518,23 +1545,7 @@ fn stock_headers(retry: &[(&'static str, &'static [u8])]) -> Vec<(&'static str, 
 async fn retry_headers_count_on_retry_topics_only_and_within_the_policy() {
     let kafka = TestKafka::start();
     let log = Arc::new(Log::default());
-    let asynchronous = herald::RetryPolicy {
-        max_retries: 3,
-        base_delay: Duration::from_millis(100),
-        max_delay: Duration::from_millis(200),
-        jitter: 0.0,
-        timeout: None,
-        breaker: None,
-        mode: herald::RetryMode::Topics,
-    };
-    let bus = kafka
-        .builder(config("stock"))
-        .only_groups(["failures-stock"])
-        .state(log.clone())
-        .retry_policy("async", asynchronous)
-        .build()
-        .await
-        .unwrap();
+    let bus = bus_retrying_through_topics(&kafka, "stock", "failures-stock", &log).await;
     let producer = plain_producer(bus.bootstrap_servers());
     let (main, tier) = (
         kafka.topic("failures.stock"),
@@ -1677,23 +1688,7 @@ async fn restock_return(_event: ParcelReturned) -> Result<(), HandlerError> {
 async fn a_dead_letter_does_not_drop_another_handlers_deferral() {
     let kafka = TestKafka::start();
     let log = Arc::new(Log::default());
-    let asynchronous = herald::RetryPolicy {
-        max_retries: 3,
-        base_delay: Duration::from_millis(100),
-        max_delay: Duration::from_millis(200),
-        jitter: 0.0,
-        timeout: None,
-        breaker: None,
-        mode: herald::RetryMode::Topics,
-    };
-    let bus = kafka
-        .builder(config("returns"))
-        .only_groups(["failures-returns"])
-        .state(log.clone())
-        .retry_policy("async", asynchronous)
-        .build()
-        .await
-        .unwrap();
+    let bus = bus_retrying_through_topics(&kafka, "returns", "failures-returns", &log).await;
     bus.publish(ParcelReturned {
         parcel: "p".into(),
         seq: 1,
