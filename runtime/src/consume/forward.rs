@@ -154,20 +154,7 @@ mod tests {
         broker.create_topic("orders.dlq", 1).unwrap();
         let config = Config::new("forward").bootstrap_servers(broker.bootstrap_servers());
         let shared = Shared::for_test(&config, broker.bootstrap_servers());
-        let doomed = shared.publisher.producer();
-        // SAFETY: the producer's handle is live while `doomed` is.
-        let code = unsafe {
-            rdkafka::bindings::rd_kafka_test_fatal_error(
-                rdkafka::producer::Producer::client(&doomed).native_ptr(),
-                rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
-                c"injected by herald's test".as_ptr(),
-            )
-        };
-        assert_eq!(
-            code,
-            rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-        );
-        drop(doomed);
+        shared.publisher.make_fatal_for_test();
         let position = Position {
             topic: "orders".into(),
             partition: 0,
