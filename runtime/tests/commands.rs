@@ -116,19 +116,6 @@ async fn reserve_stock(_command: ReserveStock) -> Result<u32, HandlerError> {
     Ok(attempt)
 }
 
-/// The policy `reserve_stock` names: three retries through the retry topics.
-fn through_topics() -> herald::RetryPolicy {
-    herald::RetryPolicy {
-        max_retries: 3,
-        base_delay: Duration::from_millis(100),
-        max_delay: Duration::from_millis(200),
-        jitter: 0.0,
-        timeout: None,
-        breaker: None,
-        mode: herald::RetryMode::Topics,
-    }
-}
-
 #[handler(group = "user-service")]
 async fn count_users(command: CountUsers, _ctx: &Context) -> anyhow::Result<u64> {
     Ok(command.prefix.len() as u64 * 10)

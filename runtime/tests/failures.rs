@@ -1499,20 +1499,11 @@ async fn bus_retrying_through_topics(
     group: &'static str,
     log: &Arc<Log>,
 ) -> Bus {
-    let asynchronous = herald::RetryPolicy {
-        max_retries: 3,
-        base_delay: Duration::from_millis(100),
-        max_delay: Duration::from_millis(200),
-        jitter: 0.0,
-        timeout: None,
-        breaker: None,
-        mode: herald::RetryMode::Topics,
-    };
     kafka
         .builder(config(service))
         .only_groups([group])
         .state(log.clone())
-        .retry_policy("async", asynchronous)
+        .retry_policy("async", through_topics())
         .build()
         .await
         .unwrap()

@@ -228,12 +228,19 @@ impl GroupContext {
         // Committed now, not by librdkafka's asynchronous commit at the unassignment: the next
         // owner reads the committed offsets as soon as it is assigned, and must see these.
         if !self.closing.load(Ordering::SeqCst) {
-            match consumer.commit_consumer_state(CommitMode::Sync) {
-                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-                Err(e) => tracing::warn!(group = %self.group, error = %e,
-                    "committing the revoked partitions' offsets failed; their next owner may handle some events again"),
+            if let Err(e) = commit_stored(consumer) {
+                tracing::warn!(group = %self.group, error = %e,
+                    "committing the revoked partitions' offsets failed; their next owner may handle some events again");
             }
         }
+    }
+}
+
+/// Commits the stored offsets now and waits for the answer; nothing stored is no error.
+fn commit_stored<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> KafkaResult<()> {
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
+        result => result,
     }
 }
 
@@ -875,11 +882,8 @@ impl ConsumerLoop {
             if let Some(poller) = poller {
                 let _ = poller.join();
             }
-            match consumer.commit_consumer_state(CommitMode::Sync) {
-                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-                Err(e) => {
-                    tracing::warn!(%group, error = %e, "final commit failed; uncommitted events will be redelivered")
-                }
+            if let Err(e) = commit_stored(&consumer) {
+                tracing::warn!(%group, error = %e, "final commit failed; uncommitted events will be redelivered")
             }
             consumer.unsubscribe();
             drop(consumer);

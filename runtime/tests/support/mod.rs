@@ -203,6 +203,19 @@ pub async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// A retry policy through retry topics: 3 retries, 100 ms doubling to 200 ms, no jitter.
+pub fn through_topics() -> herald::RetryPolicy {
+    herald::RetryPolicy {
+        max_retries: 3,
+        base_delay: Duration::from_millis(100),
+        max_delay: Duration::from_millis(200),
+        jitter: 0.0,
+        timeout: None,
+        breaker: None,
+        mode: herald::RetryMode::Topics,
+    }
+}
+
 /// A plain producer, not herald's.
 pub fn plain_producer(bootstrap: &str) -> FutureProducer {
     ClientConfig::new()
