@@ -10,7 +10,7 @@ macro_rules! backend {
 
         use crate::relay::{self, Step};
         use crate::sql::{self, ClaimedRow, Sql};
-        use crate::{now_ms, OutboxStats, RelayConfig, RelayHandle, Result};
+        use crate::{OutboxStats, RelayConfig, RelayHandle, Result};
 
         /// The outbox tables of one database: write events in transactions, read stats, revive
         /// dead rows, record processed events. Cloning is cheap.
@@ -96,8 +96,7 @@ macro_rules! backend {
                 event: &E,
                 options: PublishOptions,
             ) -> Result<String> {
-                let now = now_ms();
-                self.insert_all(conn, bus.encode_with_mapped(event, options)?, now, now)
+                self.insert_all(conn, bus.encode_with_mapped(event, options)?, None)
                     .await
             }
 
@@ -116,10 +115,9 @@ macro_rules! backend {
                     .into_iter()
                     .map(|event| bus.encode_with_mapped(event, PublishOptions::default()))
                     .collect::<herald::Result<Vec<_>>>()?;
-                let now = now_ms();
                 let mut ids = Vec::with_capacity(encoded.len());
                 for records in encoded {
-                    ids.push(self.insert_all(&mut *conn, records, now, now).await?);
+                    ids.push(self.insert_all(&mut *conn, records, None).await?);
                 }
                 Ok(ids)
             }
@@ -137,22 +135,22 @@ macro_rules! backend {
                 at: DateTime<Utc>,
             ) -> Result<String> {
                 let encoded = bus.encode_with_mapped(event, PublishOptions::default())?;
-                self.insert_all(conn, encoded, now_ms(), at.timestamp_millis())
+                self.insert_all(conn, encoded, Some(at.timestamp_millis()))
                     .await
             }
 
             /// Inserts an event and its integration counterparts (`#[event(from = ...)]`), in
-            /// order; returns the event's id.
+            /// order, due at `available_at` (milliseconds since the epoch) or, when `None`, now by
+            /// the database's clock; returns the event's id.
             async fn insert_all(
                 &self,
                 conn: &mut Connection,
                 records: Vec<herald::EncodedEvent>,
-                created_at: i64,
-                available_at: i64,
+                available_at: Option<i64>,
             ) -> Result<String> {
                 let mut ids = Vec::with_capacity(records.len());
                 for record in records {
-                    ids.push(self.insert(&mut *conn, record, created_at, available_at).await?);
+                    ids.push(self.insert(&mut *conn, record, available_at).await?);
                 }
                 Ok(ids.swap_remove(0))
             }
@@ -161,8 +159,7 @@ macro_rules! backend {
                 &self,
                 conn: &mut Connection,
                 event: herald::EncodedEvent,
-                created_at: i64,
-                available_at: i64,
+                available_at: Option<i64>,
             ) -> Result<String> {
                 let headers = sql::headers_json(&event.headers)?;
                 sqlx::query(&self.sql.insert)
@@ -172,7 +169,6 @@ macro_rules! backend {
                     .bind(event.event_type)
                     .bind(event.payload)
                     .bind(headers)
-                    .bind(created_at)
                     .bind(available_at)
                     .execute(conn)
                     .await?;
@@ -194,21 +190,18 @@ macro_rules! backend {
                 let done = sqlx::query(&self.sql.processed)
                     .bind(group)
                     .bind(event_id)
-                    .bind(now_ms())
                     .execute(conn)
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
 
-            /// Rows by state and the age of the oldest due pending row.
+            /// Rows by state and the age of the oldest due pending row (by the database's clock).
             ///
             /// # Errors
             /// [`Error::Database`](crate::Error::Database).
             pub async fn stats(&self) -> Result<OutboxStats> {
-                let now = now_ms();
-                let (pending, scheduled, published, dead, oldest): (i64, i64, i64, i64, Option<i64>) =
+                let (now, pending, scheduled, published, dead, oldest): (i64, i64, i64, i64, i64, Option<i64>) =
                     sqlx::query_as(&self.sql.stats)
-                        .bind(now)
                         .fetch_one(&self.pool)
                         .await?;
                 let count = |n: i64| u64::try_from(n).unwrap_or_default();
@@ -247,20 +240,20 @@ macro_rules! backend {
                 Ok(done.rows_affected())
             }
 
-            /// Deletes the published rows and the processed-event ids older than `older_than`
-            /// (pending and dead rows stay); the relay runs it every
+            /// Deletes the published rows and the processed-event ids older than `older_than` by
+            /// the database's clock (pending and dead rows stay); the relay runs it every
             /// [`RelayConfig::purge_interval`] with [`RelayConfig::retain`].
             ///
             /// # Errors
             /// [`Error::Database`](crate::Error::Database).
             pub async fn purge(&self, older_than: std::time::Duration) -> Result<crate::Purged> {
-                let before = now_ms().saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
+                let age = i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX / 2);
                 let rows = sqlx::query(&self.sql.purge_published)
-                    .bind(before)
+                    .bind(age)
                     .execute(&self.pool)
                     .await?;
                 let ids = sqlx::query(&self.sql.purge_processed)
-                    .bind(before)
+                    .bind(age)
                     .execute(&self.pool)
                     .await?;
                 Ok(crate::Purged {
@@ -273,11 +266,14 @@ macro_rules! backend {
             /// transaction open, then marks them (another short one): writers never wait for
             /// Kafka. The lease outlasts the longest publish, so no other relay takes the rows
             /// (or later rows of their keys) meanwhile; a relay that dies leaves it to run out.
+            /// "Due" and the lease are measured by the database's clock. A row that fails holds
+            /// back the later rows of its key in the batch (they keep their retry budget), so no
+            /// row of a key is published ahead of an earlier one.
             async fn relay_batch(&self, bus: &Bus, config: &RelayConfig) -> Result<Step> {
                 let batch_size = config.batch_size.max(1);
                 let lease = bus.config().delivery_timeout.saturating_mul(2) + std::time::Duration::from_secs(5);
-                let now = now_ms();
                 let mut tx = begin(&self.pool).await?;
+                let (now,): (i64,) = sqlx::query_as(&self.sql.now).fetch_one(&mut *tx).await?;
                 let rows = sqlx::query(&self.sql.claim)
                     .bind(now)
                     .bind(i64::try_from(batch_size).unwrap_or(i64::MAX))
@@ -326,40 +322,51 @@ macro_rules! backend {
                 if config.crash_after_publish {
                     return Ok(Step::Crashed);
                 }
+                // Per row of the batch: `None` published, `Some(None)` held back behind an
+                // earlier failed row of its key, `Some(Some(error))` failed with its own error.
+                let mut outcome: Vec<Option<Option<String>>> = vec![None; seqs.len()];
+                match result {
+                    Ok(_) => {}
+                    Err(herald::Error::Batch { failures, .. }) => {
+                        for (index, error) in failures {
+                            outcome[index] = Some(match error {
+                                herald::Error::HeldBack { .. } => None,
+                                error => Some(error.to_string()),
+                            });
+                        }
+                    }
+                    Err(error) => outcome.fill(Some(Some(error.to_string()))),
+                }
                 let mut tx = begin(&self.pool).await?;
-                let (delivered, error): (Vec<usize>, Option<String>) = match result {
-                    Ok(_) => ((0..seqs.len()).collect(), None),
-                    Err(herald::Error::Batch {
-                        delivered,
-                        first_error,
-                        ..
-                    }) => (
-                        delivered.iter().map(|(index, _)| *index).collect(),
-                        Some(first_error.to_string()),
-                    ),
-                    Err(error) => (Vec::new(), Some(error.to_string())),
+                let of = |wanted: fn(&Option<Option<String>>) -> bool| -> Vec<i64> {
+                    seqs.iter().zip(&outcome).filter(|(_, o)| wanted(o)).map(|(seq, _)| *seq).collect()
                 };
-                let published: Vec<i64> = delivered.iter().map(|&i| seqs[i]).collect();
+                let published = of(Option::is_none);
                 if !published.is_empty() {
                     sqlx::query(&self.sql.published_in(&published))
-                        .bind(now_ms())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let held = of(|o| matches!(o, Some(None)));
+                if !held.is_empty() {
+                    sqlx::query(&self.sql.release_in(&held))
                         .execute(&mut *tx)
                         .await?;
                 }
                 let mut failed = 0;
-                if let Some(error) = error {
-                    tracing::warn!(%error, rows = seqs.len() - published.len(),
-                        "the outbox relay could not publish rows; they stay pending and are retried");
-                    for (index, seq) in seqs.iter().enumerate() {
-                        if !delivered.contains(&index) {
-                            sqlx::query(&self.sql.failed)
-                                .bind(&error)
-                                .bind(i64::from(config.max_retries))
-                                .bind(seq)
-                                .execute(&mut *tx)
-                                .await?;
-                            failed += 1;
+                for (seq, error) in seqs.iter().zip(&outcome) {
+                    if let Some(Some(error)) = error {
+                        if failed == 0 {
+                            tracing::warn!(%error, rows = seqs.len() - published.len(), held = held.len(),
+                                "the outbox relay could not publish rows; they stay pending and are retried");
                         }
+                        sqlx::query(&self.sql.failed)
+                            .bind(error)
+                            .bind(i64::from(config.max_retries))
+                            .bind(seq)
+                            .execute(&mut *tx)
+                            .await?;
+                        failed += 1;
                     }
                 }
                 tx.commit().await?;

@@ -28,8 +28,3 @@ pub use config::RelayConfig;
 pub use error::{Error, Result};
 pub use relay::{RelayHandle, RelayTotals};
 pub use stats::{OutboxStats, Purged};
-
-/// Milliseconds since the Unix epoch, the outbox's time unit.
-pub(crate) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}

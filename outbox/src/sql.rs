@@ -13,6 +13,9 @@ pub(crate) struct Dialect {
     /// Put after `ADD COLUMN` where the database has it (else the migration ignores the error
     /// of a column that is already there).
     pub if_not_exists: &'static str,
+    /// The database's clock in milliseconds since the Unix epoch: every time the outbox stores
+    /// or compares is the database's, so hosts with skewed clocks agree on what is due.
+    pub now: &'static str,
 }
 
 /// The statements, with the table names filled in.
@@ -21,6 +24,8 @@ pub(crate) struct Sql {
     /// Columns added since the first version; "duplicate column" errors are ignored.
     pub upgrade: Vec<String>,
     pub lease: String,
+    pub release: String,
+    pub now: String,
     pub insert: String,
     pub claim: String,
     pub published: String,
@@ -54,6 +59,7 @@ impl Sql {
             blob,
             lock,
             if_not_exists,
+            now,
         } = dialect;
         Ok(Self {
             migrate: vec![
@@ -95,9 +101,13 @@ impl Sql {
             // A claimed row is leased to its relay while the relay publishes it, outside any
             // transaction; a relay that dies leaves the lease to run out.
             lease: format!("UPDATE {o} SET lease_until = $1 WHERE seq IN "),
+            // Rows held back behind an earlier failed row of their key: free again, budget kept.
+            release: format!("UPDATE {o} SET lease_until = NULL WHERE seq IN "),
+            now: format!("SELECT {now}"),
+            // `$7`: when a scheduled row is due; NULL for now.
             insert: format!(
                 "INSERT INTO {o} (id, topic, key, event_type, payload, headers, created_at, available_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                 VALUES ($1, $2, $3, $4, $5, $6, {now}, COALESCE($7, {now}))"
             ),
             // The first `$2` due rows nobody else holds; of those, a row goes only when no older
             // due row of its key is still pending outside this batch (held by another relay).
@@ -113,7 +123,7 @@ impl Sql {
                  ORDER BY o.seq"
             ),
             published: format!(
-                "UPDATE {o} SET state = 'published', published_at = $1, last_error = NULL, lease_until = NULL WHERE seq IN "
+                "UPDATE {o} SET state = 'published', published_at = {now}, last_error = NULL, lease_until = NULL WHERE seq IN "
             ),
             failed: format!(
                 "UPDATE {o} SET attempts = attempts + 1, last_error = $1, lease_until = NULL,
@@ -124,15 +134,16 @@ impl Sql {
                 "UPDATE {o} SET state = 'dead', attempts = attempts + 1, last_error = $1 WHERE seq = $2"
             ),
             processed: format!(
-                "INSERT INTO {p} (consumer_group, event_id, processed_at) VALUES ($1, $2, $3)
+                "INSERT INTO {p} (consumer_group, event_id, processed_at) VALUES ($1, $2, {now})
                  ON CONFLICT DO NOTHING"
             ),
+            // The database's clock comes first: the age of the oldest due row is measured by it.
             stats: format!(
-                "SELECT COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0),
-                        COALESCE(SUM(CASE WHEN state = 'pending' AND available_at > $1 THEN 1 ELSE 0 END), 0),
+                "SELECT {now}, COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0),
+                        COALESCE(SUM(CASE WHEN state = 'pending' AND available_at > {now} THEN 1 ELSE 0 END), 0),
                         COALESCE(SUM(CASE WHEN state = 'published' THEN 1 ELSE 0 END), 0),
                         COALESCE(SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END), 0),
-                        MIN(CASE WHEN state = 'pending' AND available_at <= $1 THEN available_at END)
+                        MIN(CASE WHEN state = 'pending' AND available_at <= {now} THEN available_at END)
                  FROM {o}"
             ),
             revive: format!(
@@ -142,15 +153,20 @@ impl Sql {
                 "UPDATE {o} SET state = 'pending', attempts = 0 WHERE state = 'dead'"
             ),
             purge_published: format!(
-                "DELETE FROM {o} WHERE state = 'published' AND published_at < $1"
+                "DELETE FROM {o} WHERE state = 'published' AND published_at < {now} - $1"
             ),
-            purge_processed: format!("DELETE FROM {p} WHERE processed_at < $1"),
+            purge_processed: format!("DELETE FROM {p} WHERE processed_at < {now} - $1"),
         })
     }
 
     /// Marks the rows `seqs` published (the list is built from integers, not user text).
     pub fn published_in(&self, seqs: &[i64]) -> String {
         format!("{}({})", self.published, list(seqs))
+    }
+
+    /// Frees the rows `seqs` (held back behind a failed row of their key) without a failure.
+    pub fn release_in(&self, seqs: &[i64]) -> String {
+        format!("{}({})", self.release, list(seqs))
     }
 
     /// Leases the rows `seqs` to this relay until `$1`.

@@ -10,6 +10,7 @@ const DIALECT: Dialect = Dialect {
     serial: "INTEGER PRIMARY KEY AUTOINCREMENT",
     blob: "BLOB",
     lock: "",
+    now: "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
     if_not_exists: "",
 };
 

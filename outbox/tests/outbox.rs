@@ -313,6 +313,58 @@ macro_rules! scenarios {
                 assert_eq!((seen.len() as u64, duplicates, lost), (good, 0, 0));
             }
 
+            /// A row that cannot be published holds back the later rows of its key, which keep
+            /// their retry budget, and gets its own error; other keys go on. Before, the later
+            /// row of the key was published in the same batch, ahead of the failed one.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_failed_row_holds_back_the_later_rows_of_its_key() {
+                let Some(db) = database().await else { return };
+                let (bus, kafka) = bus(Duration::from_secs(5)).await;
+                let outbox = &db.outbox;
+                let mut tx = outbox.pool().begin().await.unwrap();
+                let bulky = Bulky { key: "k".into(), n: 0, body: "x".repeat(1_200_000) };
+                let first = outbox.publish_transactional(&mut tx, &bus, &bulky).await.unwrap();
+                let held = outbox.publish_transactional(&mut tx, &bus, &Note { key: "k".into(), n: 1 }).await.unwrap();
+                let other = outbox.publish_transactional(&mut tx, &bus, &Note { key: "j".into(), n: 2 }).await.unwrap();
+                tx.commit().await.unwrap();
+                let row = |id: String| {
+                    let query = format!("SELECT state, attempts, last_error FROM {} WHERE id = $1", db.table());
+                    async move {
+                        let row: (String, i64, Option<String>) =
+                            sqlx::query_as(&query).bind(id).fetch_one(outbox.pool()).await.unwrap();
+                        row
+                    }
+                };
+                let relay = Relay::start(bus.clone(), outbox.clone(), fast(RelayConfig { max_retries: 100, ..Default::default() }));
+                wait_until("the other key's row is published and the large one failed twice", || async {
+                    relay.totals().published >= 1 && row(first.clone()).await.1 >= 2
+                })
+                .await;
+                relay.stop().await;
+                let (state, _, error) = row(first.clone()).await;
+                assert_eq!(state, "pending");
+                assert!(error.as_deref().is_some_and(|e| e.contains("too large")), "{error:?}");
+                assert_eq!(row(held.clone()).await, ("pending".to_owned(), 0, None), "held back, budget kept");
+                assert_eq!(row(other.clone()).await.0, "published");
+                let seen = read_all(kafka.bootstrap(), &kafka.topic("outbox-notes"));
+                let ids: Vec<&str> = seen.iter().map(|s| s.id.as_str()).collect();
+                assert_eq!(ids, [other.as_str()], "only the other key's row is on the topic");
+
+                // Once the large row is dead, the held one goes.
+                sqlx::query(&format!("UPDATE {} SET state = 'dead' WHERE id = $1", db.table()))
+                    .bind(&first)
+                    .execute(outbox.pool())
+                    .await
+                    .unwrap();
+                let relay = Relay::start(bus.clone(), outbox.clone(), fast(RelayConfig::default()));
+                published(outbox, 2).await;
+                relay.stop().await;
+                let seen = read_all(kafka.bootstrap(), &kafka.topic("outbox-notes"));
+                let ids: Vec<&str> = seen.iter().map(|s| s.id.as_str()).collect();
+                assert_eq!(ids.len(), 2, "{ids:?}");
+                assert!(ids.contains(&held.as_str()), "{ids:?}");
+            }
+
             /// A relay waiting for Kafka holds no database transaction: a writer commits at once
             /// while the relay's publish waits out the broker. Before, the relay held its
             /// transaction (on SQLite the write lock) across the publish, and every writer waited

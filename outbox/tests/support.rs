@@ -28,6 +28,20 @@ pub struct Note {
     pub n: u64,
 }
 
+/// A note too large for the producer (over librdkafka's default `message.max.bytes`, 1 MB): it
+/// reads as a [`Note`] but can never be published.
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema)]
+#[event(name = "outbox.bulky", topic = "outbox-notes")]
+pub struct Bulky {
+    /// Partition key.
+    #[event(key)]
+    pub key: String,
+    /// Position in the order written.
+    pub n: u64,
+    /// 1.2 MB of text.
+    pub body: String,
+}
+
 /// A domain-side event with an integration counterpart: each `Memo` written also writes a
 /// `MemoAnnounced` (`#[event(from = Memo)]`), in the same transaction.
 #[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Clone)]

@@ -608,10 +608,12 @@ impl Bus {
 
     /// Publishes events and waits for all acknowledgements; deliveries come back in input order.
     /// Records are enqueued strictly in order (waiting while the producer's queue is full), so
-    /// events with one key keep their order. Nothing is sent if any event fails to serialize.
+    /// events with one key keep their order: when one cannot be sent, the later events of its
+    /// key are held back ([`Error::HeldBack`]) rather than overtake it. Nothing is sent if any
+    /// event fails to serialize.
     ///
     /// # Errors
-    /// [`Error::Batch`] listing what was delivered when some events were not acknowledged.
+    /// [`Error::Batch`] listing what was delivered and why each other event was not.
     pub async fn publish_batch<E: HeraldEvent>(
         &self,
         events: impl IntoIterator<Item = E>,
@@ -658,10 +660,11 @@ impl Bus {
     }
 
     /// Sends encoded events as they are, enqueued strictly in order (events with one key keep their
-    /// order), and waits for all acknowledgements; deliveries come back in input order.
+    /// order, as in [`Bus::publish_batch`]), and waits for all acknowledgements; deliveries come
+    /// back in input order.
     ///
     /// # Errors
-    /// [`Error::Batch`] listing what was delivered when some events were not acknowledged.
+    /// [`Error::Batch`] listing what was delivered and why each other event was not.
     pub async fn publish_encoded_batch(&self, events: &[EncodedEvent]) -> Result<Vec<Delivery>> {
         self.inner.publisher.publish_encoded_batch(events).await
     }

@@ -46,17 +46,29 @@ pub enum Error {
         source: KafkaError,
     },
 
-    /// Some events of a batch were not acknowledged; those that were are listed.
-    #[error("{failed} of {total} events of the batch were not published (first error: {first_error}); the {} acknowledged ones are in `delivered`", delivered.len())]
+    /// Some events of a batch were not acknowledged; those that were, and why each other one
+    /// failed, are listed.
+    #[error("{} of {total} events of the batch were not published (first error: {}); the {} acknowledged ones are in `delivered`, each failure in `failures`", failures.len(), first_failure(failures), delivered.len())]
     Batch {
         /// How many events the batch had.
         total: usize,
-        /// How many failed.
-        failed: usize,
         /// The acknowledged events, in batch order, with their index in the batch.
         delivered: Vec<(usize, crate::Delivery)>,
-        /// The first failure.
-        first_error: Box<Error>,
+        /// The events that were not, in batch order, with their index in the batch and their
+        /// own error.
+        failures: Vec<(usize, Error)>,
+    },
+
+    /// An event of a batch was not sent because an earlier event of the batch with the same
+    /// topic and key failed: sending it would have put it ahead of that one.
+    #[error("publishing `{event_type}` to topic `{topic}` was held back: the earlier event at index {behind} of the batch has the same key and was not published, and this one must not overtake it; publish both again, in order")]
+    HeldBack {
+        /// The event type that was held back.
+        event_type: &'static str,
+        /// Its topic.
+        topic: &'static str,
+        /// The index in the batch of the earlier event of the same key that failed.
+        behind: usize,
     },
 
     /// The producer hit a fatal error (for an idempotent producer: its delivery guarantees could
@@ -320,7 +332,7 @@ impl Error {
     /// Whether doing the same thing again can succeed without changing anything: `true` for
     /// timeouts, unreachable brokers, full queues and a replaced producer; `false` for errors
     /// only a change of the event, the topic, the configuration or the permissions fixes. A
-    /// batch is retriable when its first error is.
+    /// batch is retriable when each of its failures is.
     pub fn is_retriable(&self) -> bool {
         match self {
             Self::Publish { source, .. } | Self::Kafka { source, .. } => retriable(source),
@@ -328,11 +340,19 @@ impl Error {
             | Self::AssignmentTimeout(_)
             | Self::ShutdownTimeout(_)
             | Self::BrokerUnreachable { .. }
-            | Self::ReadTimeout { .. } => true,
-            Self::Batch { first_error, .. } => first_error.is_retriable(),
+            | Self::ReadTimeout { .. }
+            | Self::HeldBack { .. } => true,
+            Self::Batch { failures, .. } => failures.iter().all(|(_, e)| e.is_retriable()),
             _ => false,
         }
     }
+}
+
+/// The first failure of a batch, for its message.
+fn first_failure(failures: &[(usize, Error)]) -> String {
+    failures
+        .first()
+        .map_or_else(|| "none".to_owned(), |(index, e)| format!("#{index}: {e}"))
 }
 
 /// The librdkafka error code behind a Kafka error, when it has one.
@@ -673,9 +693,8 @@ mod tests {
     fn batches_and_client_creation_classify_by_their_cause() {
         let batch = |first: Error| Error::Batch {
             total: 2,
-            failed: 1,
             delivered: vec![],
-            first_error: Box::new(first),
+            failures: vec![(0, first)],
         };
         assert!(batch(publish_error(RDKafkaErrorCode::MessageTimedOut)).is_retriable());
         assert!(!batch(publish_error(RDKafkaErrorCode::MessageSizeTooLarge)).is_retriable());

@@ -6,7 +6,7 @@
 //! even under back-pressure. A fatal producer error (an idempotent producer that can no longer
 //! keep its guarantees) fails the publishes it hit and replaces the producer with a new one.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
@@ -259,6 +259,8 @@ enum Failure {
     Kafka(KafkaError),
     /// The producer hit a fatal error (code and reason) and was replaced.
     Fatal(RDKafkaErrorCode, String),
+    /// Not sent: the record at this index of the batch has the same topic and key and failed.
+    HeldBack(usize),
 }
 
 /// The producer's client context: logs librdkafka's global errors, a fatal one at ERROR once.
@@ -514,6 +516,11 @@ impl Publisher {
                 topic,
                 source,
             },
+            Failure::HeldBack(behind) => Error::HeldBack {
+                event_type,
+                topic,
+                behind,
+            },
             Failure::Fatal(code, reason) => Error::ProducerFatal {
                 event_type,
                 topic,
@@ -733,10 +740,18 @@ impl Publisher {
         // Once the queue stayed full for the delivery timeout or the producer failed fatally, the
         // rest of the batch is not sent: it would only overtake or fail the same way.
         let mut stopped: Option<Failure> = None;
+        // Per topic and key, the first record that failed to enqueue: the later records of that
+        // key are held back, so that none overtakes it when it is published again.
+        let mut failed_keys: HashMap<(&str, &str), usize> = HashMap::new();
         let mut enqueued = Vec::with_capacity(total);
-        for record in outgoing {
+        for (index, record) in outgoing.iter().enumerate() {
             if let Some(failure) = &stopped {
                 enqueued.push(Err(failure.clone()));
+                continue;
+            }
+            let key = record.key().map(|key| (record.topic(), key));
+            if let Some(&behind) = key.as_ref().and_then(|key| failed_keys.get(key)) {
+                enqueued.push(Err(Failure::HeldBack(behind)));
                 continue;
             }
             let deadline = Instant::now() + self.timeout;
@@ -748,6 +763,9 @@ impl Publisher {
                     let failure = self.failure(&producer, generation, error);
                     if queue_full || matches!(failure, Failure::Fatal(..)) {
                         stopped = Some(failure.clone());
+                    }
+                    if let Some(key) = key {
+                        failed_keys.entry(key).or_insert(index);
                     }
                     enqueued.push(Err(failure));
                 }
@@ -767,7 +785,7 @@ impl Publisher {
         for (index, (record, result)) in outgoing.iter().zip(results).enumerate() {
             match result {
                 Ok(position) => delivered.push((index, self.delivered(record, position))),
-                Err(failure) => failures.push(self.error(record, failure)),
+                Err(failure) => failures.push((index, self.error(record, failure))),
             }
         }
         if failures.is_empty() {
@@ -775,9 +793,8 @@ impl Publisher {
         } else {
             Err(Error::Batch {
                 total,
-                failed: failures.len(),
                 delivered,
-                first_error: Box::new(failures.swap_remove(0)),
+                failures,
             })
         }
     }

@@ -178,12 +178,13 @@ async fn publish(bus: &Bus, options: Publish) -> anyhow::Result<()> {
             Ok(_) => chunk.to_vec(),
             Err(herald::Error::Batch {
                 delivered,
-                failed,
-                first_error,
+                failures,
                 ..
             }) => {
-                println!("failed {failed}");
-                eprintln!("probe: {failed} events not acknowledged: {first_error}");
+                println!("failed {}", failures.len());
+                for (_, error) in failures.iter().take(1) {
+                    eprintln!("probe: {} events not acknowledged: {error}", failures.len());
+                }
                 delivered.iter().map(|(i, _)| chunk[*i]).collect()
             }
             Err(e) => {
