@@ -515,9 +515,11 @@ impl Bus {
         })
         .await
         .unwrap_or(false);
+        let reply_listener_dead = self.current_replies().is_some_and(|r| r.is_dead());
         Health::assess(
             reachable,
             consuming,
+            reply_listener_dead,
             groups,
             self.inner.in_flight.longest(),
             self.inner.stalled_copies.longest(),
@@ -753,13 +755,15 @@ impl Bus {
             .clone()
     }
 
-    /// The reply listener, started on first use (and again after a shutdown).
+    /// The reply listener, started on first use (and again after a shutdown, or when the
+    /// running one died).
     async fn replies(&self) -> Result<Arc<Replies>> {
-        if let Some(replies) = self.current_replies() {
+        let alive = |replies: &Arc<Replies>| !replies.is_dead();
+        if let Some(replies) = self.current_replies().filter(alive) {
             return Ok(replies);
         }
         let _starting = self.inner.replies_starting.lock().await;
-        if let Some(replies) = self.current_replies() {
+        if let Some(replies) = self.current_replies().filter(alive) {
             return Ok(replies);
         }
         let inner = &self.inner;
@@ -1039,5 +1043,42 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reply listener whose thread died makes the bus not live and is replaced by the next
+    /// request's listener. Before, health stayed live and every later request waited out its
+    /// timeout.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dead_reply_listener_shows_in_health_and_is_replaced() {
+        let bus = Bus::builder(Config::new("replies-health").embedded())
+            .build()
+            .await
+            .unwrap();
+        let first = bus.replies().await.unwrap();
+        assert!(bus.health().await.live);
+        let waiting = first.wait_for("never-answered");
+        first.panic_for_test();
+        let far = tokio::time::Instant::now() + Duration::from_secs(60);
+        let ended = tokio::time::timeout(Duration::from_secs(10), waiting.reply(far))
+            .await
+            .expect("the waiting request ends when the listener dies");
+        assert!(
+            matches!(ended, Err(Error::State(reason)) if reason.contains("listener")),
+            "{ended:?}"
+        );
+        let health = bus.health().await;
+        assert!(!health.live, "{health:?}");
+        assert!(
+            health.problems.iter().any(|p| p.contains("reply listener")),
+            "{health:?}"
+        );
+        let second = bus.replies().await.unwrap();
+        assert!(!Arc::ptr_eq(&first, &second), "a new listener");
+        assert!(bus.health().await.live);
     }
 }

@@ -287,7 +287,8 @@ impl Waiting {
         match tokio::time::timeout_at(deadline, &mut receiver).await {
             Ok(Ok(reply)) => Ok(Some(reply)),
             Ok(Err(_)) => Err(Error::State(
-                "the bus shut down while the request waited for its reply",
+                "the reply listener stopped while the request waited for its reply (the bus shut \
+                 down, or the listener failed and the next request starts a new one)",
             )),
             // It may have come just now, after the timer fired and before this line.
             Err(_) => Ok(receiver.try_recv().ok()),
@@ -315,6 +316,11 @@ pub(crate) struct Replies {
     pending: Arc<Pending>,
     stop: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Set when the listener's thread panicked.
+    dead: Arc<AtomicBool>,
+    /// Set by a test to make the listener's thread panic at its next poll.
+    #[cfg(test)]
+    panic: Arc<AtomicBool>,
 }
 
 impl Replies {
@@ -343,11 +349,32 @@ impl Replies {
             expired: Mutex::default(),
         });
         let stop = Arc::new(AtomicBool::new(false));
+        let dead = Arc::new(AtomicBool::new(false));
+        #[cfg(test)]
+        let panic = Arc::new(AtomicBool::new(false));
         let thread = {
             let (pending, stop, topic) = (pending.clone(), stop.clone(), topic.clone());
+            let dead = dead.clone();
+            #[cfg(test)]
+            let panic = panic.clone();
             std::thread::Builder::new()
                 .name("herald-replies".into())
-                .spawn(move || listen(&consumer, &topic, &pending, &stop))
+                .spawn(move || {
+                    let listening = std::panic::AssertUnwindSafe(|| {
+                        #[cfg(not(test))]
+                        let stop = &*stop;
+                        #[cfg(test)]
+                        let stop = &AnyOf(&stop, &panic);
+                        listen(&consumer, &topic, &pending, stop);
+                    });
+                    if std::panic::catch_unwind(listening).is_err() {
+                        dead.store(true, Ordering::Relaxed);
+                        tracing::error!(%topic, "the reply listener panicked: the waiting requests fail now, \
+                            health reports it, and the next request starts a new listener");
+                        // Dropping the senders ends every waiting request with an error.
+                        pending.waiting.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                    }
+                })
                 .map_err(|_| Error::State("could not start the reply listener's thread"))?
         };
         tracing::debug!(%topic, "reply listener started");
@@ -356,7 +383,22 @@ impl Replies {
             pending,
             stop,
             thread: Mutex::new(Some(thread)),
+            dead,
+            #[cfg(test)]
+            panic,
         })
+    }
+
+    /// Whether the listener ended without being stopped (its thread panicked): requests would
+    /// wait in vain, so it is replaced, and health reports it meanwhile.
+    pub(crate) fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Relaxed)
+    }
+
+    /// Makes the listener's thread panic at its next poll.
+    #[cfg(test)]
+    pub(crate) fn panic_for_test(&self) {
+        self.panic.store(true, Ordering::Relaxed);
     }
 
     /// The reply topic, as written into `ce_replyto`.
@@ -471,10 +513,34 @@ fn assign_at_end(client: &rdkafka::ClientConfig, topic: &str) -> Result<BaseCons
     Ok(consumer)
 }
 
+/// What ends the listener's loop.
+trait Stop {
+    /// `true` once the loop should end.
+    fn stopped(&self) -> bool;
+}
+
+impl Stop for AtomicBool {
+    fn stopped(&self) -> bool {
+        self.load(Ordering::Relaxed)
+    }
+}
+
+/// In tests: the stop flag, and a flag that makes the loop panic instead.
+#[cfg(test)]
+struct AnyOf<'a>(&'a AtomicBool, &'a AtomicBool);
+
+#[cfg(test)]
+impl Stop for AnyOf<'_> {
+    fn stopped(&self) -> bool {
+        assert!(!self.1.load(Ordering::Relaxed), "injected by a test");
+        self.0.stopped()
+    }
+}
+
 /// The listener's loop: every reply to the request it answers, until `stop`.
-fn listen(consumer: &BaseConsumer, topic: &str, pending: &Pending, stop: &AtomicBool) {
+fn listen(consumer: &BaseConsumer, topic: &str, pending: &Pending, stop: &impl Stop) {
     let topic_name: Arc<str> = topic.into();
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.stopped() {
         match consumer.poll(POLL) {
             None => {}
             Some(Err(error)) => {

@@ -27,7 +27,8 @@ impl Default for HealthOptions {
 /// to the readiness probe.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Health {
-    /// The process should keep running: no consumer group failed and no handler is stuck. A broker
+    /// The process should keep running: no consumer group failed, no handler is stuck, the reply
+    /// listener (once a request started it) runs. A broker
     /// outage does not make a bus dead (restarting would not help), only unready.
     pub live: bool,
     /// It can do its work: live, the broker answered the probe, and every consumer group of a
@@ -62,6 +63,7 @@ impl Health {
     pub(crate) fn assess(
         broker_reachable: bool,
         consuming: bool,
+        reply_listener_dead: bool,
         groups: Vec<GroupHealth>,
         longest: Option<(&'static str, Duration)>,
         stalled_copy: Option<(&'static str, Duration)>,
@@ -69,6 +71,14 @@ impl Health {
     ) -> Self {
         let mut problems = Vec::new();
         let mut live = true;
+        if reply_listener_dead {
+            live = false;
+            problems.push(
+                "the reply listener stopped (its log says why): requests get no replies until the \
+                 next request starts a new one"
+                    .to_owned(),
+            );
+        }
         for group in &groups {
             if group.failed {
                 live = false;
