@@ -502,6 +502,11 @@ fn poll_until_stopped(consumer: &GroupConsumer, polling: &AtomicBool, group: &st
                 }
             }
             Some(Ok(message)) => {
+                #[cfg(test)]
+                assert!(
+                    message.key() != Some(tests::PANIC_POLLING),
+                    "injected by a test"
+                );
                 last_error = None;
                 gathering = true;
                 let topic = match topics.get(message.topic()) {
@@ -989,6 +994,11 @@ impl PartitionWorker {
         // The last handled offset not yet stored, and how many messages since the last store.
         let (mut unstored, mut since_store): (Option<i64>, u32) = (None, 0);
         while let Some(message) = inbox.recv().await {
+            #[cfg(test)]
+            assert!(
+                message.key() != Some(tests::PANIC_WORKER),
+                "injected by a test"
+            );
             let (caught_up, freed) = self.backlog.take(message.size());
             if caught_up {
                 let _ = self.signals.send(WorkerSignal::CaughtUp(self.id.clone()));
@@ -1112,5 +1122,101 @@ impl PartitionWorker {
             tracing::debug!(%topic, partition, offset, error = %e,
                 "offset not stored (partition revoked?); the events after the last commit will be redelivered");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::context::Context;
+    use crate::registry::{HandlerFuture, HandlerRetry};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    /// A record with this key makes the polling thread panic.
+    pub(super) const PANIC_POLLING: &[u8] = b"herald-test:panic-the-polling-thread";
+    /// A record with this key makes its partition's worker panic.
+    pub(super) const PANIC_WORKER: &[u8] = b"herald-test:panic-the-worker";
+
+    fn succeed(_: crate::codec::Incoming, _: Context) -> HandlerFuture {
+        Box::pin(async { Ok(None) })
+    }
+
+    static HANDLER: HandlerDescriptor = HandlerDescriptor {
+        name: "noop",
+        rust_path: "group::tests::noop",
+        group: None,
+        event_type: "test.noted",
+        event_version: 1,
+        topic: "noted",
+        event_rust_type: "Noted",
+        command: false,
+        retry: HandlerRetry {
+            policy: None,
+            max_retries: None,
+            base_delay: None,
+            max_delay: None,
+            timeout: None,
+        },
+        call: succeed,
+    };
+
+    /// Starts a group on a broker of its own, writes one record with `key` and returns how the
+    /// group ended, once its consumer loop ended by itself.
+    async fn ended_by(key: &[u8]) -> GroupStop {
+        let broker = crate::embedded::EmbeddedBroker::start(1).unwrap();
+        broker.create_topic("noted", 1).unwrap();
+        let servers = broker.bootstrap_servers().to_owned();
+        let config = Config::new("panics").bootstrap_servers(&servers);
+        let shared = Arc::new(Shared::for_test(&config, &servers));
+        let client = config.consumer_config(&servers, "panics");
+        let runner = GroupRunner::start(
+            "panics".into(),
+            vec![&HANDLER],
+            client,
+            shared,
+            &BTreeSet::new(),
+        )
+        .unwrap();
+        let mut assignment = runner.assignment();
+        let joined = tokio::time::timeout(Duration::from_secs(30), assigned(assignment.clone()));
+        assert!(joined.await.unwrap(), "the group got its partition");
+        let producer: BaseProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &servers)
+            .create()
+            .unwrap();
+        producer
+            .send(BaseRecord::to("noted").key(key).payload("{}"))
+            .map_err(|(e, _)| e)
+            .unwrap();
+        producer.flush(Duration::from_secs(10)).unwrap();
+        // The consumer loop drops its sender when it ends.
+        let ended = tokio::time::timeout(Duration::from_secs(30), async {
+            while assignment.changed().await.is_ok() {}
+        });
+        ended.await.expect("the group ended by itself");
+        runner.stop(Instant::now() + Duration::from_secs(1)).await
+    }
+
+    /// A panic on the polling thread fails the group (health reports a failed group). Before, the
+    /// thread died, the group looked healthy and read nothing more.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_on_the_polling_thread_fails_the_group() {
+        let stop = ended_by(PANIC_POLLING).await;
+        assert!(
+            matches!(&stop, GroupStop::Failed(reason) if reason.contains("polling thread panicked")),
+            "{stop:?}"
+        );
+    }
+
+    /// A panic in a partition's worker fails the group. Before, the partition stayed unread with
+    /// the group looking healthy.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_in_a_partition_worker_fails_the_group() {
+        let stop = ended_by(PANIC_WORKER).await;
+        assert!(
+            matches!(&stop, GroupStop::Failed(reason) if reason.contains("worker of partition noted/0 panicked")),
+            "{stop:?}"
+        );
     }
 }
