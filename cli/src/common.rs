@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::Args;
-use herald::config::Secret;
+use herald::Secret;
 use herald::{Config, Error};
 use rdkafka::ClientConfig;
 

@@ -10,9 +10,6 @@ use serde::Serialize;
 
 use crate::Common;
 
-/// The group id of the client that reads metadata and watermarks; it never joins.
-const INSPECTOR_GROUP: &str = "herald-cli";
-
 /// Options of `herald topics`.
 #[derive(Debug, Args)]
 pub struct TopicsArgs {
@@ -63,9 +60,13 @@ type Collected = (Vec<TopicInfo>, Option<String>);
 fn collect(args: &TopicsArgs, common: &Common) -> anyhow::Result<Collected> {
     let bootstrap = common.bootstrap()?.to_owned();
     let timeout = common.timeout();
-    let mut client = common.client_config()?;
-    client.set("group.id", INSPECTOR_GROUP);
-    let inspector = Inspector::new(client, timeout).context("creating a Kafka client")?;
+    let config = common
+        .herald_config()?
+        .bootstrap_servers(&bootstrap)
+        .property("client.id", "herald-cli")
+        .property("allow.auto.create.topics", "false")
+        .property("log_level", "0");
+    let inspector = Inspector::new(&config, timeout).context("creating a Kafka client")?;
     let existing = inspector.topics().map_err(|e| {
         anyhow!(
             "cannot reach the Kafka brokers at {bootstrap} within {} s ({e}): is `herald broker` or \

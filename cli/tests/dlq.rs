@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 #[path = "../../runtime/tests/support/mod.rs"]
 mod support;
 
-use herald::dlq::headers as dlq;
+use herald::headers::dlq;
 use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use herald::prelude::*;
-use herald::{EmbeddedBroker, Metadata};
+use herald::EmbeddedBroker;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -178,24 +178,35 @@ fn raw_producer(bootstrap: &str, embedded: bool) -> FutureProducer {
     config.create().expect("raw producer")
 }
 
-/// The same bytes and headers herald would send for `event`.
+/// The same bytes and headers herald would send for `event`, written by hand as a service
+/// using rdkafka directly would.
 fn encode<E: HeraldEvent>(event: &E) -> (Vec<u8>, rdkafka::message::OwnedHeaders) {
+    use herald::headers as h;
+    use rdkafka::message::Header;
     let id = uuid::Uuid::new_v4().to_string();
-    let meta = Metadata {
-        correlation_id: Some(id.clone()),
-        id,
-        event_type: E::EVENT_TYPE.into(),
-        source: "bench".into(),
-        spec_version: "1.0".into(),
-        time: Some(chrono::Utc::now()),
-        schema_version: Some(E::VERSION),
-        content_type: Some("application/json".into()),
-        ..Metadata::default()
-    };
-    (
-        serde_json::to_vec(event).unwrap(),
-        herald::codec::encode_headers(&meta),
-    )
+    let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let version = E::VERSION.to_string();
+    let headers = [
+        (h::SPEC_VERSION, h::SPEC_VERSION_VALUE),
+        (h::ID, id.as_str()),
+        (h::TYPE, E::EVENT_TYPE),
+        (h::SOURCE, "bench"),
+        (h::TIME, time.as_str()),
+        (h::CONTENT_TYPE, h::JSON),
+        (h::SCHEMA_VERSION, version.as_str()),
+        (h::CORRELATION_ID, id.as_str()),
+    ]
+    .into_iter()
+    .fold(
+        rdkafka::message::OwnedHeaders::new(),
+        |headers, (key, value)| {
+            headers.insert(Header {
+                key,
+                value: Some(value),
+            })
+        },
+    );
+    (serde_json::to_vec(event).unwrap(), headers)
 }
 
 async fn raw_send<E: HeraldEvent>(producer: &FutureProducer, topic: &str, event: &E) {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 /// Implemented by hand rather than derived: a derive would register the audit event in every
 /// service linking herald; `#[audit_event]` registers it (`__private::AUDIT_EVENT`) where it is used.
-impl crate::HeraldEvent for AuditEvent {
+impl crate::event::HeraldEvent for AuditEvent {
     const EVENT_TYPE: &'static str = "herald.audit.recorded";
     const TOPIC: &'static str = "audit.events";
     const VERSION: u32 = 1;

@@ -6,25 +6,27 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 
+use crate::broker::connect;
+use crate::broker::embedded::EmbeddedBroker;
+use crate::broker::topics;
 use crate::command::{self, Command, Replies, RequestOptions};
+use crate::config::policy::RetryPolicy;
 use crate::config::{Brokers, Config};
-use crate::connect;
 use crate::consume::breaker::{Breaker, BreakerStatus};
-use crate::consume::retry::{RetryPolicies, RetryPolicy};
+use crate::consume::retry::RetryPolicies;
 use crate::consume::retry_topic;
 use crate::consume::{GroupRunner, GroupStop, Shared};
 use crate::context::StateMap;
-use crate::embedded::EmbeddedBroker;
-use crate::envelope::PublishOptions;
 use crate::error::{Error, Result};
+use crate::event::envelope::Delivery;
+use crate::event::envelope::PublishOptions;
 use crate::event::HeraldEvent;
-use crate::mapping;
-use crate::publish::{Delivery, EncodedEvent, PublishRetry, Publisher};
+use crate::publish::mapped;
+use crate::publish::{EncodedEvent, PublishRetry, Publisher};
 use crate::registry::Registry;
-use crate::stats::{Counters, Stats};
 use crate::telemetry::in_flight::InFlight;
+use crate::telemetry::stats::{Counters, Stats};
 use crate::telemetry::{self, GroupHealth, Health, HealthOptions, Inspector, TopicInfo};
-use crate::topics;
 
 /// How long each broker request of [`Bus::topic_info`] and [`Bus::consumer_lag`] may take.
 const INSPECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -167,7 +169,7 @@ impl BusBuilder {
                 forwarded.push((config.dlq_topic(handler.topic), running));
                 if policies
                     .for_handler(handler)
-                    .is_ok_and(|p| p.mode == crate::RetryMode::Topics)
+                    .is_ok_and(|p| p.mode == crate::config::policy::RetryMode::Topics)
                 {
                     forwarded.extend(
                         retry_topic::retry_topics(handler.topic)
@@ -368,7 +370,7 @@ impl Bus {
             &self.inner.bootstrap_servers,
             &dlq_topic,
             crate::dlq::DEFAULT_TIMEOUT,
-            Some(self.clone()),
+            Some(Box::new(self.clone())),
         )
         .await
     }
@@ -403,7 +405,7 @@ impl Bus {
             .consumer_config(&self.inner.bootstrap_servers, "herald-inspector");
         let bus = self.clone(); // keeps an embedded broker alive while the thread reads it
         tokio::task::spawn_blocking(move || {
-            let inspector = Inspector::new(client, INSPECT_TIMEOUT)?;
+            let inspector = Inspector::with_client(client, INSPECT_TIMEOUT)?;
             let infos = topics
                 .iter()
                 .map(|(topic, groups)| inspector.topic_info(topic, groups))
@@ -547,7 +549,7 @@ impl Bus {
     /// acknowledge it within the delivery timeout.
     pub async fn publish<E: HeraldEvent>(&self, event: E) -> Result<Delivery> {
         // Encoded now; the event itself is not kept while the broker answers.
-        let sending = mapping::publish(&self.inner.publisher, &event, PublishOptions::default());
+        let sending = mapped::publish(&self.inner.publisher, &event, PublishOptions::default());
         drop(event);
         sending.await
     }
@@ -573,7 +575,7 @@ impl Bus {
         event: &E,
         options: PublishOptions,
     ) -> impl std::future::Future<Output = Result<Delivery>> + Send + '_ {
-        mapping::publish(&self.inner.publisher, event, options)
+        mapped::publish(&self.inner.publisher, event, options)
     }
 
     /// Publishes an event of `saga` that records `step` (seed 004's `publish_saga_event`): the
@@ -585,7 +587,7 @@ impl Bus {
     pub async fn publish_saga_event<E: HeraldEvent>(
         &self,
         event: E,
-        saga: &crate::Saga,
+        saga: &crate::event::saga::Saga,
         step: &str,
     ) -> Result<Delivery> {
         let sending = self.publish_ref(&event, saga.step(step));
@@ -605,7 +607,7 @@ impl Bus {
         options: PublishOptions,
         retry: PublishRetry,
     ) -> Result<Delivery> {
-        mapping::publish_with_retry(&self.inner.publisher, &event, options, retry).await
+        mapped::publish_with_retry(&self.inner.publisher, &event, options, retry).await
     }
 
     /// Publishes events and waits for all acknowledgements; deliveries come back in input order.
@@ -620,7 +622,7 @@ impl Bus {
         &self,
         events: impl IntoIterator<Item = E>,
     ) -> Result<Vec<Delivery>> {
-        mapping::publish_batch(&self.inner.publisher, events, PublishOptions::default()).await
+        mapped::publish_batch(&self.inner.publisher, events, PublishOptions::default()).await
     }
 
     /// Encodes an event into the CloudEvents record herald would send, without sending it: store
@@ -639,7 +641,8 @@ impl Bus {
     }
 
     /// Encodes an event and its integration counterparts (`#[event(from = ...)]`, see
-    /// [`herald::mapping`](crate::mapping)): the event first, then each counterpart caused by it.
+    /// [`IntegrationEvent`](crate::IntegrationEvent)): the event first, then each counterpart caused
+    /// by it.
     /// A transactional outbox stores all of them in one transaction.
     ///
     /// # Errors
@@ -649,7 +652,7 @@ impl Bus {
         event: &E,
         options: PublishOptions,
     ) -> Result<Vec<EncodedEvent>> {
-        mapping::encode_with_mapped(&self.inner.publisher, event, options, mapping::of::<E>())
+        mapped::encode_with_mapped(&self.inner.publisher, event, options, mapped::of::<E>())
     }
 
     /// Sends an event encoded by [`Bus::encode_event`] as it is (same id, headers and payload) and

@@ -27,78 +27,20 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::codec::{self, encode_headers, Incoming};
+use crate::broker::embedded::EmbeddedBroker;
 use crate::config::Config;
-use crate::consume::received::Received;
-use crate::embedded::EmbeddedBroker;
-use crate::envelope::Metadata;
 use crate::error::{Error, Result};
-use crate::event::HeraldEvent;
-use crate::publish::{Delivery, EncodedEvent, Publisher};
-use crate::stats::Counters;
-
-/// What a command's reply must be: serializable, deserializable, with a JSON Schema, sendable —
-/// every `Serialize + Deserialize + JsonSchema + Send + 'static` type is one. `()` is one (an
-/// event's "reply", and a command that only acknowledges).
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be the reply of a command",
-    label = "a reply is sent as JSON and decoded by the caller",
-    note = "derive them on `{Self}`: `#[derive(Serialize, Deserialize, JsonSchema)]`"
-)]
-pub trait Reply: Send + Sized + 'static {
-    /// The reply as JSON.
-    ///
-    /// # Errors
-    /// When it does not serialize (a map with non-string keys, a failing `Serialize` impl).
-    fn to_json(&self) -> serde_json::Result<Vec<u8>>;
-
-    /// The reply from JSON.
-    ///
-    /// # Errors
-    /// When the JSON does not fit the type.
-    fn from_json(json: &[u8]) -> serde_json::Result<Self>;
-
-    /// The reply's JSON Schema.
-    fn json_schema() -> serde_json::Value;
-}
-
-impl<T: Serialize + for<'de> Deserialize<'de> + JsonSchema + Send + 'static> Reply for T {
-    fn to_json(&self) -> serde_json::Result<Vec<u8>> {
-        serde_json::to_vec(self)
-    }
-
-    fn from_json(json: &[u8]) -> serde_json::Result<Self> {
-        serde_json::from_slice(json)
-    }
-
-    fn json_schema() -> serde_json::Value {
-        schemars::schema_for!(T).to_value()
-    }
-}
-
-/// No reply: a type without values that does not serialize. Its impl of [`Reply`] sits next to the
-/// blanket one, so rustc reports a type that is not a reply with [`Reply`]'s message, once,
-/// instead of one error per missing derive.
-#[doc(hidden)]
-pub enum NotAReply {}
-
-impl Reply for NotAReply {
-    fn to_json(&self) -> serde_json::Result<Vec<u8>> {
-        match *self {}
-    }
-
-    fn from_json(_: &[u8]) -> serde_json::Result<Self> {
-        Err(serde::de::Error::custom("nothing decodes as `NotAReply`"))
-    }
-
-    fn json_schema() -> serde_json::Value {
-        serde_json::Value::Bool(false)
-    }
-}
+use crate::event::envelope::Delivery;
+use crate::event::envelope::Metadata;
+use crate::event::{HeraldEvent, Reply};
+use crate::headers;
+use crate::publish::{EncodedEvent, Publisher};
+use crate::telemetry::stats::Counters;
+use crate::wire::codec::{encode_headers, Incoming};
+use crate::wire::received::Received;
 
 /// A command: a herald message with a typed reply ([`HeraldEvent::Reply`]) and a default request
 /// timeout. Derive it with `#[derive(Command)]` and `#[command(reply = MyReply)]`; send it with
@@ -115,10 +57,6 @@ pub trait Command: HeraldEvent {
     /// [`RequestOptions::timeout`] says otherwise (`#[command(timeout = "5s")]`, default 30 s).
     const TIMEOUT: Duration;
 }
-
-/// The `ce_type` of an error reply: the command was dead-lettered; the data is a
-/// [`CommandFailure`].
-pub const FAILED_TYPE: &str = "herald.command.failed";
 
 /// The `ce_type` of a successful reply to a command of type `command_type`.
 pub fn reply_type(command_type: &str) -> String {
@@ -190,7 +128,7 @@ impl RequestOptions {
 
     /// Options that continue the story of `cause`: same correlation, causation = `cause.id`.
     pub fn caused_by(cause: &Metadata) -> Self {
-        let caused = crate::PublishOptions::caused_by(cause);
+        let caused = crate::event::envelope::PublishOptions::caused_by(cause);
         Self {
             correlation_id: caused.correlation_id,
             causation_id: caused.causation_id,
@@ -334,7 +272,8 @@ impl Replies {
     ) -> Result<Self> {
         let topic = config.reply_topic();
         if config.creates_topics() {
-            crate::topics::ensure_topics(config, servers, broker, &[topic.as_str()]).await?;
+            crate::broker::topics::ensure_topics(config, servers, broker, &[topic.as_str()])
+                .await?;
         }
         let client = listener_config(config, servers);
         let (consumer, topic) = tokio::task::spawn_blocking(move || {
@@ -564,7 +503,7 @@ fn listen(consumer: &BaseConsumer, topic: &str, pending: &Pending, stop: &impl S
 /// The typed result of a request from its reply.
 pub(crate) fn read_reply<C: Command>(reply: &Incoming, id: &str) -> Result<C::Reply> {
     let meta = reply.meta();
-    if meta.event_type == FAILED_TYPE {
+    if meta.event_type == headers::COMMAND_FAILED_TYPE {
         let failure: CommandFailure =
             serde_json::from_slice(reply.data()).unwrap_or_else(|e| CommandFailure {
                 kind: "unknown".into(),
@@ -586,15 +525,6 @@ pub(crate) fn read_reply<C: Command>(reply: &Incoming, id: &str) -> Result<C::Re
     })
 }
 
-/// The `ce_replyto` of a consumed command, if it asks for a reply.
-pub(crate) fn reply_to(command: &Metadata) -> Option<&str> {
-    command
-        .extensions
-        .get(codec::REPLY_TO_ATTRIBUTE)
-        .map(String::as_str)
-        .filter(|t| !t.is_empty())
-}
-
 /// Publishes a reply (`event_type`, JSON `payload`) to the command's `ce_replyto` topic and waits
 /// for the broker's acknowledgement: causation = the command's id, its correlation carried, keyed
 /// like the command.
@@ -609,7 +539,7 @@ pub(crate) async fn send_reply(
         id: uuid::Uuid::new_v4().to_string(),
         event_type,
         source: publisher.service().to_owned(),
-        spec_version: codec::SPEC_VERSION.into(),
+        spec_version: headers::SPEC_VERSION_VALUE.into(),
         time: Some(chrono::Utc::now()),
         correlation_id: Some(
             command
@@ -618,7 +548,7 @@ pub(crate) async fn send_reply(
                 .unwrap_or_else(|| command.id.clone()),
         ),
         causation_id: Some(command.id.clone()),
-        content_type: Some(codec::JSON.into()),
+        content_type: Some(headers::JSON.into()),
         key: command.key.clone(),
         ..Metadata::default()
     };

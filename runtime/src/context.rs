@@ -5,11 +5,12 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::codec::Incoming;
-use crate::envelope::{Metadata, PublishOptions};
 use crate::error::Result;
+use crate::event::envelope::Delivery;
+use crate::event::envelope::{Metadata, PublishOptions};
 use crate::event::HeraldEvent;
-use crate::publish::{Delivery, Publisher};
+use crate::publish::Publisher;
+use crate::wire::codec::Incoming;
 
 /// Shared state handed to handlers by type (`ctx.state::<T>()`): a database pool, a client.
 #[derive(Default, Clone)]
@@ -111,6 +112,6 @@ impl Context {
             ..options
         }
         .continue_saga_of(self.incoming.meta());
-        crate::mapping::publish(&self.publisher, event, options)
+        crate::publish::mapped::publish(&self.publisher, event, options)
     }
 }

@@ -36,14 +36,14 @@ pub enum Error {
 
     /// The broker did not acknowledge a published event. [`Error::is_retriable`] tells whether
     /// publishing it again can succeed; the message says what to change when it cannot.
-    #[error("publishing `{event_type}` to topic `{topic}` failed: {source}; the event was not published, {}", publish_advice(source))]
+    #[error("publishing `{event_type}` to topic `{topic}` failed: {source}; the event was not published, {}", publish_advice(&source.0))]
     Publish {
         /// The event type that was being published.
         event_type: &'static str,
         /// The topic it was sent to.
         topic: &'static str,
         /// What librdkafka reported.
-        source: KafkaError,
+        source: KafkaCause,
     },
 
     /// Some events of a batch were not acknowledged; those that were, and why each other one
@@ -53,7 +53,7 @@ pub enum Error {
         /// How many events the batch had.
         total: usize,
         /// The acknowledged events, in batch order, with their index in the batch.
-        delivered: Vec<(usize, crate::Delivery)>,
+        delivered: Vec<(usize, crate::event::envelope::Delivery)>,
         /// The events that were not, in batch order, with their index in the batch and their
         /// own error.
         failures: Vec<(usize, Error)>,
@@ -80,7 +80,7 @@ pub enum Error {
         /// The topic it was sent to.
         topic: &'static str,
         /// librdkafka's underlying fatal error code.
-        code: RDKafkaErrorCode,
+        code: KafkaCode,
         /// librdkafka's description of the fatal error.
         reason: String,
     },
@@ -110,7 +110,7 @@ pub enum Error {
         /// What herald was doing.
         operation: &'static str,
         /// What librdkafka reported.
-        source: KafkaError,
+        source: KafkaCause,
     },
 
     /// Shutting down took longer than allowed; in-flight handlers were abandoned and their events
@@ -325,7 +325,10 @@ impl Error {
                     "librdkafka refused the property `{key}` while {operation} ({description}; the value is not shown): fix it where it is set (KAFKA_PROPERTIES, a KAFKA_* variable or the matching Config setting)"
                 ))
             }
-            source => Self::Kafka { operation, source },
+            source => Self::Kafka {
+                operation,
+                source: KafkaCause(source),
+            },
         }
     }
 
@@ -335,7 +338,7 @@ impl Error {
     /// batch is retriable when each of its failures is.
     pub fn is_retriable(&self) -> bool {
         match self {
-            Self::Publish { source, .. } | Self::Kafka { source, .. } => retriable(source),
+            Self::Publish { source, .. } | Self::Kafka { source, .. } => retriable(&source.0),
             Self::ProducerFatal { .. }
             | Self::AssignmentTimeout(_)
             | Self::ShutdownTimeout(_)
@@ -345,6 +348,59 @@ impl Error {
             Self::Batch { failures, .. } => failures.iter().all(|(_, e)| e.is_retriable()),
             _ => false,
         }
+    }
+}
+
+/// What librdkafka reported, behind herald's own type: its message, and its error code when it
+/// has one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaCause(pub(crate) KafkaError);
+
+impl KafkaCause {
+    /// librdkafka's error code, when the error has one.
+    pub fn code(&self) -> Option<KafkaCode> {
+        error_code(&self.0).map(KafkaCode)
+    }
+}
+
+impl fmt::Display for KafkaCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for KafkaCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.0)
+    }
+}
+
+/// One of librdkafka's error codes (`rd_kafka_resp_err_t`), behind herald's own type.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct KafkaCode(pub(crate) RDKafkaErrorCode);
+
+impl KafkaCode {
+    /// The code's name, e.g. `MessageSizeTooLarge`.
+    pub fn name(&self) -> String {
+        format!("{:?}", self.0)
+    }
+
+    /// The code's number in librdkafka (`rd_kafka_resp_err_t`; Kafka's protocol codes are the
+    /// positive ones).
+    pub fn number(&self) -> i32 {
+        self.0 as i32
+    }
+}
+
+impl fmt::Debug for KafkaCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Display for KafkaCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
     }
 }
 
@@ -635,7 +691,7 @@ mod tests {
         Error::Publish {
             event_type: "order.placed",
             topic: "orders",
-            source: KafkaError::MessageProduction(code),
+            source: KafkaCause(KafkaError::MessageProduction(code)),
         }
     }
 
@@ -708,7 +764,7 @@ mod tests {
 
     #[test]
     fn the_embedded_broker_reports_an_existing_topic_as_such() {
-        let broker = crate::EmbeddedBroker::start(1).unwrap();
+        let broker = crate::broker::embedded::EmbeddedBroker::start(1).unwrap();
         broker.create_topic("twice", 1).unwrap();
         let error = broker.create_topic("twice", 1).unwrap_err();
         assert!(

@@ -35,7 +35,7 @@
 //! Commands (`#[derive(Command)]` with `#[command(reply = ReplyType)]`) are messages with a typed
 //! reply: `bus.request(cmd).await` publishes one and returns the reply of its `#[handler]` (which
 //! returns `Result<ReplyType, E>`), or [`Error::RequestTimeout`] / [`Error::CommandFailed`]; see
-//! [`command`] and `docs/commands.md`.
+//! [`Command`] and `docs/commands.md`.
 //!
 //! The wire format is the CloudEvents 1.0 Kafka binding (`docs/wire-format.md`).
 
@@ -44,46 +44,46 @@
 // `#[derive(IntegrationEvent)]` on herald's own events names the runtime as `::herald`.
 extern crate self as herald;
 
-pub mod audit;
-mod bus;
-pub mod codec;
-pub mod command;
-pub mod config;
-mod connect;
-mod consume;
-mod context;
-pub mod dlq;
-pub mod embedded;
-pub mod envelope;
-mod error;
+// The model: the wire's names, events and their envelope. They import nothing of herald above.
 mod event;
-pub mod mapping;
-pub mod naming;
+pub mod headers;
+// What everything else reports and is configured with.
+mod config;
+mod error;
+// The machinery: the codec, telemetry, the brokers, publishing, the handler registry.
+mod broker;
+mod context;
 mod publish;
 pub mod registry;
-pub mod saga;
+mod wire;
+// Features built on it.
+pub mod audit;
+mod bus;
+mod command;
+mod consume;
+pub mod dlq;
 pub mod schemas;
 mod scope;
-mod stats;
 pub mod telemetry;
-mod topics;
 
+pub use broker::embedded::{BrokerFault, EmbeddedBroker, KafkaRequest};
 pub use bus::{shutdown_signal, Bus, BusBuilder};
 pub use command::{Command, RequestOptions};
+pub use config::policy::{CircuitBreaker, RetryMode, RetryPolicy};
 pub use config::{Brokers, Config, OffsetReset, Secret, Security};
-pub use consume::breaker::{BreakerState, BreakerStatus, CircuitBreaker};
-pub use consume::retry::{RetryMode, RetryPolicy};
+pub use consume::breaker::{BreakerState, BreakerStatus};
 pub use context::Context;
-pub use embedded::EmbeddedBroker;
-pub use envelope::{Metadata, Position, PublishOptions};
-pub use error::{DispatchError, Error, HandlerError, RegistryConflicts, Result, ResultExt};
-pub use event::{Event, HeraldEvent, PartitionKey};
+pub use error::{
+    DispatchError, Error, HandlerError, KafkaCause, KafkaCode, RegistryConflicts, Result, ResultExt,
+};
+pub use event::envelope::{Delivery, Metadata, Position, PublishOptions};
+pub use event::naming;
+pub use event::saga::Saga;
+pub use event::{Event, HeraldEvent, PartitionKey, Reply};
 pub use herald_macros::{audit_event, domain_event, handler, Command, IntegrationEvent};
-pub use publish::{Delivery, EncodedEvent, PublishRetry};
-pub use saga::Saga;
+pub use publish::{EncodedEvent, PublishRetry};
 pub use scope::scope;
-pub use stats::Stats;
-pub use telemetry::{Health, HealthOptions, TopicInfo};
+pub use telemetry::stats::Stats;
 
 /// What a herald service usually needs, plus serde and schemars derives.
 pub mod prelude {

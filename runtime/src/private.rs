@@ -3,16 +3,17 @@
 //! The module is named with the crate's version (`__private_v0_1`) and generated code names it by
 //! that name, so a `herald-macros` that does not match the `herald` runtime is a compile error
 //! ("could not find `__private_v0_1` in `herald`") instead of code built against another layout.
-pub use crate::codec::Incoming;
-use crate::codec::{decode_data, decode_event};
-pub use crate::command::{Command, Reply};
+pub use crate::command::Command;
 pub use crate::context::Context;
 pub use crate::error::{DispatchError, HandlerError};
+pub use crate::event::Reply;
 pub use crate::event::{HeraldEvent, PartitionKey};
-pub use crate::mapping::{encode_mapped, MappingDescriptor};
+pub use crate::publish::mapped::{encode_mapped, MappingDescriptor};
 pub use crate::registry::{
     Compat, EventDescriptor, HandlerDescriptor, HandlerFuture, HandlerReply, HandlerRetry,
 };
+pub use crate::wire::codec::Incoming;
+use crate::wire::codec::{decode_data, decode_event};
 pub use inventory;
 pub use schemars::JsonSchema;
 pub use serde;
@@ -47,7 +48,7 @@ impl<T: HeraldEvent> HandlerEvent for T {
     }
 }
 
-impl<T: HeraldEvent> HandlerEvent for crate::Event<T> {
+impl<T: HeraldEvent> HandlerEvent for crate::event::Event<T> {
     type Payload = T;
     fn decode(incoming: &Incoming) -> Result<Self, DispatchError> {
         decode_event::<T>(incoming)
@@ -358,15 +359,15 @@ pub trait DomainResult: Sized {
     /// The `Ok` value, if any.
     fn value(&self) -> Option<&Self::Value>;
     /// The result that says the domain event was not published.
-    fn failed(error: crate::Error) -> Self;
+    fn failed(error: crate::error::Error) -> Self;
 }
 
-impl<T, E: From<crate::Error>> DomainResult for Result<T, E> {
+impl<T, E: From<crate::error::Error>> DomainResult for Result<T, E> {
     type Value = T;
     fn value(&self) -> Option<&T> {
         self.as_ref().ok()
     }
-    fn failed(error: crate::Error) -> Self {
+    fn failed(error: crate::error::Error) -> Self {
         Err(E::from(error))
     }
 }

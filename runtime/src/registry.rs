@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::codec::Incoming;
 use crate::context::Context;
 use crate::error::{DispatchError, Error, Result};
+use crate::wire::codec::Incoming;
 
 /// What a handler's dispatch shim returns when the handler succeeded: the JSON of a command's
 /// reply, `None` for an event.
@@ -322,7 +322,7 @@ fn prefixed_descriptor<D: HasTopic>(
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let key = (prefix.to_owned(), descriptor as *const D as usize);
     let entry = *cache.entry(key).or_insert_with(|| {
-        let topic = crate::naming::prefixed(Some(prefix), descriptor.topic());
+        let topic = crate::event::naming::prefixed(Some(prefix), descriptor.topic());
         let leaked: &'static D = Box::leak(Box::new(with_topic(descriptor, topic)));
         leaked
     });

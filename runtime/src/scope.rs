@@ -12,7 +12,11 @@
 
 use std::future::Future;
 
-use crate::{Bus, Context, Delivery, HeraldEvent, PublishOptions, Result};
+use crate::bus::Bus;
+use crate::context::Context;
+use crate::error::Result;
+use crate::event::envelope::{Delivery, PublishOptions};
+use crate::event::HeraldEvent;
 
 /// Where events published through the scope go: the bus, or a handler's context.
 #[derive(Clone)]

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use herald::dlq::headers as dlq;
+use herald::headers::dlq;
 use herald::prelude::*;
 use herald::Error;
 use rdkafka::message::Message;

@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use herald::dlq::{headers as dlq, DeadLetter, ReplayAudience, ReplayFilter};
+use herald::dlq::{DeadLetter, ReplayAudience, ReplayFilter};
+use herald::headers::dlq;
 use herald::prelude::*;
 use herald::Error;
 use rdkafka::message::Message;

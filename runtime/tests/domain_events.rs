@@ -9,7 +9,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use herald::dlq::headers as dlq;
+use herald::headers::dlq;
 use herald::prelude::*;
 use rdkafka::message::Message;
 use support::*;

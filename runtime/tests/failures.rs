@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use herald::dlq::headers as dlq;
+use herald::headers::dlq;
 use herald::prelude::*;
 use rdkafka::message::Message;
 use support::*;
@@ -605,8 +605,9 @@ async fn archive_scan(event: ScanUploaded, ctx: &Context) -> Result<(), HandlerE
             let broker = log.broker.lock().unwrap().clone().unwrap();
             broker
                 .fail_requests(
-                    rdkafka::types::RDKafkaApiKey::Produce,
-                    vec![rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 100],
+                    herald::KafkaRequest::Produce,
+                    herald::BrokerFault::TopicAuthorizationFailed,
+                    100,
                 )
                 .unwrap();
             Err(HandlerError::permanent(HandlerError::msg(
@@ -828,8 +829,9 @@ async fn bill_meter(event: MeterRead, ctx: &Context) -> Result<(), HandlerError>
         let broker = log.broker.lock().unwrap().clone().unwrap();
         broker
             .fail_requests(
-                rdkafka::types::RDKafkaApiKey::Produce,
-                vec![rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 30],
+                herald::KafkaRequest::Produce,
+                herald::BrokerFault::NotEnoughReplicas,
+                30,
             )
             .unwrap();
         return Err(HandlerError::permanent(HandlerError::msg(
@@ -866,7 +868,7 @@ async fn health_reports_a_dead_letter_copy_that_keeps_failing() {
     let config = config("meters").delivery_timeout(Duration::from_secs(1));
     let bus = bus_on(&kafka, config, "failures-meters", &log).await;
     bus.start().await.unwrap();
-    let options = herald::HealthOptions {
+    let options = herald::telemetry::HealthOptions {
         probe_timeout: Duration::from_secs(2),
         stuck_after: Duration::from_millis(300),
     };

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use herald::dlq::headers as dlq;
+use herald::headers::dlq;
 use herald::prelude::*;
 
 use support::*;

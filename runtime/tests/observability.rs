@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use herald::prelude::*;
-use herald::HealthOptions;
+use herald::telemetry::HealthOptions;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use support::*;
 

@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::time::{Duration, Instant};
 
-use herald::config::{Secret, Security};
 use herald::prelude::*;
 use herald::Error;
+use herald::{Secret, Security};
 use support::*;
 
 const PASSWORD: &str = "alice-secret";

@@ -15,36 +15,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::stats::Counters;
-
-/// When a handler's circuit breaker opens and how long it stays open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CircuitBreaker {
-    /// Consecutive failed attempts that open the breaker (at least 1).
-    pub failure_threshold: u32,
-    /// How long it stays open before one probe attempt is let through.
-    pub cooldown: Duration,
-    /// How long one message may wait on the open breaker with its failures not counted against
-    /// its retries (default [`CircuitBreaker::DEFAULT_HOLD_LIMIT`]). After that they count, so a
-    /// message that fails whenever it is tried (one that keeps the breaker open itself) ends in the
-    /// dead-letter topic instead of holding its partition for good.
-    pub hold_limit: Duration,
-}
-
-impl CircuitBreaker {
-    /// The default [`CircuitBreaker::hold_limit`]: five minutes.
-    pub const DEFAULT_HOLD_LIMIT: Duration = Duration::from_secs(300);
-
-    /// A breaker opening after `failure_threshold` consecutive failures for `cooldown`, with the
-    /// default hold limit.
-    pub fn new(failure_threshold: u32, cooldown: Duration) -> Self {
-        Self {
-            failure_threshold,
-            cooldown,
-            hold_limit: Self::DEFAULT_HOLD_LIMIT,
-        }
-    }
-}
+use crate::config::policy::CircuitBreaker;
+use crate::telemetry::stats::Counters;
 
 /// A breaker's state, as [`Bus::breakers`](crate::Bus::breakers) reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -10,10 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::dispatch::Failure;
 use super::forward::{self, Forwarded, Refusal};
-use super::received::Received;
 use super::Shared;
-use crate::dlq::headers;
-use crate::stats::Counters;
+use crate::headers::dlq;
+use crate::telemetry::stats::Counters;
+use crate::wire::received::Received;
 
 /// What became of a dead letter.
 #[derive(Debug)]
@@ -114,15 +114,15 @@ fn letter_headers(
     let now = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
     let reason = forward::capped(&failure.reason);
     let added: [(&str, &str); 9] = [
-        (headers::ORIGINAL_TOPIC, topic),
-        (headers::ORIGINAL_PARTITION, &partition),
-        (headers::ORIGINAL_OFFSET, &offset),
-        (headers::CONSUMER_GROUP, group),
-        (headers::HANDLER, &failure.handlers),
-        (headers::ERROR_KIND, failure.kind.as_str()),
-        (headers::ERROR_MESSAGE, &reason),
-        (headers::RETRY_COUNT, &attempts),
-        (headers::TIMESTAMP, &now),
+        (dlq::ORIGINAL_TOPIC, topic),
+        (dlq::ORIGINAL_PARTITION, &partition),
+        (dlq::ORIGINAL_OFFSET, &offset),
+        (dlq::CONSUMER_GROUP, group),
+        (dlq::HANDLER, &failure.handlers),
+        (dlq::ERROR_KIND, failure.kind.as_str()),
+        (dlq::ERROR_MESSAGE, &reason),
+        (dlq::RETRY_COUNT, &attempts),
+        (dlq::TIMESTAMP, &now),
     ];
     for (key, value) in added {
         out = out.insert(Header {
@@ -132,7 +132,7 @@ fn letter_headers(
     }
     if let Some(size) = omitted {
         out = out.insert(Header {
-            key: headers::VALUE_OMITTED,
+            key: dlq::VALUE_OMITTED,
             value: Some(&size.to_string()),
         });
     }

@@ -15,17 +15,17 @@ use tracing::Instrument;
 use std::sync::Arc;
 
 use super::breaker::{Breaker, Permit};
-use super::received::Received;
-use super::retry::{RetryMode, RetryPolicy};
 use super::retry_topic::{self, Deferral, Origin, RetryRecord};
 use super::Shared;
-use crate::codec::Incoming;
 use crate::command;
+use crate::config::policy::{RetryMode, RetryPolicy};
 use crate::context::Context;
 use crate::error::{DispatchError, HandlerError};
 use crate::registry::{HandlerDescriptor, HandlerReply};
-use crate::stats::Counters;
+use crate::telemetry::stats::Counters;
 use crate::telemetry::{metrics, propagation, spans};
+use crate::wire::codec::Incoming;
+use crate::wire::received::Received;
 
 /// A handler with the retry policy it runs under, and its circuit breaker if the policy has one.
 #[derive(Debug, Clone)]
@@ -171,7 +171,7 @@ async fn dispatch_untimed(
     };
     // A replayed copy meant for another group (`dlq_replay_group`) is not this group's to handle.
     if read.is_none() {
-        if let Some(meant) = message.header_value(crate::dlq::headers::REPLAY_GROUP) {
+        if let Some(meant) = message.header_value(crate::headers::dlq::REPLAY_GROUP) {
             if meant != group.as_bytes() {
                 Counters::add(&shared.counters.replays_skipped, 1);
                 return Verdict::Skipped;
@@ -381,7 +381,7 @@ async fn answer(
 ) -> Verdict {
     // Read without building the metadata: most messages are events, not commands.
     let Some(reply_to) = incoming
-        .extension(crate::codec::REPLY_TO_ATTRIBUTE)
+        .extension(crate::headers::extensions::REPLY_TO)
         .filter(|topic| !topic.is_empty())
     else {
         return verdict;
@@ -416,7 +416,7 @@ async fn answer(
                 message: failure.reason.clone(),
             };
             let payload = serde_json::to_vec(&data).unwrap_or_default();
-            let type_ = command::FAILED_TYPE.to_owned();
+            let type_ = crate::headers::COMMAND_FAILED_TYPE.to_owned();
             // Sent before the dead-letter copy is written (by the partition worker, next).
             match command::send_reply(&shared.publisher, meta, reply_to, type_, payload).await {
                 Ok(_) => Counters::add(&shared.counters.replies_sent, 1),

@@ -12,9 +12,9 @@ use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
 use tokio_util::sync::CancellationToken;
 
-use super::received::Received;
 use super::Shared;
-use crate::stats::Counters;
+use crate::telemetry::stats::Counters;
+use crate::wire::received::Received;
 
 /// The longest wait between two tries.
 const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -143,14 +143,14 @@ pub(crate) async fn until_acknowledged(
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::envelope::Position;
+    use crate::event::envelope::Position;
 
     /// A consume-only service whose idempotent producer turned fatal still writes its dead
     /// letters: the copy replaces the producer, as publishing does. Before, every try went
     /// through the fatal producer and failed, for good.
     #[tokio::test]
     async fn a_copy_through_a_producer_that_turned_fatal_goes_through_a_new_one() {
-        let broker = crate::embedded::EmbeddedBroker::start(1).unwrap();
+        let broker = crate::broker::embedded::EmbeddedBroker::start(1).unwrap();
         broker.create_topic("orders.dlq", 1).unwrap();
         let config = Config::new("forward").bootstrap_servers(broker.bootstrap_servers());
         let shared = Shared::for_test(&config, broker.bootstrap_servers());

@@ -34,12 +34,12 @@ use super::breaker::Breaker;
 use super::dead_letter::Lettered;
 use super::dispatch::{dispatch, Failure, FailureKind, Route, Routes, Verdict};
 use super::forward::Forwarded;
-use super::received::Received;
-use super::retry::RetryMode;
 use super::{dead_letter, retry_topic, Shared};
+use crate::config::policy::RetryMode;
 use crate::error::{Error, Result};
 use crate::registry::HandlerDescriptor;
-use crate::stats::Counters;
+use crate::telemetry::stats::Counters;
+use crate::wire::received::Received;
 
 type PartitionId = (String, i32);
 
@@ -1138,7 +1138,7 @@ mod tests {
     /// A record with this key makes its partition's worker panic.
     pub(super) const PANIC_WORKER: &[u8] = b"herald-test:panic-the-worker";
 
-    fn succeed(_: crate::codec::Incoming, _: Context) -> HandlerFuture {
+    fn succeed(_: crate::wire::codec::Incoming, _: Context) -> HandlerFuture {
         Box::pin(async { Ok(None) })
     }
 
@@ -1164,7 +1164,7 @@ mod tests {
     /// Starts a group on a broker of its own, writes one record with `key` and returns how the
     /// group ended, once its consumer loop ended by itself.
     async fn ended_by(key: &[u8]) -> GroupStop {
-        let broker = crate::embedded::EmbeddedBroker::start(1).unwrap();
+        let broker = crate::broker::embedded::EmbeddedBroker::start(1).unwrap();
         broker.create_topic("noted", 1).unwrap();
         let servers = broker.bootstrap_servers().to_owned();
         let config = Config::new("panics").bootstrap_servers(&servers);

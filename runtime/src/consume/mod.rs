@@ -7,14 +7,13 @@ use std::time::Duration;
 
 use crate::context::StateMap;
 use crate::publish::Publisher;
-use crate::stats::Counters;
+use crate::telemetry::stats::Counters;
 
 pub mod breaker;
 mod dead_letter;
 pub(crate) mod dispatch;
 mod forward;
 mod group;
-pub(crate) mod received;
 pub mod retry;
 pub mod retry_topic;
 

@@ -12,6 +12,7 @@
 //! record left waiting there is still handled (in place, by its handler); tiers are looked up when
 //! the group starts.
 
+use crate::headers::retry;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -19,8 +20,8 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use tokio_util::sync::CancellationToken;
 
 use super::forward::{self, Forwarded};
-use super::received::Received;
 use super::Shared;
+use crate::wire::received::Received;
 
 /// The number of retry topics per topic; retries past the last tier stay in the last tier.
 pub const TIERS: u32 = 3;
@@ -43,30 +44,6 @@ pub fn is_retry_topic(topic: &str) -> bool {
 /// Every retry topic of `topic`.
 pub fn retry_topics(topic: &str) -> Vec<String> {
     (1..=TIERS).map(|n| retry_topic(topic, n)).collect()
-}
-
-/// Names of the headers of a record in a retry topic.
-pub mod headers {
-    /// The consumer group that retries it.
-    pub const GROUP: &str = "herald_retry_group";
-    /// The handler that retries it (only this one runs).
-    pub const HANDLER: &str = "herald_retry_handler";
-    /// How many attempts were made so far.
-    pub const ATTEMPTS: &str = "herald_retry_attempts";
-    /// When it first failed, RFC 3339 UTC.
-    pub const FIRST_FAILURE: &str = "herald_retry_first_failure";
-    /// When it may run again, RFC 3339 UTC.
-    pub const NOT_BEFORE: &str = "herald_retry_not_before";
-    /// The topic it was first consumed from.
-    pub const ORIGINAL_TOPIC: &str = "herald_retry_original_topic";
-    /// Its partition there.
-    pub const ORIGINAL_PARTITION: &str = "herald_retry_original_partition";
-    /// Its offset there.
-    pub const ORIGINAL_OFFSET: &str = "herald_retry_original_offset";
-    /// The last error.
-    pub const ERROR: &str = "herald_retry_error";
-    /// The prefix of them all.
-    pub const PREFIX: &str = "herald_retry_";
 }
 
 /// Where an event was first consumed from, before it went through retry topics.
@@ -102,26 +79,25 @@ impl RetryRecord {
     /// The retry headers of `message`, if it came through a retry topic. `Err` names a header that
     /// is there but unreadable.
     pub fn read(message: &Received) -> Option<Result<Self, String>> {
-        let handler = text(message, headers::HANDLER)?;
+        let handler = text(message, retry::HANDLER)?;
         let field = |name: &'static str| text(message, name).ok_or(name);
         let parse = || -> Result<Self, &'static str> {
             Ok(Self {
-                group: field(headers::GROUP)?.to_owned(),
+                group: field(retry::GROUP)?.to_owned(),
                 handler: handler.to_owned(),
-                attempts: field(headers::ATTEMPTS)?
+                attempts: field(retry::ATTEMPTS)?
                     .parse()
-                    .map_err(|_| headers::ATTEMPTS)?,
-                first_failure: time(field(headers::FIRST_FAILURE)?)
-                    .ok_or(headers::FIRST_FAILURE)?,
-                not_before: time(field(headers::NOT_BEFORE)?).ok_or(headers::NOT_BEFORE)?,
+                    .map_err(|_| retry::ATTEMPTS)?,
+                first_failure: time(field(retry::FIRST_FAILURE)?).ok_or(retry::FIRST_FAILURE)?,
+                not_before: time(field(retry::NOT_BEFORE)?).ok_or(retry::NOT_BEFORE)?,
                 origin: Origin {
-                    topic: field(headers::ORIGINAL_TOPIC)?.to_owned(),
-                    partition: field(headers::ORIGINAL_PARTITION)?
+                    topic: field(retry::ORIGINAL_TOPIC)?.to_owned(),
+                    partition: field(retry::ORIGINAL_PARTITION)?
                         .parse()
-                        .map_err(|_| headers::ORIGINAL_PARTITION)?,
-                    offset: field(headers::ORIGINAL_OFFSET)?
+                        .map_err(|_| retry::ORIGINAL_PARTITION)?,
+                    offset: field(retry::ORIGINAL_OFFSET)?
                         .parse()
-                        .map_err(|_| headers::ORIGINAL_OFFSET)?,
+                        .map_err(|_| retry::ORIGINAL_OFFSET)?,
                 },
             })
         };
@@ -173,7 +149,7 @@ pub(crate) async fn forward(
     if let Some(original) = message.headers() {
         for header in original
             .iter()
-            .filter(|h| !h.key.starts_with(headers::PREFIX))
+            .filter(|h| !h.key.starts_with(retry::PREFIX))
         {
             out = out.insert(Header {
                 key: header.key,
@@ -182,15 +158,15 @@ pub(crate) async fn forward(
         }
     }
     for (key, value) in [
-        (headers::GROUP, group),
-        (headers::HANDLER, deferral.handler),
-        (headers::ATTEMPTS, attempts.as_str()),
-        (headers::FIRST_FAILURE, first_failure.as_str()),
-        (headers::NOT_BEFORE, not_before.as_str()),
-        (headers::ORIGINAL_TOPIC, origin.topic.as_str()),
-        (headers::ORIGINAL_PARTITION, partition.as_str()),
-        (headers::ORIGINAL_OFFSET, offset.as_str()),
-        (headers::ERROR, &forward::capped(&deferral.error)),
+        (retry::GROUP, group),
+        (retry::HANDLER, deferral.handler),
+        (retry::ATTEMPTS, attempts.as_str()),
+        (retry::FIRST_FAILURE, first_failure.as_str()),
+        (retry::NOT_BEFORE, not_before.as_str()),
+        (retry::ORIGINAL_TOPIC, origin.topic.as_str()),
+        (retry::ORIGINAL_PARTITION, partition.as_str()),
+        (retry::ORIGINAL_OFFSET, offset.as_str()),
+        (retry::ERROR, &forward::capped(&deferral.error)),
     ] {
         out = out.insert(Header {
             key,

@@ -10,7 +10,6 @@ use super::letter::DeadLetter;
 use super::read::{reader_config, Range, Reader};
 use crate::config::{Brokers, Config};
 use crate::error::{Error, Result};
-use crate::Bus;
 
 /// How long one operation may wait for the broker unless [`DeadLetters::timeout`] says otherwise.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,8 +32,8 @@ pub struct DeadLetters {
     pub(super) producer: FutureProducer,
     pub(super) delivery_timeout: Duration,
     pub(super) timeout: Duration,
-    // Keeps the bus, and so its embedded broker, alive while the handle is.
-    _bus: Option<Bus>,
+    // Keeps what owns the brokers (a bus and its embedded broker) alive while the handle is.
+    _owner: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for DeadLetters {
@@ -50,7 +49,7 @@ impl std::fmt::Debug for DeadLetters {
 impl DeadLetters {
     /// Connects to the dead-letter topic `dlq_topic` (e.g. `orders.dlq`, see
     /// [`Config::dlq_topic`]) with `config`'s brokers, security and properties, and checks that
-    /// the topic exists. For a bus on the embedded broker use [`Bus::dead_letters`], or give the
+    /// the topic exists. For a bus on the embedded broker use [`Bus::dead_letters`](crate::Bus::dead_letters), or give the
     /// configuration the bus's address with `.bootstrap_servers(bus.bootstrap_servers())`.
     ///
     /// # Errors
@@ -84,13 +83,13 @@ impl DeadLetters {
         Self::open(config, &servers, dlq_topic, timeout, None).await
     }
 
-    /// Connects with the brokers at `servers`; `bus` is kept alive with the handle.
+    /// Connects with the brokers at `servers`; `owner` (a bus) is kept alive with the handle.
     pub(crate) async fn open(
         config: &Config,
         servers: &str,
         dlq_topic: &str,
         timeout: Duration,
-        bus: Option<Bus>,
+        owner: Option<Box<dyn std::any::Any + Send + Sync>>,
     ) -> Result<Self> {
         let mut producer_config = config.producer_config(servers);
         if !config.properties.contains_key("allow.auto.create.topics") {
@@ -113,7 +112,7 @@ impl DeadLetters {
             producer,
             delivery_timeout: config.delivery_timeout,
             timeout,
-            _bus: bus,
+            _owner: owner,
         };
         handle.partitions().await?;
         Ok(handle)

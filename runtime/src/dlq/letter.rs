@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use rdkafka::message::{BorrowedMessage, Message};
 
-use super::headers;
-use crate::consume::received::header_pairs;
+use crate::headers::dlq;
+use crate::wire::received::header_pairs;
 
 /// One header of a record: its name and its bytes (`None` for a null value).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,7 +161,7 @@ impl DeadLetter {
             replay_count: 0,
         };
         letter.replay_count = letter
-            .header(headers::REPLAY_COUNT)
+            .header(dlq::REPLAY_COUNT)
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0);
         letter.ce_type = letter.header("ce_type").map(str::to_owned);
@@ -180,7 +180,7 @@ fn failures(all: &[Header]) -> Vec<Failure> {
     let mut out: Vec<Failure> = Vec::new();
     for header in all {
         let text = header.text().unwrap_or_default();
-        if header.name == headers::ORIGINAL_TOPIC {
+        if header.name == dlq::ORIGINAL_TOPIC {
             out.push(Failure {
                 original_topic: text.to_owned(),
                 ..Failure::default()
@@ -191,10 +191,10 @@ fn failures(all: &[Header]) -> Vec<Failure> {
             continue;
         };
         match header.name.as_str() {
-            headers::ORIGINAL_PARTITION => failure.original_partition = text.trim().parse().ok(),
-            headers::ORIGINAL_OFFSET => failure.original_offset = text.trim().parse().ok(),
-            headers::CONSUMER_GROUP => failure.consumer_group = text.to_owned(),
-            headers::HANDLER => {
+            dlq::ORIGINAL_PARTITION => failure.original_partition = text.trim().parse().ok(),
+            dlq::ORIGINAL_OFFSET => failure.original_offset = text.trim().parse().ok(),
+            dlq::CONSUMER_GROUP => failure.consumer_group = text.to_owned(),
+            dlq::HANDLER => {
                 failure.handlers = text
                     .split(',')
                     .map(str::trim)
@@ -202,10 +202,10 @@ fn failures(all: &[Header]) -> Vec<Failure> {
                     .map(str::to_owned)
                     .collect()
             }
-            headers::ERROR_KIND => failure.error_kind = text.to_owned(),
-            headers::ERROR_MESSAGE => failure.error_message = text.to_owned(),
-            headers::RETRY_COUNT => failure.retry_count = text.trim().parse().ok(),
-            headers::TIMESTAMP => {
+            dlq::ERROR_KIND => failure.error_kind = text.to_owned(),
+            dlq::ERROR_MESSAGE => failure.error_message = text.to_owned(),
+            dlq::RETRY_COUNT => failure.retry_count = text.trim().parse().ok(),
+            dlq::TIMESTAMP => {
                 failure.failed_at = DateTime::parse_from_rfc3339(text.trim())
                     .ok()
                     .map(|t| t.with_timezone(&Utc))
@@ -241,15 +241,15 @@ mod tests {
 
     fn failure_headers(kind: &str, at: &str) -> Vec<Header> {
         vec![
-            header(headers::ORIGINAL_TOPIC, "orders"),
-            header(headers::ORIGINAL_PARTITION, "2"),
-            header(headers::ORIGINAL_OFFSET, "41"),
-            header(headers::CONSUMER_GROUP, "billing"),
-            header(headers::HANDLER, "charge,notify"),
-            header(headers::ERROR_KIND, kind),
-            header(headers::ERROR_MESSAGE, "card declined"),
-            header(headers::RETRY_COUNT, "4"),
-            header(headers::TIMESTAMP, at),
+            header(dlq::ORIGINAL_TOPIC, "orders"),
+            header(dlq::ORIGINAL_PARTITION, "2"),
+            header(dlq::ORIGINAL_OFFSET, "41"),
+            header(dlq::CONSUMER_GROUP, "billing"),
+            header(dlq::HANDLER, "charge,notify"),
+            header(dlq::ERROR_KIND, kind),
+            header(dlq::ERROR_MESSAGE, "card declined"),
+            header(dlq::RETRY_COUNT, "4"),
+            header(dlq::TIMESTAMP, at),
         ]
     }
 
@@ -260,7 +260,7 @@ mod tests {
             "retries-exhausted",
             "2026-01-02T03:04:05.000006Z",
         ));
-        all.push(header(headers::REPLAY_COUNT, "1"));
+        all.push(header(dlq::REPLAY_COUNT, "1"));
         all.extend(failure_headers("permanent", "2026-01-03T00:00:00Z"));
         let letter = DeadLetter::from_parts("orders.dlq".into(), 0, 7, None, None, None, all);
         assert_eq!(letter.failures.len(), 2);

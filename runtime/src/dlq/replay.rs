@@ -13,12 +13,12 @@ use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::time::Instant;
 
-use super::headers;
 use super::inspect::DeadLetters;
 use super::letter::DeadLetter;
 use super::read::Range;
 use crate::error::{Error, Result};
-use crate::publish::Delivery;
+use crate::event::envelope::Delivery;
+use crate::headers::dlq;
 
 /// How many dead letters `replay_all` reads from the broker, and replays, at a time.
 const CHUNK: usize = 500;
@@ -331,11 +331,11 @@ impl DeadLetters {
                 offset: letter.offset,
                 reason: format!(
                     "it has no `{}` header, so it was not dead-lettered by herald; publish its value to the right topic yourself",
-                    headers::ORIGINAL_TOPIC
+                    dlq::ORIGINAL_TOPIC
                 ),
             });
         };
-        if let Some(size) = letter.header(headers::VALUE_OMITTED) {
+        if let Some(size) = letter.header(dlq::VALUE_OMITTED) {
             return Err(Error::NotReplayable {
                 topic: letter.topic.clone(),
                 partition: letter.partition,
@@ -373,7 +373,7 @@ impl DeadLetters {
                     offset: letter.offset,
                     reason: format!(
                         "it names no consumer group (`{}`), so it cannot be replayed to the group that failed",
-                        headers::CONSUMER_GROUP
+                        dlq::CONSUMER_GROUP
                     ),
                 });
             }
@@ -394,9 +394,7 @@ impl DeadLetters {
         // its retries afresh on the original topic (where they are ignored anyway), so they go.
         // An earlier replay's audience goes too: this replay sets its own.
         for header in letter.headers.iter().filter(|h| {
-            !h.name
-                .starts_with(crate::consume::retry_topic::headers::PREFIX)
-                && h.name != headers::REPLAY_GROUP
+            !h.name.starts_with(crate::headers::retry::PREFIX) && h.name != dlq::REPLAY_GROUP
         }) {
             out = out.insert(KafkaHeader {
                 key: &header.name,
@@ -404,12 +402,12 @@ impl DeadLetters {
             });
         }
         out = out.insert(KafkaHeader {
-            key: headers::REPLAY_COUNT,
+            key: dlq::REPLAY_COUNT,
             value: Some(count.as_str()),
         });
         if let Some(group) = &group {
             out = out.insert(KafkaHeader {
-                key: headers::REPLAY_GROUP,
+                key: dlq::REPLAY_GROUP,
                 value: Some(group.as_str()),
             });
         }

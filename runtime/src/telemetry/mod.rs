@@ -8,6 +8,7 @@ pub(crate) mod in_flight;
 pub mod metrics;
 pub mod propagation;
 pub(crate) mod spans;
+pub(crate) mod stats;
 pub mod topic_info;
 
 pub use health::{GroupHealth, Health, HealthOptions};

@@ -11,12 +11,10 @@ use std::collections::BTreeMap;
 
 use tracing::Span;
 
-use crate::envelope::Metadata;
+use crate::event::envelope::Metadata;
 
-/// The extension attribute holding the W3C `traceparent`.
-pub const TRACEPARENT: &str = "traceparent";
-/// The extension attribute holding the W3C `tracestate`.
-pub const TRACESTATE: &str = "tracestate";
+#[cfg(feature = "otel")]
+use crate::headers::extensions::{TRACEPARENT, TRACESTATE};
 
 /// Writes `span`'s trace context into an event's extensions (with the `otel` feature, when the
 /// span is recorded by a `tracing-opentelemetry` layer).

@@ -8,8 +8,8 @@
 use tracing::field::Empty;
 use tracing::Span;
 
-use crate::codec::Incoming;
-use crate::envelope::Metadata;
+use crate::event::envelope::Metadata;
+use crate::wire::codec::Incoming;
 
 /// `messaging.system`.
 const SYSTEM: &str = "kafka";

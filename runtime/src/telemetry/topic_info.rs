@@ -10,6 +10,7 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use crate::config::{Brokers, Config};
 use crate::error::{Error, Result};
 
 /// One topic.
@@ -76,12 +77,27 @@ impl std::fmt::Debug for Inspector {
 const INSPECTOR_GROUP: &str = "herald-inspector";
 
 impl Inspector {
-    /// An inspector for the brokers of `config` (bootstrap servers and security; `group.id`, if set,
-    /// names the client only), each request waiting at most `timeout`.
+    /// An inspector for the brokers of `config` (its bootstrap servers, security and
+    /// properties), each request waiting at most `timeout`.
     ///
     /// # Errors
+    /// [`Error::Config`] when `config` names no broker addresses (the embedded broker's address
+    /// only its bus knows: use [`Bus::topic_info`](crate::Bus::topic_info) there),
     /// [`Error::Kafka`] when librdkafka refuses the configuration.
-    pub fn new(mut config: ClientConfig, timeout: Duration) -> Result<Self> {
+    pub fn new(config: &Config, timeout: Duration) -> Result<Self> {
+        let Brokers::Servers(servers) = &config.brokers else {
+            return Err(Error::Config(
+                "the inspector needs broker addresses: set KAFKA_BOOTSTRAP_SERVERS (or \
+                 `Config::bootstrap_servers`); for the embedded broker use the bus's topic_info"
+                    .into(),
+            ));
+        };
+        Self::with_client(config.consumer_config(servers, INSPECTOR_GROUP), timeout)
+    }
+
+    /// An inspector with librdkafka settings made by herald (`group.id`, if set, names the client
+    /// only).
+    pub(crate) fn with_client(mut config: ClientConfig, timeout: Duration) -> Result<Self> {
         config.set("enable.auto.commit", "false");
         if config.get("group.id").is_none() {
             config.set("group.id", INSPECTOR_GROUP);

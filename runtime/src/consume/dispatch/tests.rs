@@ -7,10 +7,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::*;
-use crate::codec::encode_headers;
-use crate::envelope::Metadata;
+use crate::config::Config;
+use crate::event::envelope::Metadata;
 use crate::registry::{HandlerFuture, HandlerRetry};
-use crate::Config;
+use crate::wire::codec::encode_headers;
 
 thread_local! {
     /// When each attempt of the test handlers started, on the paused clock.
@@ -93,7 +93,7 @@ fn incoming() -> Incoming {
         spec_version: "1.0".into(),
         ..Metadata::default()
     };
-    let position = crate::envelope::Position {
+    let position = crate::event::envelope::Position {
         topic: "ledger".into(),
         partition: 0,
         offset: 7,

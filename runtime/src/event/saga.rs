@@ -13,14 +13,9 @@
 //!
 //! [`Bus::publish_saga_event`]: crate::Bus::publish_saga_event
 
-use crate::{Metadata, PublishOptions};
+use crate::event::envelope::{Metadata, PublishOptions};
 
-/// The extension holding the saga's id (`ce_sagaid`).
-pub const SAGA_ID: &str = "sagaid";
-/// The extension holding the saga's type (`ce_sagatype`).
-pub const SAGA_TYPE: &str = "sagatype";
-/// The extension holding the step an event records (`ce_sagastep`).
-pub const SAGA_STEP: &str = "sagastep";
+use crate::headers::extensions::{SAGA_ID, SAGA_STEP, SAGA_TYPE};
 
 /// One saga: its id (unique per run) and its type (what kind of process, e.g. `order-processing`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

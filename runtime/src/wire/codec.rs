@@ -7,60 +7,11 @@ use std::sync::{Arc, OnceLock};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 
-use crate::consume::received::{RawHeaders, Received};
-use crate::envelope::{Metadata, Position};
 use crate::error::DispatchError;
+use crate::event::envelope::{Metadata, Position};
 use crate::event::{Event, HeraldEvent};
-
-/// Header names of the CloudEvents Kafka binding and herald's extensions.
-pub mod headers {
-    /// `ce_specversion`: always `1.0`.
-    pub const SPEC_VERSION: &str = "ce_specversion";
-    /// `ce_id`.
-    pub const ID: &str = "ce_id";
-    /// `ce_type`.
-    pub const TYPE: &str = "ce_type";
-    /// `ce_source`.
-    pub const SOURCE: &str = "ce_source";
-    /// `ce_time`, RFC 3339.
-    pub const TIME: &str = "ce_time";
-    /// `ce_subject`.
-    pub const SUBJECT: &str = "ce_subject";
-    /// `content-type`, the data's media type.
-    pub const CONTENT_TYPE: &str = "content-type";
-    /// `ce_schemaversion`: the event's schema version.
-    pub const SCHEMA_VERSION: &str = "ce_schemaversion";
-    /// `ce_correlationid`.
-    pub const CORRELATION_ID: &str = "ce_correlationid";
-    /// `ce_causationid`.
-    pub const CAUSATION_ID: &str = "ce_causationid";
-    /// `ce_aggregateid`.
-    pub const AGGREGATE_ID: &str = "ce_aggregateid";
-    /// `ce_aggregatetype`.
-    pub const AGGREGATE_TYPE: &str = "ce_aggregatetype";
-    /// `ce_aggregateversion`.
-    pub const AGGREGATE_VERSION: &str = "ce_aggregateversion";
-    /// `ce_replyto`: on a command sent by `Bus::request`, the topic its reply goes to.
-    pub const REPLY_TO: &str = "ce_replyto";
-    /// `ce_timeoutms`: on a command sent by `Bus::request`, how long its caller waits for the reply,
-    /// in milliseconds from `ce_time`.
-    pub const TIMEOUT: &str = "ce_timeoutms";
-    /// The prefix of every CloudEvents attribute header.
-    pub const PREFIX: &str = "ce_";
-}
-
-/// The extension attribute of [`headers::REPLY_TO`], as it appears in `Metadata::extensions`.
-pub const REPLY_TO_ATTRIBUTE: &str = "replyto";
-
-/// The extension attribute of [`headers::TIMEOUT`], as it appears in `Metadata::extensions`.
-pub const TIMEOUT_ATTRIBUTE: &str = "timeoutms";
-
-/// The only CloudEvents version herald speaks.
-pub const SPEC_VERSION: &str = "1.0";
-/// The media type of herald's event data.
-pub const JSON: &str = "application/json";
-/// The media type of a CloudEvent in structured content mode.
-pub const STRUCTURED_JSON: &str = "application/cloudevents+json";
+use crate::headers::{self, JSON, SPEC_VERSION_VALUE, STRUCTURED_JSON};
+use crate::wire::received::{RawHeaders, Received};
 
 /// Whether `name` is a legal CloudEvents extension attribute name: lower-case ASCII letters and
 /// digits, 1 to 20 characters, not one of herald's own.
@@ -99,7 +50,7 @@ pub fn encode_headers(meta: &Metadata) -> OwnedHeaders {
     let schema_version = meta.schema_version.map(|v| v.to_string());
     let aggregate_version = meta.aggregate_version.map(|v| v.to_string());
     let mut fields: Vec<(&str, Option<&str>)> = vec![
-        (headers::SPEC_VERSION, Some(SPEC_VERSION)),
+        (headers::SPEC_VERSION, Some(SPEC_VERSION_VALUE)),
         (headers::ID, Some(&meta.id)),
         (headers::TYPE, Some(&meta.event_type)),
         (headers::SOURCE, Some(&meta.source)),
@@ -250,7 +201,8 @@ impl Incoming {
     ///
     /// # Errors
     /// The reason the message is not a CloudEvent herald can read.
-    pub fn decode<H: Headers + ?Sized>(
+    #[cfg(test)]
+    pub(crate) fn decode<H: Headers + ?Sized>(
         headers: Option<&H>,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
@@ -659,9 +611,9 @@ fn check_required(attributes: &Attributes<&str>) -> Result<(), String> {
         }
     }
     let spec_version = attributes.get(Text::SpecVersion).unwrap_or("");
-    if spec_version != SPEC_VERSION {
+    if spec_version != SPEC_VERSION_VALUE {
         return Err(format!(
-            "CloudEvents spec version `{spec_version}` is not supported (herald reads `{SPEC_VERSION}`)"
+            "CloudEvents spec version `{spec_version}` is not supported (herald reads `{SPEC_VERSION_VALUE}`)"
         ));
     }
     Ok(())

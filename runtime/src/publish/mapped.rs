@@ -19,8 +19,11 @@ use std::sync::OnceLock;
 
 use futures::future::Either;
 
-use crate::publish::Publisher;
-use crate::{Delivery, EncodedEvent, HeraldEvent, PublishOptions, PublishRetry, Result};
+use super::Publisher;
+use super::{EncodedEvent, PublishRetry};
+use crate::error::Result;
+use crate::event::envelope::{Delivery, PublishOptions};
+use crate::event::HeraldEvent;
 
 /// One `#[event(from = Source)]` of an integration event, registered by the derive.
 pub struct MappingDescriptor {

@@ -58,7 +58,10 @@ impl Metadata {
     /// The topic a command asks its reply to be sent to (`ce_replyto`): set on commands sent with
     /// `Bus::request`, `None` on events and fire-and-forget commands.
     pub fn reply_to(&self) -> Option<&str> {
-        crate::command::reply_to(self)
+        self.extensions
+            .get(crate::headers::extensions::REPLY_TO)
+            .map(String::as_str)
+            .filter(|t| !t.is_empty())
     }
 
     /// When the caller of a command stops waiting for its reply: `ce_time` plus `ce_timeoutms`,
@@ -67,12 +70,25 @@ impl Metadata {
     pub fn reply_deadline(&self) -> Option<DateTime<Utc>> {
         let millis: i64 = self
             .extensions
-            .get(crate::codec::TIMEOUT_ATTRIBUTE)?
+            .get(crate::headers::extensions::TIMEOUT)?
             .parse()
             .ok()?;
         self.time?
             .checked_add_signed(chrono::Duration::milliseconds(millis))
     }
+}
+
+/// Where a published event landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The offset.
+    pub offset: i64,
+    /// The event's id (`ce_id`).
+    pub event_id: String,
 }
 
 /// Caller-supplied metadata for one publish: correlation, causation, aggregate and extensions.

@@ -1,6 +1,8 @@
 //! Configuration: by builder methods or from the environment, plus pass-through of any librdkafka
 //! property. `Debug` never prints a secret.
 
+pub(crate) mod policy;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
@@ -357,7 +359,7 @@ pub struct Config {
     pub handler_timeout: Option<Duration>,
     /// A circuit breaker for every handler (default: none): after `failure_threshold` consecutive
     /// failures the handler is held for `cooldown`, its partitions paused at the broker.
-    pub circuit_breaker: Option<crate::CircuitBreaker>,
+    pub circuit_breaker: Option<policy::CircuitBreaker>,
     /// Appended to a topic's name to name its dead-letter topic (default `.dlq`).
     pub dlq_suffix: String,
     /// Whether a message whose event type no handler of the group takes is dead-lettered (`true`)
@@ -557,7 +559,7 @@ impl Config {
         )?;
         config.circuit_breaker = match (failures, cooldown) {
             (None, None) => None,
-            (Some(failures), cooldown) => Some(crate::CircuitBreaker::new(
+            (Some(failures), cooldown) => Some(policy::CircuitBreaker::new(
                 u32::try_from(failures).unwrap_or(u32::MAX),
                 Duration::from_millis(cooldown.unwrap_or(30_000)),
             )),
@@ -724,13 +726,13 @@ impl Config {
     /// Gives every handler a circuit breaker: after `failures` consecutive failed attempts the
     /// handler is held for `cooldown` (its partitions paused), then one probe attempt decides.
     pub fn circuit_breaker(mut self, failures: u32, cooldown: Duration) -> Self {
-        self.circuit_breaker = Some(crate::CircuitBreaker::new(failures, cooldown));
+        self.circuit_breaker = Some(policy::CircuitBreaker::new(failures, cooldown));
         self
     }
 
     /// Sets how long one message may wait on the open circuit breaker with its failures not
     /// counted against its retries (see
-    /// [`CircuitBreaker::hold_limit`](crate::CircuitBreaker::hold_limit)); needs a breaker set
+    /// [`CircuitBreaker::hold_limit`](policy::CircuitBreaker::hold_limit)); needs a breaker set
     /// by [`Config::circuit_breaker`] first, and does nothing without one.
     pub fn breaker_hold_limit(mut self, limit: Duration) -> Self {
         if let Some(breaker) = &mut self.circuit_breaker {
@@ -781,15 +783,15 @@ impl Config {
 
     /// The bus-wide retry policy: `max_retries`, `retry_base_delay`, `retry_max_delay`,
     /// `retry_jitter` and `handler_timeout`.
-    pub fn retry_policy(&self) -> crate::RetryPolicy {
-        crate::RetryPolicy {
+    pub fn retry_policy(&self) -> policy::RetryPolicy {
+        policy::RetryPolicy {
             max_retries: self.max_retries,
             base_delay: self.retry_base_delay,
             max_delay: self.retry_max_delay,
             jitter: self.retry_jitter,
             timeout: self.handler_timeout,
             breaker: self.circuit_breaker,
-            mode: crate::RetryMode::InPlace,
+            mode: policy::RetryMode::InPlace,
         }
     }
 
@@ -812,7 +814,7 @@ impl Config {
     /// The consumer group id that `group` (a handler's group) joins: `group` after the
     /// [`group_prefix`](Config::group_prefix) if there is one.
     pub fn group_id(&self, group: &str) -> String {
-        crate::naming::with_prefix(self.group_prefix.as_deref(), group)
+        crate::event::naming::with_prefix(self.group_prefix.as_deref(), group)
     }
 
     /// The dead-letter topic of `topic`: `{topic}{dlq_suffix}`.
@@ -898,14 +900,14 @@ impl Config {
             ));
         }
         if let Some(prefix) = &self.topic_prefix {
-            if let Some(problem) = crate::naming::prefix_problem(prefix) {
+            if let Some(problem) = crate::event::naming::prefix_problem(prefix) {
                 return fail(format!(
                     "the topic prefix (KAFKA_TOPIC_PREFIX) `{prefix}` {problem}"
                 ));
             }
         }
         if let Some(prefix) = &self.group_prefix {
-            if let Some(problem) = crate::naming::prefix_problem(prefix) {
+            if let Some(problem) = crate::event::naming::prefix_problem(prefix) {
                 return fail(format!(
                     "the group prefix (KAFKA_GROUP_PREFIX) `{prefix}` {problem}"
                 ));

@@ -6,6 +6,8 @@
 //! even under back-pressure. A fatal producer error (an idempotent producer that can no longer
 //! keep its guarantees) fails the publishes it hit and replaces the producer with a new one.
 
+pub(crate) mod mapped;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -23,30 +25,18 @@ use rdkafka::ClientConfig;
 use tokio::time::Instant;
 use tracing::{Instrument, Span};
 
-use crate::codec::{self, encode_headers};
 use crate::config::Config;
-use crate::envelope::{Metadata, PublishOptions};
-use crate::error::{Error, Result};
+use crate::error::{Error, KafkaCause, KafkaCode, Result};
+use crate::event::envelope::{Delivery, Metadata, PublishOptions};
+use crate::event::naming;
 use crate::event::HeraldEvent;
-use crate::naming;
-use crate::stats::Counters;
+use crate::headers;
+use crate::telemetry::stats::Counters;
 use crate::telemetry::{metrics, propagation, spans};
+use crate::wire::codec::{self, encode_headers};
 
 /// How long a publish waits before retrying a record the full producer queue refused.
 const QUEUE_FULL_WAIT: Duration = Duration::from_millis(2);
-
-/// Where a published event landed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    /// The topic.
-    pub topic: String,
-    /// The partition.
-    pub partition: i32,
-    /// The offset.
-    pub offset: i64,
-    /// The event's id (`ce_id`).
-    pub event_id: String,
-}
 
 /// How [`Bus::publish_with_retry`](crate::Bus::publish_with_retry) retries: at most `max_attempts`
 /// tries, waiting `base_delay`, then twice as long after each failure, at most `max_delay`.
@@ -344,7 +334,7 @@ impl Publisher {
             id,
             event_type: E::EVENT_TYPE.into(),
             source: self.service.to_string(),
-            spec_version: codec::SPEC_VERSION.into(),
+            spec_version: headers::SPEC_VERSION_VALUE.into(),
             time: Some(Utc::now()),
             schema_version: Some(E::VERSION),
             causation_id: options.causation_id,
@@ -358,7 +348,7 @@ impl Publisher {
                 .aggregate_version
                 .or_else(|| event.aggregate_version()),
             subject: None,
-            content_type: Some(codec::JSON.into()),
+            content_type: Some(headers::JSON.into()),
             extensions: options.extensions,
             key: key.clone(),
             position: None,
@@ -389,9 +379,12 @@ impl Publisher {
         let mut outgoing = self.encode(command, options)?;
         // After `encode` checked the caller's extensions, which cannot name these.
         let extensions = &mut outgoing.meta.extensions;
-        extensions.insert(codec::REPLY_TO_ATTRIBUTE.to_owned(), reply_to.to_owned());
         extensions.insert(
-            codec::TIMEOUT_ATTRIBUTE.to_owned(),
+            headers::extensions::REPLY_TO.to_owned(),
+            reply_to.to_owned(),
+        );
+        extensions.insert(
+            headers::extensions::TIMEOUT.to_owned(),
             timeout.as_millis().to_string(),
         );
         let (outgoing, span) = Self::traced(outgoing);
@@ -514,7 +507,7 @@ impl Publisher {
             Failure::Kafka(source) => Error::Publish {
                 event_type,
                 topic,
-                source,
+                source: KafkaCause(source),
             },
             Failure::HeldBack(behind) => Error::HeldBack {
                 event_type,
@@ -524,7 +517,7 @@ impl Publisher {
             Failure::Fatal(code, reason) => Error::ProducerFatal {
                 event_type,
                 topic,
-                code,
+                code: KafkaCode(code),
                 reason,
             },
         }
@@ -860,7 +853,7 @@ fn create_producer(client_config: &ClientConfig) -> Result<KafkaProducer> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::embedded::EmbeddedBroker;
+    use crate::broker::embedded::EmbeddedBroker;
 
     #[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
     struct Probe {
@@ -938,7 +931,7 @@ mod tests {
             panic!("expected a fatal producer error, got {error:?}");
         };
         assert!(reason.contains("injected by herald's test"), "{reason}");
-        assert_eq!(*code, RDKafkaErrorCode::OutOfOrderSequenceNumber);
+        assert_eq!(code.name(), "OutOfOrderSequenceNumber");
         assert!(error.is_retriable());
         assert!(
             error.to_string().contains("replaced the producer"),

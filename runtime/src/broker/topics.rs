@@ -7,8 +7,8 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
+use crate::broker::embedded::EmbeddedBroker;
 use crate::config::Config;
-use crate::embedded::EmbeddedBroker;
 use crate::error::{Error, Result};
 
 /// The replication factor CreateTopics reads as "the cluster's `default.replication.factor`"

@@ -1,9 +1,16 @@
 //! The event trait every herald event implements, and the envelope a handler can receive.
 
+pub(crate) mod envelope;
+pub mod naming;
+mod reply;
+pub(crate) mod saga;
+
+pub use reply::Reply;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::envelope::Metadata;
+use crate::event::envelope::Metadata;
 
 /// A herald event: a Rust type with an event type name, a topic, a schema version and a partition
 /// key. Derive it with `#[derive(IntegrationEvent)]`; writing it by hand is possible but loses the
@@ -29,7 +36,7 @@ pub trait HeraldEvent:
     /// (`#[derive(Command)]`), its reply, which herald sends back to the caller of
     /// [`Bus::request`](crate::Bus::request). The derives set it; `#[handler]` checks the handler's
     /// return type against it.
-    type Reply: crate::command::Reply;
+    type Reply: Reply;
 
     /// Whether this message is a command, whose handler's reply is sent to the `ce_replyto` topic
     /// of a request: `true` only in what `#[derive(Command)]` generates.

@@ -176,15 +176,109 @@ impl EmbeddedBroker {
         }))
     }
 
-    /// Makes the next requests of kind `api` fail with `errors`, one error per request, in order.
+    /// Makes the next `times` requests of kind `request` fail with `fault`.
     ///
     /// # Errors
     /// [`Error::State`] when the broker has stopped.
-    pub fn fail_requests(&self, api: RDKafkaApiKey, errors: Vec<RDKafkaRespErr>) -> Result<()> {
+    pub fn fail_requests(
+        &self,
+        request: KafkaRequest,
+        fault: BrokerFault,
+        times: usize,
+    ) -> Result<()> {
+        let api = request.api_key();
+        let errors = vec![fault.code(); times];
         self.inject(Box::new(move |cluster| {
             cluster.request_errors(api, &errors);
             Ok(())
         }))
+    }
+}
+
+/// A kind of Kafka request, for [`EmbeddedBroker::fail_requests`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KafkaRequest {
+    /// Produce.
+    Produce,
+    /// Fetch.
+    Fetch,
+    /// ListOffsets.
+    ListOffsets,
+    /// Metadata.
+    Metadata,
+    /// OffsetCommit.
+    OffsetCommit,
+    /// OffsetFetch.
+    OffsetFetch,
+    /// FindCoordinator.
+    FindCoordinator,
+    /// JoinGroup.
+    JoinGroup,
+    /// Heartbeat.
+    Heartbeat,
+    /// SyncGroup.
+    SyncGroup,
+}
+
+impl KafkaRequest {
+    fn api_key(self) -> RDKafkaApiKey {
+        match self {
+            Self::Produce => RDKafkaApiKey::Produce,
+            Self::Fetch => RDKafkaApiKey::Fetch,
+            Self::ListOffsets => RDKafkaApiKey::ListOffsets,
+            Self::Metadata => RDKafkaApiKey::Metadata,
+            Self::OffsetCommit => RDKafkaApiKey::OffsetCommit,
+            Self::OffsetFetch => RDKafkaApiKey::OffsetFetch,
+            Self::FindCoordinator => RDKafkaApiKey::FindCoordinator,
+            Self::JoinGroup => RDKafkaApiKey::JoinGroup,
+            Self::Heartbeat => RDKafkaApiKey::Heartbeat,
+            Self::SyncGroup => RDKafkaApiKey::SyncGroup,
+        }
+    }
+}
+
+/// An error the embedded broker can answer a request with ([`EmbeddedBroker::fail_requests`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BrokerFault {
+    /// The client may not write to (or read) the topic.
+    TopicAuthorizationFailed,
+    /// Fewer in-sync replicas than `min.insync.replicas`.
+    NotEnoughReplicas,
+    /// The partition's leader moved.
+    NotLeaderForPartition,
+    /// The partition has no leader right now.
+    LeaderNotAvailable,
+    /// The broker timed the request out.
+    RequestTimedOut,
+    /// The record is larger than the topic takes.
+    MessageTooLarge,
+    /// The topic or partition does not exist.
+    UnknownTopicOrPartition,
+    /// The group's coordinator moved.
+    NotCoordinator,
+    /// The group's coordinator is not available.
+    CoordinatorNotAvailable,
+    /// The group is rebalancing.
+    RebalanceInProgress,
+}
+
+impl BrokerFault {
+    fn code(self) -> RDKafkaRespErr {
+        use RDKafkaRespErr as E;
+        match self {
+            Self::TopicAuthorizationFailed => E::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+            Self::NotEnoughReplicas => E::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+            Self::NotLeaderForPartition => E::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+            Self::LeaderNotAvailable => E::RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
+            Self::RequestTimedOut => E::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+            Self::MessageTooLarge => E::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
+            Self::UnknownTopicOrPartition => E::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+            Self::NotCoordinator => E::RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+            Self::CoordinatorNotAvailable => E::RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+            Self::RebalanceInProgress => E::RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
+        }
     }
 }
 

@@ -177,7 +177,7 @@ fn pairs<H: Headers>(headers: Option<&H>) -> Vec<(&[u8], Option<&[u8]>)> {
 impl Received {
     /// A message as if consumed, for tests.
     pub fn for_test<H: Headers>(
-        position: &crate::envelope::Position,
+        position: &crate::event::envelope::Position,
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
         headers: Option<&H>,

@@ -48,7 +48,7 @@ fn sample() -> Metadata {
         id: "4f6c".into(),
         event_type: "user.created".into(),
         source: "user-service".into(),
-        spec_version: SPEC_VERSION.into(),
+        spec_version: SPEC_VERSION_VALUE.into(),
         time: Some("2026-11-23T10:00:00.123456Z".parse().unwrap()),
         schema_version: Some(2),
         correlation_id: Some("corr".into()),
@@ -181,7 +181,7 @@ fn assert_event(incoming: &Incoming, extensions: &[(&str, &str)], key: Option<&s
         ),
         (ID, TYPE, SOURCE)
     );
-    assert_eq!(meta.spec_version, SPEC_VERSION);
+    assert_eq!(meta.spec_version, SPEC_VERSION_VALUE);
     let expected: BTreeMap<String, String> = extensions
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
