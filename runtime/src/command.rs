@@ -536,11 +536,6 @@ pub(crate) async fn send_reply(
     payload: Vec<u8>,
 ) -> Result<Delivery> {
     let meta = Metadata {
-        id: uuid::Uuid::new_v4().to_string(),
-        event_type,
-        source: publisher.service().to_owned(),
-        spec_version: headers::SPEC_VERSION_VALUE.into(),
-        time: Some(chrono::Utc::now()),
         correlation_id: Some(
             command
                 .correlation_id
@@ -548,9 +543,8 @@ pub(crate) async fn send_reply(
                 .unwrap_or_else(|| command.id.clone()),
         ),
         causation_id: Some(command.id.clone()),
-        content_type: Some(headers::JSON.into()),
         key: command.key.clone(),
-        ..Metadata::default()
+        ..publisher.envelope(uuid::Uuid::new_v4().to_string(), event_type)
     };
     let record = EncodedEvent {
         id: meta.id.clone(),

@@ -1007,6 +1007,21 @@ impl Config {
         self.with_properties(config)
     }
 
+    /// What the consumer groups take from this configuration.
+    pub(crate) fn consume_settings(&self) -> ConsumeSettings {
+        ConsumeSettings {
+            max_buffered: self.max_buffered_per_partition,
+            max_buffered_bytes: self.max_buffered_bytes_per_partition,
+            max_buffered_bytes_per_consumer: self.max_buffered_bytes_per_consumer,
+            shutdown_timeout: self.shutdown_timeout,
+            dead_letter_unknown_types: self.dead_letter_unknown_types,
+            max_message_bytes: self.max_message_bytes,
+            dlq_suffix: self.dlq_suffix.clone(),
+            delivery_timeout: self.delivery_timeout,
+            default_group: self.default_group().to_owned(),
+        }
+    }
+
     /// A consumer's librdkafka configuration: offsets stored by herald after success, committed
     /// every `commit_interval`.
     pub(crate) fn consumer_config(&self, bootstrap_servers: &str, group: &str) -> ClientConfig {
@@ -1760,4 +1775,28 @@ mod tests {
             .validate();
         assert!(err.is_err());
     }
+}
+
+/// The settings the consumer groups use, taken from a [`Config`] in one place.
+#[derive(Debug, Clone)]
+pub(crate) struct ConsumeSettings {
+    /// Messages buffered per partition before it is paused at the broker.
+    pub max_buffered: usize,
+    /// Bytes buffered per partition before it is paused at the broker.
+    pub max_buffered_bytes: usize,
+    /// Bytes buffered by one group's consumer over all its partitions before the partitions that
+    /// receive more are paused.
+    pub max_buffered_bytes_per_consumer: usize,
+    /// How long in-flight handlers may take to finish at shutdown.
+    pub shutdown_timeout: Duration,
+    /// Dead-letter messages whose event type no handler of the group takes (else skip them).
+    pub dead_letter_unknown_types: bool,
+    /// Dead-letter messages larger than this.
+    pub max_message_bytes: Option<usize>,
+    /// `{topic}{dlq_suffix}` is a topic's dead-letter topic.
+    pub dlq_suffix: String,
+    /// How long one write to a dead-letter topic may wait for the broker.
+    pub delivery_timeout: Duration,
+    /// The group of handlers that name none.
+    pub default_group: String,
 }

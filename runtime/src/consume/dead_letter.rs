@@ -8,7 +8,7 @@ use chrono::{SecondsFormat, Utc};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use tokio_util::sync::CancellationToken;
 
-use super::dispatch::Failure;
+use super::dispatch::DeadLetterCause;
 use super::forward::{self, Forwarded, Refusal};
 use super::Shared;
 use crate::headers::dlq;
@@ -33,7 +33,7 @@ pub(crate) enum Lettered {
 /// still say where the original is and why it failed, and `dlq_value_omitted` gives its size).
 pub(crate) async fn dead_letter(
     message: &Received,
-    failure: &Failure,
+    failure: &DeadLetterCause,
     group: &str,
     shared: &Shared,
     cancel: &CancellationToken,
@@ -43,7 +43,7 @@ pub(crate) async fn dead_letter(
     let topic = format!(
         "{}{}",
         original.map_or(message.topic(), |o| o.topic.as_str()),
-        shared.dlq_suffix
+        shared.settings.dlq_suffix
     );
     let headers = letter_headers(message, failure, group, None);
     let mut outcome =
@@ -89,7 +89,7 @@ pub(crate) async fn dead_letter(
 /// dead-lettered before keeps its earlier `dlq_*` headers, so its whole history travels with it.
 fn letter_headers(
     message: &Received,
-    failure: &Failure,
+    failure: &DeadLetterCause,
     group: &str,
     omitted: Option<usize>,
 ) -> OwnedHeaders {

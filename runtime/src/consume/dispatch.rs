@@ -52,14 +52,14 @@ pub(crate) enum Verdict {
     /// No handler of the group takes its event type: commit, nothing to do.
     Skipped,
     /// It cannot be handled: put it on the dead-letter topic, then commit.
-    DeadLetter(Failure),
+    DeadLetter(DeadLetterCause),
     /// Handled, except by handlers that retry through retry topics: copy it there for each of
     /// them, then to the dead-letter topic for handlers that failed for good (`dead_letter`), then
     /// commit. `previous` is what its retry headers said, if it came from a retry topic.
     Retry {
         deferrals: Vec<Deferral>,
         previous: Option<RetryRecord>,
-        dead_letter: Option<Failure>,
+        dead_letter: Option<DeadLetterCause>,
     },
     /// Handling stopped (partition revoked, shutdown) before a verdict: do not commit, the event is
     /// delivered again.
@@ -68,7 +68,7 @@ pub(crate) enum Verdict {
 
 /// Why a message goes to the dead-letter topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Failure {
+pub(crate) struct DeadLetterCause {
     /// What kind of failure (the `dlq_error_kind` header).
     pub kind: FailureKind,
     /// The handlers that failed, comma-separated; empty when no handler ran.
@@ -120,7 +120,7 @@ impl FailureKind {
     }
 }
 
-impl Failure {
+impl DeadLetterCause {
     fn before_handlers(kind: FailureKind, reason: String) -> Self {
         Self {
             kind,
@@ -186,7 +186,10 @@ async fn dispatch_untimed(
         }
         Some(Ok(record)) => Some(record),
         Some(Err(reason)) => {
-            return Verdict::DeadLetter(Failure::before_handlers(FailureKind::Undecodable, reason))
+            return Verdict::DeadLetter(DeadLetterCause::before_handlers(
+                FailureKind::Undecodable,
+                reason,
+            ))
         }
     };
     if let Some(record) = &previous {
@@ -238,8 +241,12 @@ async fn dispatch_message(
     previous: Option<&RetryRecord>,
 ) -> Verdict {
     let size = message.payload().map_or(0, <[u8]>::len);
-    if let Some(limit) = shared.max_message_bytes.filter(|limit| size > *limit) {
-        return Verdict::DeadLetter(Failure::before_handlers(
+    if let Some(limit) = shared
+        .settings
+        .max_message_bytes
+        .filter(|limit| size > *limit)
+    {
+        return Verdict::DeadLetter(DeadLetterCause::before_handlers(
             FailureKind::Oversized,
             format!("the value is {size} bytes, more than max_message_bytes ({limit})"),
         ));
@@ -248,7 +255,10 @@ async fn dispatch_message(
         Ok(incoming) => incoming,
         Err(reason) => {
             Counters::add(&shared.counters.undecodable, 1);
-            return Verdict::DeadLetter(Failure::before_handlers(FailureKind::Undecodable, reason));
+            return Verdict::DeadLetter(DeadLetterCause::before_handlers(
+                FailureKind::Undecodable,
+                reason,
+            ));
         }
     };
     let (verdict, reply) =
@@ -269,8 +279,8 @@ async fn dispatch_decoded(
     let event_type = incoming.event_type();
     let Some(for_type) = routes.get(event_type) else {
         Counters::add(&shared.counters.skipped_unknown_type, 1);
-        if shared.dead_letter_unknown_types {
-            let failure = Failure::before_handlers(
+        if shared.settings.dead_letter_unknown_types {
+            let failure = DeadLetterCause::before_handlers(
                 FailureKind::UnknownType,
                 format!("no handler of this consumer group takes event type `{event_type}`"),
             );
@@ -294,7 +304,7 @@ async fn dispatch_decoded(
                 .cloned()
                 .collect();
             if chosen.is_empty() {
-                let failure = Failure::before_handlers(
+                let failure = DeadLetterCause::before_handlers(
                     FailureKind::UnknownType,
                     format!(
                         "handler `{}` no longer runs in this group; it cannot retry this event",
@@ -310,7 +320,7 @@ async fn dispatch_decoded(
     // Most event types have one handler per group: run it without collecting futures.
     let outcomes = match &*chosen {
         [route] => match run(route).await {
-            Outcome::Done(reply) => {
+            HandlerOutcome::Done(reply) => {
                 Counters::add(&shared.counters.events_handled, 1);
                 return (Verdict::Handled, reply);
             }
@@ -318,16 +328,16 @@ async fn dispatch_decoded(
         },
         routes => futures::future::join_all(routes.iter().map(run)).await,
     };
-    let mut failures: Vec<Failure> = Vec::new();
+    let mut failures: Vec<DeadLetterCause> = Vec::new();
     let mut deferrals: Vec<Deferral> = Vec::new();
     // A command has one handler per group (the registry checks it), so at most one reply.
     let mut reply: HandlerReply = None;
     for outcome in outcomes {
         match outcome {
-            Outcome::Done(answer) => reply = reply.or(answer),
-            Outcome::Stopped => return (Verdict::Stopped, None),
-            Outcome::Failed(failure) => failures.push(failure),
-            Outcome::Deferred(deferral) => deferrals.push(deferral),
+            HandlerOutcome::Done(answer) => reply = reply.or(answer),
+            HandlerOutcome::Stopped => return (Verdict::Stopped, None),
+            HandlerOutcome::Failed(failure) => failures.push(failure),
+            HandlerOutcome::Deferred(deferral) => deferrals.push(deferral),
         }
     }
     let Some(mut first) = failures.first().cloned() else {
@@ -399,7 +409,7 @@ async fn answer(
                 Err(error) => {
                     tracing::error!(command = %meta.event_type, command_id = %meta.id, %reply_to, %error,
                         "the reply was not acknowledged; dead-lettering the command");
-                    Verdict::DeadLetter(Failure {
+                    Verdict::DeadLetter(DeadLetterCause {
                         kind: FailureKind::ReplyUndeliverable,
                         handlers: String::new(),
                         attempts: 1,
@@ -462,10 +472,10 @@ pub(crate) fn for_version(routes: &[Route], version: Option<u32>) -> Cow<'_, [Ro
 }
 
 /// What became of one handler's runs on a message.
-enum Outcome {
+enum HandlerOutcome {
     /// It succeeded, with a command's reply.
     Done(HandlerReply),
-    Failed(Failure),
+    Failed(DeadLetterCause),
     /// It failed and retries through the retry topics.
     Deferred(Deferral),
     Stopped,
@@ -483,7 +493,7 @@ async fn run_with_retries(
     cancel: &CancellationToken,
     hold: Hold<'_>,
     prior: u32,
-) -> Outcome {
+) -> HandlerOutcome {
     let Route {
         handler,
         policy,
@@ -502,7 +512,7 @@ async fn run_with_retries(
             None => None,
             Some(breaker) => match admit(breaker, cancel, hold).await {
                 Some(permit) => Some(permit),
-                None => return Outcome::Stopped,
+                None => return HandlerOutcome::Stopped,
             },
         };
         attempt = attempt.saturating_add(1);
@@ -512,13 +522,13 @@ async fn run_with_retries(
                 if let (Some(breaker), Some(permit)) = (breaker, permit) {
                     breaker.record(permit, true);
                 }
-                return Outcome::Done(reply);
+                return HandlerOutcome::Done(reply);
             }
             Err(DispatchError::Decode(reason)) => {
                 release_probe(breaker, permit);
                 tracing::warn!(topic, partition, offset, handler = handler.name, %reason,
                     "the event does not fit the handler's type; dead-lettering it");
-                return Outcome::Failed(Failure {
+                return HandlerOutcome::Failed(DeadLetterCause {
                     kind: FailureKind::Incompatible,
                     handlers: handler.name.to_owned(),
                     attempts: attempt,
@@ -552,7 +562,7 @@ async fn run_with_retries(
         if permanent || counted > policy.max_retries {
             tracing::warn!(topic, partition, offset, handler = handler.name, attempt, %error, permanent,
                 "handler failed for good; dead-lettering the event");
-            return Outcome::Failed(Failure {
+            return HandlerOutcome::Failed(DeadLetterCause {
                 kind: if permanent {
                     FailureKind::Permanent
                 } else {
@@ -566,7 +576,7 @@ async fn run_with_retries(
         }
         Counters::add(&shared.counters.retries, 1);
         if policy.mode == RetryMode::Topics && !breaker_open {
-            return Outcome::Deferred(Deferral {
+            return HandlerOutcome::Deferred(Deferral {
                 handler: handler.name,
                 attempts: attempt,
                 delay: policy.delay(counted, fastrand::f64()),
@@ -583,7 +593,7 @@ async fn run_with_retries(
             "handler failed; it is tried again");
         tokio::select! {
             biased;
-            _ = cancel.cancelled() => return Outcome::Stopped,
+            _ = cancel.cancelled() => return HandlerOutcome::Stopped,
             _ = tokio::time::sleep(delay) => {}
         }
     }
@@ -619,7 +629,7 @@ async fn run_once(
     shared: &Shared,
     timeout: Option<Duration>,
 ) -> Result<HandlerReply, DispatchError> {
-    let group = handler.group.unwrap_or(&shared.default_group);
+    let group = handler.group.unwrap_or(&shared.settings.default_group);
     let span = spans::process(incoming, handler.name, group);
     if !span.is_disabled() {
         propagation::continue_trace(&span, incoming.meta());

@@ -106,7 +106,7 @@ pub(crate) async fn until_acknowledged(
         // left uncommitted its next owner would copy it again. The wait is bounded by the delivery
         // timeout; revocation and shutdown wait for it (shutdown up to its deadline).
         let result = producer
-            .send(record, Timeout::After(shared.delivery_timeout))
+            .send(record, Timeout::After(shared.settings.delivery_timeout))
             .await;
         let error = match result {
             Ok(position) => return Forwarded::Landed(position.0, position.1),

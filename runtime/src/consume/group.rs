@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::breaker::Breaker;
 use super::dead_letter::Lettered;
-use super::dispatch::{dispatch, Failure, FailureKind, Route, Routes, Verdict};
+use super::dispatch::{dispatch, DeadLetterCause, FailureKind, Route, Routes, Verdict};
 use super::forward::Forwarded;
 use super::{dead_letter, retry_topic, Shared};
 use crate::config::policy::RetryMode;
@@ -404,7 +404,7 @@ impl GroupRunner {
         };
         let (stop, stop_rx) = oneshot::channel();
         let (assigned_tx, assigned) = watch::channel(0);
-        let shared_max_per_consumer = shared.max_buffered_bytes_per_consumer;
+        let shared_max_per_consumer = shared.settings.max_buffered_bytes_per_consumer;
         let consumer_loop = ConsumerLoop {
             consumer,
             routes: Arc::new(routes),
@@ -697,14 +697,14 @@ impl ConsumerLoop {
             tokio::select! {
                 biased;
                 deadline = &mut stop => {
-                    break deadline.unwrap_or_else(|_| Instant::now() + self.shared.shutdown_timeout)
+                    break deadline.unwrap_or_else(|_| Instant::now() + self.shared.settings.shutdown_timeout)
                 }
                 _ = sweep.tick() => self.resume_caught_up(),
                 Some(signal) = signals.recv() => {
                     if let Some(reason) = self.signalled(signal) {
                         tracing::error!(group = %self.group, %reason, "consumer group failed: it stops; fix the cause and restart the service");
                         failure = Some(reason);
-                        break Instant::now() + self.shared.shutdown_timeout;
+                        break Instant::now() + self.shared.settings.shutdown_timeout;
                     }
                 }
                 event = polled.recv() => match event {
@@ -720,11 +720,11 @@ impl ConsumerLoop {
                     Some(Polled::Revoked(partitions)) => self.revoked(partitions),
                     Some(Polled::Fatal(reason)) => {
                         failure = Some(reason);
-                        break Instant::now() + self.shared.shutdown_timeout;
+                        break Instant::now() + self.shared.settings.shutdown_timeout;
                     }
                     None => {
                         failure = Some("the polling thread ended".to_owned());
-                        break Instant::now() + self.shared.shutdown_timeout;
+                        break Instant::now() + self.shared.settings.shutdown_timeout;
                     }
                 },
             }
@@ -879,7 +879,7 @@ impl ConsumerLoop {
             }
         }
         if stop == GroupStop::Abandoned {
-            tracing::warn!(group = %self.group, timeout = ?self.shared.shutdown_timeout,
+            tracing::warn!(group = %self.group, timeout = ?self.shared.settings.shutdown_timeout,
                 "handlers still running at the shutdown timeout were abandoned; their events will be redelivered");
         }
         let (consumer, group, poller) = (self.consumer, self.group, self.poller.take());
@@ -917,8 +917,8 @@ impl ConsumerLoop {
         );
         let (queue, inbox) = mpsc::unbounded_channel::<Received>();
         let backlog = Arc::new(Backlog::new(
-            self.shared.max_buffered,
-            self.shared.max_buffered_bytes,
+            self.shared.settings.max_buffered,
+            self.shared.settings.max_buffered_bytes,
             self.budget.clone(),
         ));
         let control = Arc::new(PartitionControl {
@@ -1071,7 +1071,7 @@ impl PartitionWorker {
                         Forwarded::Cancelled => return Step::Stop,
                         // No retry topic takes it: it goes where a failure that cannot be retried goes.
                         Forwarded::Refused(refusal) => {
-                            let failure = Failure {
+                            let failure = DeadLetterCause {
                                 kind: FailureKind::RetryUndeliverable,
                                 handlers: deferral.handler.to_owned(),
                                 attempts: deferral.attempts,
@@ -1095,7 +1095,7 @@ impl PartitionWorker {
         }
     }
 
-    async fn dead_letter(&self, message: &Received, failure: &Failure) -> Step {
+    async fn dead_letter(&self, message: &Received, failure: &DeadLetterCause) -> Step {
         let cancel = &self.control.cancel;
         match dead_letter::dead_letter(message, failure, &self.group, &self.shared, cancel).await {
             Lettered::Written => Step::Commit,

@@ -3,8 +3,8 @@
 //! to a dead-letter topic ([`dead_letter`]) before its offset is committed.
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use crate::config::ConsumeSettings;
 use crate::context::StateMap;
 use crate::publish::Publisher;
 use crate::telemetry::stats::Counters;
@@ -26,27 +26,10 @@ pub(crate) struct Shared {
     pub counters: Arc<Counters>,
     /// The bus-wide and named retry policies.
     pub policies: retry::RetryPolicies,
-    /// Messages buffered per partition before it is paused at the broker.
-    pub max_buffered: usize,
-    /// Bytes buffered per partition before it is paused at the broker.
-    pub max_buffered_bytes: usize,
-    /// Bytes buffered by one group's consumer over all its partitions before the partitions that
-    /// receive more are paused.
-    pub max_buffered_bytes_per_consumer: usize,
-    /// How long in-flight handlers may take to finish at shutdown.
-    pub shutdown_timeout: Duration,
-    /// Dead-letter messages whose event type no handler of the group takes (else skip them).
-    pub dead_letter_unknown_types: bool,
-    /// Dead-letter messages larger than this.
-    pub max_message_bytes: Option<usize>,
-    /// `{topic}{dlq_suffix}` is a topic's dead-letter topic.
-    pub dlq_suffix: String,
-    /// How long one write to a dead-letter topic may wait for the broker.
-    pub delivery_timeout: Duration,
+    /// What the groups take from `Config`.
+    pub settings: ConsumeSettings,
     /// Every handler's circuit breaker, for [`Bus::breakers`](crate::Bus::breakers).
     pub breakers: Arc<std::sync::Mutex<Vec<Arc<breaker::Breaker>>>>,
-    /// The group of handlers that name none.
-    pub default_group: String,
     /// The handler attempts running now, for [`Bus::health`](crate::Bus::health).
     pub in_flight: Arc<crate::telemetry::in_flight::InFlight>,
     /// The dead-letter and retry copies that failed and are tried again, for
@@ -64,16 +47,18 @@ impl Shared {
             state: Default::default(),
             counters,
             policies: Default::default(),
-            max_buffered: 10,
-            max_buffered_bytes: 1 << 20,
-            max_buffered_bytes_per_consumer: 1 << 24,
-            shutdown_timeout: Duration::from_secs(1),
-            dead_letter_unknown_types: false,
-            max_message_bytes: None,
-            dlq_suffix: ".dlq".into(),
-            delivery_timeout: Duration::from_secs(1),
+            settings: ConsumeSettings {
+                max_buffered: 10,
+                max_buffered_bytes: 1 << 20,
+                max_buffered_bytes_per_consumer: 1 << 24,
+                shutdown_timeout: std::time::Duration::from_secs(1),
+                dead_letter_unknown_types: false,
+                max_message_bytes: None,
+                dlq_suffix: ".dlq".into(),
+                delivery_timeout: std::time::Duration::from_secs(1),
+                default_group: config.service_name.clone(),
+            },
             breakers: Default::default(),
-            default_group: config.service_name.clone(),
             in_flight: Default::default(),
             stalled_copies: Default::default(),
         }

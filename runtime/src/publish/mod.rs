@@ -244,7 +244,7 @@ fn interned() -> std::sync::MutexGuard<'static, HashSet<&'static str>> {
 
 /// Why a record was not acknowledged.
 #[derive(Clone)]
-enum Failure {
+enum SendFailure {
     /// What librdkafka reported.
     Kafka(KafkaError),
     /// The producer hit a fatal error (code and reason) and was replaced.
@@ -310,6 +310,21 @@ impl Publisher {
         })
     }
 
+    /// The envelope of everything this service sends, events and replies alike: `id`, `ce_type`
+    /// `event_type`, this service as the source, now as the time, JSON data; the caller fills in
+    /// the rest.
+    pub(crate) fn envelope(&self, id: String, event_type: String) -> Metadata {
+        Metadata {
+            id,
+            event_type,
+            source: self.service.to_string(),
+            spec_version: headers::SPEC_VERSION_VALUE.into(),
+            time: Some(Utc::now()),
+            content_type: Some(headers::JSON.into()),
+            ..Metadata::default()
+        }
+    }
+
     fn encode<E: HeraldEvent>(&self, event: &E, options: PublishOptions) -> Result<Outgoing> {
         if let Some(name) = options
             .extensions
@@ -331,11 +346,6 @@ impl Publisher {
         let key = options.key.or_else(|| event.partition_key());
         let meta = Metadata {
             correlation_id: Some(options.correlation_id.unwrap_or_else(|| id.clone())),
-            id,
-            event_type: E::EVENT_TYPE.into(),
-            source: self.service.to_string(),
-            spec_version: headers::SPEC_VERSION_VALUE.into(),
-            time: Some(Utc::now()),
             schema_version: Some(E::VERSION),
             causation_id: options.causation_id,
             // The event's own aggregate (a `#[domain_event]`'s, or an `aggregate_id` field) unless
@@ -347,11 +357,9 @@ impl Publisher {
             aggregate_version: options
                 .aggregate_version
                 .or_else(|| event.aggregate_version()),
-            subject: None,
-            content_type: Some(headers::JSON.into()),
             extensions: options.extensions,
             key: key.clone(),
-            position: None,
+            ..self.envelope(id, E::EVENT_TYPE.into())
         };
         Ok(Outgoing {
             topic: naming::prefixed(self.topic_prefix.as_deref(), E::TOPIC),
@@ -360,11 +368,6 @@ impl Publisher {
             payload,
             meta,
         })
-    }
-
-    /// The service name, the `ce_source` of everything this publisher sends.
-    pub fn service(&self) -> &str {
-        &self.service
     }
 
     /// Publishes a command that asks for a reply on `reply_to` (`ce_replyto`) within `timeout`
@@ -456,13 +459,13 @@ impl Publisher {
 
     /// Classifies a failure of `producer` (of `generation`): when the producer hit a fatal error,
     /// replaces it (once) and reports the fatal cause.
-    fn failure(&self, producer: &KafkaProducer, generation: u64, error: KafkaError) -> Failure {
+    fn failure(&self, producer: &KafkaProducer, generation: u64, error: KafkaError) -> SendFailure {
         match producer.client().fatal_error() {
             Some((code, reason)) => {
                 self.replace(generation, code, &reason);
-                Failure::Fatal(code, reason)
+                SendFailure::Fatal(code, reason)
             }
-            None => Failure::Kafka(error),
+            None => SendFailure::Kafka(error),
         }
     }
 
@@ -492,7 +495,7 @@ impl Publisher {
     }
 
     /// The error for a record that failed.
-    fn error<R: Record>(&self, outgoing: &R, failure: Failure) -> Error {
+    fn error<R: Record>(&self, outgoing: &R, failure: SendFailure) -> Error {
         self.error_of(outgoing.names(), failure)
     }
 
@@ -500,21 +503,21 @@ impl Publisher {
     fn error_of(
         &self,
         (event_type, topic): (&'static str, &'static str),
-        failure: Failure,
+        failure: SendFailure,
     ) -> Error {
         Counters::add(&self.counters.publish_failures, 1);
         match failure {
-            Failure::Kafka(source) => Error::Publish {
+            SendFailure::Kafka(source) => Error::Publish {
                 event_type,
                 topic,
                 source: KafkaCause(source),
             },
-            Failure::HeldBack(behind) => Error::HeldBack {
+            SendFailure::HeldBack(behind) => Error::HeldBack {
                 event_type,
                 topic,
                 behind,
             },
-            Failure::Fatal(code, reason) => Error::ProducerFatal {
+            SendFailure::Fatal(code, reason) => Error::ProducerFatal {
                 event_type,
                 topic,
                 code: KafkaCode(code),
@@ -732,7 +735,7 @@ impl Publisher {
         let (producer, generation) = self.current();
         // Once the queue stayed full for the delivery timeout or the producer failed fatally, the
         // rest of the batch is not sent: it would only overtake or fail the same way.
-        let mut stopped: Option<Failure> = None;
+        let mut stopped: Option<SendFailure> = None;
         // Per topic and key, the first record that failed to enqueue: the later records of that
         // key are held back, so that none overtakes it when it is published again.
         let mut failed_keys: HashMap<(&str, &str), usize> = HashMap::new();
@@ -744,7 +747,7 @@ impl Publisher {
             }
             let key = record.key().map(|key| (record.topic(), key));
             if let Some(&behind) = key.as_ref().and_then(|key| failed_keys.get(key)) {
-                enqueued.push(Err(Failure::HeldBack(behind)));
+                enqueued.push(Err(SendFailure::HeldBack(behind)));
                 continue;
             }
             let deadline = Instant::now() + self.timeout;
@@ -754,7 +757,7 @@ impl Publisher {
                     let queue_full =
                         error == KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull);
                     let failure = self.failure(&producer, generation, error);
-                    if queue_full || matches!(failure, Failure::Fatal(..)) {
+                    if queue_full || matches!(failure, SendFailure::Fatal(..)) {
                         stopped = Some(failure.clone());
                     }
                     if let Some(key) = key {

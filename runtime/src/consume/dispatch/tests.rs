@@ -113,7 +113,7 @@ fn policy(max_retries: u32, jitter: f64, timeout: Option<Duration>) -> RetryPoli
     }
 }
 
-async fn run(handler: &'static HandlerDescriptor, policy: RetryPolicy) -> Outcome {
+async fn run(handler: &'static HandlerDescriptor, policy: RetryPolicy) -> HandlerOutcome {
     ATTEMPTS.with(|a| a.borrow_mut().clear());
     let route = Route {
         handler,
@@ -138,7 +138,7 @@ fn ms(values: &[u64]) -> Vec<Duration> {
 
 #[tokio::test(start_paused = true)]
 async fn a_failing_handler_backs_off_exponentially_up_to_the_cap_then_gives_up() {
-    let Outcome::Failed(failure) = run(&FAILING, policy(5, 0.0, None)).await else {
+    let HandlerOutcome::Failed(failure) = run(&FAILING, policy(5, 0.0, None)).await else {
         panic!("expected a failure")
     };
     assert_eq!(gaps(), ms(&[100, 200, 400, 500, 500]));
@@ -150,7 +150,7 @@ async fn a_failing_handler_backs_off_exponentially_up_to_the_cap_then_gives_up()
 
 #[tokio::test(start_paused = true)]
 async fn no_retries_means_one_attempt() {
-    let Outcome::Failed(failure) = run(&FAILING, policy(0, 0.0, None)).await else {
+    let HandlerOutcome::Failed(failure) = run(&FAILING, policy(0, 0.0, None)).await else {
         panic!("expected a failure")
     };
     assert_eq!((failure.attempts, attempts().len()), (1, 1));
@@ -159,7 +159,7 @@ async fn no_retries_means_one_attempt() {
 #[tokio::test(start_paused = true)]
 async fn jitter_shortens_each_delay_within_its_fraction() {
     fastrand::seed(7);
-    let Outcome::Failed(_) = run(&FAILING, policy(4, 0.5, None)).await else {
+    let HandlerOutcome::Failed(_) = run(&FAILING, policy(4, 0.5, None)).await else {
         panic!("expected a failure")
     };
     let full = ms(&[100, 200, 400, 500]);
@@ -177,7 +177,7 @@ async fn jitter_shortens_each_delay_within_its_fraction() {
 #[tokio::test(start_paused = true)]
 async fn an_attempt_that_outlives_its_timeout_fails_and_is_retried() {
     let started = Instant::now();
-    let Outcome::Failed(failure) =
+    let HandlerOutcome::Failed(failure) =
         run(&HANGING, policy(2, 0.0, Some(Duration::from_millis(250)))).await
     else {
         panic!("expected a failure")
@@ -217,7 +217,7 @@ async fn cancelling_stops_the_wait_for_the_next_try() {
     let started = Instant::now();
     let outcome = run_with_retries(&route, &incoming(), &shared(), &cancel, &|_| {}, 0).await;
     stopper.await.unwrap();
-    assert!(matches!(outcome, Outcome::Stopped));
+    assert!(matches!(outcome, HandlerOutcome::Stopped));
     assert_eq!(started.elapsed(), Duration::from_secs(1));
     assert_eq!(attempts().len(), 1);
 }
