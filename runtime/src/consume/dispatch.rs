@@ -685,4 +685,4 @@ async fn run_once_in(
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -1127,10 +1127,9 @@ impl PartitionWorker {
 
 #[cfg(test)]
 mod tests {
+    use super::super::dispatch::tests::{descriptor, succeeding};
     use super::*;
     use crate::config::Config;
-    use crate::context::Context;
-    use crate::registry::{HandlerFuture, HandlerRetry};
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
     /// A record with this key makes the polling thread panic.
@@ -1138,34 +1137,14 @@ mod tests {
     /// A record with this key makes its partition's worker panic.
     pub(super) const PANIC_WORKER: &[u8] = b"herald-test:panic-the-worker";
 
-    fn succeed(_: crate::wire::codec::Incoming, _: Context) -> HandlerFuture {
-        Box::pin(async { Ok(None) })
-    }
-
-    static HANDLER: HandlerDescriptor = HandlerDescriptor {
-        name: "noop",
-        rust_path: "group::tests::noop",
-        group: None,
-        event_type: "test.noted",
-        event_version: 1,
-        topic: "noted",
-        event_rust_type: "Noted",
-        command: false,
-        retry: HandlerRetry {
-            policy: None,
-            max_retries: None,
-            base_delay: None,
-            max_delay: None,
-            timeout: None,
-        },
-        call: succeed,
-    };
+    /// A handler of `ledger.posted` on topic `ledger` that succeeds.
+    static HANDLER: HandlerDescriptor = descriptor("noop", 1, succeeding);
 
     /// Starts a group on a broker of its own, writes one record with `key` and returns how the
     /// group ended, once its consumer loop ended by itself.
     async fn ended_by(key: &[u8]) -> GroupStop {
         let broker = crate::broker::embedded::EmbeddedBroker::start(1).unwrap();
-        broker.create_topic("noted", 1).unwrap();
+        broker.create_topic("ledger", 1).unwrap();
         let servers = broker.bootstrap_servers().to_owned();
         let config = Config::new("panics").bootstrap_servers(&servers);
         let shared = Arc::new(Shared::for_test(&config, &servers));
@@ -1186,7 +1165,7 @@ mod tests {
             .create()
             .unwrap();
         producer
-            .send(BaseRecord::to("noted").key(key).payload("{}"))
+            .send(BaseRecord::to("ledger").key(key).payload("{}"))
             .map_err(|(e, _)| e)
             .unwrap();
         producer.flush(Duration::from_secs(10)).unwrap();
@@ -1215,7 +1194,7 @@ mod tests {
     async fn a_panic_in_a_partition_worker_fails_the_group() {
         let stop = ended_by(PANIC_WORKER).await;
         assert!(
-            matches!(&stop, GroupStop::Failed(reason) if reason.contains("worker of partition noted/0 panicked")),
+            matches!(&stop, GroupStop::Failed(reason) if reason.contains("worker of partition ledger/0 panicked")),
             "{stop:?}"
         );
     }

@@ -46,11 +46,11 @@ fn hanging(_: Incoming, _: Context) -> HandlerFuture {
     })
 }
 
-fn succeeding(_: Incoming, _: Context) -> HandlerFuture {
+pub(crate) fn succeeding(_: Incoming, _: Context) -> HandlerFuture {
     Box::pin(async { Ok(None) })
 }
 
-const fn descriptor(
+pub(crate) const fn descriptor(
     name: &'static str,
     version: u32,
     call: fn(Incoming, Context) -> HandlerFuture,
