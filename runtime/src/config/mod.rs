@@ -326,6 +326,10 @@ pub struct Config {
     pub brokers: Brokers,
     /// The consumer group of handlers that do not name one (default: the service name).
     pub consumer_group: Option<String>,
+    /// Static group membership: this instance's `group.instance.id` in every group it joins
+    /// (unique per instance, stable across restarts, e.g. the pod's name). A restart within the
+    /// session timeout then takes the member's partitions back without a rebalance.
+    pub group_instance_id: Option<String>,
     /// Where a new consumer group starts.
     pub auto_offset_reset: OffsetReset,
     /// TLS and SASL.
@@ -400,6 +404,7 @@ impl Config {
             service_name: service_name.into(),
             brokers: Brokers::Unset,
             consumer_group: None,
+            group_instance_id: None,
             auto_offset_reset: OffsetReset::Earliest,
             security: Security::default(),
             auto_create_topics: None,
@@ -439,7 +444,7 @@ impl Config {
     /// - `KAFKA_BOOTSTRAP_SERVERS`: `host:port,...`, or `embedded` (any case) for herald's
     ///   in-memory development broker; unset, building a bus fails
     /// - `KAFKA_SERVICE_NAME` (overrides `service_name`), `KAFKA_CONSUMER_GROUP`,
-    ///   `KAFKA_AUTO_OFFSET_RESET`
+    ///   `KAFKA_GROUP_INSTANCE_ID` (static membership), `KAFKA_AUTO_OFFSET_RESET`
     /// - `KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_MECHANISM`, `KAFKA_SASL_USERNAME`,
     ///   `KAFKA_SASL_PASSWORD`, `KAFKA_SSL_CAFILE`, `KAFKA_SSL_CERTFILE`, `KAFKA_SSL_KEYFILE`,
     ///   `KAFKA_SSL_KEY_PASSWORD`, `KAFKA_SASL_OAUTHBEARER_CONFIG`
@@ -504,6 +509,7 @@ impl Config {
             Some(servers) => Brokers::Servers(servers),
         };
         config.consumer_group = get("KAFKA_CONSUMER_GROUP");
+        config.group_instance_id = trimmed("KAFKA_GROUP_INSTANCE_ID");
         if let Some(reset) = trimmed("KAFKA_AUTO_OFFSET_RESET") {
             config.auto_offset_reset = reset
                 .parse()
@@ -646,6 +652,13 @@ impl Config {
     /// Sets the default consumer group.
     pub fn consumer_group(mut self, group: impl Into<String>) -> Self {
         self.consumer_group = Some(group.into());
+        self
+    }
+
+    /// Makes this instance a static member of its groups under `id` (see
+    /// [`Config::group_instance_id`](Config#structfield.group_instance_id)).
+    pub fn group_instance_id(mut self, id: impl Into<String>) -> Self {
+        self.group_instance_id = Some(id.into());
         self
     }
 
@@ -856,6 +869,14 @@ impl Config {
         if matches!(&self.brokers, Brokers::Servers(s) if s.trim().is_empty()) {
             return fail("the bootstrap servers are blank: set KAFKA_BOOTSTRAP_SERVERS to the brokers (host:port,...), or to `embedded` for herald's in-memory development broker".into());
         }
+        if let Some(id) = &self.group_instance_id {
+            if id.trim().is_empty() || id.chars().any(char::is_whitespace) {
+                return fail(format!("the group instance id (KAFKA_GROUP_INSTANCE_ID) `{id}` is blank or holds whitespace: use a stable name per instance, such as the pod's"));
+            }
+            if self.properties.contains_key("group.instance.id") {
+                return fail("group.instance.id is set both as a property and as the group instance id (KAFKA_GROUP_INSTANCE_ID): keep one".into());
+            }
+        }
         if self.topic_partitions < 1 {
             return fail("topic partitions (KAFKA_TOPIC_PARTITIONS) must be at least 1".into());
         }
@@ -1036,6 +1057,9 @@ impl Config {
             )
             .set("auto.offset.reset", self.auto_offset_reset.as_str())
             .set("enable.partition.eof", "false");
+        if let Some(id) = &self.group_instance_id {
+            config.set("group.instance.id", id);
+        }
         if self.is_embedded() {
             // The mock cluster holds a group that a member left for the members' session timeout
             // minus one second before a new member can join: keep restarts quick.
@@ -1092,6 +1116,7 @@ impl fmt::Debug for Config {
             .field("service_name", &self.service_name)
             .field("brokers", &self.brokers)
             .field("consumer_group", &self.consumer_group)
+            .field("group_instance_id", &self.group_instance_id)
             .field("auto_offset_reset", &self.auto_offset_reset)
             .field("security", &self.security)
             .field("auto_create_topics", &self.auto_create_topics)
@@ -1416,6 +1441,26 @@ mod tests {
             .property("group.instance.id", "pod-1")
             .property("compression.type", "zstd");
         assert!(allowed.validate().is_ok());
+    }
+
+    #[test]
+    fn a_group_instance_id_reaches_every_group_consumer_and_is_checked() {
+        let config =
+            Config::from_vars("a", vars(&[("KAFKA_GROUP_INSTANCE_ID", " pod-1 ")])).unwrap();
+        assert_eq!(config.group_instance_id.as_deref(), Some("pod-1"));
+        let client = config.consumer_config("localhost:9092", "billing");
+        assert_eq!(client.get("group.instance.id"), Some("pod-1"));
+        assert_eq!(
+            Config::new("a")
+                .consumer_config("h:1", "g")
+                .get("group.instance.id"),
+            None
+        );
+        assert!(refusal(&Config::new("a").group_instance_id("pod 1")).contains("whitespace"));
+        let both = Config::new("a")
+            .group_instance_id("pod-1")
+            .property("group.instance.id", "pod-2");
+        assert!(refusal(&both).contains("keep one"));
     }
 
     #[test]
