@@ -2,6 +2,7 @@
 //! property. `Debug` never prints a secret.
 
 pub(crate) mod policy;
+mod settings;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -466,40 +467,9 @@ impl Config {
         service_name: impl Into<String>,
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<Self> {
-        // Values are taken as given (a password may end in a space); parsed ones are trimmed.
-        let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
-        let trimmed = |name: &str| get(name).map(|v| v.trim().to_owned());
-        let parse = |name: &str, what: &str| -> Result<Option<u64>> {
-            trimmed(name)
-                .map(|v| {
-                    v.parse::<u64>()
-                        .map_err(|_| Error::Config(format!("{name}: `{v}` is not {what}")))
-                })
-                .transpose()
-        };
-        let boolean = |name: &str| -> Result<Option<bool>> {
-            trimmed(name)
-                .map(|v| match v.to_ascii_lowercase().as_str() {
-                    "1" | "true" | "yes" | "on" => Ok(true),
-                    "0" | "false" | "no" | "off" => Ok(false),
-                    _ => Err(Error::Config(format!(
-                        "{name}: `{v}` is not a boolean, use `true` or `false`"
-                    ))),
-                })
-                .transpose()
-        };
-        let whole = "a whole number";
-        let positive = |name: &str| -> Result<Option<i32>> {
-            parse(name, "a positive whole number")?
-                .map(|n| match i32::try_from(n) {
-                    Ok(n) if n > 0 => Ok(n),
-                    _ => Err(Error::Config(format!(
-                        "{name}: `{n}` is not a positive whole number up to {}",
-                        i32::MAX
-                    ))),
-                })
-                .transpose()
-        };
+        let vars = settings::Vars(&var);
+        let get = |name: &str| vars.get(name);
+        let trimmed = |name: &str| vars.get(name).map(|v| v.trim().to_owned());
 
         let mut config =
             Self::new(get("KAFKA_SERVICE_NAME").unwrap_or_else(|| service_name.into()));
@@ -508,13 +478,7 @@ impl Config {
             Some(v) if v.eq_ignore_ascii_case("embedded") => Brokers::Embedded,
             Some(servers) => Brokers::Servers(servers),
         };
-        config.consumer_group = get("KAFKA_CONSUMER_GROUP");
-        config.group_instance_id = trimmed("KAFKA_GROUP_INSTANCE_ID");
-        if let Some(reset) = trimmed("KAFKA_AUTO_OFFSET_RESET") {
-            config.auto_offset_reset = reset
-                .parse()
-                .map_err(|e| Error::Config(format!("KAFKA_AUTO_OFFSET_RESET: {e}")))?;
-        }
+        config.read_settings(&vars)?;
         config.security = Security {
             protocol: get("KAFKA_SECURITY_PROTOCOL").map(|p| p.to_ascii_uppercase()),
             sasl_mechanism: get("KAFKA_SASL_MECHANISM").map(|m| m.to_ascii_uppercase()),
@@ -526,40 +490,8 @@ impl Config {
             ssl_key_password: get("KAFKA_SSL_KEY_PASSWORD").map(Secret),
             sasl_oauthbearer_config: get("KAFKA_SASL_OAUTHBEARER_CONFIG").map(Secret),
         };
-        config.auto_create_topics = boolean("KAFKA_AUTO_CREATE_TOPICS")?;
-        if let Some(n) = positive("KAFKA_TOPIC_PARTITIONS")? {
-            config.topic_partitions = n;
-        }
-        config.replication_factor = positive("KAFKA_REPLICATION_FACTOR")?;
-        if let Some(n) = parse("KAFKA_MAX_RETRIES", whole)? {
-            config.max_retries = u32::try_from(n).map_err(|_| {
-                Error::Config(format!(
-                    "KAFKA_MAX_RETRIES: `{n}` is more than {}",
-                    u32::MAX
-                ))
-            })?;
-        }
-        if let Some(ms) = parse(
-            "KAFKA_RETRY_BASE_DELAY_MS",
-            "a whole number of milliseconds",
-        )? {
-            config.retry_base_delay = Duration::from_millis(ms);
-        }
-        if let Some(ms) = parse("KAFKA_RETRY_MAX_DELAY_MS", "a whole number of milliseconds")? {
-            config.retry_max_delay = Duration::from_millis(ms);
-        }
-        if let Some(jitter) = trimmed("KAFKA_RETRY_JITTER") {
-            config.retry_jitter = jitter.parse().map_err(|_| {
-                Error::Config(format!(
-                    "KAFKA_RETRY_JITTER: `{jitter}` is not a number from 0.0 to 1.0"
-                ))
-            })?;
-        }
-        config.handler_timeout =
-            parse("KAFKA_HANDLER_TIMEOUT_MS", "a whole number of milliseconds")?
-                .map(Duration::from_millis);
-        let failures = parse("KAFKA_BREAKER_FAILURES", "a whole number of failures")?;
-        let cooldown = parse(
+        let failures = vars.whole("KAFKA_BREAKER_FAILURES", "a whole number of failures")?;
+        let cooldown = vars.whole(
             "KAFKA_BREAKER_COOLDOWN_MS",
             "a whole number of milliseconds",
         )?;
@@ -575,7 +507,7 @@ impl Config {
                 ))
             }
         };
-        if let Some(limit) = parse(
+        if let Some(limit) = vars.whole(
             "KAFKA_BREAKER_HOLD_LIMIT_MS",
             "a whole number of milliseconds",
         )? {
@@ -585,21 +517,6 @@ impl Config {
                 ));
             };
             breaker.hold_limit = Duration::from_millis(limit);
-        }
-        if let Some(prefix) = trimmed("KAFKA_TOPIC_PREFIX") {
-            config.topic_prefix = Some(prefix);
-        }
-        if let Some(prefix) = trimmed("KAFKA_GROUP_PREFIX") {
-            config.group_prefix = Some(prefix);
-        }
-        if let Some(suffix) = trimmed("KAFKA_DLQ_TOPIC_SUFFIX") {
-            config.dlq_suffix = suffix;
-        }
-        if let Some(on) = boolean("KAFKA_DLQ_UNKNOWN_TYPES")? {
-            config.dead_letter_unknown_types = on;
-        }
-        if let Some(n) = parse("KAFKA_MAX_MESSAGE_BYTES", "a whole number of bytes")? {
-            config.max_message_bytes = Some(usize::try_from(n).unwrap_or(usize::MAX));
         }
         if let Some(properties) = get("KAFKA_PROPERTIES") {
             // An entry's text is never echoed: it can hold a fragment of a password.
@@ -649,71 +566,9 @@ impl Config {
         self
     }
 
-    /// Sets the default consumer group.
-    pub fn consumer_group(mut self, group: impl Into<String>) -> Self {
-        self.consumer_group = Some(group.into());
-        self
-    }
-
-    /// Makes this instance a static member of its groups under `id` (see
-    /// [`Config::group_instance_id`](Config#structfield.group_instance_id)).
-    pub fn group_instance_id(mut self, id: impl Into<String>) -> Self {
-        self.group_instance_id = Some(id.into());
-        self
-    }
-
-    /// Sets where a new consumer group starts.
-    pub fn auto_offset_reset(mut self, reset: OffsetReset) -> Self {
-        self.auto_offset_reset = reset;
-        self
-    }
-
     /// Sets TLS and SASL.
     pub fn security(mut self, security: Security) -> Self {
         self.security = security;
-        self
-    }
-
-    /// Turns creation of missing topics on or off.
-    pub fn auto_create_topics(mut self, on: bool) -> Self {
-        self.auto_create_topics = Some(on);
-        self
-    }
-
-    /// Sets the partition count of topics herald creates.
-    pub fn topic_partitions(mut self, partitions: i32) -> Self {
-        self.topic_partitions = partitions;
-        self
-    }
-
-    /// Sets the replication factor of topics herald creates on a real cluster (default: the
-    /// cluster's default).
-    pub fn replication_factor(mut self, factor: i32) -> Self {
-        self.replication_factor = Some(factor);
-        self
-    }
-
-    /// Sets how long graceful shutdown may take.
-    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.shutdown_timeout = timeout;
-        self
-    }
-
-    /// Sets how long a publish may wait for the broker's acknowledgement.
-    pub fn delivery_timeout(mut self, timeout: Duration) -> Self {
-        self.delivery_timeout = timeout;
-        self
-    }
-
-    /// Sets how often stored offsets are committed.
-    pub fn commit_interval(mut self, interval: Duration) -> Self {
-        self.commit_interval = interval;
-        self
-    }
-
-    /// Sets how many times a failed handler is tried again before the message is dead-lettered.
-    pub fn max_retries(mut self, retries: u32) -> Self {
-        self.max_retries = retries;
         self
     }
 
@@ -721,18 +576,6 @@ impl Config {
     pub fn retry_delays(mut self, base: Duration, max: Duration) -> Self {
         self.retry_base_delay = base;
         self.retry_max_delay = max;
-        self
-    }
-
-    /// Sets the randomized share of each retry delay, from 0.0 (none) to 1.0 (full jitter).
-    pub fn retry_jitter(mut self, jitter: f64) -> Self {
-        self.retry_jitter = jitter;
-        self
-    }
-
-    /// Sets how long one attempt of a handler may take before it counts as failed.
-    pub fn handler_timeout(mut self, timeout: Duration) -> Self {
-        self.handler_timeout = Some(timeout);
         self
     }
 
@@ -751,40 +594,6 @@ impl Config {
         if let Some(breaker) = &mut self.circuit_breaker {
             breaker.hold_limit = limit;
         }
-        self
-    }
-
-    /// Sets the prefix put before every topic herald derives, joined with a dot: with `"staging"`,
-    /// `domain.user.events` becomes `staging.domain.user.events` (see [`Config::topic_prefix`]).
-    pub fn topic_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.topic_prefix = Some(prefix.into());
-        self
-    }
-
-    /// Sets the prefix put before every consumer group id herald joins, joined with a dot: with
-    /// `"staging"`, group `notification-service` joins as `staging.notification-service` (see
-    /// [`Config::group_prefix`]).
-    pub fn group_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.group_prefix = Some(prefix.into());
-        self
-    }
-
-    /// Sets the suffix that names a topic's dead-letter topic.
-    pub fn dlq_suffix(mut self, suffix: impl Into<String>) -> Self {
-        self.dlq_suffix = suffix.into();
-        self
-    }
-
-    /// Sets whether messages of event types no handler of the group takes are dead-lettered
-    /// instead of skipped.
-    pub fn dead_letter_unknown_types(mut self, on: bool) -> Self {
-        self.dead_letter_unknown_types = on;
-        self
-    }
-
-    /// Sets the size in bytes above which a message is dead-lettered as oversized.
-    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
-        self.max_message_bytes = Some(bytes);
         self
     }
 
@@ -1112,44 +921,13 @@ impl fmt::Debug for Config {
                 (k.as_str(), shown)
             })
             .collect();
-        f.debug_struct("Config")
-            .field("service_name", &self.service_name)
+        let mut out = f.debug_struct("Config");
+        out.field("service_name", &self.service_name)
             .field("brokers", &self.brokers)
-            .field("consumer_group", &self.consumer_group)
-            .field("group_instance_id", &self.group_instance_id)
-            .field("auto_offset_reset", &self.auto_offset_reset)
             .field("security", &self.security)
-            .field("auto_create_topics", &self.auto_create_topics)
-            .field("topic_partitions", &self.topic_partitions)
-            .field("replication_factor", &self.replication_factor)
-            .field("delivery_timeout", &self.delivery_timeout)
-            .field("commit_interval", &self.commit_interval)
-            .field("shutdown_timeout", &self.shutdown_timeout)
-            .field("max_retries", &self.max_retries)
-            .field("retry_base_delay", &self.retry_base_delay)
-            .field("retry_max_delay", &self.retry_max_delay)
-            .field("retry_jitter", &self.retry_jitter)
-            .field("handler_timeout", &self.handler_timeout)
-            .field("circuit_breaker", &self.circuit_breaker)
-            .field("dlq_suffix", &self.dlq_suffix)
-            .field("topic_prefix", &self.topic_prefix)
-            .field("group_prefix", &self.group_prefix)
-            .field("dead_letter_unknown_types", &self.dead_letter_unknown_types)
-            .field("max_message_bytes", &self.max_message_bytes)
-            .field(
-                "max_buffered_per_partition",
-                &self.max_buffered_per_partition,
-            )
-            .field(
-                "max_buffered_bytes_per_partition",
-                &self.max_buffered_bytes_per_partition,
-            )
-            .field(
-                "max_buffered_bytes_per_consumer",
-                &self.max_buffered_bytes_per_consumer,
-            )
-            .field("properties", &properties)
-            .finish()
+            .field("circuit_breaker", &self.circuit_breaker);
+        self.debug_settings(&mut out);
+        out.field("properties", &properties).finish()
     }
 }
 
