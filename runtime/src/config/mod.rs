@@ -56,6 +56,49 @@ pub enum Brokers {
     Servers(String),
 }
 
+/// How the members of a consumer group agree on who reads which partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupProtocol {
+    /// The classic protocol: the members' client assigns (herald: eager `range`, or
+    /// `cooperative-sticky` when asked for through `partition.assignment.strategy`).
+    #[default]
+    Classic,
+    /// The consumer protocol of Kafka 4 (KIP-848): the broker assigns, incrementally; session
+    /// timeout, heartbeat and assignor are the broker's settings (`group.consumer.*`).
+    Consumer,
+}
+
+impl GroupProtocol {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Classic => "classic",
+            Self::Consumer => "consumer",
+        }
+    }
+}
+
+impl std::str::FromStr for GroupProtocol {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "classic" => Ok(Self::Classic),
+            "consumer" => Ok(Self::Consumer),
+            other => Err(Error::Config(format!(
+                "group protocol `{other}` is not known: use `classic` or `consumer`"
+            ))),
+        }
+    }
+}
+
+/// The properties the consumer protocol (KIP-848) takes from the broker, not the client.
+const BROKER_SIDE_UNDER_CONSUMER_PROTOCOL: &[&str] = &[
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "partition.assignment.strategy",
+    "group.protocol.type",
+];
+
 /// Where a consumer group without a committed offset starts reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OffsetReset {
@@ -333,6 +376,8 @@ pub struct Config {
     pub group_instance_id: Option<String>,
     /// Where a new consumer group starts.
     pub auto_offset_reset: OffsetReset,
+    /// The consumer group protocol (default: classic).
+    pub group_protocol: GroupProtocol,
     /// TLS and SASL.
     pub security: Security,
     /// Whether missing topics are created at start-up (default: only for the embedded broker).
@@ -407,6 +452,7 @@ impl Config {
             consumer_group: None,
             group_instance_id: None,
             auto_offset_reset: OffsetReset::Earliest,
+            group_protocol: GroupProtocol::Classic,
             security: Security::default(),
             auto_create_topics: None,
             topic_partitions: 3,
@@ -445,7 +491,8 @@ impl Config {
     /// - `KAFKA_BOOTSTRAP_SERVERS`: `host:port,...`, or `embedded` (any case) for herald's
     ///   in-memory development broker; unset, building a bus fails
     /// - `KAFKA_SERVICE_NAME` (overrides `service_name`), `KAFKA_CONSUMER_GROUP`,
-    ///   `KAFKA_GROUP_INSTANCE_ID` (static membership), `KAFKA_AUTO_OFFSET_RESET`
+    ///   `KAFKA_GROUP_INSTANCE_ID` (static membership), `KAFKA_GROUP_PROTOCOL` (`classic` or
+    ///   `consumer`), `KAFKA_AUTO_OFFSET_RESET`
     /// - `KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_MECHANISM`, `KAFKA_SASL_USERNAME`,
     ///   `KAFKA_SASL_PASSWORD`, `KAFKA_SSL_CAFILE`, `KAFKA_SSL_CERTFILE`, `KAFKA_SSL_KEYFILE`,
     ///   `KAFKA_SSL_KEY_PASSWORD`, `KAFKA_SASL_OAUTHBEARER_CONFIG`
@@ -762,17 +809,27 @@ impl Config {
                     "property `{owned}` is set by herald and cannot be passed through: {why}"
                 ));
             }
-            let incremental = match normalized.as_str() {
-                "partition.assignment.strategy" => value
-                    .split(',')
-                    .any(|s| s.trim().eq_ignore_ascii_case("cooperative-sticky")),
-                "group.protocol" => value.trim().eq_ignore_ascii_case("consumer"),
-                _ => false,
-            };
-            if incremental {
+            if normalized == "group.protocol" {
                 return fail(format!(
-                    "property `{normalized}={}` asks for incremental rebalancing, which herald does not support yet: its consumer groups assume eager rebalancing (every revocation takes all partitions), so readiness and revocation handling would be wrong after an incremental one; leave it unset (classic protocol, eager assignors range or roundrobin)",
+                    "property `group.protocol={}` is set through the group protocol setting: use `Config::group_protocol` or KAFKA_GROUP_PROTOCOL",
                     value.trim()
+                ));
+            }
+            if normalized == "partition.assignment.strategy"
+                && value
+                    .split(',')
+                    .any(|s| s.trim().eq_ignore_ascii_case("cooperative-sticky"))
+            {
+                return fail(format!(
+                    "property `partition.assignment.strategy={}` asks for incremental rebalancing on the classic protocol, which herald does not test: for incremental rebalancing use the consumer group protocol (KAFKA_GROUP_PROTOCOL=consumer), or leave it unset (eager `range`)",
+                    value.trim()
+                ));
+            }
+            if self.group_protocol == GroupProtocol::Consumer
+                && BROKER_SIDE_UNDER_CONSUMER_PROTOCOL.contains(&normalized.as_str())
+            {
+                return fail(format!(
+                    "property `{normalized}` is refused under the consumer group protocol (KIP-848): the broker decides it (`group.consumer.*` settings on the broker); remove it, or use the classic protocol"
                 ));
             }
             if normalized == "sasl.oauthbearer.method" && value.trim().eq_ignore_ascii_case("oidc")
@@ -865,11 +922,12 @@ impl Config {
                 self.commit_interval.as_millis().to_string(),
             )
             .set("auto.offset.reset", self.auto_offset_reset.as_str())
-            .set("enable.partition.eof", "false");
+            .set("enable.partition.eof", "false")
+            .set("group.protocol", self.group_protocol.as_str());
         if let Some(id) = &self.group_instance_id {
             config.set("group.instance.id", id);
         }
-        if self.is_embedded() {
+        if self.is_embedded() && self.group_protocol == GroupProtocol::Classic {
             // The mock cluster holds a group that a member left for the members' session timeout
             // minus one second before a new member can join: keep restarts quick.
             // It also holds every fetch for `fetch.wait.max.ms` (500 ms by default) instead of
@@ -1162,23 +1220,48 @@ mod tests {
     }
 
     #[test]
-    fn incremental_rebalancing_is_refused_with_the_reason() {
-        for (key, value) in [
-            ("partition.assignment.strategy", "cooperative-sticky"),
-            ("partition.assignment.strategy", "range, cooperative-sticky"),
-            ("group.protocol", "consumer"),
-            ("GROUP.PROTOCOL", " Consumer "),
+    fn the_group_protocol_is_a_setting_and_the_consumer_protocol_refuses_broker_side_properties() {
+        let config =
+            Config::from_vars("a", vars(&[("KAFKA_GROUP_PROTOCOL", " Consumer ")])).unwrap();
+        assert_eq!(config.group_protocol, GroupProtocol::Consumer);
+        let client = config.consumer_config("h:1", "g");
+        assert_eq!(client.get("group.protocol"), Some("consumer"));
+        assert_eq!(client.get("session.timeout.ms"), None);
+        assert_eq!(
+            Config::new("a")
+                .consumer_config("h:1", "g")
+                .get("group.protocol"),
+            Some("classic")
+        );
+        assert!(config_error(Config::from_vars(
+            "a",
+            vars(&[("KAFKA_GROUP_PROTOCOL", "eager")])
+        ))
+        .contains("KAFKA_GROUP_PROTOCOL"));
+        for key in [
+            "session.timeout.ms",
+            "heartbeat.interval.ms",
+            "partition.assignment.strategy",
         ] {
-            let message = refusal(&Config::new("a").embedded().property(key, value));
+            let message = refusal(
+                &Config::new("a")
+                    .group_protocol(GroupProtocol::Consumer)
+                    .property(key, "1"),
+            );
             assert!(
-                message.contains("incremental") && message.contains("eager"),
-                "{key}={value}: {message}"
+                message.contains("KIP-848") && message.contains(key),
+                "{key}: {message}"
             );
         }
-        let eager = Config::new("a")
-            .embedded()
-            .property("partition.assignment.strategy", "roundrobin")
-            .property("group.protocol", "classic");
+        let message = refusal(&Config::new("a").property("GROUP.PROTOCOL", " consumer "));
+        assert!(message.contains("KAFKA_GROUP_PROTOCOL"), "{message}");
+        for strategy in ["cooperative-sticky", "range, cooperative-sticky"] {
+            let cooperative = Config::new("a")
+                .embedded()
+                .property("partition.assignment.strategy", strategy);
+            assert!(refusal(&cooperative).contains("KAFKA_GROUP_PROTOCOL=consumer"));
+        }
+        let eager = Config::new("a").property("partition.assignment.strategy", "roundrobin");
         assert!(eager.validate().is_ok());
     }
 

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{Config, OffsetReset};
+use super::{Config, GroupProtocol, OffsetReset};
 use crate::error::{Error, Result};
 
 /// The environment as `Config::from_vars` reads it: blank values count as unset; values are taken
@@ -96,6 +96,13 @@ impl Vars<'_> {
             .transpose()
     }
 
+    /// A consumer group protocol.
+    pub fn group_protocol(&self, name: &str) -> Result<Option<GroupProtocol>> {
+        self.text(name)?
+            .map(|v| v.parse().map_err(|e| Error::Config(format!("{name}: {e}"))))
+            .transpose()
+    }
+
     /// Where a new consumer group starts.
     pub fn offset_reset(&self, name: &str) -> Result<Option<OffsetReset>> {
         self.text(name)?
@@ -153,6 +160,9 @@ settings! {
     group_instance_id(impl Into<String>) some, "KAFKA_GROUP_INSTANCE_ID" => text;
     /// Sets where a new consumer group starts.
     auto_offset_reset(OffsetReset) plain, "KAFKA_AUTO_OFFSET_RESET" => offset_reset;
+    /// Sets the consumer group protocol: classic (the default) or the consumer protocol of
+    /// Kafka 4 (KIP-848).
+    group_protocol(GroupProtocol) plain, "KAFKA_GROUP_PROTOCOL" => group_protocol;
     /// Turns creation of missing topics on or off.
     auto_create_topics(bool) some, "KAFKA_AUTO_CREATE_TOPICS" => flag;
     /// Sets the partition count of topics herald creates.
@@ -224,6 +234,6 @@ mod tests {
                 "{variable} is missing from Config::from_vars's documentation"
             );
         }
-        assert_eq!(TABLE_VARIABLES.len(), 16);
+        assert_eq!(TABLE_VARIABLES.len(), 17);
     }
 }

@@ -264,6 +264,9 @@ impl ConsumerContext for GroupContext {
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         Counters::add(&self.counters.rebalances, 1);
+        // What this member holds now: under incremental rebalancing (cooperative-sticky, the
+        // consumer protocol) an assignment or revocation is a change, not the whole set.
+        let assignment = consumer.assignment().map(|tpl| partition_ids(&tpl));
         match rebalance {
             Rebalance::Assign(tpl) => {
                 // A partition paused before it was revoked stays paused in librdkafka when it comes
@@ -272,16 +275,33 @@ impl ConsumerContext for GroupContext {
                     tracing::warn!(group = %self.group, error = %e, "could not resume newly assigned partitions");
                 }
                 tracing::info!(group = %self.group, partitions = tpl.count(), "partitions assigned");
-                self.events.send(Polled::Assigned(tpl.count()));
             }
-            Rebalance::Revoke(_) => {
-                tracing::info!(group = %self.group, "partitions revoked");
-                self.events.send(Polled::Assigned(0));
+            Rebalance::Revoke(tpl) => {
+                tracing::info!(group = %self.group, partitions = tpl.count(), "partitions revoked");
             }
             Rebalance::Error(e) => {
-                tracing::warn!(group = %self.group, error = %e, "rebalance failed")
+                tracing::warn!(group = %self.group, error = %e, "rebalance failed");
+                // librdkafka gave up partitions without a revocation: stop their workers too, so
+                // that none runs on a partition another member may own now.
+                let held: Vec<PartitionId> = self
+                    .controls
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .keys()
+                    .cloned()
+                    .collect();
+                let lost: Vec<PartitionId> = held
+                    .into_iter()
+                    .filter(|p| !assignment.as_ref().is_ok_and(|now| now.contains(p)))
+                    .collect();
+                if !lost.is_empty() {
+                    self.retire(consumer, &lost);
+                    self.events.send(Polled::Revoked(lost));
+                }
             }
         }
+        self.events
+            .send(Polled::Assigned(assignment.map_or(0, |now| now.len())));
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {

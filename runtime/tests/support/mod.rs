@@ -93,6 +93,13 @@ impl TestKafka {
     /// prefix on topics and groups, topics created at start-up, and a short session timeout so a
     /// member that a test drops without leaving is replaced in seconds.
     pub fn apply(&self, config: Config) -> Config {
+        if consumer_protocol() {
+            return self.apply_classic(config.group_protocol(herald::GroupProtocol::Consumer));
+        }
+        self.apply_classic(config)
+    }
+
+    fn apply_classic(&self, config: Config) -> Config {
         match &self.prefix {
             None => config.embedded(),
             // A prefix the test sets itself goes after the test's own.
@@ -102,11 +109,17 @@ impl TestKafka {
                     None => prefix.clone(),
                 };
                 let (topics, groups) = (nested(&config.topic_prefix), nested(&config.group_prefix));
-                config
+                let consumer_protocol = config.group_protocol == herald::GroupProtocol::Consumer;
+                let config = config
                     .bootstrap_servers(self.servers.clone())
                     .topic_prefix(topics)
                     .group_prefix(groups)
-                    .auto_create_topics(true)
+                    .auto_create_topics(true);
+                if consumer_protocol {
+                    // The broker's group.consumer.* settings decide these under KIP-848.
+                    return config;
+                }
+                config
                     .property("session.timeout.ms", "6000")
                     .property("heartbeat.interval.ms", "1000")
             }
@@ -156,6 +169,13 @@ impl TestKafka {
             result.unwrap_or_else(|(topic, code)| panic!("creating {topic}: {code}"));
         }
     }
+}
+
+/// Whether the suite runs its groups under the consumer protocol (KIP-848):
+/// `HERALD_TEST_GROUP_PROTOCOL=consumer` (`.ci/run` runs the real-Kafka suites once with each).
+pub fn consumer_protocol() -> bool {
+    std::env::var("HERALD_TEST_GROUP_PROTOCOL")
+        .is_ok_and(|p| p.trim().eq_ignore_ascii_case("consumer"))
 }
 
 /// Prints the one line that says a test needs what this run does not have, and whether to go on.
