@@ -273,9 +273,7 @@ macro_rules! backend {
                 let batch_size = config.batch_size.max(1);
                 let lease = bus.config().delivery_timeout.saturating_mul(2) + std::time::Duration::from_secs(5);
                 let mut tx = begin(&self.pool).await?;
-                let (now,): (i64,) = sqlx::query_as(&self.sql.now).fetch_one(&mut *tx).await?;
                 let rows = sqlx::query(&self.sql.claim)
-                    .bind(now)
                     .bind(i64::try_from(batch_size).unwrap_or(i64::MAX))
                     .fetch_all(&mut *tx)
                     .await?;
@@ -314,7 +312,7 @@ macro_rules! backend {
                     });
                 }
                 sqlx::query(&self.sql.lease_in(&seqs))
-                    .bind(now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)))
+                    .bind(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2))
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
@@ -322,32 +320,30 @@ macro_rules! backend {
                 if config.crash_after_publish {
                     return Ok(Step::Crashed);
                 }
-                // Per row of the batch: `None` published, `Some(None)` held back behind an
-                // earlier failed row of its key, `Some(Some(error))` failed with its own error.
-                let mut outcome: Vec<Option<Option<String>>> = vec![None; seqs.len()];
+                let mut outcome = vec![RowOutcome::Published; seqs.len()];
                 match result {
                     Ok(_) => {}
                     Err(herald::Error::Batch { failures, .. }) => {
                         for (index, error) in failures {
-                            outcome[index] = Some(match error {
-                                herald::Error::HeldBack { .. } => None,
-                                error => Some(error.to_string()),
-                            });
+                            outcome[index] = match error {
+                                herald::Error::HeldBack { .. } => RowOutcome::HeldBack,
+                                error => RowOutcome::Failed(error.to_string()),
+                            };
                         }
                     }
-                    Err(error) => outcome.fill(Some(Some(error.to_string()))),
+                    Err(error) => outcome.fill(RowOutcome::Failed(error.to_string())),
                 }
                 let mut tx = begin(&self.pool).await?;
-                let of = |wanted: fn(&Option<Option<String>>) -> bool| -> Vec<i64> {
+                let of = |wanted: fn(&RowOutcome) -> bool| -> Vec<i64> {
                     seqs.iter().zip(&outcome).filter(|(_, o)| wanted(o)).map(|(seq, _)| *seq).collect()
                 };
-                let published = of(Option::is_none);
+                let published = of(|o| matches!(o, RowOutcome::Published));
                 if !published.is_empty() {
                     sqlx::query(&self.sql.published_in(&published))
                         .execute(&mut *tx)
                         .await?;
                 }
-                let held = of(|o| matches!(o, Some(None)));
+                let held = of(|o| matches!(o, RowOutcome::HeldBack));
                 if !held.is_empty() {
                     sqlx::query(&self.sql.release_in(&held))
                         .execute(&mut *tx)
@@ -355,7 +351,7 @@ macro_rules! backend {
                 }
                 let mut failed = 0;
                 for (seq, error) in seqs.iter().zip(&outcome) {
-                    if let Some(Some(error)) = error {
+                    if let RowOutcome::Failed(error) = error {
                         if failed == 0 {
                             tracing::warn!(%error, rows = seqs.len() - published.len(), held = held.len(),
                                 "the outbox relay could not publish rows; they stay pending and are retried");
@@ -376,6 +372,16 @@ macro_rules! backend {
                     full,
                 })
             }
+        }
+
+        /// What became of one row of a relayed batch.
+        #[derive(Clone)]
+        enum RowOutcome {
+            Published,
+            /// Not sent: an earlier row of its key in the batch failed.
+            HeldBack,
+            /// Not published, with its own error.
+            Failed(String),
         }
 
         /// The columns of a claimed row; a column that does not decode is an error naming it.

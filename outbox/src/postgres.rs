@@ -9,7 +9,7 @@ const DIALECT: Dialect = Dialect {
     serial: "BIGSERIAL PRIMARY KEY",
     blob: "BYTEA",
     lock: " FOR UPDATE SKIP LOCKED",
-    now: "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT",
+    now: "(EXTRACT(EPOCH FROM statement_timestamp()) * 1000)::BIGINT",
     if_not_exists: "IF NOT EXISTS ",
 };
 

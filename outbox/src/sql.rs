@@ -13,8 +13,9 @@ pub(crate) struct Dialect {
     /// Put after `ADD COLUMN` where the database has it (else the migration ignores the error
     /// of a column that is already there).
     pub if_not_exists: &'static str,
-    /// The database's clock in milliseconds since the Unix epoch: every time the outbox stores
-    /// or compares is the database's, so hosts with skewed clocks agree on what is due.
+    /// The database's clock in milliseconds since the Unix epoch, one value per statement: every
+    /// time the outbox stores or compares is the database's, so hosts with skewed clocks agree on
+    /// what is due.
     pub now: &'static str,
 }
 
@@ -25,7 +26,6 @@ pub(crate) struct Sql {
     pub upgrade: Vec<String>,
     pub lease: String,
     pub release: String,
-    pub now: String,
     pub insert: String,
     pub claim: String,
     pub published: String,
@@ -100,10 +100,9 @@ impl Sql {
             )],
             // A claimed row is leased to its relay while the relay publishes it, outside any
             // transaction; a relay that dies leaves the lease to run out.
-            lease: format!("UPDATE {o} SET lease_until = $1 WHERE seq IN "),
+            lease: format!("UPDATE {o} SET lease_until = {now} + $1 WHERE seq IN "),
             // Rows held back behind an earlier failed row of their key: free again, budget kept.
             release: format!("UPDATE {o} SET lease_until = NULL WHERE seq IN "),
-            now: format!("SELECT {now}"),
             // `$7`: when a scheduled row is due; NULL for now.
             insert: format!(
                 "INSERT INTO {o} (id, topic, key, event_type, payload, headers, created_at, available_at)
@@ -112,13 +111,13 @@ impl Sql {
             // The first `$2` due rows nobody else holds; of those, a row goes only when no older
             // due row of its key is still pending outside this batch (held by another relay).
             claim: format!(
-                "WITH c AS (SELECT seq FROM {o} WHERE state = 'pending' AND available_at <= $1
-                              AND (lease_until IS NULL OR lease_until <= $1)
-                            ORDER BY seq LIMIT $2{lock})
+                "WITH c AS (SELECT seq FROM {o} WHERE state = 'pending' AND available_at <= {now}
+                              AND (lease_until IS NULL OR lease_until <= {now})
+                            ORDER BY seq LIMIT $1{lock})
                  SELECT o.seq, o.id, o.topic, o.key, o.event_type, o.payload, o.headers FROM {o} o
                  WHERE o.seq IN (SELECT seq FROM c)
                    AND NOT EXISTS (SELECT 1 FROM {o} b WHERE b.key = o.key AND b.seq < o.seq
-                                   AND b.state = 'pending' AND b.available_at <= $1
+                                   AND b.state = 'pending' AND b.available_at <= {now}
                                    AND b.seq NOT IN (SELECT seq FROM c))
                  ORDER BY o.seq"
             ),
@@ -169,7 +168,7 @@ impl Sql {
         format!("{}({})", self.release, list(seqs))
     }
 
-    /// Leases the rows `seqs` to this relay until `$1`.
+    /// Leases the rows `seqs` to this relay for `$1` milliseconds.
     pub fn lease_in(&self, seqs: &[i64]) -> String {
         format!("{}({})", self.lease, list(seqs))
     }
