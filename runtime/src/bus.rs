@@ -1057,7 +1057,15 @@ mod tests {
         let first = bus.replies().await.unwrap();
         assert!(bus.health().await.live);
         let waiting = first.wait_for("never-answered");
-        first.panic_for_test();
+        let poison = EncodedEvent {
+            id: "poison".into(),
+            event_type: "test.poison".into(),
+            topic: first.topic().to_owned(),
+            key: Some(command::PANIC_LISTENER.into()),
+            payload: b"{}".to_vec(),
+            headers: Vec::new(),
+        };
+        bus.publish_encoded(&poison).await.unwrap();
         let far = tokio::time::Instant::now() + Duration::from_secs(60);
         let ended = tokio::time::timeout(Duration::from_secs(10), waiting.reply(far))
             .await

@@ -256,9 +256,6 @@ pub(crate) struct Replies {
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Set when the listener's thread panicked.
     dead: Arc<AtomicBool>,
-    /// Set by a test to make the listener's thread panic at its next poll.
-    #[cfg(test)]
-    panic: Arc<AtomicBool>,
 }
 
 impl Replies {
@@ -289,22 +286,14 @@ impl Replies {
         });
         let stop = Arc::new(AtomicBool::new(false));
         let dead = Arc::new(AtomicBool::new(false));
-        #[cfg(test)]
-        let panic = Arc::new(AtomicBool::new(false));
         let thread = {
             let (pending, stop, topic) = (pending.clone(), stop.clone(), topic.clone());
             let dead = dead.clone();
-            #[cfg(test)]
-            let panic = panic.clone();
             std::thread::Builder::new()
                 .name("herald-replies".into())
                 .spawn(move || {
                     let listening = std::panic::AssertUnwindSafe(|| {
-                        #[cfg(not(test))]
-                        let stop = &*stop;
-                        #[cfg(test)]
-                        let stop = &AnyOf(&stop, &panic);
-                        listen(&consumer, &topic, &pending, stop);
+                        listen(&consumer, &topic, &pending, &stop);
                     });
                     if std::panic::catch_unwind(listening).is_err() {
                         dead.store(true, Ordering::Relaxed);
@@ -323,8 +312,6 @@ impl Replies {
             stop,
             thread: Mutex::new(Some(thread)),
             dead,
-            #[cfg(test)]
-            panic,
         })
     }
 
@@ -332,12 +319,6 @@ impl Replies {
     /// wait in vain, so it is replaced, and health reports it meanwhile.
     pub(crate) fn is_dead(&self) -> bool {
         self.dead.load(Ordering::Relaxed)
-    }
-
-    /// Makes the listener's thread panic at its next poll.
-    #[cfg(test)]
-    pub(crate) fn panic_for_test(&self) {
-        self.panic.store(true, Ordering::Relaxed);
     }
 
     /// The reply topic, as written into `ce_replyto`.
@@ -452,34 +433,14 @@ fn assign_at_end(client: &rdkafka::ClientConfig, topic: &str) -> Result<BaseCons
     Ok(consumer)
 }
 
-/// What ends the listener's loop.
-trait Stop {
-    /// `true` once the loop should end.
-    fn stopped(&self) -> bool;
-}
-
-impl Stop for AtomicBool {
-    fn stopped(&self) -> bool {
-        self.load(Ordering::Relaxed)
-    }
-}
-
-/// In tests: the stop flag, and a flag that makes the loop panic instead.
+/// A reply with this key makes the listener's thread panic, in tests.
 #[cfg(test)]
-struct AnyOf<'a>(&'a AtomicBool, &'a AtomicBool);
-
-#[cfg(test)]
-impl Stop for AnyOf<'_> {
-    fn stopped(&self) -> bool {
-        assert!(!self.1.load(Ordering::Relaxed), "injected by a test");
-        self.0.stopped()
-    }
-}
+pub(crate) const PANIC_LISTENER: &str = "herald-test:panic-the-reply-listener";
 
 /// The listener's loop: every reply to the request it answers, until `stop`.
-fn listen(consumer: &BaseConsumer, topic: &str, pending: &Pending, stop: &impl Stop) {
+fn listen(consumer: &BaseConsumer, topic: &str, pending: &Pending, stop: &AtomicBool) {
     let topic_name: Arc<str> = topic.into();
-    while !stop.stopped() {
+    while !stop.load(Ordering::Relaxed) {
         match consumer.poll(POLL) {
             None => {}
             Some(Err(error)) => {
@@ -487,6 +448,11 @@ fn listen(consumer: &BaseConsumer, topic: &str, pending: &Pending, stop: &impl S
                 std::thread::sleep(POLL);
             }
             Some(Ok(message)) => {
+                #[cfg(test)]
+                assert!(
+                    message.key() != Some(PANIC_LISTENER.as_bytes()),
+                    "injected by a test"
+                );
                 // Copied as the consumer groups copy: header names as bytes (rdkafka's reader
                 // panics on one that is not UTF-8).
                 let received = Received::copy(&message, topic_name.clone());

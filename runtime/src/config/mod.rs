@@ -516,11 +516,9 @@ impl Config {
     ) -> Result<Self> {
         let vars = settings::Vars(&var);
         let get = |name: &str| vars.get(name);
-        let trimmed = |name: &str| vars.get(name).map(|v| v.trim().to_owned());
-
         let mut config =
             Self::new(get("KAFKA_SERVICE_NAME").unwrap_or_else(|| service_name.into()));
-        config.brokers = match trimmed("KAFKA_BOOTSTRAP_SERVERS") {
+        config.brokers = match vars.text("KAFKA_BOOTSTRAP_SERVERS")? {
             None => Brokers::Unset,
             Some(v) if v.eq_ignore_ascii_case("embedded") => Brokers::Embedded,
             Some(servers) => Brokers::Servers(servers),
@@ -538,15 +536,12 @@ impl Config {
             sasl_oauthbearer_config: get("KAFKA_SASL_OAUTHBEARER_CONFIG").map(Secret),
         };
         let failures = vars.whole("KAFKA_BREAKER_FAILURES", "a whole number of failures")?;
-        let cooldown = vars.whole(
-            "KAFKA_BREAKER_COOLDOWN_MS",
-            "a whole number of milliseconds",
-        )?;
+        let cooldown = vars.millis("KAFKA_BREAKER_COOLDOWN_MS")?;
         config.circuit_breaker = match (failures, cooldown) {
             (None, None) => None,
             (Some(failures), cooldown) => Some(policy::CircuitBreaker::new(
                 u32::try_from(failures).unwrap_or(u32::MAX),
-                Duration::from_millis(cooldown.unwrap_or(30_000)),
+                cooldown.unwrap_or(Duration::from_secs(30)),
             )),
             (None, Some(_)) => {
                 return Err(Error::Config(
@@ -554,16 +549,13 @@ impl Config {
                 ))
             }
         };
-        if let Some(limit) = vars.whole(
-            "KAFKA_BREAKER_HOLD_LIMIT_MS",
-            "a whole number of milliseconds",
-        )? {
+        if let Some(limit) = vars.millis("KAFKA_BREAKER_HOLD_LIMIT_MS")? {
             let Some(breaker) = &mut config.circuit_breaker else {
                 return Err(Error::Config(
                     "KAFKA_BREAKER_HOLD_LIMIT_MS is set but KAFKA_BREAKER_FAILURES is not: the hold limit belongs to a circuit breaker".into(),
                 ));
             };
-            breaker.hold_limit = Duration::from_millis(limit);
+            breaker.hold_limit = limit;
         }
         if let Some(properties) = get("KAFKA_PROPERTIES") {
             // An entry's text is never echoed: it can hold a fragment of a password.

@@ -283,16 +283,13 @@ impl ConsumerContext for GroupContext {
                 tracing::warn!(group = %self.group, error = %e, "rebalance failed");
                 // librdkafka gave up partitions without a revocation: stop their workers too, so
                 // that none runs on a partition another member may own now.
-                let held: Vec<PartitionId> = self
+                let lost: Vec<PartitionId> = self
                     .controls
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .keys()
-                    .cloned()
-                    .collect();
-                let lost: Vec<PartitionId> = held
-                    .into_iter()
                     .filter(|p| !assignment.as_ref().is_ok_and(|now| now.contains(p)))
+                    .cloned()
                     .collect();
                 if !lost.is_empty() {
                     self.retire(consumer, &lost);

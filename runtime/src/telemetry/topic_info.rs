@@ -10,7 +10,7 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::config::{Brokers, Config};
+use crate::config::Config;
 use crate::error::{Error, Result};
 
 /// One topic.
@@ -85,7 +85,7 @@ impl Inspector {
     /// only its bus knows: use [`Bus::topic_info`](crate::Bus::topic_info) there),
     /// [`Error::Kafka`] when librdkafka refuses the configuration.
     pub fn new(config: &Config, timeout: Duration) -> Result<Self> {
-        let Brokers::Servers(servers) = &config.brokers else {
+        let Some(servers) = config.servers() else {
             return Err(Error::Config(
                 "the inspector needs broker addresses: set KAFKA_BOOTSTRAP_SERVERS (or \
                  `Config::bootstrap_servers`); for the embedded broker use the bus's topic_info"
