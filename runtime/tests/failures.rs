@@ -1325,6 +1325,56 @@ async fn shutdown_is_not_held_up_by_a_waiting_wait_for_assignment() {
     broker.broker_up().unwrap(); // lets the consumer's close finish
 }
 
+/// A shutdown while the broker is unreachable returns at its timeout, and then the service can
+/// exit: dropping the runtime does not wait for the consumer's close, which librdkafka only gives
+/// up on seconds later. Before, the close ran on tokio's blocking pool and the runtime's drop (the
+/// end of `#[tokio::main]`) waited for it: 10 s past a 2 s shutdown timeout here.
+#[test]
+fn after_a_shutdown_with_the_broker_down_the_runtime_drops_at_once() {
+    if !runs_on_embedded_only(
+        "after_a_shutdown_with_the_broker_down_the_runtime_drops_at_once",
+        "it takes the broker down with the embedded broker's fault injection",
+    ) {
+        return;
+    }
+    let kafka = TestKafka::start();
+    let broker = kafka.embedded().clone();
+    let log = Arc::new(Log::default());
+    log.busy_ms.store(1_000, Ordering::SeqCst);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let shutdown = runtime.block_on(async {
+        let config = config("reports").shutdown_timeout(Duration::from_secs(2));
+        let bus = bus_on(&kafka, config, "failures-reports", &log).await;
+        bus.publish(ReportQueued { seq: 1 }).await.unwrap();
+        bus.start().await.unwrap();
+        wait_until("the report handler started", || log.attempts_of(1) == 1).await;
+        // The handled event's offset is stored while the broker is down: the close's final
+        // commit has to wait for a broker that does not answer.
+        broker.broker_down().unwrap();
+        wait_until("the report was handled", || log.seqs("report") == [1]).await;
+        bus.shutdown().await
+    });
+    assert!(
+        matches!(shutdown, Err(herald::Error::ShutdownTimeout(_))),
+        "{shutdown:?}"
+    );
+    let (dropped, gone) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(runtime);
+        let _ = dropped.send(());
+    });
+    let waited = gone.recv_timeout(Duration::from_secs(5));
+    broker.broker_up().unwrap(); // lets the consumer's close finish
+    assert!(
+        waited.is_ok(),
+        "the runtime's drop waited for the consumer's close"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_takes_at_most_its_timeout() {
     let kafka = TestKafka::start();

@@ -679,6 +679,38 @@ enum Step {
     Fail(String),
 }
 
+/// Joins the polling thread, commits what was stored and closes the consumer, on a thread of its
+/// own; the receiver hears when that is done. Not on tokio's blocking pool: dropping a runtime
+/// waits for every blocking task, so a close that waits for an unreachable broker would hold the
+/// service's exit past its shutdown timeout (librdkafka gives up on its own, seconds later).
+fn close(
+    consumer: Arc<GroupConsumer>,
+    group: String,
+    poller: Option<std::thread::JoinHandle<()>>,
+) -> oneshot::Receiver<()> {
+    let (done, closed) = oneshot::channel();
+    let work = move || {
+        if let Some(poller) = poller {
+            let _ = poller.join();
+        }
+        if let Err(e) = commit_stored(&consumer) {
+            tracing::warn!(%group, error = %e, "final commit failed; uncommitted events will be redelivered")
+        }
+        consumer.unsubscribe();
+        drop(consumer);
+        tracing::info!(%group, "consumer closed");
+        let _ = done.send(());
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("herald-close".into())
+        .spawn(work)
+    {
+        // The work went down with the failed spawn: the consumer is dropped (closed) here.
+        tracing::warn!(error = %e, "could not start a thread to close the consumer");
+    }
+    closed
+}
+
 struct ConsumerLoop {
     consumer: Arc<GroupConsumer>,
     routes: Arc<Routes>,
@@ -899,19 +931,8 @@ impl ConsumerLoop {
             tracing::warn!(group = %self.group, timeout = ?self.shared.settings.shutdown_timeout,
                 "handlers still running at the shutdown timeout were abandoned; their events will be redelivered");
         }
-        let (consumer, group, poller) = (self.consumer, self.group, self.poller.take());
-        let close = tokio::task::spawn_blocking(move || {
-            if let Some(poller) = poller {
-                let _ = poller.join();
-            }
-            if let Err(e) = commit_stored(&consumer) {
-                tracing::warn!(%group, error = %e, "final commit failed; uncommitted events will be redelivered")
-            }
-            consumer.unsubscribe();
-            drop(consumer);
-            tracing::info!(%group, "consumer closed");
-        });
-        if tokio::time::timeout_at(deadline, close).await.is_err() && stop == GroupStop::Clean {
+        let closed = close(self.consumer, self.group, self.poller.take());
+        if tokio::time::timeout_at(deadline, closed).await.is_err() && stop == GroupStop::Clean {
             stop = GroupStop::Abandoned;
         }
         stop
