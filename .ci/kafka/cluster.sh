@@ -9,6 +9,7 @@
 #   cluster.sh term DIR ID                SIGTERM node ID and wait until it exited
 #   cluster.sh restart DIR ID             start node ID again on its storage, wait until it answers
 #   cluster.sh status DIR                 which nodes run
+#   cluster.sh controller DIR             the id of the active controller (the quorum's leader)
 #   cluster.sh logs DIR                   the tail of every node's server.log
 set -euo pipefail
 
@@ -270,6 +271,18 @@ stop() {
     for id in $(seq 1 "$nodes"); do term_node "$dir" "$id"; done
 }
 
+# The quorum's leader, asked of every controller (one of them may be down).
+active_controller() {
+    local dir="$1" base controllers=""
+    base=$(cat "$dir/base")
+    for id in $(seq 1 "$(node_count "$dir")"); do
+        controllers="${controllers:+$controllers,}127.0.0.1:$((base + 10 * id))"
+    done
+    [ "$(node_count "$dir")" = 1 ] && controllers="127.0.0.1:$base"
+    java_run org.apache.kafka.tools.MetadataQuorumCommand --bootstrap-controller "$controllers" \
+        describe --status 2>/dev/null | sed -n 's/^LeaderId: *//p' || true  # nothing while there is none
+}
+
 command="${1:-}"
 case "$command" in
     fetch) fetch ;;
@@ -289,6 +302,7 @@ case "$command" in
         launch "$2" "$3"
         wait_ready "$2" "$3"
         ;;
+    controller) [ $# -eq 2 ] || die "usage: controller DIR"; active_controller "$2" ;;
     status)
         [ $# -eq 2 ] || die "usage: status DIR"
         for id in $(seq 1 "$(node_count "$2")"); do

@@ -92,7 +92,8 @@ where
 
 #[path = "../../runtime/tests/support/mod.rs"]
 mod kafka;
-pub use kafka::{runs_on_embedded_only, say, TestKafka};
+#[allow(unused_imports)] // each test binary uses its own part
+pub use kafka::{cluster, runs_on_embedded_only, say, TestKafka};
 
 /// A bus on a broker of its own, with `delivery_timeout`.
 pub async fn bus(delivery_timeout: Duration) -> (Bus, TestKafka) {

@@ -477,9 +477,21 @@ fn permanent_cause(error: &KafkaError) -> Option<&'static str> {
 
 /// The end of an [`Error::Publish`] message: what to do next.
 fn publish_advice(error: &KafkaError) -> String {
-    match permanent_cause(error) {
-        Some(advice) => format!("and publishing it again will fail the same way: {advice}"),
-        None => "retry, or check that the broker is reachable".into(),
+    use RDKafkaErrorCode as C;
+    if let Some(advice) = permanent_cause(error) {
+        return format!("and publishing it again will fail the same way: {advice}");
+    }
+    match error.rdkafka_error_code() {
+        Some(C::MessageTimedOut) => "the cluster did not acknowledge it within the delivery \
+            timeout: its partition may have no leader, or fewer in-sync replicas than the topic's \
+            min.insync.replicas (herald publishes with acks=all); retry once the cluster has \
+            recovered, or check that the broker is reachable"
+            .into(),
+        Some(C::NotEnoughReplicas | C::NotEnoughReplicasAfterAppend) => "the partition has fewer \
+            in-sync replicas than the topic's min.insync.replicas (herald publishes with \
+            acks=all): retry once the cluster has recovered"
+            .into(),
+        _ => "retry, or check that the broker is reachable".into(),
     }
 }
 
@@ -698,7 +710,6 @@ mod tests {
     #[test]
     fn transient_publish_errors_say_retry() {
         for code in [
-            RDKafkaErrorCode::MessageTimedOut,
             RDKafkaErrorCode::QueueFull,
             RDKafkaErrorCode::NotLeaderForPartition,
             RDKafkaErrorCode::AllBrokersDown,
@@ -710,6 +721,22 @@ mod tests {
                 message.ends_with("retry, or check that the broker is reachable"),
                 "{message}"
             );
+        }
+    }
+
+    /// A publish the cluster did not acknowledge in time (two of three nodes down, say) names
+    /// the likely causes: a partition without a leader, too few in-sync replicas for acks=all.
+    #[test]
+    fn a_timed_out_publish_names_leaders_and_in_sync_replicas() {
+        for code in [
+            RDKafkaErrorCode::MessageTimedOut,
+            RDKafkaErrorCode::NotEnoughReplicas,
+        ] {
+            let error = publish_error(code);
+            assert!(error.is_retriable(), "{code:?}");
+            let message = error.to_string();
+            assert!(message.contains("min.insync.replicas"), "{message}");
+            assert!(message.contains("acks=all"), "{message}");
         }
     }
 

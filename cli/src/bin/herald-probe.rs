@@ -5,7 +5,7 @@
 //! - `herald-probe publish N [--first S] [--chunk C] [--pause-ms P] [--poison SEQ,..] [--fail SEQ,..]`
 //!   publishes events `S..S+N` in `publish_batch` chunks and prints `ack FIRST LAST` for each
 //!   acknowledged run of sequence numbers, `failed K` for each unacknowledged chunk part, and
-//!   finally `acknowledged M`.
+//!   finally `published N` and `acknowledged M`.
 //! - `herald-probe consume` handles them until SIGTERM (graceful) or SIGKILL, printing `assigned`
 //!   once it has partitions.
 //!
@@ -208,6 +208,7 @@ async fn publish(bus: &Bus, options: Publish) -> anyhow::Result<()> {
             tokio::time::sleep(options.pause).await;
         }
     }
+    println!("published {}", options.count);
     println!("acknowledged {acknowledged}");
     Ok(())
 }

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // each test binary uses its own part of this
 
+pub mod cluster;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
