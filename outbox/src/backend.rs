@@ -100,6 +100,24 @@ macro_rules! backend {
                     .await
             }
 
+            /// Writes a run-time event ([`herald::DynamicEvent`]: topic and type chosen at the
+            /// call) into the caller's transaction, as [`Outbox::publish_transactional`] does a
+            /// typed one. Returns its `ce_id`.
+            ///
+            /// # Errors
+            /// [`Error::Herald`](crate::Error::Herald) when the event is refused (an illegal topic,
+            /// an empty type), [`Error::Database`](crate::Error::Database).
+            pub async fn publish_dynamic_transactional(
+                &self,
+                conn: &mut Connection,
+                bus: &Bus,
+                event: &herald::DynamicEvent,
+                options: PublishOptions,
+            ) -> Result<String> {
+                self.insert_all(conn, vec![bus.encode_dynamic(event, options)?], None)
+                    .await
+            }
+
             /// Writes several events into the caller's transaction, published in this order
             /// once it commits. Returns their `ce_id`s.
             ///

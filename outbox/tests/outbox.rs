@@ -95,6 +95,33 @@ macro_rules! scenarios {
                 assert_eq!((stats.pending, stats.published, stats.dead), (0, 1, 0));
             }
 
+            /// A run-time event (topic and type chosen at the call) goes through the outbox like
+            /// a typed one: it reads as a `Note` on the notes topic, with its own id.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_dynamic_event_is_published_once_its_transaction_commits() {
+                let Some(db) = database().await else { return };
+                let (bus, kafka) = bus(Duration::from_secs(5)).await;
+                let outbox = &db.outbox;
+                let event = herald::DynamicEvent::new(
+                    "outbox-notes",
+                    "outbox.note",
+                    serde_json::json!({ "key": "d", "n": 7 }),
+                )
+                .key("d");
+                let mut tx = outbox.pool().begin().await.unwrap();
+                let id = outbox
+                    .publish_dynamic_transactional(&mut tx, &bus, &event, Default::default())
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+                let relay = Relay::start(bus.clone(), outbox.clone(), fast(RelayConfig::default()));
+                published(outbox, 1).await;
+                relay.stop().await;
+                let seen = read_all(kafka.bootstrap(), &kafka.topic("outbox-notes"));
+                assert_eq!(seen.len(), 1);
+                assert_eq!((seen[0].id.as_str(), seen[0].key.as_str(), seen[0].n), (id.as_str(), "d", 7));
+            }
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn integration_counterparts_are_written_in_the_same_transaction() {
                 let Some(db) = database().await else { return };

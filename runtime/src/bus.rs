@@ -20,7 +20,7 @@ use crate::context::StateMap;
 use crate::error::{Error, Result};
 use crate::event::envelope::Delivery;
 use crate::event::envelope::PublishOptions;
-use crate::event::HeraldEvent;
+use crate::event::{DynamicEvent, HeraldEvent};
 use crate::publish::mapped;
 use crate::publish::{EncodedEvent, PublishRetry, Publisher};
 use crate::registry::Registry;
@@ -672,6 +672,59 @@ impl Bus {
     /// [`Error::Batch`] listing what was delivered and why each other event was not.
     pub async fn publish_encoded_batch(&self, events: &[EncodedEvent]) -> Result<Vec<Delivery>> {
         self.inner.publisher.publish_encoded_batch(events).await
+    }
+
+    /// Publishes an event whose topic and type are chosen at run time (a gateway, a bridge, an
+    /// audit sink), in the envelope typed events travel in: a `#[handler]` of the same type on
+    /// that topic reads it as its own. The topic gets the configured prefix.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an illegal topic, an empty event type or version 0 (nothing is sent);
+    /// otherwise as [`Bus::publish`].
+    pub async fn publish_dynamic(&self, event: &DynamicEvent) -> Result<Delivery> {
+        self.publish_dynamic_with(event, PublishOptions::default())
+            .await
+    }
+
+    /// [`Bus::publish_dynamic`] with caller-given metadata (correlation, causation, aggregate,
+    /// key, extensions, topic).
+    ///
+    /// # Errors
+    /// As [`Bus::publish_dynamic`].
+    pub async fn publish_dynamic_with(
+        &self,
+        event: &DynamicEvent,
+        options: PublishOptions,
+    ) -> Result<Delivery> {
+        let encoded = self.inner.publisher.encode_dynamic(event, options)?;
+        self.inner.publisher.publish_encoded(&encoded).await
+    }
+
+    /// Publishes run-time events of any types and topics in one batch, enqueued strictly in order
+    /// (as [`Bus::publish_batch`]); nothing is sent if one is refused.
+    ///
+    /// # Errors
+    /// As [`Bus::publish_dynamic`] for a refused event; [`Error::Batch`] as
+    /// [`Bus::publish_batch`].
+    pub async fn publish_dynamic_batch(&self, events: &[DynamicEvent]) -> Result<Vec<Delivery>> {
+        let encoded = events
+            .iter()
+            .map(|event| self.encode_dynamic(event, PublishOptions::default()))
+            .collect::<Result<Vec<_>>>()?;
+        self.inner.publisher.publish_encoded_batch(&encoded).await
+    }
+
+    /// Encodes a run-time event without sending it (a transactional outbox stores it), as
+    /// [`Bus::encode_event`] does a typed one.
+    ///
+    /// # Errors
+    /// As [`Bus::publish_dynamic`], before anything is sent.
+    pub fn encode_dynamic(
+        &self,
+        event: &DynamicEvent,
+        options: PublishOptions,
+    ) -> Result<EncodedEvent> {
+        self.inner.publisher.encode_dynamic(event, options)
     }
 
     /// Sends a command and waits for its typed reply, at most the command's timeout

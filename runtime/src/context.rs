@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::event::envelope::Delivery;
 use crate::event::envelope::{Metadata, PublishOptions};
-use crate::event::HeraldEvent;
+use crate::event::{DynamicEvent, HeraldEvent};
 use crate::publish::Publisher;
 use crate::wire::codec::Incoming;
 
@@ -97,6 +97,18 @@ impl Context {
         let sending = self.publish_ref(&event, options);
         drop(event);
         sending.await
+    }
+
+    /// Publishes a run-time event (see [`Bus::publish_dynamic`](crate::Bus::publish_dynamic))
+    /// caused by the one being handled, as [`Context::publish`] does a typed one.
+    ///
+    /// # Errors
+    /// As `Bus::publish_dynamic`.
+    pub async fn publish_dynamic(&self, event: &DynamicEvent) -> Result<Delivery> {
+        let options =
+            PublishOptions::caused_by(self.incoming.meta()).continue_saga_of(self.incoming.meta());
+        let encoded = self.publisher.encode_dynamic(event, options)?;
+        self.publisher.publish_encoded(&encoded).await
     }
 
     /// [`Context::publish_with`] of a borrowed event; encoded before the future is returned.

@@ -79,7 +79,7 @@ pub use error::{
 pub use event::envelope::{Delivery, Metadata, Position, PublishOptions};
 pub use event::naming;
 pub use event::saga::Saga;
-pub use event::{Event, HeraldEvent, PartitionKey, Reply};
+pub use event::{DynamicEvent, Event, HeraldEvent, PartitionKey, Reply};
 pub use herald_macros::{audit_event, domain_event, handler, Command, IntegrationEvent};
 pub use publish::{EncodedEvent, PublishRetry};
 pub use scope::scope;
@@ -88,8 +88,8 @@ pub use telemetry::stats::Stats;
 /// What a herald service usually needs, plus serde and schemars derives.
 pub mod prelude {
     pub use crate::{
-        audit_event, domain_event, handler, Bus, Command, Config, Context, Event, HandlerError,
-        HeraldEvent, IntegrationEvent, Metadata, PublishOptions, RequestOptions,
+        audit_event, domain_event, handler, Bus, Command, Config, Context, DynamicEvent, Event,
+        HandlerError, HeraldEvent, IntegrationEvent, Metadata, PublishOptions, RequestOptions,
     };
     pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};

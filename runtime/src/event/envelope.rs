@@ -111,6 +111,8 @@ pub struct PublishOptions {
     pub key: Option<String>,
     /// Extra CloudEvents extension attributes (lower-case letters and digits, see the wire format).
     pub extensions: BTreeMap<String, String>,
+    /// Publishes to this topic (before the configured prefix) instead of the event's own.
+    pub topic: Option<String>,
 }
 
 impl PublishOptions {
@@ -153,6 +155,13 @@ impl PublishOptions {
     /// Overrides the partition key.
     pub fn key(mut self, key: impl Into<String>) -> Self {
         self.key = Some(key.into());
+        self
+    }
+
+    /// Publishes to `topic` (the configured prefix goes before it) instead of the event's own
+    /// topic: one event type on a topic per tenant, region or customer.
+    pub fn topic(mut self, topic: impl Into<String>) -> Self {
+        self.topic = Some(topic.into());
         self
     }
 

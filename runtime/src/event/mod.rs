@@ -1,10 +1,13 @@
 //! The event trait every herald event implements, and the envelope a handler can receive.
 
+mod dynamic;
 pub(crate) mod envelope;
 pub mod naming;
 mod reply;
 pub(crate) mod saga;
 
+pub(crate) use dynamic::topic_problem;
+pub use dynamic::DynamicEvent;
 pub use reply::Reply;
 
 use schemars::JsonSchema;

@@ -8,6 +8,7 @@
 
 pub(crate) mod mapped;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -29,7 +30,7 @@ use crate::config::Config;
 use crate::error::{Error, KafkaCause, KafkaCode, Result};
 use crate::event::envelope::{Delivery, Metadata, PublishOptions};
 use crate::event::naming;
-use crate::event::HeraldEvent;
+use crate::event::{DynamicEvent, HeraldEvent};
 use crate::headers;
 use crate::telemetry::stats::Counters;
 use crate::telemetry::{metrics, propagation, spans};
@@ -101,7 +102,8 @@ impl PublishRetry {
 
 /// An encoded event, ready to send.
 struct Outgoing {
-    topic: &'static str,
+    /// Borrowed unless a publish chose its topic ([`PublishOptions::topic`]).
+    topic: Cow<'static, str>,
     event_type: &'static str,
     key: Option<String>,
     payload: Vec<u8>,
@@ -138,7 +140,7 @@ impl Outgoing {
         EncodedEvent {
             id: self.meta.id.clone(),
             event_type: self.event_type.into(),
-            topic: self.topic.into(),
+            topic: self.topic.to_string(),
             key: self.key.clone(),
             payload: self.payload.clone(),
             headers: encode_headers(&self.meta)
@@ -162,7 +164,7 @@ trait Record {
 
 impl Record for Outgoing {
     fn topic(&self) -> &str {
-        self.topic
+        &self.topic
     }
     fn key(&self) -> Option<&str> {
         self.key.as_deref()
@@ -177,7 +179,11 @@ impl Record for Outgoing {
         &self.meta.id
     }
     fn names(&self) -> (&'static str, &'static str) {
-        (self.event_type, self.topic)
+        let topic = match &self.topic {
+            Cow::Borrowed(topic) => topic,
+            Cow::Owned(topic) => intern(topic),
+        };
+        (self.event_type, topic)
     }
 }
 
@@ -344,6 +350,10 @@ impl Publisher {
             .id
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let key = options.key.or_else(|| event.partition_key());
+        let topic = match options.topic {
+            None => Cow::Borrowed(naming::prefixed(self.topic_prefix.as_deref(), E::TOPIC)),
+            Some(topic) => Cow::Owned(self.chosen_topic(&topic)?),
+        };
         let meta = Metadata {
             correlation_id: Some(options.correlation_id.unwrap_or_else(|| id.clone())),
             schema_version: Some(E::VERSION),
@@ -362,11 +372,76 @@ impl Publisher {
             ..self.envelope(id, E::EVENT_TYPE.into())
         };
         Ok(Outgoing {
-            topic: naming::prefixed(self.topic_prefix.as_deref(), E::TOPIC),
+            topic,
             event_type: E::EVENT_TYPE,
             key,
             payload,
             meta,
+        })
+    }
+
+    /// A topic chosen at the call (a dynamic event's, [`PublishOptions::topic`]), checked and
+    /// prefixed like the topics the macros derive.
+    fn chosen_topic(&self, topic: &str) -> Result<String> {
+        if let Some(problem) = crate::event::topic_problem(topic) {
+            return Err(Error::Config(format!("the topic `{topic}` {problem}")));
+        }
+        Ok(naming::with_prefix(self.topic_prefix.as_deref(), topic))
+    }
+
+    /// Encodes a run-time event in the envelope of a typed one (the same metadata, extensions
+    /// and trace context), ready to send as it is.
+    pub fn encode_dynamic(
+        &self,
+        event: &DynamicEvent,
+        options: PublishOptions,
+    ) -> Result<EncodedEvent> {
+        if let Some(problem) = event.problem() {
+            return Err(Error::Config(format!(
+                "the dynamic event cannot be published: {problem}"
+            )));
+        }
+        if let Some(name) = options
+            .extensions
+            .keys()
+            .find(|name| !codec::valid_extension_name(name))
+        {
+            return Err(Error::Config(format!(
+                "extension attribute `{name}` is not a legal CloudEvents name: use 1 to 20 lower-case \
+                 letters and digits, not one of herald's own attributes"
+            )));
+        }
+        let topic = self.chosen_topic(options.topic.as_deref().unwrap_or(&event.topic))?;
+        let payload = serde_json::to_vec(&event.data).map_err(|source| Error::Encode {
+            event_type: intern(&event.event_type),
+            source,
+        })?;
+        let id = options
+            .id
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let key = options.key.or_else(|| event.key.clone());
+        let mut meta = Metadata {
+            correlation_id: Some(options.correlation_id.unwrap_or_else(|| id.clone())),
+            schema_version: Some(event.version),
+            causation_id: options.causation_id,
+            aggregate_id: options.aggregate_id,
+            aggregate_type: options.aggregate_type,
+            aggregate_version: options.aggregate_version,
+            extensions: options.extensions,
+            key: key.clone(),
+            ..self.envelope(id.clone(), event.event_type.clone())
+        };
+        propagation::inject(&Span::current(), &mut meta.extensions);
+        Ok(EncodedEvent {
+            id,
+            event_type: event.event_type.clone(),
+            topic,
+            key,
+            payload,
+            headers: encode_headers(&meta)
+                .iter()
+                .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                .collect(),
         })
     }
 
@@ -539,7 +614,7 @@ impl Publisher {
 
     /// Opens the publish span of an encoded event and writes its trace context into the event.
     fn traced(mut outgoing: Outgoing) -> (Outgoing, Span) {
-        let span = spans::publish(outgoing.topic, 1, Some(&outgoing.meta));
+        let span = spans::publish(&outgoing.topic, 1, Some(&outgoing.meta));
         propagation::inject(&span, &mut outgoing.meta.extensions);
         (outgoing, span)
     }
@@ -564,7 +639,7 @@ impl Publisher {
         let (producer, generation) = self.current();
         let deadline = Instant::now() + self.timeout;
         let enqueued = self.enqueue(&producer, &*outgoing, deadline).await;
-        let (names, id) = ((outgoing.event_type, outgoing.topic), outgoing.into_id());
+        let (names, id) = (outgoing.names(), outgoing.into_id());
         let acknowledged = match enqueued {
             Ok(delivery) => Self::acknowledged(delivery).await,
             Err(error) => Err(error),
@@ -673,7 +748,7 @@ impl Publisher {
         let Some(first) = outgoing.first() else {
             return Ok(Vec::new());
         };
-        let span = spans::publish(first.topic, outgoing.len(), None);
+        let span = spans::publish(&first.topic, outgoing.len(), None);
         for record in &mut outgoing {
             propagation::inject(&span, &mut record.meta.extensions);
         }
