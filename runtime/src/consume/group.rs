@@ -24,12 +24,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, TopicPartitionList};
-use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -471,7 +471,9 @@ impl GroupRunner {
 /// How many events of different keys each consumed topic's partitions run at once: the smallest
 /// `concurrency` among the group's handlers of the topic, so that one handler that needs the
 /// partition's order keeps it sequential. Topics left out (retry tiers) run one event at a time.
-fn concurrency_by_topic(handlers: &[&'static HandlerDescriptor]) -> foldhash::HashMap<String, usize> {
+fn concurrency_by_topic(
+    handlers: &[&'static HandlerDescriptor],
+) -> foldhash::HashMap<String, usize> {
     let mut by_topic: foldhash::HashMap<String, usize> = foldhash::HashMap::default();
     for handler in handlers {
         let concurrency = usize::from(handler.concurrency.max(1));
