@@ -48,7 +48,7 @@ const SPECS: &[Spec] = &[
     },
     Spec {
         name: "concurrency",
-        kind: Kind::Int,
+        kind: Kind::Count,
         example: "8",
     },
     Spec {
@@ -392,8 +392,8 @@ fn concurrency_value(lit: &syn::LitInt) -> Result<u16, String> {
     match lit.base10_parse::<u16>() {
         Ok(n) if (1..=MAX_CONCURRENCY).contains(&n) => Ok(n),
         Ok(0) => Err(format!(
-            "`concurrency` cannot be 0: write `concurrency = 1` (the default) to handle one event \
-             at a time, or more to run events of different keys at once; {CONCURRENCY_RANGE}"
+            "`concurrency` cannot be 0: write `concurrency = 1` (the default, one event at a time) \
+             or more, up to {MAX_CONCURRENCY}, e.g. `concurrency = 8`"
         )),
         _ => Err(CONCURRENCY_RANGE.to_owned()),
     }

@@ -66,7 +66,8 @@ struct PartitionControl {
     /// Cancelled when the partition is revoked or the group stops: the worker finishes its
     /// in-flight attempt, stops waiting for retries, and drops the rest of its queue.
     cancel: CancellationToken,
-    /// A message is being handled right now.
+    /// A message is being handled right now, or (with per-key concurrency) any of the partition's
+    /// events runs, or one that is done is not stored yet.
     busy: AtomicBool,
     /// Cleared when a revocation stopped waiting for the worker: an offset stored after that
     /// belongs to an assignment that is over and could move the partition's offset backwards.
@@ -1395,6 +1396,31 @@ mod tests {
             matches!(&stop, GroupStop::Failed(reason) if reason.contains("polling thread panicked")),
             "{stop:?}"
         );
+    }
+
+    /// A partition runs with the smallest concurrency of its group's handlers of its topic; a
+    /// topic without handlers (a retry tier) is not in the map and runs one event at a time.
+    #[test]
+    fn the_smallest_concurrency_of_a_topic_wins() {
+        static EIGHT: HandlerDescriptor = HandlerDescriptor {
+            concurrency: 8,
+            ..descriptor("eight", 1, succeeding)
+        };
+        static FOUR: HandlerDescriptor = HandlerDescriptor {
+            concurrency: 4,
+            ..descriptor("four", 1, succeeding)
+        };
+        static OTHER: HandlerDescriptor = HandlerDescriptor {
+            concurrency: 16,
+            topic: "other",
+            ..descriptor("other", 1, succeeding)
+        };
+        let by_topic = concurrency_by_topic(&[&EIGHT, &FOUR, &OTHER]);
+        assert_eq!(by_topic.get("ledger"), Some(&4));
+        assert_eq!(by_topic.get("other"), Some(&16));
+        let with_sequential = concurrency_by_topic(&[&EIGHT, &HANDLER, &OTHER]);
+        assert_eq!(with_sequential.get("ledger"), Some(&1), "one sequential handler keeps order");
+        assert_eq!(by_topic.get("ledger.retry.1"), None);
     }
 
     /// A panic in a partition's worker fails the group. Before, the partition stayed unread with
