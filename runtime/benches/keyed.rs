@@ -35,27 +35,47 @@ async fn handle(run: usize) -> Result<(), HandlerError> {
     Ok(())
 }
 
-macro_rules! keyed_run {
-    ($event:ident, $topic:literal, $group:literal, $concurrency:literal, $run:literal, $handler:ident) => {
-        #[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
-        #[event(topic = $topic)]
-        pub struct $event {
-            #[event(key)]
-            pub account: u64,
-            pub seq: u64,
-        }
-
-        #[handler(group = $group, concurrency = $concurrency)]
-        async fn $handler(event: $event) -> Result<(), HandlerError> {
-            std::hint::black_box(event.seq);
-            handle($run).await
-        }
-    };
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+#[event(topic = "bench.keyed-1")]
+pub struct PostedOne {
+    #[event(key)]
+    pub account: u64,
+    pub seq: u64,
 }
 
-keyed_run!(PostedOne, "bench.keyed-1", "bench-keyed-1", 1, 0, post_one);
-keyed_run!(PostedEight, "bench.keyed-8", "bench-keyed-8", 8, 1, post_eight);
-keyed_run!(PostedSixteen, "bench.keyed-16", "bench-keyed-16", 16, 2, post_sixteen);
+#[handler(group = "bench-keyed-1", concurrency = 1)]
+async fn post_one(event: PostedOne) -> Result<(), HandlerError> {
+    std::hint::black_box(event.seq);
+    handle(0).await
+}
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+#[event(topic = "bench.keyed-8")]
+pub struct PostedEight {
+    #[event(key)]
+    pub account: u64,
+    pub seq: u64,
+}
+
+#[handler(group = "bench-keyed-8", concurrency = 8)]
+async fn post_eight(event: PostedEight) -> Result<(), HandlerError> {
+    std::hint::black_box(event.seq);
+    handle(1).await
+}
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+#[event(topic = "bench.keyed-16")]
+pub struct PostedSixteen {
+    #[event(key)]
+    pub account: u64,
+    pub seq: u64,
+}
+
+#[handler(group = "bench-keyed-16", concurrency = 16)]
+async fn post_sixteen(event: PostedSixteen) -> Result<(), HandlerError> {
+    std::hint::black_box(event.seq);
+    handle(2).await
+}
 
 /// Publishes `events` over [`KEYS`] keys, starts a bus of `group` alone and waits until all are
 /// handled; returns events/s from the first handler start to the last handler end.
@@ -102,21 +122,22 @@ async fn main() {
         "{events} events over {KEYS} keys on one partition, a {} ms handler, embedded broker",
         HANDLER_TAKES.as_millis()
     );
-    let one = run(&broker, "bench-keyed-1", 0, events, |account, seq| PostedOne {
-        account,
-        seq,
+    let one = run(&broker, "bench-keyed-1", 0, events, |account, seq| {
+        PostedOne { account, seq }
     })
     .await;
-    let eight = run(&broker, "bench-keyed-8", 1, events, |account, seq| PostedEight {
-        account,
-        seq,
+    let eight = run(&broker, "bench-keyed-8", 1, events, |account, seq| {
+        PostedEight { account, seq }
     })
     .await;
     let sixteen = run(&broker, "bench-keyed-16", 2, events, |account, seq| {
         PostedSixteen { account, seq }
     })
     .await;
-    println!("{:>12}  {:>10}  {:>9}", "concurrency", "events/s", "speed-up");
+    println!(
+        "{:>12}  {:>10}  {:>9}",
+        "concurrency", "events/s", "speed-up"
+    );
     for (concurrency, rate) in [(1, one), (8, eight), (16, sixteen)] {
         println!("{concurrency:>12}  {rate:>10.0}  {:>8.2}x", rate / one);
     }

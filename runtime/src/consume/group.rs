@@ -1419,7 +1419,11 @@ mod tests {
         assert_eq!(by_topic.get("ledger"), Some(&4));
         assert_eq!(by_topic.get("other"), Some(&16));
         let with_sequential = concurrency_by_topic(&[&EIGHT, &HANDLER, &OTHER]);
-        assert_eq!(with_sequential.get("ledger"), Some(&1), "one sequential handler keeps order");
+        assert_eq!(
+            with_sequential.get("ledger"),
+            Some(&1),
+            "one sequential handler keeps order"
+        );
         assert_eq!(by_topic.get("ledger.retry.1"), None);
     }
 
