@@ -555,3 +555,123 @@ async fn a_shutdown_with_events_in_flight_on_several_keys_loses_nothing() {
         "two jobs of one queue ran at once"
     );
 }
+
+// ------------------- a stuck key bounds how far the partition runs ahead of the committed offset
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+#[event(topic = "keyed.deliveries")]
+pub struct Delivered {
+    #[event(key)]
+    pub route: String,
+    pub seq: u64,
+}
+
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+#[event(topic = "keyed.ahead-witness")]
+pub struct AheadWitnessed {
+    pub seq: u64,
+}
+
+#[handler(group = "keyed-ahead", concurrency = 4)]
+async fn deliver(event: Delivered, ctx: &Context) -> Result<(), HandlerError> {
+    if event.route == "stuck" {
+        let gate = ctx.state::<Arc<Gate>>().unwrap();
+        gate.1.store(true, Ordering::SeqCst);
+        gate.0.notified().await;
+    }
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    log(ctx).handled(member(ctx), &event.route, event.seq);
+    Ok(())
+}
+
+#[handler(group = "keyed-ahead")]
+async fn witness_ahead(event: AheadWitnessed, ctx: &Context) -> Result<(), HandlerError> {
+    log(ctx).handled(member(ctx), "witness", event.seq);
+    Ok(())
+}
+
+/// With `max_buffered_per_partition = 16`, a stuck first event lets at most 15 later events of
+/// other keys be handled (what a crash would hand out again), even after a commit went by; the
+/// partition is paused meanwhile. Released, the remaining events are handled and committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_key_bounds_how_far_the_partition_runs_ahead() {
+    let kafka = TestKafka::start();
+    let log = Arc::new(Log::default());
+    let gate = Arc::new(Gate::default());
+    let small_buffer = Config {
+        max_buffered_per_partition: 16,
+        ..config("keyed-ahead")
+    };
+    let bus = kafka
+        .builder(small_buffer)
+        .only_groups(["keyed-ahead"])
+        .state(log.clone())
+        .state(gate.clone())
+        .build()
+        .await
+        .unwrap();
+    let stuck = std::iter::once(Delivered {
+        route: "stuck".into(),
+        seq: 0,
+    });
+    let others = (0..100).map(|seq| Delivered {
+        route: format!("route-{}", seq % 3),
+        seq,
+    });
+    bus.publish_batch(stuck.chain(others)).await.unwrap();
+    bus.start().await.unwrap();
+    wait_until("the stuck delivery started", || {
+        gate.1.load(Ordering::SeqCst)
+    })
+    .await;
+    wait_until("15 deliveries of other routes were handled", || {
+        log.count() >= 15
+    })
+    .await;
+    wait_until("the partition was paused", || {
+        bus.stats().partitions_paused > 0
+    })
+    .await;
+    bus.publish(AheadWitnessed { seq: 1 }).await.unwrap();
+    wait_until("the witness was committed", || {
+        let (committed, high) = committed(&kafka, &bus, "keyed-ahead", "keyed.ahead-witness");
+        high > 0 && committed == high
+    })
+    .await;
+    let handled = log
+        .handled
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, route, _)| route.starts_with("route"))
+        .count();
+    assert_eq!(
+        handled, 15,
+        "the partition ran more than its buffer past the stuck event"
+    );
+    assert_eq!(
+        committed(&kafka, &bus, "keyed-ahead", "keyed.deliveries").0,
+        0,
+        "the committed offset passed the stuck event"
+    );
+    gate.0.notify_one();
+    wait_until("the whole partition was committed", || {
+        let (committed, high) = committed(&kafka, &bus, "keyed-ahead", "keyed.deliveries");
+        high == 101 && committed == high
+    })
+    .await;
+    bus.shutdown().await.unwrap();
+    let by_key = log.by_key();
+    for route in 0..3 {
+        let seqs = &by_key[&format!("route-{route}")];
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "route-{route}: {seqs:?}"
+        );
+    }
+    assert_eq!(
+        log.count(),
+        102,
+        "101 deliveries and the witness, each once"
+    );
+}

@@ -1109,7 +1109,8 @@ impl PartitionWorker {
     /// [`run`](Self::run) with per-key concurrency: up to `concurrency` events of different keys
     /// at once (records without a key share one lane), the events of one key in order, one at a
     /// time. The offset stored is the highest one below which every received event reached its
-    /// verdict, so the committed offset never passes an event that is running or waits.
+    /// verdict, so the committed offset never passes an event that is running or waits. It
+    /// receives at most `max_buffered_per_partition` events past the oldest unfinished one.
     ///
     /// `busy` stays set from the first message received until nothing runs and what is done is
     /// stored. Cancelled (revocation, shutdown) or failed, it starts nothing more, lets the
@@ -1154,8 +1155,12 @@ impl PartitionWorker {
             }
         };
         let mut running = FuturesUnordered::new();
+        // Read at most a partition's buffer past the oldest unfinished event: a key that is stuck
+        // (retries, an open breaker) bounds what is handled again after a crash, and the
+        // partition is paused at the broker meanwhile.
+        let ahead = self.backlog.max_messages.max(self.concurrency);
         loop {
-            let receiving = open && !stopping && waiting.is_none();
+            let receiving = open && !stopping && waiting.is_none() && done.len() < ahead;
             if !receiving && running.is_empty() {
                 break;
             }
