@@ -233,6 +233,8 @@ pub enum Kind {
     Str,
     /// `option = 2`.
     Int,
+    /// `option = 8`: a whole number of at least 1 (the macro checks its range).
+    Count,
     /// `option = field_name`: an identifier naming something in the item (a field, a parameter).
     Ident,
     /// `option`, with no value.
@@ -361,7 +363,8 @@ fn parse_one(
             Value::Str(lit)
         }
         Kind::Str => Value::Str(parse_str_value_like(input, span, name, example)?),
-        Kind::Int => {
+        Kind::Int | Kind::Count => {
+            let least = if spec.kind == Kind::Count { 1 } else { 0 };
             let at = parse_value(input, span, name, example)?;
             let whole = || format!("`{name}` is a whole number: `{name} = {example}`");
             if input.peek(syn::Token![-]) && input.peek2(syn::Lit) {
@@ -371,7 +374,7 @@ fn parse_one(
                     (input.parse::<syn::Token![-]>()?, input.parse::<syn::Lit>()?);
                 return Err(syn::Error::new_spanned(
                     quote::quote!(#minus #number),
-                    format!("`{name}` cannot be negative: write `{name} = 0` or more, e.g. `{name} = {example}`"),
+                    format!("`{name}` cannot be negative: write `{name} = {least}` or more, e.g. `{name} = {example}`"),
                 ));
             }
             match input.parse::<syn::Lit>() {

@@ -47,6 +47,11 @@ const SPECS: &[Spec] = &[
         example: "\"payments\"",
     },
     Spec {
+        name: "concurrency",
+        kind: Kind::Count,
+        example: "8",
+    },
+    Spec {
         name: "crate",
         kind: Kind::Crate,
         example: "\"herald\"",
@@ -57,6 +62,14 @@ const SPECS: &[Spec] = &[
 const RETRIES_RANGE: &str = "`retries` counts the tries after the first attempt: a whole number \
                              from 0 (no retries) to 4294967295, e.g. `retries = 5`";
 
+/// The largest `concurrency` (the runtime's `registry::MAX_CONCURRENCY`).
+const MAX_CONCURRENCY: u16 = 1024;
+
+/// What `concurrency` must be.
+const CONCURRENCY_RANGE: &str = "`concurrency` is how many events of different keys of one \
+                                 partition may run at once: a whole number from 1 (one at a time, \
+                                 the default) to 1024, e.g. `concurrency = 8`";
+
 /// A well-formed `backoff` value, for error messages.
 const BACKOFF_EXAMPLE: &str = "\"100ms..30s\"";
 
@@ -65,8 +78,8 @@ const TIMEOUT_EXAMPLE: &str = "\"5s\"";
 
 /// The options `#[handler]` takes, for error messages.
 const OPTIONS: &str = "`group = \"...\"`, `name = \"...\"`, `retries = 5`, \
-                       `backoff = \"100ms..30s\"`, `timeout = \"5s\"`, `policy = \"...\"` \
-                       and `crate = \"...\"`";
+                       `backoff = \"100ms..30s\"`, `timeout = \"5s\"`, `policy = \"...\"`, \
+                       `concurrency = 8` and `crate = \"...\"`";
 
 /// What to say about an option `#[handler]` does not take.
 fn unknown_option_message(option: &str) -> String {
@@ -86,6 +99,10 @@ fn unknown_option_message(option: &str) -> String {
              or `backoff = \"100ms..30s\"` for an exponential one"
         ),
         "retry_policy" => "unknown option `retry_policy`: write `policy = \"...\"`".to_owned(),
+        "parallelism" | "max_concurrency" | "workers" | "max_parallelism" => format!(
+            "unknown option `{option}`: write `concurrency = 8`, how many events of different \
+             keys of one partition may run at once"
+        ),
         "" => format!("expected a handler option: {OPTIONS}"),
         other => format!("unknown option `{other}`: `#[handler]` takes {OPTIONS}"),
     }
@@ -108,6 +125,8 @@ struct HandlerModel<'a> {
     group: Option<String>,
     krate: Option<CratePath>,
     retry: RetryModel,
+    /// `concurrency = N`, validated (1 when left out).
+    concurrency: u16,
     /// No shim can be generated: the signature has a mistake, or the `crate` option is unusable.
     invalid: bool,
     /// The first parameter's type: an event, or `Event<T>` of one (told apart by the type system).
@@ -169,6 +188,7 @@ fn parse_model<'a>(
 ) -> HandlerModel<'a> {
     let (mut name, mut group, mut krate) = (None, None, None::<CratePath>);
     let mut retry = RetryModel::default();
+    let mut concurrency = 1;
     let (options, crate_failed) = attr::parse_specs(args, SPECS, &unknown_option_message, errors);
     for option in options {
         match (option.name, option.value) {
@@ -212,6 +232,10 @@ fn parse_model<'a>(
                 }
                 retry.policy = Some(lit.value());
             }
+            ("concurrency", Value::Int(lit)) => match concurrency_value(&lit) {
+                Ok(n) => concurrency = n,
+                Err(message) => errors.spanned(&lit, message),
+            },
             (_, Value::Crate(path)) => krate = Some(path),
             _ => {}
         }
@@ -349,6 +373,7 @@ fn parse_model<'a>(
         group,
         krate,
         retry,
+        concurrency,
         invalid: crate_failed || errors.count() > errors_before_signature,
         event,
         context,
@@ -360,6 +385,18 @@ fn parse_model<'a>(
 fn retries(lit: &syn::LitInt) -> Result<u32, String> {
     lit.base10_parse::<u32>()
         .map_err(|_| RETRIES_RANGE.to_owned())
+}
+
+/// The value of `concurrency = N`: 1 to [`MAX_CONCURRENCY`].
+fn concurrency_value(lit: &syn::LitInt) -> Result<u16, String> {
+    match lit.base10_parse::<u16>() {
+        Ok(n) if (1..=MAX_CONCURRENCY).contains(&n) => Ok(n),
+        Ok(0) => Err(format!(
+            "`concurrency` cannot be 0: write `concurrency = 1` (the default, one event at a time) \
+             or more, up to {MAX_CONCURRENCY}, e.g. `concurrency = 8`"
+        )),
+        _ => Err(CONCURRENCY_RANGE.to_owned()),
+    }
 }
 
 /// The first and longest delay of `backoff = "..."`: `"FIRST..MAX"`, or one duration for both.
@@ -561,6 +598,7 @@ fn generate(model: &HandlerModel) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let retry = retry_tokens(&model.retry);
+    let concurrency = model.concurrency;
     quote! {
         // Named rather than `const _`, which is not allowed in an `impl` block: an associated fn
         // without `self` or `Self` in its signature (those get herald's error) then gets a single
@@ -596,6 +634,7 @@ fn generate(model: &HandlerModel) -> TokenStream {
                     event_rust_type: ::core::stringify!(#event_ty),
                     command: __HERALD_EVENT.command,
                     retry: #retry,
+                    concurrency: #concurrency,
                     call: __herald_dispatch,
                 }
             }

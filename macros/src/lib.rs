@@ -58,7 +58,9 @@ pub fn derive_command(input: TokenStream) -> TokenStream {
 /// (default: the function's name), `crate = "..."`, and the retry settings `retries = 5` (tries
 /// after the first attempt), `backoff = "100ms..30s"` (exponential from the first to the second
 /// delay; `"2s"` for a fixed delay), `timeout = "5s"` (per attempt) and `policy = "name"` (a retry
-/// policy registered on the bus builder). Durations are a whole number followed by `ms`, `s`, `m`
+/// policy registered on the bus builder), and `concurrency = 8` (1 to 1024, default 1: how many
+/// events of different keys of one partition run at once; events of one key stay in order, one at
+/// a time). Durations are a whole number followed by `ms`, `s`, `m`
 /// or `h`. Retry settings left out come from the policy, then from the bus-wide `Config`.
 #[proc_macro_attribute]
 pub fn handler(args: TokenStream, item: TokenStream) -> TokenStream {

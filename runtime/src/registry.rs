@@ -98,6 +98,10 @@ pub struct HandlerDescriptor {
     pub command: bool,
     /// The retry settings given in `#[handler(...)]`; unset ones fall back to the policy and `Config`.
     pub retry: HandlerRetry,
+    /// `concurrency = N`: how many events of different keys of one partition may run at once
+    /// (1, the default: one at a time, in partition order). A partition runs with the smallest
+    /// value among its group's handlers of its topic; see `docs/concurrency.md`.
+    pub concurrency: u16,
     /// Decodes the message and calls the function.
     pub call: fn(Incoming, Context) -> HandlerFuture,
 }
@@ -119,6 +123,9 @@ pub struct HandlerRetry {
 }
 
 inventory::collect!(HandlerDescriptor);
+
+/// The largest `concurrency` a handler may declare (`#[handler(concurrency = N)]` checks it too).
+pub const MAX_CONCURRENCY: u16 = 1024;
 
 /// The validated set of events and handlers.
 #[derive(Debug, Clone)]
@@ -186,6 +193,12 @@ impl Registry {
         }
         let mut names: BTreeMap<(Option<&str>, &str), &HandlerDescriptor> = BTreeMap::new();
         for handler in &self.handlers {
+            if !(1..=MAX_CONCURRENCY).contains(&handler.concurrency) {
+                problems.push(format!(
+                    "handler `{}` (`{}`) has concurrency {}: it is 1 to {MAX_CONCURRENCY}",
+                    handler.name, handler.rust_path, handler.concurrency
+                ));
+            }
             if let Some(first) = names.insert((handler.group, handler.name), handler) {
                 problems.push(format!(
                     "two handlers are named `{}`{}: `{}` and `{}`; give one a different `name = \"...\"`",
@@ -415,6 +428,7 @@ mod tests {
             event_rust_type: "CreateUser",
             command,
             retry: HandlerRetry::default(),
+            concurrency: 1,
             call,
         }))
     }

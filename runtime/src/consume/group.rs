@@ -14,12 +14,17 @@
 //! `max_buffered_bytes_per_consumer` bytes over all partitions) is paused
 //! at the broker and resumed once it caught up; every partition is resumed when it is assigned, since
 //! librdkafka keeps an application's pause across a revoke and re-assign.
+//!
+//! A partition whose handlers all declare `concurrency = N > 1` runs up to N events of different
+//! keys at once, each key's events in order ([`PartitionWorker::run_keyed`]); the offset stored is
+//! then the highest below which every event reached its verdict ([`Contiguous`]).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::Message;
@@ -31,6 +36,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::breaker::Breaker;
+use super::contiguous::Contiguous;
 use super::dead_letter::Lettered;
 use super::dispatch::{dispatch, DeadLetterCause, FailureKind, Route, Routes, Verdict};
 use super::forward::Forwarded;
@@ -60,7 +66,8 @@ struct PartitionControl {
     /// Cancelled when the partition is revoked or the group stops: the worker finishes its
     /// in-flight attempt, stops waiting for retries, and drops the rest of its queue.
     cancel: CancellationToken,
-    /// A message is being handled right now.
+    /// A message is being handled right now, or (with per-key concurrency) any of the partition's
+    /// events runs, or one that is done is not stored yet.
     busy: AtomicBool,
     /// Cleared when a revocation stopped waiting for the worker: an offset stored after that
     /// belongs to an assignment that is over and could move the partition's offset backwards.
@@ -370,6 +377,7 @@ impl GroupRunner {
                 durations: crate::telemetry::metrics::HandlerDurations::new(handler.name),
             });
         }
+        let concurrency = concurrency_by_topic(&handlers);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let controls = Controls::default();
         let context = GroupContext {
@@ -425,6 +433,7 @@ impl GroupRunner {
         let consumer_loop = ConsumerLoop {
             consumer,
             routes: Arc::new(routes),
+            concurrency,
             shared,
             workers: ByPartition::default(),
             retiring: HashMap::new(),
@@ -458,6 +467,23 @@ impl GroupRunner {
             Err(e) => GroupStop::Failed(format!("the consumer task failed: {e}")),
         }
     }
+}
+
+/// How many events of different keys each consumed topic's partitions run at once: the smallest
+/// `concurrency` among the group's handlers of the topic, so that one handler that needs the
+/// partition's order keeps it sequential. Topics left out (retry tiers) run one event at a time.
+fn concurrency_by_topic(
+    handlers: &[&'static HandlerDescriptor],
+) -> foldhash::HashMap<String, usize> {
+    let mut by_topic: foldhash::HashMap<String, usize> = foldhash::HashMap::default();
+    for handler in handlers {
+        let concurrency = usize::from(handler.concurrency.max(1));
+        by_topic
+            .entry(handler.topic.to_owned())
+            .and_modify(|n| *n = (*n).min(concurrency))
+            .or_insert(concurrency);
+    }
+    by_topic
 }
 
 /// Waits until `assigned` reports at least one partition (true), or its group ended (false).
@@ -714,6 +740,8 @@ fn close(
 struct ConsumerLoop {
     consumer: Arc<GroupConsumer>,
     routes: Arc<Routes>,
+    /// See [`concurrency_by_topic`].
+    concurrency: foldhash::HashMap<String, usize>,
     shared: Arc<Shared>,
     workers: ByPartition<Worker>,
     /// Workers of revoked partitions that may still be finishing their in-flight message.
@@ -969,7 +997,9 @@ impl ConsumerLoop {
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.clone(), control.clone());
         let on_panic = (signals.clone(), format!("{}/{}", id.0, id.1));
+        let concurrency = self.concurrency.get(&id.0).copied().unwrap_or(1);
         let worker = PartitionWorker {
+            concurrency,
             id,
             consumer,
             routes,
@@ -1008,6 +1038,8 @@ const STORE_EVERY: u32 = 256;
 /// One partition's worker task: handles its messages in order, each to a verdict, and stores the
 /// offsets of those done for commit.
 struct PartitionWorker {
+    /// How many events of different keys may run at once (see [`concurrency_by_topic`]).
+    concurrency: usize,
     id: PartitionId,
     consumer: Arc<GroupConsumer>,
     routes: Arc<Routes>,
@@ -1028,6 +1060,9 @@ impl PartitionWorker {
     ) {
         if let Some(previous) = previous {
             let _ = previous.await;
+        }
+        if self.concurrency > 1 {
+            return self.run_keyed(inbox).await;
         }
         // The last handled offset not yet stored, and how many messages since the last store.
         let (mut unstored, mut since_store): (Option<i64>, u32) = (None, 0);
@@ -1071,19 +1106,156 @@ impl PartitionWorker {
         self.control.busy.store(false, Ordering::SeqCst);
     }
 
+    /// [`run`](Self::run) with per-key concurrency: up to `concurrency` events of different keys
+    /// at once (records without a key share one lane), the events of one key in order, one at a
+    /// time. The offset stored is the highest one below which every received event reached its
+    /// verdict, so the committed offset never passes an event that is running or waits. It
+    /// receives at most `max_buffered_per_partition` events past the oldest unfinished one.
+    ///
+    /// `busy` stays set from the first message received until nothing runs and what is done is
+    /// stored. Cancelled (revocation, shutdown) or failed, it starts nothing more, lets the
+    /// running events finish and stores what is contiguously done.
+    async fn run_keyed(&self, mut inbox: mpsc::UnboundedReceiver<Received>) {
+        let cancel = &self.control.cancel;
+        // Each key with an event running, and its events waiting behind that one.
+        let mut lanes: foldhash::HashMap<Option<Box<[u8]>>, VecDeque<Received>> =
+            foldhash::HashMap::default();
+        // A message of a key without a lane, received while every lane was taken: nothing more
+        // is received until a lane frees.
+        let mut waiting: Option<Received> = None;
+        let mut done = Contiguous::default();
+        let (mut since_store, mut stopping, mut open) = (0u32, false, true);
+        // Several events may wait for an open breaker at once: the partition is held while any
+        // does.
+        let holds = AtomicUsize::new(0);
+        let hold = |held: bool| {
+            let edge = if held {
+                holds.fetch_add(1, Ordering::SeqCst) == 0
+            } else {
+                holds.fetch_sub(1, Ordering::SeqCst) == 1
+            };
+            if edge {
+                let _ = self.signals.send(WorkerSignal::Hold(self.id.clone(), held));
+            }
+        };
+        let start = |message: Received| {
+            // Taken off the backlog when it starts, as the sequential worker does: the messages
+            // waiting in lanes still count, so a partition far behind is paused.
+            let (caught_up, freed) = self.backlog.take(message.size());
+            if caught_up {
+                let _ = self.signals.send(WorkerSignal::CaughtUp(self.id.clone()));
+            }
+            if freed {
+                let _ = self.signals.send(WorkerSignal::BudgetFreed);
+            }
+            let hold = &hold;
+            async move {
+                let step = self.handle_holding(&message, hold).await;
+                (message, step)
+            }
+        };
+        let mut running = FuturesUnordered::new();
+        // Read at most a partition's buffer past the oldest unfinished event: a key that is stuck
+        // (retries, an open breaker) bounds what is handled again after a crash, and the
+        // partition is paused at the broker meanwhile.
+        let ahead = self.backlog.max_messages.max(self.concurrency);
+        loop {
+            let receiving = open && !stopping && waiting.is_none() && done.len() < ahead;
+            if !receiving && running.is_empty() {
+                break;
+            }
+            tokio::select! {
+                biased;
+                Some(finished) = running.next(), if !running.is_empty() => {
+                    let (message, step): (Received, Step) = finished;
+                    match step {
+                        Step::Commit => {
+                            done.finish(message.offset());
+                            since_store += 1;
+                        }
+                        Step::Stop => stopping = true,
+                        Step::Fail(reason) => {
+                            let _ = self.signals.send(WorkerSignal::Failed(reason));
+                            stopping = true;
+                        }
+                    }
+                    stopping |= cancel.is_cancelled();
+                    let key = lane_key(&message);
+                    let next = match lanes.get_mut(&key) {
+                        Some(lane) if !stopping => lane.pop_front(),
+                        _ => None,
+                    };
+                    match next {
+                        Some(next) => running.push(start(next)),
+                        None => {
+                            lanes.remove(&key);
+                            if let Some(next) = waiting.take().filter(|_| !stopping) {
+                                lanes.insert(lane_key(&next), VecDeque::new());
+                                running.push(start(next));
+                            }
+                        }
+                    }
+                    if running.is_empty() || inbox.is_empty() || since_store >= STORE_EVERY {
+                        self.store(done.advance());
+                        since_store = 0;
+                        if running.is_empty() && done.len() == 0 {
+                            self.control.busy.store(false, Ordering::SeqCst);
+                        }
+                    }
+                }
+                received = inbox.recv(), if receiving => {
+                    let Some(message) = received else {
+                        open = false;
+                        continue;
+                    };
+                    #[cfg(test)]
+                    assert!(
+                        message.key() != Some(tests::PANIC_WORKER),
+                        "injected by a test"
+                    );
+                    // As in `run`: a revocation either sees us busy and waits, or we see its
+                    // cancellation.
+                    self.control.busy.store(true, Ordering::SeqCst);
+                    if cancel.is_cancelled() {
+                        stopping = true;
+                        continue;
+                    }
+                    done.begin(message.offset());
+                    let key = lane_key(&message);
+                    if let Some(lane) = lanes.get_mut(&key) {
+                        lane.push_back(message);
+                    } else if lanes.len() < self.concurrency {
+                        lanes.insert(key, VecDeque::new());
+                        running.push(start(message));
+                    } else {
+                        waiting = Some(message);
+                    }
+                }
+            }
+        }
+        self.store(done.advance());
+        self.control.busy.store(false, Ordering::SeqCst);
+    }
+
     /// Handles one message to its verdict and carries it out.
     async fn handle(&self, message: &Received) -> Step {
-        let cancel = &self.control.cancel;
         let hold = |held| {
             let _ = self.signals.send(WorkerSignal::Hold(self.id.clone(), held));
         };
+        self.handle_holding(message, &hold).await
+    }
+
+    /// [`handle`](Self::handle), asking through `hold` to hold the partition while a breaker is
+    /// open.
+    async fn handle_holding(&self, message: &Received, hold: super::dispatch::Hold<'_>) -> Step {
+        let cancel = &self.control.cancel;
         let verdict = dispatch(
             message,
             &self.routes,
             &self.group,
             &self.shared,
             cancel,
-            &hold,
+            hold,
         )
         .await;
         match verdict {
@@ -1163,6 +1335,11 @@ impl PartitionWorker {
     }
 }
 
+/// The lane of a message: its key; records without a key share one lane.
+fn lane_key(message: &Received) -> Option<Box<[u8]>> {
+    message.key().map(Box::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::dispatch::tests::{descriptor, succeeding};
@@ -1224,6 +1401,35 @@ mod tests {
             matches!(&stop, GroupStop::Failed(reason) if reason.contains("polling thread panicked")),
             "{stop:?}"
         );
+    }
+
+    /// A partition runs with the smallest concurrency of its group's handlers of its topic; a
+    /// topic without handlers (a retry tier) is not in the map and runs one event at a time.
+    #[test]
+    fn the_smallest_concurrency_of_a_topic_wins() {
+        static EIGHT: HandlerDescriptor = HandlerDescriptor {
+            concurrency: 8,
+            ..descriptor("eight", 1, succeeding)
+        };
+        static FOUR: HandlerDescriptor = HandlerDescriptor {
+            concurrency: 4,
+            ..descriptor("four", 1, succeeding)
+        };
+        static OTHER: HandlerDescriptor = HandlerDescriptor {
+            concurrency: 16,
+            topic: "other",
+            ..descriptor("other", 1, succeeding)
+        };
+        let by_topic = concurrency_by_topic(&[&EIGHT, &FOUR, &OTHER]);
+        assert_eq!(by_topic.get("ledger"), Some(&4));
+        assert_eq!(by_topic.get("other"), Some(&16));
+        let with_sequential = concurrency_by_topic(&[&EIGHT, &HANDLER, &OTHER]);
+        assert_eq!(
+            with_sequential.get("ledger"),
+            Some(&1),
+            "one sequential handler keeps order"
+        );
+        assert_eq!(by_topic.get("ledger.retry.1"), None);
     }
 
     /// A panic in a partition's worker fails the group. Before, the partition stayed unread with

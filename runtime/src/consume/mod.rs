@@ -10,6 +10,7 @@ use crate::publish::Publisher;
 use crate::telemetry::stats::Counters;
 
 pub mod breaker;
+mod contiguous;
 mod dead_letter;
 pub(crate) mod dispatch;
 mod forward;

@@ -64,6 +64,7 @@ pub(crate) const fn descriptor(
         topic: "ledger",
         event_rust_type: "LedgerPosted",
         command: false,
+        concurrency: 1,
         call,
         retry: HandlerRetry {
             policy: None,

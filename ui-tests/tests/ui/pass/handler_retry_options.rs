@@ -11,7 +11,8 @@ pub struct PaymentCaptured {
     retries = 5,
     backoff = "100ms..30s",
     timeout = "5s",
-    policy = "payments"
+    policy = "payments",
+    concurrency = 8
 )]
 async fn on_payment(event: PaymentCaptured) -> Result<(), HandlerError> {
     let _ = event;
@@ -33,4 +34,13 @@ fn main() {
         .copied()
         .unwrap();
     assert_eq!(descriptor.retry.max_retries, Some(5));
+    assert_eq!(descriptor.concurrency, 8);
+    let fixed = herald::registry::Registry::collect()
+        .unwrap()
+        .handlers()
+        .iter()
+        .find(|h| h.name == "fixed")
+        .copied()
+        .unwrap();
+    assert_eq!(fixed.concurrency, 1, "the default");
 }
