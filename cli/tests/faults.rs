@@ -45,6 +45,8 @@ struct Scenario<'a> {
     prefix: String,
     log: PathBuf,
     started: Instant,
+    /// How many keys the publisher spreads the events over (`--keys`).
+    keys: u64,
 }
 
 impl<'a> Scenario<'a> {
@@ -63,6 +65,7 @@ impl<'a> Scenario<'a> {
             prefix,
             log,
             started: Instant::now(),
+            keys: 8,
         }
     }
 
@@ -180,7 +183,7 @@ impl<'a> Scenario<'a> {
             duplicates: handled.len() - distinct.len(),
             lost,
             acked_not_stored,
-            out_of_order: out_of_order(&handled),
+            out_of_order: out_of_order(&handled, self.keys),
             drain,
         };
         if drained.is_err() {
@@ -247,10 +250,10 @@ fn seq_of(message: &rdkafka::message::OwnedMessage) -> u64 {
     value["seq"].as_u64().unwrap()
 }
 
-/// How many keys (the probe's key is `seq % 8`) saw an event handled for the first time after a
-/// later event of the key: within a key, first handlings must come in publishing order (an event
+/// How many keys (the probe's key is `seq % keys`) saw an event handled for the first time after
+/// a later event of the key: within a key, first handlings must come in publishing order (an event
 /// handled again after a crash is a duplicate, not a reordering).
-fn out_of_order(handled: &[u64]) -> usize {
+fn out_of_order(handled: &[u64], keys: u64) -> usize {
     let mut seen = BTreeSet::new();
     let mut last: BTreeMap<u64, u64> = BTreeMap::new();
     let mut bad = BTreeSet::new();
@@ -258,7 +261,7 @@ fn out_of_order(handled: &[u64]) -> usize {
         if !seen.insert(seq) {
             continue;
         }
-        let key = seq % 8;
+        let key = seq % keys;
         if last.get(&key).is_some_and(|&l| l > seq) {
             bad.insert(key);
         }
@@ -645,4 +648,58 @@ fn dead_letters_written_during_a_leader_election_are_all_there() {
         distinct, poison,
         "the dead-letter topic holds exactly the poison"
     );
+}
+
+#[test]
+fn per_key_concurrency_keeps_each_key_in_order_through_a_leader_kill_and_a_consumer_kill() {
+    let Some((cluster, _whole)) = cluster(
+        "per_key_concurrency_keeps_each_key_in_order_through_a_leader_kill_and_a_consumer_kill",
+    ) else {
+        return;
+    };
+    let mut run = Scenario::new(&cluster, "keyed");
+    run.keys = 96;
+    // Eight keys of a partition at once, each event 5 ms.
+    let keyed = [("PROBE_GROUP", "probe-keyed"), ("PROBE_DELAY_MS", "5")];
+    let mut members = vec![run.consumer("a", &keyed), run.consumer("b", &keyed)];
+    let mut publisher = run.publisher(
+        &[
+            "20000",
+            "--chunk",
+            "250",
+            "--pause-ms",
+            "40",
+            "--keys",
+            "96",
+        ],
+        &[],
+    );
+    wait_until("4,000 events were handled", LONG, || run.count() >= 4_000);
+    let partition = run.busiest_partition();
+    let leader = cluster.leader_of(&run.topic(), partition);
+    cluster.kill(leader);
+    let (successor, election) = new_leader(&cluster, &run.topic(), partition, leader);
+    wait_until("8,000 events were handled", LONG, || run.count() >= 8_000);
+    members[1].kill();
+    members[1] = run.consumer("b-1", &keyed);
+    cluster.restart(leader);
+    let outcome = run.finish(&mut publisher, members);
+    run.report(
+        &outcome,
+        &format!(
+            "group probe-keyed (concurrency 8, 5 ms handler, 96 keys); killed node {leader} \
+             (leader of partition {partition}) at 4,000 handled, new leader {successor} after \
+             {:.2} s; SIGKILLed member b at 8,000 handled",
+            election.as_secs_f64()
+        ),
+    );
+}
+
+/// The order check itself, without a cluster: a key whose later event was first handled before an
+/// earlier one counts; an event handled again later (a redelivery) does not.
+#[test]
+fn the_order_check_counts_keys_whose_events_were_first_handled_out_of_order() {
+    assert_eq!(out_of_order(&[0, 1, 2, 3, 4, 5, 2, 3], 2), 0, "redeliveries");
+    assert_eq!(out_of_order(&[0, 1, 2, 5, 4, 3], 2), 1, "key 1 went 5 then 3");
+    assert_eq!(out_of_order(&[2, 0, 3, 1], 2), 2);
 }

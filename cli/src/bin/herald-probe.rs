@@ -2,8 +2,8 @@
 //! kills and restarts. It is a test fixture, not a tool for users: install the CLI with
 //! `cargo install --path cli --bin herald` to leave it out.
 //!
-//! - `herald-probe publish N [--first S] [--chunk C] [--pause-ms P] [--poison SEQ,..] [--fail SEQ,..]`
-//!   publishes events `S..S+N` in `publish_batch` chunks and prints `ack FIRST LAST` for each
+//! - `herald-probe publish N [--first S] [--chunk C] [--pause-ms P] [--poison SEQ,..] [--fail SEQ,..]
+//!   [--keys K]` publishes events `S..S+N` (keyed `key-{seq % K}`, K = 8 by default) in `publish_batch` chunks and prints `ack FIRST LAST` for each
 //!   acknowledged run of sequence numbers, `failed K` for each unacknowledged chunk part, and
 //!   finally `published N` and `acknowledged M`.
 //! - `herald-probe consume` handles them until SIGTERM (graceful) or SIGKILL, printing `assigned`
@@ -12,7 +12,8 @@
 //! Environment: `KAFKA_BOOTSTRAP_SERVERS` (the address `herald broker` printed), `PROBE_LOG` (each
 //! handled event appends a line `SEQ`, written and flushed at once, so a SIGKILL loses at most the
 //! line being written), `PROBE_FAILURES` (optional: a line `SEQ` for each failed attempt),
-//! `PROBE_DELAY_MS` (a sleep before handling), `PROBE_DELIVERY_TIMEOUT_MS`, and every `KAFKA_*`
+//! `PROBE_DELAY_MS` (a sleep before handling), `PROBE_DELIVERY_TIMEOUT_MS`, `PROBE_GROUP` (`probe`,
+//! the default, handles one event of a partition at a time; `probe-keyed` eight keys at once), and every `KAFKA_*`
 //! variable of `Config::from_env`.
 
 #![warn(missing_docs)]
@@ -27,7 +28,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use herald::prelude::*;
 
-/// The probe's event: sequence number `seq`, key spread over 8 keys.
+/// The probe's event: sequence number `seq`, key spread over `--keys` keys (8 by default).
 #[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
 #[event(topic = "probe.events")]
 pub struct Probe {
@@ -59,6 +60,22 @@ fn append(file: &Mutex<File>, seq: u64) -> std::io::Result<()> {
 
 #[handler(group = "probe", retries = 3, backoff = "20ms..100ms")]
 async fn handle_probe(event: Probe, ctx: &Context) -> Result<(), HandlerError> {
+    handle(event, ctx).await
+}
+
+/// The same handler in a group of its own that runs up to eight keys of a partition at once
+/// (`PROBE_GROUP=probe-keyed`).
+#[handler(
+    group = "probe-keyed",
+    concurrency = 8,
+    retries = 3,
+    backoff = "20ms..100ms"
+)]
+async fn handle_probe_keyed(event: Probe, ctx: &Context) -> Result<(), HandlerError> {
+    handle(event, ctx).await
+}
+
+async fn handle(event: Probe, ctx: &Context) -> Result<(), HandlerError> {
     let probes = ctx
         .state::<Probes>()
         .ok_or_else(|| HandlerError::msg("the probe's state is missing"))?;
@@ -124,6 +141,7 @@ struct Publish {
     pause: Duration,
     poison: Vec<u64>,
     fail: Vec<u64>,
+    keys: u64,
 }
 
 fn parse_publish(mut args: impl Iterator<Item = String>) -> anyhow::Result<Publish> {
@@ -148,6 +166,7 @@ fn parse_publish(mut args: impl Iterator<Item = String>) -> anyhow::Result<Publi
         pause: Duration::ZERO,
         poison: Vec::new(),
         fail: Vec::new(),
+        keys: 8,
     };
     while let Some(flag) = args.next() {
         match flag.as_str() {
@@ -158,6 +177,7 @@ fn parse_publish(mut args: impl Iterator<Item = String>) -> anyhow::Result<Publi
             }
             "--poison" => publish.poison = list(args.next())?,
             "--fail" => publish.fail = list(args.next())?,
+            "--keys" => publish.keys = number(args.next(), "--keys")?.max(1),
             other => bail!("unknown option `{other}`"),
         }
     }
@@ -170,7 +190,7 @@ async fn publish(bus: &Bus, options: Publish) -> anyhow::Result<()> {
     for chunk in seqs.chunks(options.chunk) {
         let events = chunk.iter().map(|&seq| Probe {
             seq,
-            key: format!("key-{}", seq % 8),
+            key: format!("key-{}", seq % options.keys),
             poison: options.poison.contains(&seq),
             fail_times: if options.fail.contains(&seq) { 3 } else { 0 },
         });
@@ -259,7 +279,12 @@ async fn run() -> anyhow::Result<()> {
         delay: env_ms("PROBE_DELAY_MS")?.unwrap_or_default(),
         attempts: Mutex::default(),
     };
-    let bus = Bus::builder(config()?).state(probes).build().await?;
+    let group = std::env::var("PROBE_GROUP").unwrap_or_else(|_| "probe".into());
+    let bus = Bus::builder(config()?)
+        .state(probes)
+        .only_groups([group])
+        .build()
+        .await?;
     match mode.as_str() {
         "publish" => publish(&bus, parse_publish(args)?).await?,
         "consume" => consume(bus.clone()).await?,
