@@ -13,14 +13,16 @@ use crate::command::{self, Command, Replies, RequestOptions};
 use crate::config::policy::RetryPolicy;
 use crate::config::{Brokers, Config};
 use crate::consume::breaker::{Breaker, BreakerStatus};
+use crate::consume::dynamic::{self, Callers, DynamicHandler};
 use crate::consume::retry::RetryPolicies;
 use crate::consume::retry_topic;
 use crate::consume::{GroupRunner, GroupStop, Shared};
-use crate::context::StateMap;
+use crate::context::{Context, StateMap};
+use crate::error::HandlerError;
 use crate::error::{Error, Result};
 use crate::event::envelope::Delivery;
 use crate::event::envelope::PublishOptions;
-use crate::event::{DynamicEvent, HeraldEvent};
+use crate::event::{DynamicEvent, Event, HeraldEvent};
 use crate::publish::mapped;
 use crate::publish::{EncodedEvent, PublishRetry, Publisher};
 use crate::registry::Registry;
@@ -52,6 +54,8 @@ struct Inner {
     in_flight: Arc<InFlight>,
     /// Dead-letter and retry copies that failed and are being tried again.
     stalled_copies: Arc<InFlight>,
+    /// The closures of the dynamic handlers.
+    callers: Callers,
     running: Mutex<Vec<GroupRunner>>,
     /// The groups whose consumer failed, with the reason, kept after `shutdown` so that health
     /// goes on saying so: the service must be restarted.
@@ -81,9 +85,51 @@ pub struct BusBuilder {
     groups: Option<Vec<String>>,
     state: StateMap,
     policies: std::collections::HashMap<String, RetryPolicy>,
+    dynamic: Vec<DynamicHandler>,
 }
 
 impl BusBuilder {
+    /// Registers a handler built at run time (see [`DynamicHandler`]): it runs in its consumer
+    /// group beside the group's `#[handler]` fns, under the same retries, dead letters, breakers
+    /// and commits; start-up checks cover it (a legal topic, a unique name in its group, a known
+    /// retry policy).
+    pub fn handler(mut self, handler: DynamicHandler) -> Self {
+        self.dynamic.push(handler);
+        self
+    }
+
+    /// Handles the events of `event_type` on `topic` in consumer group `group` with `handler`,
+    /// which receives the envelope with the data as JSON (seed 001's `subscribe`). Shorthand for
+    /// [`BusBuilder::handler`] with [`DynamicHandler::new`].
+    pub fn subscribe<F, Fut>(
+        self,
+        group: impl Into<String>,
+        topic: impl Into<String>,
+        event_type: impl Into<String>,
+        handler: F,
+    ) -> Self
+    where
+        F: Fn(Event<serde_json::Value>, Context) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = std::result::Result<(), HandlerError>> + Send + 'static,
+    {
+        self.handler(DynamicHandler::new(group, topic, event_type, handler))
+    }
+
+    /// Handles every event on `topic`, whatever its type, in consumer group `group` (seed 001's
+    /// `subscribe_all`). Shorthand for [`BusBuilder::handler`] with [`DynamicHandler::all`].
+    pub fn subscribe_all<F, Fut>(
+        self,
+        group: impl Into<String>,
+        topic: impl Into<String>,
+        handler: F,
+    ) -> Self
+    where
+        F: Fn(Event<serde_json::Value>, Context) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = std::result::Result<(), HandlerError>> + Send + 'static,
+    {
+        self.handler(DynamicHandler::all(group, topic, handler))
+    }
+
     /// Uses an embedded broker started by the caller (several buses can then share it). This asks
     /// for the embedded broker as [`Config::embedded`] does; it cannot be combined with bootstrap
     /// servers.
@@ -134,7 +180,10 @@ impl BusBuilder {
         for (name, policy) in &policies.named {
             policy.validate(name)?;
         }
-        let registry = Registry::collect()?.with_topic_prefix(config.topic_prefix.as_deref());
+        let (dynamic, callers) = dynamic::register(self.dynamic, config.topic_prefix.as_deref())?;
+        let registry = Registry::collect()?
+            .with_topic_prefix(config.topic_prefix.as_deref())
+            .with_handlers(dynamic)?;
         for (group, handlers) in registry.handlers_by_group(config.default_group()) {
             if self
                 .groups
@@ -213,6 +262,7 @@ impl BusBuilder {
                 breakers: Arc::default(),
                 in_flight: Arc::default(),
                 stalled_copies: Arc::default(),
+                callers,
                 running: Mutex::new(Vec::new()),
                 failed: std::sync::Mutex::default(),
                 replies: std::sync::Mutex::new(None),
@@ -321,6 +371,7 @@ impl Bus {
             groups: None,
             state: StateMap::default(),
             policies: Default::default(),
+            dynamic: Vec::new(),
         }
     }
 
@@ -884,6 +935,7 @@ impl Bus {
             breakers: self.inner.breakers.clone(),
             in_flight: self.inner.in_flight.clone(),
             stalled_copies: self.inner.stalled_copies.clone(),
+            callers: self.inner.callers.clone(),
         });
         self.inner
             .breakers

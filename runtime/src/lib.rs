@@ -72,6 +72,7 @@ pub use command::{Command, RequestOptions};
 pub use config::policy::{CircuitBreaker, RetryMode, RetryPolicy};
 pub use config::{Brokers, Config, GroupProtocol, OffsetReset, Secret, Security};
 pub use consume::breaker::{BreakerState, BreakerStatus};
+pub use consume::dynamic::DynamicHandler;
 pub use context::Context;
 pub use error::{
     DispatchError, Error, HandlerError, KafkaCause, KafkaCode, RegistryConflicts, Result, ResultExt,

@@ -238,6 +238,20 @@ impl Registry {
         }
     }
 
+    /// The registry with `extra` handlers added (the bus builder's dynamic handlers, their
+    /// topics prefixed already), validated again.
+    ///
+    /// # Errors
+    /// [`Error::Registry`] naming both items of any conflict.
+    pub(crate) fn with_handlers(self, extra: Vec<&'static HandlerDescriptor>) -> Result<Self> {
+        if extra.is_empty() {
+            return Ok(self);
+        }
+        let mut handlers = self.handlers;
+        handlers.extend(extra);
+        Self::from_parts(self.events, handlers)
+    }
+
     /// The registry with `prefix` (`Config::topic_prefix`) before every topic: the one place the
     /// prefix is applied for consuming, so the topics handlers subscribe to, the topics herald
     /// creates and the dead-letter and retry topics named after them all carry it. `None` changes

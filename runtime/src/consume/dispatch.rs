@@ -15,6 +15,7 @@ use tracing::Instrument;
 use std::sync::Arc;
 
 use super::breaker::{Breaker, Permit};
+use super::dynamic::{Caller, EVERY_TYPE};
 use super::retry_topic::{self, Deferral, Origin, RetryRecord};
 use super::Shared;
 use crate::command;
@@ -28,9 +29,11 @@ use crate::wire::codec::Incoming;
 use crate::wire::received::Received;
 
 /// A handler with the retry policy it runs under, and its circuit breaker if the policy has one.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Route {
     pub handler: &'static HandlerDescriptor,
+    /// How it is called: its `#[handler]` shim, or a dynamic handler's closure.
+    pub call: Caller,
     pub policy: RetryPolicy,
     pub breaker: Option<Arc<Breaker>>,
     /// The keys of its `kafka.eventbus.handler.duration` histograms.
@@ -277,7 +280,28 @@ async fn dispatch_decoded(
     previous: Option<&RetryRecord>,
 ) -> (Verdict, HandlerReply) {
     let event_type = incoming.event_type();
-    let Some(for_type) = routes.get(event_type) else {
+    // Handlers of every event of the message's topic (`DynamicHandler::all`) run beside those of
+    // its type.
+    let every: Vec<Route> = routes
+        .get(EVERY_TYPE)
+        .map(|all| {
+            all.iter()
+                .filter(|r| r.handler.topic == topic_of(message, previous))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let merged: Vec<Route>;
+    let for_type = match (routes.get(event_type), every.is_empty()) {
+        (Some(for_type), true) => Some(for_type.as_slice()),
+        (None, false) => Some(every.as_slice()),
+        (Some(for_type), false) => {
+            merged = for_type.iter().cloned().chain(every).collect();
+            Some(merged.as_slice())
+        }
+        (None, true) => None,
+    };
+    let Some(for_type) = for_type else {
         Counters::add(&shared.counters.skipped_unknown_type, 1);
         if shared.settings.dead_letter_unknown_types {
             let failure = DeadLetterCause::before_handlers(
@@ -379,6 +403,12 @@ async fn dispatch_decoded(
     (Verdict::DeadLetter(first), None)
 }
 
+/// The topic the message was first consumed from: its own, or for a record of a retry topic the
+/// original topic its retry headers name.
+fn topic_of<'a>(message: &'a Received, previous: Option<&'a RetryRecord>) -> &'a str {
+    previous.map_or(message.topic(), |p| p.origin.topic.as_str())
+}
+
 /// Answers a command that asked for a reply (`ce_replyto`): a handled one with its handler's
 /// reply, acknowledged before the command's offset may be committed (else the command is
 /// dead-lettered as `reply-undeliverable`); a dead-lettered one with an error reply, so the caller
@@ -446,6 +476,24 @@ async fn answer(
 /// the newest. Handlers of one event type with different versions in one group are alternatives
 /// (a migration), so each message runs one version's handlers only.
 pub(crate) fn for_version(routes: &[Route], version: Option<u32>) -> Cow<'_, [Route]> {
+    // Version 0: a dynamic handler, which takes every version; it runs beside the chosen ones.
+    if routes.iter().any(|r| r.handler.event_version == 0)
+        && routes.iter().any(|r| r.handler.event_version != 0)
+    {
+        let versioned: Vec<Route> = routes
+            .iter()
+            .filter(|r| r.handler.event_version != 0)
+            .cloned()
+            .collect();
+        let mut chosen = for_version(&versioned, version).into_owned();
+        chosen.extend(
+            routes
+                .iter()
+                .filter(|r| r.handler.event_version == 0)
+                .cloned(),
+        );
+        return chosen.into();
+    }
     if let [first, rest @ ..] = routes {
         // One version only (one handler, most often): all of them, whatever the event's version.
         let version = first.handler.event_version;
@@ -496,6 +544,7 @@ async fn run_with_retries(
 ) -> HandlerOutcome {
     let Route {
         handler,
+        ref call,
         policy,
         ref breaker,
         ref durations,
@@ -516,7 +565,7 @@ async fn run_with_retries(
             },
         };
         attempt = attempt.saturating_add(1);
-        let result = run_once(handler, durations, incoming, shared, policy.timeout).await;
+        let result = run_once(handler, call, durations, incoming, shared, policy.timeout).await;
         let error = match result {
             Ok(reply) => {
                 if let (Some(breaker), Some(permit)) = (breaker, permit) {
@@ -624,6 +673,7 @@ fn release_probe(breaker: &Option<Arc<Breaker>>, permit: Option<Permit>) {
 /// enforcing the attempt timeout.
 async fn run_once(
     handler: &'static HandlerDescriptor,
+    call: &Caller,
     durations: &metrics::HandlerDurations,
     incoming: &Incoming,
     shared: &Shared,
@@ -636,7 +686,7 @@ async fn run_once(
     }
     Counters::add(&shared.counters.handler_invocations, 1);
     let running = shared.in_flight.start(handler.name);
-    let result = run_once_in(handler, incoming, shared, timeout, span.clone()).await;
+    let result = run_once_in(handler, call, incoming, shared, timeout, span.clone()).await;
     metrics::handler_duration(durations, result.is_ok(), running.started.elapsed());
     if let Err(error) = &result {
         spans::failed(&span, error);
@@ -646,6 +696,7 @@ async fn run_once(
 
 async fn run_once_in(
     handler: &'static HandlerDescriptor,
+    call: &Caller,
     incoming: &Incoming,
     shared: &Shared,
     timeout: Option<Duration>,
@@ -657,7 +708,7 @@ async fn run_once_in(
         shared.publisher.clone(),
         shared.state.clone(),
     );
-    let future = std::panic::AssertUnwindSafe((handler.call)(incoming.clone(), ctx))
+    let future = std::panic::AssertUnwindSafe(call(incoming.clone(), ctx))
         .catch_unwind()
         .instrument(span);
     let result = match timeout {

@@ -372,6 +372,7 @@ impl GroupRunner {
             breakers.extend(breaker.clone());
             routes.entry(handler.event_type).or_default().push(Route {
                 handler,
+                call: shared.callers.of(handler),
                 policy,
                 breaker,
                 durations: crate::telemetry::metrics::HandlerDurations::new(handler.name),

@@ -13,6 +13,7 @@ pub mod breaker;
 mod contiguous;
 mod dead_letter;
 pub(crate) mod dispatch;
+pub mod dynamic;
 mod forward;
 mod group;
 pub mod retry;
@@ -36,6 +37,8 @@ pub(crate) struct Shared {
     /// The dead-letter and retry copies that failed and are tried again, for
     /// [`Bus::health`](crate::Bus::health): each holds its partition.
     pub stalled_copies: Arc<crate::telemetry::in_flight::InFlight>,
+    /// The closures of the bus's dynamic handlers.
+    pub callers: dynamic::Callers,
 }
 
 #[cfg(test)]
@@ -62,6 +65,7 @@ impl Shared {
             breakers: Default::default(),
             in_flight: Default::default(),
             stalled_copies: Default::default(),
+            callers: Default::default(),
         }
     }
 }

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use super::*;
 use crate::config::Config;
+use crate::consume::dynamic::Callers;
 use crate::event::envelope::Metadata;
 use crate::registry::{HandlerFuture, HandlerRetry};
 use crate::wire::codec::encode_headers;
@@ -118,6 +119,7 @@ async fn run(handler: &'static HandlerDescriptor, policy: RetryPolicy) -> Handle
     ATTEMPTS.with(|a| a.borrow_mut().clear());
     let route = Route {
         handler,
+        call: Callers::default().of(handler),
         policy,
         breaker: None,
         durations: metrics::HandlerDurations::new("test"),
@@ -200,6 +202,7 @@ async fn cancelling_stops_the_wait_for_the_next_try() {
     let cancel = CancellationToken::new();
     let route = Route {
         handler: &FAILING,
+        call: Callers::default().of(&FAILING),
         policy: RetryPolicy {
             base_delay: Duration::from_secs(60),
             max_delay: Duration::from_secs(60),
@@ -230,6 +233,7 @@ fn each_schema_version_goes_to_the_handlers_that_read_it() {
         .into_iter()
         .map(|handler| Route {
             handler,
+            call: Callers::default().of(handler),
             policy: p,
             breaker: None,
             durations: metrics::HandlerDurations::new("test"),
