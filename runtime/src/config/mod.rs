@@ -490,7 +490,8 @@ impl Config {
     ///
     /// - `KAFKA_BOOTSTRAP_SERVERS`: `host:port,...`, or `embedded` (any case) for herald's
     ///   in-memory development broker; unset, building a bus fails
-    /// - `KAFKA_SERVICE_NAME` (overrides `service_name`), `KAFKA_CONSUMER_GROUP`,
+    /// - `KAFKA_SERVICE_NAME` (overrides `service_name`), `KAFKA_CONSUMER_GROUP` (or seed 002's
+    ///   `KAFKA_CONSUMER_GROUP_ID`),
     ///   `KAFKA_GROUP_INSTANCE_ID` (static membership), `KAFKA_GROUP_PROTOCOL` (`classic` or
     ///   `consumer`), `KAFKA_AUTO_OFFSET_RESET`
     /// - `KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_MECHANISM`, `KAFKA_SASL_USERNAME`,
@@ -524,6 +525,18 @@ impl Config {
             Some(servers) => Brokers::Servers(servers),
         };
         config.read_settings(&vars)?;
+        // Seed 002's name for the consumer group: read, and refused when it disagrees.
+        if let Some(group) = vars.text("KAFKA_CONSUMER_GROUP_ID")? {
+            match &config.consumer_group {
+                Some(other) if *other != group => {
+                    return Err(Error::Config(format!(
+                        "KAFKA_CONSUMER_GROUP (`{other}`) and KAFKA_CONSUMER_GROUP_ID (`{group}`) \
+                         name different consumer groups: set one of them"
+                    )))
+                }
+                _ => config.consumer_group = Some(group),
+            }
+        }
         config.security = Security {
             protocol: get("KAFKA_SECURITY_PROTOCOL").map(|p| p.to_ascii_uppercase()),
             sasl_mechanism: get("KAFKA_SASL_MECHANISM").map(|m| m.to_ascii_uppercase()),
@@ -992,6 +1005,25 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn kafka_consumer_group_id_names_the_default_group_too() {
+        let config =
+            Config::from_vars("a", vars(&[("KAFKA_CONSUMER_GROUP_ID", "user-service-group")]))
+                .unwrap();
+        assert_eq!(config.default_group(), "user-service-group");
+        let same = [
+            ("KAFKA_CONSUMER_GROUP", "g"),
+            ("KAFKA_CONSUMER_GROUP_ID", "g"),
+        ];
+        assert_eq!(Config::from_vars("a", vars(&same)).unwrap().default_group(), "g");
+        let different = [
+            ("KAFKA_CONSUMER_GROUP", "g"),
+            ("KAFKA_CONSUMER_GROUP_ID", "h"),
+        ];
+        let error = Config::from_vars("a", vars(&different)).unwrap_err();
+        assert!(error.to_string().contains("set one of them"), "{error}");
     }
 
     #[test]
