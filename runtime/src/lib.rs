@@ -65,6 +65,8 @@ pub mod dlq;
 pub mod schemas;
 mod scope;
 pub mod telemetry;
+#[cfg(feature = "tower")]
+pub mod web;
 
 pub use broker::embedded::{BrokerFault, EmbeddedBroker, KafkaRequest};
 pub use bus::{shutdown_signal, Bus, BusBuilder};
@@ -83,7 +85,7 @@ pub use event::saga::Saga;
 pub use event::{DynamicEvent, Event, HeraldEvent, PartitionKey, Reply};
 pub use herald_macros::{audit_event, domain_event, handler, Command, IntegrationEvent};
 pub use publish::{EncodedEvent, PublishRetry};
-pub use scope::scope;
+pub use scope::{scope, scope_with};
 pub use telemetry::stats::Stats;
 
 /// What a herald service usually needs, plus serde and schemars derives.

@@ -21,7 +21,8 @@ use crate::event::HeraldEvent;
 /// Where events published through the scope go: the bus, or a handler's context.
 #[derive(Clone)]
 pub(crate) enum Sink {
-    Bus(Bus),
+    /// A bus, and the metadata every event published in the scope gets (a request's correlation).
+    Bus(Bus, Box<PublishOptions>),
     Handler(Context),
 }
 
@@ -32,7 +33,14 @@ tokio::task_local! {
 /// Runs `future` with `bus` as its bus scope: `#[audit_event]` and `#[domain_event]` functions
 /// called in it publish there.
 pub async fn scope<F: Future>(bus: &Bus, future: F) -> F::Output {
-    SINK.scope(Sink::Bus(bus.clone()), future).await
+    scope_with(bus, PublishOptions::default(), future).await
+}
+
+/// As [`scope`], with metadata every event published in the scope gets: an HTTP request's
+/// correlation id, for one (see `herald::web::BusScopeLayer` with the `tower` feature).
+pub async fn scope_with<F: Future>(bus: &Bus, options: PublishOptions, future: F) -> F::Output {
+    SINK.scope(Sink::Bus(bus.clone(), Box::new(options)), future)
+        .await
 }
 
 /// Runs a handler's future with its context as the bus scope (called by `#[handler]`'s code).
@@ -58,7 +66,7 @@ impl Sink {
     /// Publishes `event` here: through the bus, or caused by the handled event.
     pub(crate) async fn publish<E: HeraldEvent>(&self, event: &E) -> Result<Delivery> {
         match self {
-            Sink::Bus(bus) => bus.publish_ref(event, PublishOptions::default()).await,
+            Sink::Bus(bus, options) => bus.publish_ref(event, (**options).clone()).await,
             Sink::Handler(ctx) => ctx.publish_ref(event, PublishOptions::default()).await,
         }
     }

@@ -1009,15 +1009,20 @@ mod tests {
 
     #[test]
     fn kafka_consumer_group_id_names_the_default_group_too() {
-        let config =
-            Config::from_vars("a", vars(&[("KAFKA_CONSUMER_GROUP_ID", "user-service-group")]))
-                .unwrap();
+        let config = Config::from_vars(
+            "a",
+            vars(&[("KAFKA_CONSUMER_GROUP_ID", "user-service-group")]),
+        )
+        .unwrap();
         assert_eq!(config.default_group(), "user-service-group");
         let same = [
             ("KAFKA_CONSUMER_GROUP", "g"),
             ("KAFKA_CONSUMER_GROUP_ID", "g"),
         ];
-        assert_eq!(Config::from_vars("a", vars(&same)).unwrap().default_group(), "g");
+        assert_eq!(
+            Config::from_vars("a", vars(&same)).unwrap().default_group(),
+            "g"
+        );
         let different = [
             ("KAFKA_CONSUMER_GROUP", "g"),
             ("KAFKA_CONSUMER_GROUP_ID", "h"),
