@@ -62,6 +62,7 @@ mod bus;
 mod command;
 mod consume;
 pub mod dlq;
+pub mod offsets;
 pub mod schemas;
 mod scope;
 pub mod telemetry;
