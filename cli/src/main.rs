@@ -3,6 +3,7 @@
 //! - `herald broker`: a local Kafka (librdkafka's mock cluster) with one command and no Docker.
 //! - `herald topics`: partitions, watermarks, committed offsets and lag.
 //! - `herald dlq`: dead-letter topics.
+//! - `herald groups`: consumer groups, their members, and moving their offsets (replay).
 //!
 //! See `docs/cli.md`.
 
@@ -11,6 +12,7 @@
 mod broker;
 mod common;
 mod dlq;
+mod groups;
 mod topics;
 
 use std::process::ExitCode;
@@ -44,6 +46,13 @@ enum Command {
         #[command(subcommand)]
         command: dlq::DlqCommand,
     },
+    /// Lists and describes consumer groups and moves their offsets: replay a topic from a time or
+    /// an offset into a group, or skip it to the end.
+    Groups {
+        /// What to do with the groups.
+        #[command(subcommand)]
+        command: groups::GroupsCommand,
+    },
 }
 
 #[tokio::main]
@@ -61,6 +70,7 @@ async fn main() -> ExitCode {
         Command::Broker(args) => broker::run(args).await,
         Command::Topics(args) => topics::run(args, &cli.common).await,
         Command::Dlq { command } => dlq::run(command, &cli.common).await,
+        Command::Groups { command } => groups::run(command, &cli.common).await,
     };
     match result {
         Ok(code) => code,
