@@ -41,16 +41,8 @@ async fn run_until(bus: &Bus, handled: &Handled, total: u64) {
     bus.shutdown().await.unwrap();
 }
 
-fn admin(bus: &Bus) -> GroupAdmin {
-    let config = Config::new("groups-admin").bootstrap_servers(bus.bootstrap_servers());
-    GroupAdmin::new(&config, Duration::from_secs(10)).unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reset_replays_into_the_group_and_a_dry_run_changes_nothing() {
-    if !runs_on_real_kafka_only("a_reset_replays_into_the_group_and_a_dry_run_changes_nothing") {
-        return;
-    }
+/// A broker, a bus of the `groups-replay` group on a one-partition `groups.ticks`, and its count.
+async fn setup() -> (TestKafka, Bus, Arc<Handled>) {
     let kafka = TestKafka::start();
     kafka.create_topic(&kafka.topic("groups.ticks"), 1);
     let handled = Arc::new(Handled::default());
@@ -61,6 +53,20 @@ async fn a_reset_replays_into_the_group_and_a_dry_run_changes_nothing() {
         .build()
         .await
         .unwrap();
+    (kafka, bus, handled)
+}
+
+fn admin(bus: &Bus) -> GroupAdmin {
+    let config = Config::new("groups-admin").bootstrap_servers(bus.bootstrap_servers());
+    GroupAdmin::new(&config, Duration::from_secs(10)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_replays_into_the_group_and_a_dry_run_changes_nothing() {
+    if !runs_on_real_kafka_only("a_reset_replays_into_the_group_and_a_dry_run_changes_nothing") {
+        return;
+    }
+    let (kafka, bus, handled) = setup().await;
     for n in 0..10 {
         bus.publish(Tick { n }).await.unwrap();
     }
@@ -145,16 +151,7 @@ async fn on_the_embedded_broker_a_reset_is_planned_and_refused_with_the_reason()
     ) {
         return;
     }
-    let kafka = TestKafka::start();
-    kafka.create_topic(&kafka.topic("groups.ticks"), 1);
-    let handled = Arc::new(Handled::default());
-    let bus = kafka
-        .builder(Config::new("groups-test").commit_interval(Duration::from_millis(100)))
-        .only_groups(["groups-replay"])
-        .state(handled.clone())
-        .build()
-        .await
-        .unwrap();
+    let (_kafka, bus, handled) = setup().await;
     for n in 0..4 {
         bus.publish(Tick { n }).await.unwrap();
     }
@@ -185,16 +182,7 @@ async fn a_reset_to_a_time_starts_at_the_first_record_at_or_after_it() {
     if !runs_on_real_kafka_only("a_reset_to_a_time_starts_at_the_first_record_at_or_after_it") {
         return;
     }
-    let kafka = TestKafka::start();
-    kafka.create_topic(&kafka.topic("groups.ticks"), 1);
-    let handled = Arc::new(Handled::default());
-    let bus = kafka
-        .builder(Config::new("groups-test").commit_interval(Duration::from_millis(100)))
-        .only_groups(["groups-replay"])
-        .state(handled.clone())
-        .build()
-        .await
-        .unwrap();
+    let (kafka, bus, handled) = setup().await;
     for n in 0..5 {
         bus.publish(Tick { n }).await.unwrap();
     }

@@ -100,6 +100,21 @@ impl PublishRetry {
     }
 }
 
+/// Refuses extension attributes whose names CloudEvents does not allow.
+fn check_extensions(options: &PublishOptions) -> Result<()> {
+    match options
+        .extensions
+        .keys()
+        .find(|name| !codec::valid_extension_name(name))
+    {
+        Some(name) => Err(Error::Config(format!(
+            "extension attribute `{name}` is not a legal CloudEvents name: use 1 to 20 lower-case \
+             letters and digits, not one of herald's own attributes"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// An encoded event, ready to send.
 struct Outgoing {
     /// Borrowed unless a publish chose its topic ([`PublishOptions::topic`]).
@@ -332,16 +347,7 @@ impl Publisher {
     }
 
     fn encode<E: HeraldEvent>(&self, event: &E, options: PublishOptions) -> Result<Outgoing> {
-        if let Some(name) = options
-            .extensions
-            .keys()
-            .find(|name| !codec::valid_extension_name(name))
-        {
-            return Err(Error::Config(format!(
-                "extension attribute `{name}` is not a legal CloudEvents name: use 1 to 20 lower-case \
-                 letters and digits, not one of herald's own attributes"
-            )));
-        }
+        check_extensions(&options)?;
         let payload = serde_json::to_vec(event).map_err(|source| Error::Encode {
             event_type: E::EVENT_TYPE,
             source,
@@ -401,16 +407,7 @@ impl Publisher {
                 "the dynamic event cannot be published: {problem}"
             )));
         }
-        if let Some(name) = options
-            .extensions
-            .keys()
-            .find(|name| !codec::valid_extension_name(name))
-        {
-            return Err(Error::Config(format!(
-                "extension attribute `{name}` is not a legal CloudEvents name: use 1 to 20 lower-case \
-                 letters and digits, not one of herald's own attributes"
-            )));
-        }
+        check_extensions(&options)?;
         let topic = self.chosen_topic(options.topic.as_deref().unwrap_or(&event.topic))?;
         let payload = serde_json::to_vec(&event.data).map_err(|source| Error::Encode {
             event_type: intern(&event.event_type),
