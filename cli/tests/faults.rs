@@ -699,7 +699,15 @@ fn per_key_concurrency_keeps_each_key_in_order_through_a_leader_kill_and_a_consu
 /// earlier one counts; an event handled again later (a redelivery) does not.
 #[test]
 fn the_order_check_counts_keys_whose_events_were_first_handled_out_of_order() {
-    assert_eq!(out_of_order(&[0, 1, 2, 3, 4, 5, 2, 3], 2), 0, "redeliveries");
-    assert_eq!(out_of_order(&[0, 1, 2, 5, 4, 3], 2), 1, "key 1 went 5 then 3");
+    assert_eq!(
+        out_of_order(&[0, 1, 2, 3, 4, 5, 2, 3], 2),
+        0,
+        "redeliveries"
+    );
+    assert_eq!(
+        out_of_order(&[0, 1, 2, 5, 4, 3], 2),
+        1,
+        "key 1 went 5 then 3"
+    );
     assert_eq!(out_of_order(&[2, 0, 3, 1], 2), 2);
 }
