@@ -3,6 +3,8 @@
 //! - `herald broker`: a local Kafka (librdkafka's mock cluster) with one command and no Docker.
 //! - `herald topics`: partitions, watermarks, committed offsets and lag.
 //! - `herald dlq`: dead-letter topics.
+//! - `herald tail`: the records of a topic, decoded.
+//! - `herald trace`: the events of one flow across topics.
 //!
 //! See `docs/cli.md`.
 
@@ -11,7 +13,9 @@
 mod broker;
 mod common;
 mod dlq;
+mod tail;
 mod topics;
+mod trace;
 
 use std::process::ExitCode;
 
@@ -44,6 +48,12 @@ enum Command {
         #[command(subcommand)]
         command: dlq::DlqCommand,
     },
+    /// Shows the records of a topic, decoded as CloudEvents: the last 10 by default, or from the
+    /// beginning, a time or an offset; --follow keeps reading until Ctrl-C.
+    Tail(tail::TailArgs),
+    /// Shows every event of one flow (a correlation id) across topics, in time order, each under
+    /// the event that caused it.
+    Trace(trace::TraceArgs),
 }
 
 #[tokio::main]
@@ -61,6 +71,8 @@ async fn main() -> ExitCode {
         Command::Broker(args) => broker::run(args).await,
         Command::Topics(args) => topics::run(args, &cli.common).await,
         Command::Dlq { command } => dlq::run(command, &cli.common).await,
+        Command::Tail(args) => tail::run(args, &cli.common).await,
+        Command::Trace(args) => trace::run(args, &cli.common).await,
     };
     match result {
         Ok(code) => code,
