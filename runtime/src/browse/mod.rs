@@ -1,9 +1,10 @@
-//! Looking at a topic: [`TopicReader`] reads any topic without a consumer group, from where you
-//! choose ([`StartAt`]), either up to the high watermarks taken when the read starts
-//! ([`TopicReader::read`]) or following new records ([`TopicReader::follow`]). Every record comes
-//! out decoded ([`Record`]): a CloudEvent (binary or structured mode) with its attributes and its
-//! data as JSON, or any other record marked as not being one, never an error that stops the read.
-//! `herald tail` and `herald trace` are built on it.
+//! Looking at a topic: [`TopicReader`](crate::browse::TopicReader) reads any topic without a
+//! consumer group, from where you choose ([`StartAt`](crate::browse::StartAt)), either up to the
+//! high watermarks taken when the read starts ([`read`](crate::browse::TopicReader::read)) or
+//! following new records ([`follow`](crate::browse::TopicReader::follow)). Every record comes out
+//! decoded ([`Record`](crate::browse::Record)): a CloudEvent (binary or structured mode) with its
+//! attributes and its data as JSON, or any other record marked as not being one, never an error
+//! that stops the read. `herald tail` and `herald trace` are built on it.
 //!
 //! ```no_run
 //! use herald::browse::{Filter, StartAt, TopicReader};
