@@ -427,7 +427,7 @@ fn pump(
             Some(Err(error)) => {
                 if follow {
                     // librdkafka retries by itself; a followed read waits for the brokers.
-                    tracing::debug!(%error, topic = %topic, "reading a followed topic");
+                    tracing::warn!(%error, topic = %topic, "reading a followed topic; still waiting");
                     continue;
                 }
                 let _ = tx.blocking_send(Err(reader.broker_error("reading the topic", error)));

@@ -72,7 +72,7 @@ impl Reader {
     ) -> Result<Self> {
         let consumer: BaseConsumer = client
             .create()
-            .map_err(|e| Error::kafka("creating the dead-letter reader", e))?;
+            .map_err(|e| Error::kafka("creating a topic reader", e))?;
         Ok(Self {
             consumer,
             topic: topic.to_owned(),
