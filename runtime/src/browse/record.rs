@@ -7,7 +7,7 @@ use rdkafka::message::{Headers, Message};
 
 use crate::dlq::Header;
 use crate::event::envelope::Metadata;
-use crate::wire::codec::Incoming;
+use crate::wire::codec::{binary_metadata_any_data, Incoming};
 use crate::wire::received::Received;
 
 /// What a record's value or an event's data holds, for people and JSON output.
@@ -64,12 +64,13 @@ impl Data {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RecordKind {
     /// A CloudEvent (binary or structured content mode): its attributes. Its `key` and
-    /// `position` are filled in too.
+    /// `position` are filled in too. A binary-mode event whose data is not JSON is one as well,
+    /// its data then text or base64.
     Event(Box<Metadata>),
     /// Any other record.
     NotEvent {
         /// Why it is not a CloudEvent herald reads (no `ce_*` headers, a missing required
-        /// attribute, data that is not JSON, ...).
+        /// attribute, a structured event whose data is not JSON, ...).
         reason: String,
     },
 }
@@ -136,7 +137,14 @@ impl Record {
                 RecordKind::Event(Box::new(incoming.meta().clone())),
                 Data::of(Some(incoming.data())),
             ),
-            Err(reason) => (RecordKind::NotEvent { reason }, Data::of(message.payload())),
+            // A CloudEvent whose data is not JSON: its attributes, its data as text or base64.
+            Err(reason) => match binary_metadata_any_data(message) {
+                Some(meta) => (
+                    RecordKind::Event(Box::new(meta)),
+                    Data::of(message.payload()),
+                ),
+                None => (RecordKind::NotEvent { reason }, Data::of(message.payload())),
+            },
         };
         Self {
             topic: message.topic().to_owned(),
@@ -236,6 +244,20 @@ mod tests {
         assert!(reason.contains("not a CloudEvent"), "{reason}");
         assert_eq!(plain.data, Data::Text("hello there".into()));
         assert_eq!(Data::of(Some(b"\xff\x00")), Data::Base64("/wA=".into()));
+
+        let text = Record::decode(&received(
+            "k",
+            b"plain words",
+            &[
+                ("ce_specversion", "1.0"),
+                ("ce_id", "t1"),
+                ("ce_type", "note.written"),
+                ("ce_source", "s"),
+                ("content-type", "text/plain"),
+            ],
+        ));
+        assert_eq!(text.event().map(|m| m.id.as_str()), Some("t1"));
+        assert_eq!(text.data, Data::Text("plain words".into()));
         assert_eq!(Data::of(Some(b"")), Data::None);
     }
 }
