@@ -4,6 +4,8 @@
 //! - `herald topics`: partitions, watermarks, committed offsets and lag.
 //! - `herald dlq`: dead-letter topics.
 //! - `herald groups`: consumer groups, their members, and moving their offsets (replay).
+//! - `herald tail`: the records of a topic, decoded.
+//! - `herald trace`: the events of one flow across topics.
 //!
 //! See `docs/cli.md`.
 
@@ -13,7 +15,9 @@ mod broker;
 mod common;
 mod dlq;
 mod groups;
+mod tail;
 mod topics;
+mod trace;
 
 use std::process::ExitCode;
 
@@ -53,6 +57,12 @@ enum Command {
         #[command(subcommand)]
         command: groups::GroupsCommand,
     },
+    /// Shows the records of a topic, decoded as CloudEvents: the last 10 by default, or from the
+    /// beginning, a time or an offset; --follow keeps reading until Ctrl-C.
+    Tail(tail::TailArgs),
+    /// Shows every event of one flow (a correlation id) across topics, in time order, each under
+    /// the event that caused it.
+    Trace(trace::TraceArgs),
 }
 
 #[tokio::main]
@@ -71,6 +81,8 @@ async fn main() -> ExitCode {
         Command::Topics(args) => topics::run(args, &cli.common).await,
         Command::Dlq { command } => dlq::run(command, &cli.common).await,
         Command::Groups { command } => groups::run(command, &cli.common).await,
+        Command::Tail(args) => tail::run(args, &cli.common).await,
+        Command::Trace(args) => trace::run(args, &cli.common).await,
     };
     match result {
         Ok(code) => code,

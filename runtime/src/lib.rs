@@ -58,6 +58,8 @@ pub mod registry;
 mod wire;
 // Features built on it.
 pub mod audit;
+/// Reading any topic without a consumer group, each record decoded (`herald tail`, `herald trace`).
+pub mod browse;
 mod bus;
 mod command;
 mod consume;

@@ -5,7 +5,7 @@
 
 mod inspect;
 mod letter;
-mod read;
+pub(crate) mod read;
 mod replay;
 
 pub use inspect::DeadLetters;

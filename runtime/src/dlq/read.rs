@@ -72,7 +72,7 @@ impl Reader {
     ) -> Result<Self> {
         let consumer: BaseConsumer = client
             .create()
-            .map_err(|e| Error::kafka("creating the dead-letter reader", e))?;
+            .map_err(|e| Error::kafka("creating a topic reader", e))?;
         Ok(Self {
             consumer,
             topic: topic.to_owned(),
@@ -81,7 +81,22 @@ impl Reader {
         })
     }
 
-    fn broker_error(&self, operation: &'static str, error: KafkaError) -> Error {
+    /// The topic read.
+    pub(crate) fn topic_name(&self) -> &str {
+        &self.topic
+    }
+
+    /// How long one operation may wait for the brokers.
+    pub(crate) fn read_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The consumer, assigned to nothing until [`Reader::read`] or a caller assigns it.
+    pub(crate) fn consumer(&self) -> &BaseConsumer {
+        &self.consumer
+    }
+
+    pub(crate) fn broker_error(&self, operation: &'static str, error: KafkaError) -> Error {
         if unreachable(&error) {
             Error::BrokerUnreachable {
                 servers: self.servers.clone(),

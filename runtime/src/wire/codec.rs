@@ -498,6 +498,36 @@ fn is_json(content_type: &str) -> bool {
 /// Binary mode: the attributes from the `ce_*` headers, the value as the data. `content-type` is
 /// the data's type; `ce_datacontenttype` (the JavaScript SDK writes both) counts only without it.
 fn decode_binary(found: HeaderFields<'_>) -> Result<Attributes<&str>, String> {
+    let attributes = read_binary(found)?;
+    if let Some(ct) = attributes.get(Text::ContentType) {
+        if !is_json(ct) {
+            return Err(format!(
+                "content-type `{ct}` is not JSON; herald events carry `application/json`"
+            ));
+        }
+    }
+    Ok(attributes)
+}
+
+/// The attributes of a binary-mode CloudEvent whatever the type of its data, for reading a topic
+/// (`browse`) rather than handling it: `None` when the message is not a valid binary-mode event.
+pub(crate) fn binary_metadata_any_data(message: &Received) -> Option<Metadata> {
+    let found = HeaderFields::read(message.headers()).ok()?;
+    if !found.has("specversion") {
+        return None;
+    }
+    let attributes = read_binary(found).ok()?;
+    check_required(&attributes).ok()?;
+    let position = Position {
+        topic: message.topic().to_owned(),
+        partition: message.partition(),
+        offset: message.offset(),
+    };
+    Some(attributes.into_metadata(message.key(), Some(position)))
+}
+
+/// [`decode_binary`] without the check that the data is JSON.
+fn read_binary(found: HeaderFields<'_>) -> Result<Attributes<&str>, String> {
     if found.attributes.is_empty() {
         return Err(
             "not a CloudEvent: no CloudEvents headers (`ce_specversion`, `ce_id`, `ce_type`, `ce_source`) and the value is not a JSON object with `specversion`"
@@ -520,13 +550,6 @@ fn decode_binary(found: HeaderFields<'_>) -> Result<Attributes<&str>, String> {
     }
     if let Some(content_type) = found.content_type {
         attributes.text[Text::ContentType as usize] = Some(content_type);
-    }
-    if let Some(ct) = attributes.get(Text::ContentType) {
-        if !is_json(ct) {
-            return Err(format!(
-                "content-type `{ct}` is not JSON; herald events carry `application/json`"
-            ));
-        }
     }
     Ok(attributes)
 }
