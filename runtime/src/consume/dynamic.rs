@@ -193,6 +193,24 @@ impl DynamicHandler {
     }
 }
 
+impl Event<serde_json::Value> {
+    /// The data decoded as `T`, for a dynamic handler that wants a typed view on demand. A
+    /// mismatch is a permanent error: returned with `?`, the event is dead-lettered without
+    /// retries, naming what did not fit.
+    ///
+    /// # Errors
+    /// A permanent [`HandlerError`](crate::HandlerError) with serde's reason.
+    pub fn data_as<T: for<'de> serde::Deserialize<'de>>(&self) -> Result<T, HandlerError> {
+        T::deserialize(&self.data).map_err(|e| {
+            HandlerError::permanent(HandlerError::msg(format!(
+                "the data of `{}` does not fit `{}`: {e}",
+                self.meta.event_type,
+                std::any::type_name::<T>()
+            )))
+        })
+    }
+}
+
 /// The data of `incoming` as JSON, in its envelope.
 fn decode(incoming: &Incoming) -> std::result::Result<Event<serde_json::Value>, DispatchError> {
     let data = serde_json::from_slice(incoming.data())

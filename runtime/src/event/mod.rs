@@ -111,24 +111,6 @@ impl<T> Event<T> {
     }
 }
 
-impl Event<serde_json::Value> {
-    /// The data decoded as `T`, for a dynamic handler that wants a typed view on demand. A
-    /// mismatch is a permanent error: returned with `?`, the event is dead-lettered without
-    /// retries, naming what did not fit.
-    ///
-    /// # Errors
-    /// A permanent [`HandlerError`](crate::HandlerError) with serde's reason.
-    pub fn data_as<T: for<'de> Deserialize<'de>>(&self) -> Result<T, crate::error::HandlerError> {
-        T::deserialize(&self.data).map_err(|e| {
-            crate::error::HandlerError::permanent(crate::error::HandlerError::msg(format!(
-                "the data of `{}` does not fit `{}`: {e}",
-                self.meta.event_type,
-                std::any::type_name::<T>()
-            )))
-        })
-    }
-}
-
 impl<T> std::ops::Deref for Event<T> {
     type Target = T;
 
