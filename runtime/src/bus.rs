@@ -24,8 +24,9 @@ use crate::event::envelope::Delivery;
 use crate::event::envelope::PublishOptions;
 use crate::event::{DynamicEvent, Event, HeraldEvent};
 use crate::publish::mapped;
+use crate::publish::memory::MemoryLog;
 use crate::publish::{EncodedEvent, PublishRetry, Publisher};
-use crate::registry::Registry;
+use crate::registry::{HandlerDescriptor, Registry};
 use crate::telemetry::in_flight::InFlight;
 use crate::telemetry::stats::{Counters, Stats};
 use crate::telemetry::{self, GroupHealth, Health, HealthOptions, Inspector, TopicInfo};
@@ -162,14 +163,9 @@ impl BusBuilder {
         self
     }
 
-    /// Validates the configuration and the registry, connects (or starts the embedded broker when
-    /// it was asked for), creates missing topics and the dead-letter topics of the consumed ones
-    /// when auto-creation is on, and returns the bus. Consumers start with [`Bus::start`].
-    ///
-    /// # Errors
-    /// [`Error::Config`] (also when no brokers were chosen), [`Error::Registry`], [`Error::Topic`]
-    /// or [`Error::Kafka`].
-    pub async fn build(self) -> Result<Bus> {
+    /// Validates the configuration, the retry policies and the registry with the dynamic
+    /// handlers, and the chosen groups: everything but the brokers.
+    fn check(self) -> Result<Checked> {
         let config = self.config;
         config.validate()?;
         let policies = RetryPolicies {
@@ -204,16 +200,49 @@ impl BusBuilder {
                 )));
             }
         }
-        let (config, broker, bootstrap_servers) = choose_broker(config, self.broker).await?;
+        Ok(Checked {
+            config,
+            broker: self.broker,
+            parts: Parts {
+                groups: self.groups,
+                state: self.state,
+                policies,
+                registry,
+                callers,
+            },
+        })
+    }
+
+    /// Builds a bus whose publishes go to `memory` instead of a broker (`herald::testing`): the
+    /// same checks as [`BusBuilder::build`], no connection, no topics created, no consumers.
+    pub(crate) fn build_in_memory(self, memory: Arc<MemoryLog>) -> Result<Bus> {
+        let Checked { config, parts, .. } = self.check()?;
+        let counters = Arc::new(Counters::default());
+        let publisher = Publisher::in_memory(&config, counters.clone(), memory)?;
+        Ok(parts.into_bus(config, IN_MEMORY.into(), publisher, counters, None))
+    }
+
+    /// Validates the configuration and the registry, connects (or starts the embedded broker when
+    /// it was asked for), creates missing topics and the dead-letter topics of the consumed ones
+    /// when auto-creation is on, and returns the bus. Consumers start with [`Bus::start`].
+    ///
+    /// # Errors
+    /// [`Error::Config`] (also when no brokers were chosen), [`Error::Registry`], [`Error::Topic`]
+    /// or [`Error::Kafka`].
+    pub async fn build(self) -> Result<Bus> {
+        let Checked {
+            config,
+            broker,
+            parts,
+        } = self.check()?;
+        let (groups, policies, registry) = (&parts.groups, &parts.policies, &parts.registry);
+        let (config, broker, bootstrap_servers) = choose_broker(config, broker).await?;
         let answered = broker.is_some() || check_brokers(&config, &bootstrap_servers).await?;
         // Each consumed topic's dead-letter topic, and the retry topics of those whose handlers
         // retry through them; `running` marks those of the groups this bus runs.
         let mut forwarded: Vec<(String, bool)> = Vec::new();
         for (group, handlers) in registry.handlers_by_group(config.default_group()) {
-            let running = self
-                .groups
-                .as_ref()
-                .is_none_or(|only| only.contains(&group));
+            let running = groups.as_ref().is_none_or(|only| only.contains(&group));
             for handler in handlers {
                 forwarded.push((config.dlq_topic(handler.topic), running));
                 if policies
@@ -249,27 +278,58 @@ impl BusBuilder {
         let publisher = Publisher::new(&config, &bootstrap_servers, counters.clone())?;
         counters.connected();
         telemetry::metrics::connections_active(1);
-        Ok(Bus {
+        Ok(parts.into_bus(config, bootstrap_servers, publisher, counters, broker))
+    }
+}
+
+/// What the address of an in-memory bus's brokers reads (`herald::testing`).
+pub(crate) const IN_MEMORY: &str = "in-memory";
+
+/// A builder's settings, checked: what a bus is made of besides its brokers.
+struct Checked {
+    config: Config,
+    broker: Option<Arc<EmbeddedBroker>>,
+    parts: Parts,
+}
+
+struct Parts {
+    groups: Option<Vec<String>>,
+    state: StateMap,
+    policies: RetryPolicies,
+    registry: Registry,
+    callers: Callers,
+}
+
+impl Parts {
+    fn into_bus(
+        self,
+        config: Config,
+        bootstrap_servers: String,
+        publisher: Publisher,
+        counters: Arc<Counters>,
+        broker: Option<Arc<EmbeddedBroker>>,
+    ) -> Bus {
+        Bus {
             inner: Arc::new(Inner {
                 config,
-                registry,
+                registry: self.registry,
                 bootstrap_servers,
                 publisher,
                 counters,
                 state: Arc::new(self.state),
                 groups: self.groups,
-                policies,
+                policies: self.policies,
                 breakers: Arc::default(),
                 in_flight: Arc::default(),
                 stalled_copies: Arc::default(),
-                callers,
+                callers: self.callers,
                 running: Mutex::new(Vec::new()),
                 failed: std::sync::Mutex::default(),
                 replies: std::sync::Mutex::new(None),
                 replies_starting: Mutex::new(()),
                 broker,
             }),
-        })
+        }
     }
 }
 
@@ -914,6 +974,42 @@ impl Bus {
         }
     }
 
+    /// What the consumer groups share: a new one per start.
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        Arc::new(Shared {
+            publisher: self.inner.publisher.clone(),
+            state: self.inner.state.clone(),
+            counters: self.inner.counters.clone(),
+            policies: self.inner.policies.clone(),
+            settings: self.inner.config.consume_settings(),
+            breakers: self.inner.breakers.clone(),
+            in_flight: self.inner.in_flight.clone(),
+            stalled_copies: self.inner.stalled_copies.clone(),
+            callers: self.inner.callers.clone(),
+        })
+    }
+
+    /// The consumer groups this bus runs, each with its handlers.
+    pub(crate) fn running_groups(&self) -> Vec<(String, Vec<&'static HandlerDescriptor>)> {
+        let only = self.inner.groups.as_ref();
+        self.inner
+            .registry
+            .handlers_by_group(self.inner.config.default_group())
+            .into_iter()
+            .filter(|(group, _)| only.is_none_or(|only| only.contains(group)))
+            .collect()
+    }
+
+    /// The publisher, for a handler context built outside a consumer group (`herald::testing`).
+    pub(crate) fn publisher(&self) -> &Publisher {
+        &self.inner.publisher
+    }
+
+    /// The state shared with handlers.
+    pub(crate) fn state_map(&self) -> &Arc<StateMap> {
+        &self.inner.state
+    }
+
     /// Starts one consumer per consumer group of the registered handlers. If one cannot start,
     /// those already started are stopped again before the error is returned.
     ///
@@ -925,18 +1021,12 @@ impl Bus {
         if !running.is_empty() {
             return Err(Error::AlreadyRunning);
         }
+        if self.inner.publisher.memory().is_some() {
+            tracing::info!("an in-process test bus: its handlers run when the test settles it, no consumer starts");
+            return Ok(());
+        }
         let config = &self.inner.config;
-        let shared = Arc::new(Shared {
-            publisher: self.inner.publisher.clone(),
-            state: self.inner.state.clone(),
-            counters: self.inner.counters.clone(),
-            policies: self.inner.policies.clone(),
-            settings: config.consume_settings(),
-            breakers: self.inner.breakers.clone(),
-            in_flight: self.inner.in_flight.clone(),
-            stalled_copies: self.inner.stalled_copies.clone(),
-            callers: self.inner.callers.clone(),
-        });
+        let shared = self.shared();
         self.inner
             .breakers
             .lock()
@@ -944,16 +1034,7 @@ impl Bus {
             .clear();
         let existing = self.existing_topics().await;
         let mut started = Vec::new();
-        for (group, handlers) in self
-            .inner
-            .registry
-            .handlers_by_group(config.default_group())
-        {
-            if let Some(only) = &self.inner.groups {
-                if !only.contains(&group) {
-                    continue;
-                }
-            }
+        for (group, handlers) in self.running_groups() {
             let client = config.consumer_config(&self.inner.bootstrap_servers, &group);
             match GroupRunner::start(group, handlers, client, shared.clone(), &existing) {
                 Ok(runner) => started.push(runner),

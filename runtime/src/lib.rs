@@ -68,6 +68,7 @@ pub mod offsets;
 pub mod schemas;
 mod scope;
 pub mod telemetry;
+pub mod testing;
 #[cfg(feature = "tower")]
 pub mod web;
 

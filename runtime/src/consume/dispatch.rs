@@ -47,6 +47,40 @@ pub(crate) type Hold<'a> = &'a (dyn Fn(bool) + Sync);
 /// A group's routes by event type (looked up per message: a fast hasher).
 pub(crate) type Routes = foldhash::HashMap<&'static str, Vec<Route>>;
 
+/// The routes of `group`'s handlers by event type, each with its retry policy and, when the
+/// policy has one, a new circuit breaker (also returned, for [`Bus::breakers`](crate::Bus::breakers)).
+///
+/// # Errors
+/// [`Error::Config`](crate::Error::Config) when a handler's retry policy is unknown or invalid.
+pub(crate) fn routes(
+    group: &str,
+    handlers: &[&'static HandlerDescriptor],
+    shared: &Shared,
+) -> crate::error::Result<(Routes, Vec<Arc<Breaker>>)> {
+    let mut routes = Routes::default();
+    let mut breakers = Vec::new();
+    for &handler in handlers {
+        let policy = shared.policies.for_handler(handler)?;
+        let breaker = policy.breaker.map(|breaker| {
+            Arc::new(Breaker::new(
+                group,
+                handler.name,
+                breaker,
+                shared.counters.clone(),
+            ))
+        });
+        breakers.extend(breaker.clone());
+        routes.entry(handler.event_type).or_default().push(Route {
+            handler,
+            call: shared.callers.of(handler),
+            policy,
+            breaker,
+            durations: metrics::HandlerDurations::new(handler.name),
+        });
+    }
+    Ok((routes, breakers))
+}
+
 /// What became of a message.
 #[derive(Debug)]
 pub(crate) enum Verdict {

@@ -35,12 +35,10 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::breaker::Breaker;
 use super::contiguous::Contiguous;
-use super::dead_letter::Lettered;
-use super::dispatch::{dispatch, DeadLetterCause, FailureKind, Route, Routes, Verdict};
-use super::forward::Forwarded;
-use super::{dead_letter, retry_topic, Shared};
+use super::dispatch::{dispatch, routes, Routes};
+use super::settle::{self, Step};
+use super::{retry_topic, Shared};
 use crate::config::policy::RetryMode;
 use crate::error::{Error, Result};
 use crate::registry::HandlerDescriptor;
@@ -357,27 +355,7 @@ impl GroupRunner {
         shared: Arc<Shared>,
         existing: &BTreeSet<String>,
     ) -> Result<Self> {
-        let mut routes = Routes::default();
-        let mut breakers = Vec::new();
-        for handler in &handlers {
-            let policy = shared.policies.for_handler(handler)?;
-            let breaker = policy.breaker.map(|breaker| {
-                Arc::new(Breaker::new(
-                    &group,
-                    handler.name,
-                    breaker,
-                    shared.counters.clone(),
-                ))
-            });
-            breakers.extend(breaker.clone());
-            routes.entry(handler.event_type).or_default().push(Route {
-                handler,
-                call: shared.callers.of(handler),
-                policy,
-                breaker,
-                durations: crate::telemetry::metrics::HandlerDurations::new(handler.name),
-            });
-        }
+        let (routes, breakers) = routes(&group, &handlers, &shared)?;
         let concurrency = concurrency_by_topic(&handlers);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let controls = Controls::default();
@@ -694,16 +672,6 @@ enum WorkerSignal {
     /// A message can be neither handled nor dead-lettered (its dead-letter topic refuses it for
     /// good): the group stops with this reason, the message uncommitted.
     Failed(String),
-}
-
-/// What a partition's worker does after a message.
-enum Step {
-    /// Its offset may be committed: go on.
-    Commit,
-    /// Handling stopped (revocation, shutdown): drop the rest, the message is delivered again.
-    Stop,
-    /// The group must stop: the message can go nowhere (see [`WorkerSignal::Failed`]).
-    Fail(String),
 }
 
 /// Joins the polling thread, commits what was stored and closes the consumer, on a thread of its
@@ -1259,60 +1227,7 @@ impl PartitionWorker {
             hold,
         )
         .await;
-        match verdict {
-            Verdict::Handled | Verdict::Skipped => Step::Commit,
-            Verdict::Retry {
-                deferrals,
-                previous,
-                dead_letter,
-            } => {
-                for deferral in &deferrals {
-                    let previous = previous.as_ref();
-                    let copied = retry_topic::forward(
-                        message,
-                        deferral,
-                        previous,
-                        &self.group,
-                        &self.shared,
-                        cancel,
-                    )
-                    .await;
-                    match copied {
-                        Forwarded::Landed(..) => {}
-                        Forwarded::Cancelled => return Step::Stop,
-                        // No retry topic takes it: it goes where a failure that cannot be retried goes.
-                        Forwarded::Refused(refusal) => {
-                            let failure = DeadLetterCause {
-                                kind: FailureKind::RetryUndeliverable,
-                                handlers: deferral.handler.to_owned(),
-                                attempts: deferral.attempts,
-                                reason: format!(
-                                    "{}; the handler's last error: {}",
-                                    refusal.reason, deferral.error
-                                ),
-                                origin: previous.map(|p| p.origin.clone()),
-                            };
-                            return self.dead_letter(message, &failure).await;
-                        }
-                    }
-                }
-                match dead_letter {
-                    Some(failure) => self.dead_letter(message, &failure).await,
-                    None => Step::Commit,
-                }
-            }
-            Verdict::DeadLetter(failure) => self.dead_letter(message, &failure).await,
-            Verdict::Stopped => Step::Stop,
-        }
-    }
-
-    async fn dead_letter(&self, message: &Received, failure: &DeadLetterCause) -> Step {
-        let cancel = &self.control.cancel;
-        match dead_letter::dead_letter(message, failure, &self.group, &self.shared, cancel).await {
-            Lettered::Written => Step::Commit,
-            Lettered::Cancelled => Step::Stop,
-            Lettered::Refused(reason) => Step::Fail(reason),
-        }
+        settle::carry_out(message, verdict, &self.group, &self.shared, cancel).await
     }
 
     /// Stores `offset` (the last handled one) for the next commit.

@@ -18,6 +18,7 @@ mod forward;
 mod group;
 pub mod retry;
 pub mod retry_topic;
+pub(crate) mod settle;
 
 pub(crate) use group::{assigned as wait_until_assigned, GroupRunner, GroupStop};
 

@@ -7,6 +7,7 @@
 //! keep its guarantees) fails the publishes it hit and replaces the producer with a new one.
 
 pub(crate) mod mapped;
+pub(crate) mod memory;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -35,6 +36,7 @@ use crate::headers;
 use crate::telemetry::stats::Counters;
 use crate::telemetry::{metrics, propagation, spans};
 use crate::wire::codec::{self, encode_headers};
+use memory::MemoryLog;
 
 /// How long a publish waits before retrying a record the full producer queue refused.
 const QUEUE_FULL_WAIT: Duration = Duration::from_millis(2);
@@ -312,6 +314,8 @@ pub(crate) struct Publisher {
     topic_prefix: Option<Arc<str>>,
     timeout: Duration,
     counters: Arc<Counters>,
+    /// In memory mode (an in-process test bus), where every record goes instead of a broker.
+    memory: Option<Arc<MemoryLog>>,
 }
 
 impl Publisher {
@@ -319,6 +323,7 @@ impl Publisher {
         let client_config = config.producer_config(bootstrap_servers);
         let producer = create_producer(&client_config)?;
         Ok(Self {
+            memory: None,
             slot: Arc::new(RwLock::new(Slot {
                 producer,
                 generation: 0,
@@ -329,6 +334,34 @@ impl Publisher {
             timeout: config.delivery_timeout,
             counters,
         })
+    }
+
+    /// A publisher whose records go to `memory`, not to a broker: it sends nothing over the
+    /// network (its producer has no brokers to connect to and is never used).
+    pub fn in_memory(
+        config: &Config,
+        counters: Arc<Counters>,
+        memory: Arc<MemoryLog>,
+    ) -> Result<Self> {
+        let mut publisher = Self::new(config, "", counters)?;
+        publisher.memory = Some(memory);
+        Ok(publisher)
+    }
+
+    /// The in-memory topics, when this publisher writes there instead of to a broker.
+    pub(crate) fn memory(&self) -> Option<&Arc<MemoryLog>> {
+        self.memory.as_ref()
+    }
+
+    /// Appends `record` to the in-memory topics: acknowledged at once.
+    fn remember<R: Record>(&self, memory: &MemoryLog, record: &R) -> Delivery {
+        let position = memory.append(
+            record.topic(),
+            record.key().map(str::as_bytes),
+            Some(record.payload()),
+            &record.headers(),
+        );
+        self.delivered(record, position)
     }
 
     /// The envelope of everything this service sends, events and replies alike: `id`, `ce_type`
@@ -384,6 +417,16 @@ impl Publisher {
             payload,
             meta,
         })
+    }
+
+    /// The metadata `event` would be published with under `options` (a fresh id, now as its
+    /// time), without publishing it.
+    pub(crate) fn metadata_of<E: HeraldEvent>(
+        &self,
+        event: &E,
+        options: PublishOptions,
+    ) -> Result<Metadata> {
+        self.encode(event, options).map(|outgoing| outgoing.meta)
     }
 
     /// A topic chosen at the call (a dynamic event's, [`PublishOptions::topic`]), checked and
@@ -632,6 +675,9 @@ impl Publisher {
     }
 
     async fn send_one_timed(&self, outgoing: Box<Outgoing>) -> Result<Delivery> {
+        if let Some(memory) = &self.memory {
+            return Ok(self.remember(memory, &*outgoing));
+        }
         let started = std::time::Instant::now();
         let (producer, generation) = self.current();
         let deadline = Instant::now() + self.timeout;
@@ -679,6 +725,9 @@ impl Publisher {
     }
 
     async fn send_record_untimed<R: Record>(&self, outgoing: &R) -> Result<Delivery> {
+        if let Some(memory) = &self.memory {
+            return Ok(self.remember(memory, outgoing));
+        }
         let (producer, generation) = self.current();
         let deadline = Instant::now() + self.timeout;
         let acknowledged = match self.enqueue(&producer, outgoing, deadline).await {
@@ -803,6 +852,9 @@ impl Publisher {
     }
 
     async fn send_batch_untimed<R: Record>(&self, outgoing: &[R]) -> Result<Vec<Delivery>> {
+        if let Some(memory) = &self.memory {
+            return Ok(outgoing.iter().map(|r| self.remember(memory, r)).collect());
+        }
         let total = outgoing.len();
         let (producer, generation) = self.current();
         // Once the queue stayed full for the delivery timeout or the producer failed fatally, the

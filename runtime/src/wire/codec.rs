@@ -270,6 +270,16 @@ impl Incoming {
         }
     }
 
+    /// The event of a handler called directly, not consumed (a test's [`Context`](crate::Context)):
+    /// `meta` and JSON `null` as its data.
+    pub(crate) fn of_metadata(meta: Metadata) -> Self {
+        Self(Arc::new(IncomingParts {
+            meta: OnceLock::from(meta),
+            lazy: None,
+            data: Arc::from(&b"null"[..]),
+        }))
+    }
+
     fn new(
         meta: OnceLock<Metadata>,
         lazy: Option<LazyMeta>,

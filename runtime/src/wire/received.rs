@@ -163,6 +163,28 @@ impl Received {
     }
 }
 
+impl Received {
+    /// A record that never went through librdkafka (one of the in-process test bus's topics), as
+    /// if consumed: `timestamp` in milliseconds since the epoch, `headers` as `(name, value)`.
+    pub fn from_parts(
+        (topic, partition, offset): (&str, i32, i64),
+        timestamp: i64,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        headers: &[(&[u8], Option<&[u8]>)],
+    ) -> Self {
+        Self {
+            topic: topic.into(),
+            partition,
+            offset,
+            timestamp: Timestamp::CreateTime(timestamp),
+            payload: payload.map(Arc::from),
+            raw: Arc::new(RawHeaders::copy(key, headers)),
+            has_headers: true,
+        }
+    }
+}
+
 /// The headers of a test message as `(name, value)` bytes.
 #[cfg(test)]
 fn pairs<H: Headers>(headers: Option<&H>) -> Vec<(&[u8], Option<&[u8]>)> {
