@@ -90,8 +90,8 @@ async fn a_dispatched_event_runs_its_flow_to_the_end_and_every_publish_is_kept()
     assert!(report.all_handled());
     assert_eq!(*seen.welcomed.lock().unwrap(), [7]);
 
-    let signups = bus.published::<UserSignedUp>();
-    let welcomes = bus.published::<WelcomeSent>();
+    let signups = bus.published::<UserSignedUp>().await.unwrap();
+    let welcomes = bus.published::<WelcomeSent>().await.unwrap();
     assert_eq!((signups.len(), welcomes.len()), (1, 1));
     // The welcome carries the signup's correlation and names it as its cause.
     assert_eq!(
@@ -103,7 +103,7 @@ async fn a_dispatched_event_runs_its_flow_to_the_end_and_every_publish_is_kept()
         Some(signups[0].meta.id.as_str())
     );
     assert_eq!(welcomes[0].meta.key.as_deref(), Some("7"));
-    assert_eq!(bus.records("kit.welcomes")[0].offset, 0);
+    assert_eq!(bus.records("kit.welcomes").await.unwrap()[0].offset, 0);
 
     // Settling again consumes nothing new.
     assert!(bus.settle().await.unwrap().outcomes.is_empty());
@@ -119,7 +119,10 @@ async fn publishes_wait_for_settle_and_a_handler_can_be_called_directly() {
     })
     .await
     .unwrap();
-    assert!(bus.published::<WelcomeSent>().is_empty(), "nothing ran yet");
+    assert!(
+        bus.published::<WelcomeSent>().await.unwrap().is_empty(),
+        "nothing ran yet"
+    );
 
     // A handler called as a function, with a context whose publishes the bus keeps.
     let event = bus
@@ -130,7 +133,7 @@ async fn publishes_wait_for_settle_and_a_handler_can_be_called_directly() {
         .unwrap();
     let ctx = bus.context_for(event.meta.clone());
     send_welcome(event.clone(), &ctx).await.unwrap();
-    let welcomes = bus.published::<WelcomeSent>();
+    let welcomes = bus.published::<WelcomeSent>().await.unwrap();
     assert_eq!(welcomes.len(), 1);
     assert_eq!(
         welcomes[0].meta.causation_id.as_deref(),
@@ -204,9 +207,9 @@ async fn a_failing_handler_is_retried_then_dead_lettered_in_process() {
     assert_eq!(letter.attempts, 3);
     assert!(letter.reason.contains("the ledger is down"), "{letter:?}");
 
-    let dead = bus.dead_letters("kit.payments");
+    let dead = bus.dead_letters("kit.payments").await.unwrap();
     assert_eq!(dead.len(), 1);
-    let original = &bus.records("kit.payments")[0];
+    let original = &bus.records("kit.payments").await.unwrap()[0];
     assert_eq!(dead[0].key, original.key);
     assert_eq!(dead[0].value, original.value);
     assert_eq!(dead[0].header(dlq::ERROR_KIND), Some("retries-exhausted"));
@@ -217,7 +220,7 @@ async fn a_failing_handler_is_retried_then_dead_lettered_in_process() {
     assert_eq!(tries.0.load(Ordering::SeqCst), 4);
     let letter = report.dead_lettered()[0].dead_letter().unwrap().clone();
     assert_eq!((letter.kind, letter.attempts), ("permanent", 1));
-    assert_eq!(bus.dead_letters("kit.payments").len(), 2);
+    assert_eq!(bus.dead_letters("kit.payments").await.unwrap().len(), 2);
 }
 
 /// The dead letter a failing handler leaves on the test broker (embedded, or the real Kafka of
@@ -234,7 +237,7 @@ async fn the_test_bus_dead_letters_exactly_as_a_consumer_on_kafka() {
         )
         .unwrap();
         bus.dispatch(payment(false)).await.unwrap();
-        let letters = bus.dead_letters("kit.payments");
+        let letters = bus.dead_letters("kit.payments").await.unwrap();
         assert_eq!(letters.len(), 1);
         let letter = &letters[0];
         let headers: Vec<(String, Vec<u8>)> = letter
@@ -358,7 +361,7 @@ async fn retries_through_retry_topics_run_in_process_until_handled() {
     );
     assert_eq!(report.outcomes[2].became, Became::Handled);
     assert_eq!(tries.0.load(Ordering::SeqCst), 3);
-    assert!(bus.dead_letters("kit.stock").is_empty());
+    assert!(bus.dead_letters("kit.stock").await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -384,7 +387,7 @@ async fn an_undecodable_record_is_dead_lettered_and_the_rest_still_run() {
         .collect();
     assert_eq!(kinds, [Some("incompatible"), None]);
     assert_eq!(*seen.welcomed.lock().unwrap(), [6]);
-    assert_eq!(bus.dead_letters("kit.welcomes").len(), 1);
+    assert_eq!(bus.dead_letters("kit.welcomes").await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -428,4 +431,97 @@ fn a_group_the_binary_does_not_have_is_a_clear_error() {
             .contains("no handler runs in consumer group `nope`"),
         "{error}"
     );
+}
+
+// --- the same test in process and on a broker ----------------------------------------------------
+
+/// What a flow test sees, in a form both kinds of test bus give alike.
+async fn run_flow(bus: &TestBus, seen: &Seen) -> (Vec<(String, String, String)>, usize, usize) {
+    let mut steps = Vec::new();
+    for user_id in [1, 2] {
+        let report = bus
+            .dispatch(UserSignedUp {
+                user_id,
+                email: format!("{user_id}@b.c"),
+            })
+            .await
+            .unwrap();
+        steps.extend(report.outcomes.iter().map(|o| {
+            (
+                o.group.clone(),
+                o.event_type().unwrap_or_default().to_owned(),
+                format!("{:?}", o.became),
+            )
+        }));
+    }
+    steps.sort();
+    let mut welcomed = seen.welcomed.lock().unwrap().clone();
+    welcomed.sort_unstable();
+    assert_eq!(welcomed, [1, 2]);
+    (
+        steps,
+        bus.published::<WelcomeSent>().await.unwrap().len(),
+        bus.dead_letters("kit.users").await.unwrap().len(),
+    )
+}
+
+/// FastStream's `with_real`: the flow test, once in process and once on the test broker (the
+/// embedded one, or the real Kafka of `HERALD_TEST_KAFKA`), sees the same outcomes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_test_runs_in_process_and_on_a_broker() {
+    let seen = Arc::new(Seen::default());
+    let in_process = run_flow(&flow_bus(&seen), &seen).await;
+
+    let kafka = TestKafka::start();
+    let seen = Arc::new(Seen::default());
+    let bus = TestBus::with_real(
+        kafka
+            .builder(Config::new("kit-service"))
+            .only_groups(["kit-mailer", "kit-audit"])
+            .state(seen.clone()),
+    )
+    .await
+    .unwrap();
+    assert!(bus.is_real());
+    let on_broker = run_flow(&bus, &seen).await;
+    bus.shutdown().await.unwrap();
+
+    let handled =
+        |group: &str, kind: &str| (group.to_owned(), kind.to_owned(), "Handled".to_owned());
+    assert_eq!(
+        in_process.0,
+        [
+            handled("kit-audit", "welcome.sent"),
+            handled("kit-audit", "welcome.sent"),
+            handled("kit-mailer", "user.signed.up"),
+            handled("kit-mailer", "user.signed.up"),
+        ]
+    );
+    assert_eq!(in_process, on_broker);
+    assert_eq!((on_broker.1, on_broker.2), (2, 0));
+}
+
+/// On a broker, the report tells a dead-lettered record from the dead-letter topic's headers: the
+/// same kind and number of tries as in process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_on_a_broker_is_reported_as_in_process() {
+    let kafka = TestKafka::start();
+    let tries = Arc::new(Tries::default());
+    let bus = TestBus::with_real(
+        kafka
+            .builder(Config::new("kit-service"))
+            .only_groups(["kit-ledger"])
+            .state(tries.clone()),
+    )
+    .await
+    .unwrap();
+    let report = bus.dispatch(payment(false)).await.unwrap();
+    let letters = bus.dead_letters("kit.payments").await.unwrap();
+    bus.shutdown().await.unwrap();
+    assert_eq!(report.outcomes.len(), 1, "{report:#?}");
+    let letter = report.outcomes[0].dead_letter().expect("dead-lettered");
+    assert_eq!((letter.kind, letter.attempts), ("retries-exhausted", 3));
+    assert!(letter.reason.contains("the ledger is down"), "{letter:?}");
+    assert_eq!(tries.0.load(Ordering::SeqCst), 3);
+    assert_eq!(letters.len(), 1);
 }

@@ -95,6 +95,8 @@ pub struct Record {
     /// A CloudEvent's data (structured mode: its `data` or decoded `data_base64`); any other
     /// record's value.
     pub data: Data,
+    /// The value, byte for byte.
+    pub value: Option<Vec<u8>>,
 }
 
 impl Record {
@@ -158,6 +160,7 @@ impl Record {
             headers,
             kind,
             data,
+            value: message.payload().map(<[u8]>::to_vec),
         }
     }
 }

@@ -142,6 +142,27 @@ pub(crate) enum FailureKind {
 }
 
 impl FailureKind {
+    const ALL: [Self; 8] = [
+        Self::Undecodable,
+        Self::Incompatible,
+        Self::UnknownType,
+        Self::Oversized,
+        Self::Permanent,
+        Self::RetriesExhausted,
+        Self::ReplyUndeliverable,
+        Self::RetryUndeliverable,
+    ];
+
+    /// The `dlq_error_kind` value `name` as herald spells it, `"unknown"` when herald has no such
+    /// kind.
+    pub fn named(name: &str) -> &'static str {
+        Self::ALL
+            .iter()
+            .map(|kind| kind.as_str())
+            .find(|known| *known == name)
+            .unwrap_or("unknown")
+    }
+
     /// The `dlq_error_kind` header value.
     pub fn as_str(self) -> &'static str {
         match self {

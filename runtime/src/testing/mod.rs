@@ -41,9 +41,6 @@
 //!   settles.
 //! - Retries wait their backoff as on Kafka; run the test with
 //!   `#[tokio::test(start_paused = true)]` so that the waits take no time.
-//!
-//! The same test can run against a broker with [`TestBus::from_env`]: when `HERALD_TEST_REAL` is
-//! set it builds a real [`Bus`] from the environment instead, see there.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -59,20 +56,36 @@ use crate::consume::Shared;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::event::envelope::{Delivery, Metadata, PublishOptions};
-use crate::event::{DynamicEvent, Event, HeraldEvent};
+use crate::event::{naming, DynamicEvent, Event, HeraldEvent};
 use crate::publish::memory::MemoryLog;
 use crate::wire::codec::{self, Incoming};
 use crate::wire::received::Received;
 
+mod broker;
+
 pub use crate::publish::memory::StoredRecord;
+
+/// The variable that makes [`TestBus::from_env`] run on a broker.
+pub const REAL_VARIABLE: &str = "HERALD_TEST_REAL";
 
 /// The most records one [`TestBus::settle`] consumes: handlers that keep publishing to each
 /// other's topics never settle, and the test should fail rather than hang.
 const MAX_SETTLED: usize = 100_000;
 
-/// An in-process bus for tests: see the [module](self).
+/// An in-process bus for tests, or the same API on a broker: see the [module](self).
 pub struct TestBus {
     bus: Bus,
+    mode: Mode,
+}
+
+enum Mode {
+    /// Topics in memory, handlers run by [`TestBus::settle`].
+    Memory(InMemory),
+    /// A real bus on a broker, its consumer groups running ([`TestBus::with_real`]).
+    Broker(broker::OnBroker),
+}
+
+struct InMemory {
     memory: Arc<MemoryLog>,
     shared: Arc<Shared>,
     groups: Vec<TestGroup>,
@@ -93,10 +106,7 @@ impl std::fmt::Debug for TestBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TestBus")
             .field("service", &self.bus.config().service_name)
-            .field(
-                "groups",
-                &self.groups.iter().map(|g| &g.name).collect::<Vec<_>>(),
-            )
+            .field("on_broker", &matches!(self.mode, Mode::Broker(_)))
             .finish_non_exhaustive()
     }
 }
@@ -136,14 +146,62 @@ impl TestBus {
                 topics,
             });
         }
-        Ok(Self {
-            bus,
+        let mode = Mode::Memory(InMemory {
             memory,
             shared,
             groups,
             cursor: tokio::sync::Mutex::new(0),
             cancel: CancellationToken::new(),
-        })
+        });
+        Ok(Self { bus, mode })
+    }
+
+    /// The same test bus on a broker (FastStream's `with_real`): `builder` is built into a real
+    /// [`Bus`] (its configuration names the broker; the embedded one counts), its consumer groups
+    /// are started and have their partitions when this returns. Publishing, settling, the
+    /// records, the published events and the dead letters then come from the broker, so a test
+    /// written against [`TestBus::build`] runs unchanged. [`TestBus::shutdown`] stops the groups.
+    ///
+    /// # Errors
+    /// As [`BusBuilder::build`], [`Bus::start`] and [`Bus::wait_for_assignment`] (60 s).
+    pub async fn with_real(builder: BusBuilder) -> Result<Self> {
+        let bus = builder.build().await?;
+        bus.start().await?;
+        bus.wait_for_assignment(std::time::Duration::from_secs(60))
+            .await?;
+        let mode = Mode::Broker(broker::OnBroker::new(&bus));
+        Ok(Self { bus, mode })
+    }
+
+    /// [`TestBus::with_real`] when the variable `HERALD_TEST_REAL` is set (to anything but `0`
+    /// or empty), [`TestBus::build`] otherwise: one test, run in process by default and on the
+    /// broker its configuration names when asked.
+    ///
+    /// # Errors
+    /// As [`TestBus::with_real`] and [`TestBus::build`].
+    pub async fn from_env(builder: BusBuilder) -> Result<Self> {
+        let real = std::env::var(REAL_VARIABLE).is_ok_and(|v| !v.trim().is_empty() && v != "0");
+        if real {
+            Self::with_real(builder).await
+        } else {
+            Self::build(builder)
+        }
+    }
+
+    /// Whether this test bus runs on a broker ([`TestBus::with_real`]).
+    pub fn is_real(&self) -> bool {
+        matches!(self.mode, Mode::Broker(_))
+    }
+
+    /// Stops a real bus's consumer groups ([`Bus::shutdown`]); nothing to do in memory.
+    ///
+    /// # Errors
+    /// As [`Bus::shutdown`].
+    pub async fn shutdown(&self) -> Result<()> {
+        match &self.mode {
+            Mode::Memory(_) => Ok(()),
+            Mode::Broker(_) => self.bus.shutdown().await,
+        }
     }
 
     /// The bus itself, for the code under test: what it publishes stays in this test bus.
@@ -199,6 +257,15 @@ impl TestBus {
     /// publish to each other without end), or a record could be neither handled nor
     /// dead-lettered.
     pub async fn settle(&self) -> Result<Report> {
+        match &self.mode {
+            Mode::Memory(memory) => memory.settle().await,
+            Mode::Broker(on_broker) => on_broker.settle(&self.bus).await,
+        }
+    }
+}
+
+impl InMemory {
+    async fn settle(&self) -> Result<Report> {
         let mut cursor = self.cursor.lock().await;
         let mut report = Report::default();
         let mut consumed = 0;
@@ -261,32 +328,42 @@ impl TestBus {
             }
         }
     }
+}
 
-    /// Every record published to `topic` (its full name, with the prefix if one is configured),
-    /// oldest first.
-    pub fn records(&self, topic: &str) -> Vec<StoredRecord> {
-        self.memory.topic(topic)
+impl TestBus {
+    /// Every record published to `topic` (named as events name it: the configured topic prefix
+    /// is put before it), oldest first (on a broker: in partition order, each partition's in
+    /// offset order; a topic that does not exist has none).
+    ///
+    /// # Errors
+    /// On a broker, what reading the topic reports ([`TopicReader`](crate::browse::TopicReader)).
+    pub async fn records(&self, topic: &str) -> Result<Vec<StoredRecord>> {
+        let topic = naming::with_prefix(self.bus.config().topic_prefix.as_deref(), topic);
+        match &self.mode {
+            Mode::Memory(memory) => Ok(memory.memory.topic(&topic)),
+            Mode::Broker(_) => broker::read(&self.bus, &topic).await,
+        }
     }
 
     /// The dead letters of `topic`: the records of its dead-letter topic (`{topic}.dlq`).
-    pub fn dead_letters(&self, topic: &str) -> Vec<StoredRecord> {
-        self.memory.topic(&self.bus.config().dlq_topic(topic))
-    }
-
-    /// Every topic something was published to.
-    pub fn topics(&self) -> Vec<String> {
-        self.memory.topics()
+    ///
+    /// # Errors
+    /// As [`TestBus::records`].
+    pub async fn dead_letters(&self, topic: &str) -> Result<Vec<StoredRecord>> {
+        self.records(&self.bus.config().dlq_topic(topic)).await
     }
 
     /// Every `E` published so far (to `E`'s topic, of `E`'s event type), decoded, oldest first.
     ///
+    /// # Errors
+    /// As [`TestBus::records`].
+    ///
     /// # Panics
     /// When a record of `E`'s type does not decode as `E`: the test fails, naming the record.
-    pub fn published<E: HeraldEvent>(&self) -> Vec<Event<E>> {
-        let topic =
-            crate::event::naming::prefixed(self.bus.config().topic_prefix.as_deref(), E::TOPIC);
-        self.memory
-            .topic(topic)
+    pub async fn published<E: HeraldEvent>(&self) -> Result<Vec<Event<E>>> {
+        Ok(self
+            .records(E::TOPIC)
+            .await?
             .iter()
             .filter(|record| record.header(crate::headers::TYPE) == Some(E::EVENT_TYPE))
             .map(|record| {
@@ -300,7 +377,7 @@ impl TestBus {
                     )
                 })
             })
-            .collect()
+            .collect())
     }
 
     /// `data` as a handler would receive it, with the metadata a publish would give it (a fresh

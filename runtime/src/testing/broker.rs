@@ -1,0 +1,180 @@
+//! The test bus on a broker ([`TestBus::with_real`](super::TestBus::with_real)): the records come
+//! from the topics themselves, settling waits until every consumer group committed all it reads,
+//! and the report tells each consumed record's outcome from the dead-letter topics' headers.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+
+use super::{Became, DeadLettered, Outcome, Report, StoredRecord};
+use crate::browse::{Filter, StartAt, TopicReader};
+use crate::bus::Bus;
+use crate::config::Config;
+use crate::consume::dynamic::EVERY_TYPE;
+use crate::error::{Error, Result};
+use crate::headers::{self, dlq};
+
+/// How long settling waits for the groups to commit everything.
+const SETTLE_LIMIT: Duration = Duration::from_secs(60);
+
+/// How often settling asks for the groups' lag.
+const POLL: Duration = Duration::from_millis(100);
+
+/// What a test bus on a broker remembers between settles.
+pub(super) struct OnBroker {
+    /// Per group and topic, the next offset of each partition not reported yet.
+    reported: Mutex<HashMap<(String, String), HashMap<i32, i64>>>,
+}
+
+impl OnBroker {
+    pub fn new(_bus: &Bus) -> Self {
+        Self {
+            reported: Mutex::default(),
+        }
+    }
+
+    /// Waits until every group committed all of its topics, then reports each record consumed
+    /// since the last settle: dead-lettered when its group's dead letter names it, skipped when
+    /// no handler of the group takes its type, handled otherwise.
+    pub async fn settle(&self, bus: &Bus) -> Result<Report> {
+        caught_up(bus).await?;
+        let mut reported = self.reported.lock().await;
+        let mut report = Report::default();
+        for (group, handlers) in bus.running_groups() {
+            let types: BTreeSet<&str> = handlers.iter().map(|h| h.event_type).collect();
+            let topics: BTreeSet<&str> = handlers.iter().map(|h| h.topic).collect();
+            for topic in topics {
+                let letters = letters_of(bus, topic, &group).await?;
+                let next = reported
+                    .entry((group.clone(), topic.to_owned()))
+                    .or_default();
+                for record in read(bus, topic).await? {
+                    let seen = next.entry(record.partition).or_insert(0);
+                    if record.offset < *seen {
+                        continue;
+                    }
+                    *seen = record.offset + 1;
+                    let became = match letters.get(&(record.partition, record.offset)) {
+                        Some(letter) => Became::DeadLettered(letter.clone()),
+                        None => {
+                            let kind = record.header(headers::TYPE).unwrap_or_default();
+                            if types.contains(kind) || types.contains(EVERY_TYPE) {
+                                Became::Handled
+                            } else {
+                                Became::Skipped
+                            }
+                        }
+                    };
+                    report.outcomes.push(Outcome {
+                        group: group.clone(),
+                        record,
+                        became,
+                    });
+                }
+            }
+        }
+        report
+            .outcomes
+            .sort_by_key(|o| (o.record.timestamp, o.record.offset));
+        Ok(report)
+    }
+}
+
+/// Waits until no consumer group of `bus` lags on any partition, twice in a row.
+async fn caught_up(bus: &Bus) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + SETTLE_LIMIT;
+    let mut quiet = 0;
+    while quiet < 2 {
+        if tokio::time::Instant::now() > deadline {
+            return Err(Error::State(
+                "the test bus's consumer groups did not commit everything within 60 s",
+            ));
+        }
+        let lagging = bus
+            .consumer_lag()
+            .await?
+            .iter()
+            .flat_map(|info| &info.groups)
+            .any(|group| group.lag > 0);
+        quiet = if lagging { 0 } else { quiet + 1 };
+        tokio::time::sleep(POLL).await;
+    }
+    Ok(())
+}
+
+/// The dead letters `group` wrote for records of `topic`, by the original's partition and offset.
+async fn letters_of(
+    bus: &Bus,
+    topic: &str,
+    group: &str,
+) -> Result<HashMap<(i32, i64), DeadLettered>> {
+    let mut letters = HashMap::new();
+    for letter in read(bus, &bus.config().dlq_topic(topic)).await? {
+        if letter.header(dlq::CONSUMER_GROUP) != Some(group)
+            || letter.header(dlq::ORIGINAL_TOPIC) != Some(topic)
+        {
+            continue;
+        }
+        let number = |name| letter.header(name).and_then(|v| v.parse::<i64>().ok());
+        let (Some(partition), Some(offset)) = (
+            number(dlq::ORIGINAL_PARTITION),
+            number(dlq::ORIGINAL_OFFSET),
+        ) else {
+            continue;
+        };
+        let kind = crate::consume::dispatch::FailureKind::named(
+            letter.header(dlq::ERROR_KIND).unwrap_or_default(),
+        );
+        letters.insert(
+            (partition as i32, offset),
+            DeadLettered {
+                kind,
+                handlers: letter.header(dlq::HANDLER).unwrap_or_default().to_owned(),
+                attempts: number(dlq::RETRY_COUNT).unwrap_or(0) as u32,
+                reason: letter
+                    .header(dlq::ERROR_MESSAGE)
+                    .unwrap_or_default()
+                    .to_owned(),
+            },
+        );
+    }
+    Ok(letters)
+}
+
+/// Every record of `topic` on `bus`'s broker, partition by partition; none when it does not exist.
+pub(super) async fn read(bus: &Bus, topic: &str) -> Result<Vec<StoredRecord>> {
+    let config: Config = bus
+        .config()
+        .clone()
+        .bootstrap_servers(bus.bootstrap_servers());
+    let reader = match TopicReader::open(&config, topic).await {
+        Ok(reader) => reader,
+        Err(Error::TopicNotFound { .. }) => return Ok(Vec::new()),
+        Err(error) => return Err(error),
+    };
+    let mut records = reader
+        .read(StartAt::Beginning, Filter::default())
+        .await?
+        .collect()
+        .await?;
+    records.sort_by_key(|r| (r.partition, r.offset));
+    Ok(records
+        .into_iter()
+        .enumerate()
+        .map(|(sequence, record)| StoredRecord {
+            sequence: sequence as u64,
+            topic: record.topic,
+            partition: record.partition,
+            offset: record.offset,
+            timestamp: record.timestamp.unwrap_or_default(),
+            key: record.key,
+            value: record.value,
+            headers: record
+                .headers
+                .into_iter()
+                .map(|h| (h.name, h.value))
+                .collect(),
+        })
+        .collect())
+}
