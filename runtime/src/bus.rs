@@ -925,6 +925,11 @@ impl Bus {
     /// The reply listener, started on first use (and again after a shutdown, or when the
     /// running one died).
     async fn replies(&self) -> Result<Arc<Replies>> {
+        if self.inner.publisher.memory().is_some() {
+            return Err(Error::Config(
+                "request/reply needs a broker for its reply topic; an in-process test bus has none: use `TestBus::with_real` (the embedded broker will do)".into(),
+            ));
+        }
         let alive = |replies: &Arc<Replies>| !replies.is_dead();
         if let Some(replies) = self.current_replies().filter(alive) {
             return Ok(replies);

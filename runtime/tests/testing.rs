@@ -525,3 +525,24 @@ async fn a_dead_letter_on_a_broker_is_reported_as_in_process() {
     assert_eq!(tries.0.load(Ordering::SeqCst), 3);
     assert_eq!(letters.len(), 1);
 }
+
+#[derive(Command, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+#[command(reply = Pong, name = "kit.ping")]
+pub struct Ping {
+    pub n: u64,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Debug, Clone)]
+pub struct Pong {
+    pub n: u64,
+}
+
+#[tokio::test]
+async fn a_request_on_the_in_process_bus_is_refused_at_once_with_the_way_out() {
+    let bus = TestBus::build(Bus::builder(Config::new("kit-service")).only_groups(["kit-mailer"]))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let error = bus.bus().request(Ping { n: 1 }).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(error.to_string().contains("TestBus::with_real"), "{error}");
+}

@@ -5,7 +5,7 @@
 //!
 //! ```no_run
 //! use herald::prelude::*;
-//! use herald::testing::{Outcome, TestBus};
+//! use herald::testing::TestBus;
 //!
 //! #[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug)]
 //! pub struct UserCreated { #[event(key)] pub user_id: u64 }
@@ -23,11 +23,11 @@
 //! let bus = TestBus::new("user-service")?;
 //! let report = bus.dispatch(UserCreated { user_id: 7 }).await?;
 //! assert!(report.all_handled());
-//! assert_eq!(bus.published::<WelcomeSent>()[0].data.user_id, 7);
+//! assert_eq!(bus.published::<WelcomeSent>().await?[0].data.user_id, 7);
 //!
 //! // A handler called directly, with a context whose publishes the bus keeps:
 //! send_welcome(bus.event(UserCreated { user_id: 8 })?, &bus.context()).await.unwrap();
-//! assert_eq!(bus.published::<WelcomeSent>().len(), 2);
+//! assert_eq!(bus.published::<WelcomeSent>().await?.len(), 2);
 //! # Ok(()) }
 //! ```
 //!
@@ -41,6 +41,10 @@
 //!   settles.
 //! - Retries wait their backoff as on Kafka; run the test with
 //!   `#[tokio::test(start_paused = true)]` so that the waits take no time.
+//! - [`TestBus::from_env`] runs the same test on a broker when `HERALD_TEST_REAL` is set
+//!   (FastStream's `with_real`): see [`TestBus::with_real`].
+//! - Not in memory: request/reply ([`Bus::request`] needs a broker's reply topic), health and
+//!   lag, the outbox's relay. Use [`TestBus::with_real`] on the embedded broker for those.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
