@@ -160,12 +160,17 @@ impl Outgoing {
             topic: self.topic.to_string(),
             key: self.key.clone(),
             payload: self.payload.clone(),
-            headers: encode_headers(&self.meta)
-                .iter()
-                .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
-                .collect(),
+            headers: stored_headers(&self.meta),
         }
     }
+}
+
+/// `meta` as the headers an [`EncodedEvent`] stores.
+fn stored_headers(meta: &Metadata) -> Vec<(String, Vec<u8>)> {
+    encode_headers(meta)
+        .iter()
+        .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+        .collect()
 }
 
 /// What sending needs of a record: herald's own encoded events and stored [`EncodedEvent`]s.
@@ -478,10 +483,7 @@ impl Publisher {
             topic,
             key,
             payload,
-            headers: encode_headers(&meta)
-                .iter()
-                .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
-                .collect(),
+            headers: stored_headers(&meta),
         })
     }
 

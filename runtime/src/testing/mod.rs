@@ -294,18 +294,7 @@ impl InMemory {
 
     /// Consumes `record` in `group` as the group's consumer does.
     async fn consume(&self, group: &TestGroup, record: &StoredRecord) -> Result<Outcome> {
-        let headers: Vec<(&[u8], Option<&[u8]>)> = record
-            .headers
-            .iter()
-            .map(|(name, value)| (name.as_bytes(), value.as_deref()))
-            .collect();
-        let message = Received::from_parts(
-            (&record.topic, record.partition, record.offset),
-            record.timestamp.timestamp_millis(),
-            record.key.as_deref(),
-            record.value.as_deref(),
-            &headers,
-        );
+        let message = received(record);
         let verdict = dispatch::dispatch(
             &message,
             &group.routes,
@@ -420,20 +409,25 @@ impl TestBus {
     }
 }
 
-/// Decodes a stored record as an `E`.
-fn decode<E: HeraldEvent>(record: &StoredRecord) -> std::result::Result<Event<E>, String> {
+/// A stored record as if consumed.
+fn received(record: &StoredRecord) -> Received {
     let headers: Vec<(&[u8], Option<&[u8]>)> = record
         .headers
         .iter()
         .map(|(name, value)| (name.as_bytes(), value.as_deref()))
         .collect();
-    let message = Received::from_parts(
+    Received::from_parts(
         (&record.topic, record.partition, record.offset),
         record.timestamp.timestamp_millis(),
         record.key.as_deref(),
         record.value.as_deref(),
         &headers,
-    );
+    )
+}
+
+/// Decodes a stored record as an `E`.
+fn decode<E: HeraldEvent>(record: &StoredRecord) -> std::result::Result<Event<E>, String> {
+    let message = received(record);
     let incoming = Incoming::decode_received(&message)?;
     codec::decode_event::<E>(&incoming).map_err(|e| e.to_string())
 }
