@@ -188,8 +188,8 @@ fn payment(permanent: bool) -> PaymentTaken {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_failing_handler_is_retried_then_dead_lettered_in_process() {
+/// An in-process bus with the ledger group, and its handler's tries.
+fn ledger_bus() -> (TestBus, Arc<Tries>) {
     let tries = Arc::new(Tries::default());
     let bus = TestBus::build(
         Bus::builder(Config::new("kit-service"))
@@ -197,6 +197,12 @@ async fn a_failing_handler_is_retried_then_dead_lettered_in_process() {
             .state(tries.clone()),
     )
     .unwrap();
+    (bus, tries)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_handler_is_retried_then_dead_lettered_in_process() {
+    let (bus, tries) = ledger_bus();
 
     let report = bus.dispatch(payment(false)).await.unwrap();
     assert_eq!(tries.0.load(Ordering::SeqCst), 3, "one try and two retries");
@@ -229,13 +235,7 @@ async fn a_failing_handler_is_retried_then_dead_lettered_in_process() {
 #[tokio::test]
 async fn the_test_bus_dead_letters_exactly_as_a_consumer_on_kafka() {
     let in_memory = {
-        let tries = Arc::new(Tries::default());
-        let bus = TestBus::build(
-            Bus::builder(Config::new("kit-service"))
-                .only_groups(["kit-ledger"])
-                .state(tries.clone()),
-        )
-        .unwrap();
+        let (bus, tries) = ledger_bus();
         bus.dispatch(payment(false)).await.unwrap();
         let letters = bus.dead_letters("kit.payments").await.unwrap();
         assert_eq!(letters.len(), 1);
