@@ -35,7 +35,7 @@ use tokio::sync::mpsc;
 
 pub use record::{Data, Record, RecordKind};
 
-use crate::config::{Brokers, Config};
+use crate::config::Config;
 use crate::dlq::read::{reader_config, Reader};
 use crate::dlq::DEFAULT_TIMEOUT;
 use crate::error::{Error, Result};
@@ -138,15 +138,7 @@ impl TopicReader {
         timeout: Duration,
     ) -> Result<Self> {
         config.validate()?;
-        let servers = match &config.brokers {
-            Brokers::Servers(servers) => servers.clone(),
-            Brokers::Embedded => return Err(Error::Config(
-                "this configuration asks for the embedded broker, whose address only its bus knows: give it with `Config::bootstrap_servers(bus.bootstrap_servers())`".into(),
-            )),
-            Brokers::Unset => return Err(Error::Config(
-                "no Kafka brokers are configured: set KAFKA_BOOTSTRAP_SERVERS (or `Config::bootstrap_servers`) to the brokers holding the topic".into(),
-            )),
-        };
+        let servers = config.real_servers("reading a topic")?.to_owned();
         config.check_connection(timeout).await?;
         let mut client = reader_config(config, &servers);
         client.set("group.id", "herald-topic-reader");

@@ -704,6 +704,27 @@ impl Config {
         }
     }
 
+    /// The configured brokers, or an [`Error::Config`] saying how to name them for `purpose`
+    /// (e.g. "reading a topic"): a tool that works without a bus cannot find the embedded broker,
+    /// whose address only its bus knows (`bus.bootstrap_servers()`).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the brokers are unset or the embedded one.
+    pub fn real_servers(&self, purpose: &str) -> Result<&str> {
+        match &self.brokers {
+            Brokers::Servers(servers) => Ok(servers),
+            Brokers::Embedded => Err(Error::Config(format!(
+                "{purpose} needs broker addresses, and this configuration asks for the embedded \
+                 broker, whose address only its bus knows: give it with \
+                 `Config::bootstrap_servers(bus.bootstrap_servers())`"
+            ))),
+            Brokers::Unset => Err(Error::Config(format!(
+                "{purpose} needs broker addresses: set KAFKA_BOOTSTRAP_SERVERS (or \
+                 `Config::bootstrap_servers`)"
+            ))),
+        }
+    }
+
     /// Whether the embedded broker was asked for.
     pub fn is_embedded(&self) -> bool {
         self.brokers == Brokers::Embedded
@@ -1418,6 +1439,29 @@ mod tests {
             assert!(debug.contains(key), "{key} is not listed");
         }
         assert!(debug.contains("rack-visible"));
+    }
+
+    #[test]
+    fn tools_without_a_bus_say_how_to_name_the_brokers() {
+        let unset = Config::new("a")
+            .real_servers("reading a topic")
+            .unwrap_err();
+        assert!(
+            unset
+                .to_string()
+                .contains("reading a topic needs broker addresses: set KAFKA_BOOTSTRAP_SERVERS"),
+            "{unset}"
+        );
+        let embedded = Config::new("a")
+            .embedded()
+            .real_servers("reading a topic")
+            .unwrap_err();
+        assert!(
+            embedded.to_string().contains("bus.bootstrap_servers()"),
+            "{embedded}"
+        );
+        let real = Config::new("a").bootstrap_servers("k:9092");
+        assert_eq!(real.real_servers("reading a topic").unwrap(), "k:9092");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use rdkafka::ClientConfig;
 
 use super::letter::DeadLetter;
 use super::read::{reader_config, Range, Reader};
-use crate::config::{Brokers, Config};
+use crate::config::Config;
 use crate::error::{Error, Result};
 
 /// How long one operation may wait for the broker unless [`DeadLetters::timeout`] says otherwise.
@@ -70,15 +70,11 @@ impl DeadLetters {
         timeout: Duration,
     ) -> Result<Self> {
         config.validate()?;
-        let servers = match &config.brokers {
-            Brokers::Servers(servers) => servers.clone(),
-            Brokers::Embedded => return Err(Error::Config(
-                "this configuration asks for the embedded broker, whose address only its bus knows: use `bus.dead_letters(topic)`, or `Config::bootstrap_servers(bus.bootstrap_servers())`".into(),
-            )),
-            Brokers::Unset => return Err(Error::Config(
-                "no Kafka brokers are configured: set KAFKA_BOOTSTRAP_SERVERS (or `Config::bootstrap_servers`) to the brokers holding the dead-letter topic".into(),
-            )),
-        };
+        let servers = config
+            .real_servers(
+                "reading dead letters (use `bus.dead_letters(topic)` on the embedded broker)",
+            )?
+            .to_owned();
         config.check_connection(timeout).await?;
         Self::open(config, &servers, dlq_topic, timeout, None).await
     }

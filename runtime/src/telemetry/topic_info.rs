@@ -85,13 +85,8 @@ impl Inspector {
     /// only its bus knows: use [`Bus::topic_info`](crate::Bus::topic_info) there),
     /// [`Error::Kafka`] when librdkafka refuses the configuration.
     pub fn new(config: &Config, timeout: Duration) -> Result<Self> {
-        let Some(servers) = config.servers() else {
-            return Err(Error::Config(
-                "the inspector needs broker addresses: set KAFKA_BOOTSTRAP_SERVERS (or \
-                 `Config::bootstrap_servers`); for the embedded broker use the bus's topic_info"
-                    .into(),
-            ));
-        };
+        let servers = config
+            .real_servers("inspecting topics (use `Bus::topic_info` on the embedded broker)")?;
         Self::with_client(config.consumer_config(servers, INSPECTOR_GROUP), timeout)
     }
 
