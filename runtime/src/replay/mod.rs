@@ -212,9 +212,7 @@ pub(crate) async fn run(replay: Replay, wiring: Wiring<'_>) -> Result<ReplayRepo
             replay_group.clone(),
             topic.clone(),
         );
-        tokio::task::spawn_blocking(move || plan(&admin, &replay, &replay_group, &topic))
-            .await
-            .map_err(|_| Error::State("planning the replay panicked"))??
+        retrying(move || plan(&admin, &replay, &replay_group, &topic)).await?
     };
     let Plan {
         ranges,
@@ -245,9 +243,15 @@ pub(crate) async fn run(replay: Replay, wiring: Wiring<'_>) -> Result<ReplayRepo
     }
     {
         let (admin, replay_group) = (admin.clone(), replay_group.clone());
-        tokio::task::spawn_blocking(move || admin.commit_moves(&replay_group, &commit))
+        let group = replay_group.clone();
+        retrying(move || admin.commit_moves(&replay_group, &commit))
             .await
-            .map_err(|_| Error::State("committing the replay's start panicked"))??;
+            .map_err(|e| match e {
+                Error::Config(why) => Error::Config(format!(
+                    "replay group `{group}` cannot start (is a replay of it running?): {why}"
+                )),
+                e => e,
+            })?;
     }
     tracing::info!(%topic, %group, %replay_group, resumed, records = ranges.iter().map(|r| r.end - r.start).sum::<i64>(),
         "replay starts");
@@ -304,6 +308,32 @@ pub(crate) async fn run(replay: Replay, wiring: Wiring<'_>) -> Result<ReplayRepo
                      its last commit"
                 .into(),
         }),
+    }
+}
+
+/// How often a blocking broker call that failed retriably (a coordinator loading, a timeout) is
+/// tried in all, a second apart.
+const ATTEMPTS: u32 = 3;
+
+/// Runs `call` on the blocking pool, again after a retriable error, up to [`ATTEMPTS`] times.
+async fn retrying<T: Send + 'static>(
+    call: impl Fn() -> Result<T> + Send + Sync + 'static,
+) -> Result<T> {
+    let call = Arc::new(call);
+    let mut attempt = 1;
+    loop {
+        let once = call.clone();
+        let result = tokio::task::spawn_blocking(move || once())
+            .await
+            .map_err(|_| Error::State("a broker call of the replay panicked"))?;
+        match result {
+            Err(e) if e.is_retriable() && attempt < ATTEMPTS => {
+                tracing::debug!(error = %e, attempt, "a broker call of the replay failed; trying again");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            result => return result,
+        }
     }
 }
 
@@ -379,6 +409,11 @@ struct Plan {
 /// Refuses a replay group with live members, takes the high watermarks and chooses each
 /// partition's range (going on from the replay group's own commits unless restarting).
 fn plan(admin: &GroupAdmin, replay: &Replay, replay_group: &str, topic: &str) -> Result<Plan> {
+    // Whether the broker describes groups: then the resumed offsets are committed again too, so
+    // that the broker refuses a group with members the classic call does not show (a
+    // consumer-protocol group, KIP-848). The embedded broker refuses any commit from outside a
+    // group it knows, members or not.
+    let mut described = true;
     match admin.describe(replay_group) {
         Ok(described) if !described.members.is_empty() => {
             let members: Vec<String> = described
@@ -396,6 +431,7 @@ fn plan(admin: &GroupAdmin, replay: &Replay, replay_group: &str, topic: &str) ->
         Ok(_) => {}
         // The embedded broker describes no groups: nothing to check there.
         Err(e) if e.to_string().contains("UnsupportedFeature") => {
+            described = false;
             tracing::debug!(%replay_group, "the broker cannot describe groups; live members of the replay group are not checked");
         }
         Err(e) => return Err(e),
@@ -449,6 +485,12 @@ fn plan(admin: &GroupAdmin, replay: &Replay, replay_group: &str, topic: &str) ->
             Some(committed) if !replay.restart && committed >= from => {
                 resumed = true;
                 from = committed.min(end);
+                if described {
+                    commit.push(OffsetMove {
+                        to: committed,
+                        ..start.clone()
+                    });
+                }
             }
             _ => commit.push(OffsetMove {
                 to: from,
