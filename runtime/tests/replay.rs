@@ -282,6 +282,21 @@ async fn an_empty_range_returns_at_once_and_a_missing_topic_is_named() {
     );
     assert_eq!(ledger.count(), 0);
 
+    // The live group itself, and a partition the topic does not have.
+    let live = bus
+        .replay(Replay::topic("replay.ticks").as_group("replay-billing"))
+        .await
+        .unwrap_err();
+    assert!(live.to_string().contains("of its own"), "{live}");
+    let nowhere = bus
+        .replay(Replay::topic("replay.ticks").from_offsets([(0, 0), (7, 0)]))
+        .await
+        .unwrap_err();
+    assert!(
+        nowhere.to_string().contains("has no partition 7"),
+        "{nowhere}"
+    );
+
     // A topic no handler consumes, and a handled topic that does not exist.
     let unknown = bus
         .replay(Replay::topic("replay.nowhere"))
