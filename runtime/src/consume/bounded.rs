@@ -21,6 +21,8 @@ pub(crate) struct Bound {
     pub end: i64,
     /// The next offset to handle: every record before it reached its verdict.
     position: AtomicI64,
+    /// The consumer's fetch position at the last [`Bound::settle`], if past the end.
+    fetched: AtomicI64,
     handled: AtomicU64,
     skipped: AtomicU64,
     dead_lettered: AtomicU64,
@@ -78,6 +80,25 @@ impl Bound {
         self.position.load(Ordering::SeqCst) >= self.end
     }
 
+    /// Called every second with the consumer's fetch position and whether the partition's worker
+    /// has nothing queued or running: the partition is done when the position is past the end
+    /// with the worker idle twice in a row at the same position, although no handled offset
+    /// reached the end (the last offsets hold no record for the application: transaction
+    /// markers, compacted records). Twice, because messages fetched may still be on their way to
+    /// the worker (batched on the polling thread, or in the consumer loop's channel).
+    pub fn settle(&self, fetched: i64, idle: bool) {
+        if self.done() {
+            return;
+        }
+        if fetched < self.end || !idle {
+            self.fetched.store(-1, Ordering::SeqCst);
+            return;
+        }
+        if self.fetched.swap(fetched, Ordering::SeqCst) == fetched {
+            self.advance(self.end);
+        }
+    }
+
     /// How far the run got.
     pub fn snapshot(&self) -> BoundSnapshot {
         BoundSnapshot {
@@ -111,6 +132,7 @@ impl Bounds {
                     start,
                     end,
                     position: AtomicI64::new(start),
+                    fetched: AtomicI64::new(-1),
                     handled: AtomicU64::new(0),
                     skipped: AtomicU64::new(0),
                     dead_lettered: AtomicU64::new(0),
@@ -153,5 +175,70 @@ impl Bounds {
             .collect();
         all.sort_unstable_by_key(|(p, _)| *p);
         all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_is_done_at_its_end_and_an_empty_range_at_once() {
+        let bounds = Bounds::new("orders", [(0, 2, 5), (1, 7, 7)]);
+        assert!(bounds.get("orders", 2).is_none() && bounds.get("other", 0).is_none());
+        assert!(bounds.get("orders", 1).unwrap().done(), "an empty range");
+        let first = bounds.get("orders", 0).unwrap();
+        first.count(Outcome::Handled);
+        first.count(Outcome::DeadLettered);
+        first.advance(4);
+        first.advance(3); // never backwards
+        assert!(!bounds.done());
+        assert_eq!(
+            first.snapshot(),
+            BoundSnapshot {
+                start: 2,
+                end: 5,
+                position: 4,
+                handled: 1,
+                skipped: 0,
+                dead_lettered: 1,
+                deferred: 0
+            }
+        );
+        first.advance(5);
+        assert!(bounds.done());
+    }
+
+    #[test]
+    fn a_fetch_position_past_the_end_settles_only_when_seen_twice_with_the_worker_idle() {
+        let bounds = Bounds::new("orders", [(0, 0, 5)]);
+        let bound = bounds.get("orders", 0).unwrap();
+        bound.settle(6, true);
+        assert!(
+            !bound.done(),
+            "the records fetched may still be on their way"
+        );
+        bound.settle(6, false);
+        bound.settle(6, true);
+        assert!(!bound.done(), "the worker was busy in between");
+        bound.settle(6, true);
+        assert!(bound.done());
+        let other = Bounds::new("orders", [(0, 0, 5)]);
+        let bound = other.get("orders", 0).unwrap();
+        bound.settle(4, true);
+        bound.settle(4, true);
+        assert!(!bound.done(), "not fetched to the end");
+    }
+
+    #[test]
+    fn every_change_is_announced() {
+        let bounds = Bounds::new("orders", [(0, 0, 5)]);
+        let mut changes = bounds.subscribe();
+        assert!(!changes.has_changed().unwrap());
+        bounds.get("orders", 0).unwrap().count(Outcome::Skipped);
+        assert!(changes.has_changed().unwrap());
+        changes.mark_unchanged();
+        bounds.get("orders", 0).unwrap().advance(0);
+        assert!(!changes.has_changed().unwrap(), "no move, no news");
     }
 }

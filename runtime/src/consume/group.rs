@@ -15,6 +15,10 @@
 //! at the broker and resumed once it caught up; every partition is resumed when it is assigned, since
 //! librdkafka keeps an application's pause across a revoke and re-assign.
 //!
+//! A bounded run (a replay, [`super::bounded`]) is the same consumer with an end offset per
+//! partition: what lies past it is dropped and the partition paused, each handled offset is stored
+//! at once, and the consumer stops by itself, cleanly, once every partition reached its end.
+//!
 //! A partition whose handlers all declare `concurrency = N > 1` runs up to N events of different
 //! keys at once, each key's events in order ([`PartitionWorker::run_keyed`]); the offset stored is
 //! then the highest below which every event reached its verdict ([`Contiguous`]).
@@ -1004,10 +1008,8 @@ impl ConsumerLoop {
         }
     }
 
-    /// A bounded run's partitions whose records before the end are all handled although no
-    /// handled offset reached it (the last offsets hold no record for the application: transaction
-    /// markers, compacted records): done once the fetch position passed the end with nothing in
-    /// the partition's queue or running.
+    /// Tells a bounded run's partitions where the consumer fetches and whether their workers are
+    /// idle (see [`Bound::settle`]).
     fn settle_bounds(&self) {
         let Some(bounds) = &self.bounds else { return };
         if bounds.done() {
@@ -1031,9 +1033,7 @@ impl ConsumerLoop {
                         .get(&(topic.to_owned(), partition))
                         .is_some_and(|c| c.busy.load(Ordering::SeqCst))
             });
-            if !bound.done() && fetched >= bound.end && idle {
-                bound.advance(bound.end);
-            }
+            bound.settle(fetched, idle);
         }
     }
 
