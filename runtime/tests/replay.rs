@@ -3,7 +3,8 @@
 //! started; the live group's offsets untouched; a poison record dead-lettered as by the live
 //! group; an empty range at once; a missing topic named; a replay group with a live member
 //! refused; a stopped replay going on from its last commit; a replay from a time (on a real
-//! Kafka: the embedded broker answers offsets-by-time with -1).
+//! Kafka: the embedded broker answers offsets-by-time with -1); a replay whose last offset is a
+//! transaction marker ending all the same (on a real Kafka).
 
 mod support;
 
@@ -472,4 +473,61 @@ async fn a_replay_from_a_time_runs_the_records_at_or_after_it_up_to_until() {
         report.records(),
         report.elapsed
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_ends_at_the_high_watermark_when_a_transaction_marker_holds_the_last_offset() {
+    if !runs_on_real_kafka_only(
+        "a_replay_ends_at_the_high_watermark_when_a_transaction_marker_holds_the_last_offset",
+    ) {
+        return;
+    }
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let (kafka, bus, ledger) = setup(1).await;
+    // Four events in one transaction: offsets 0 to 3, its commit marker at 4, the end at 5.
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap())
+        .set("transactional.id", kafka.group("replay-transactions"))
+        .create()
+        .unwrap();
+    producer.init_transactions(Duration::from_secs(30)).unwrap();
+    producer.begin_transaction().unwrap();
+    for n in 0..4 {
+        let event = bus
+            .encode_event(&Tick { n, poison: false }, PublishOptions::default())
+            .unwrap();
+        let headers = event.headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
+            h.insert(Header {
+                key: k,
+                value: Some(v),
+            })
+        });
+        producer
+            .send(
+                BaseRecord::to(&event.topic)
+                    .partition(0)
+                    .key(event.key.as_deref().unwrap_or_default())
+                    .payload(&event.payload)
+                    .headers(headers),
+            )
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    producer
+        .commit_transaction(Duration::from_secs(30))
+        .unwrap();
+    let (bootstrap, topic) = (kafka.bootstrap().to_owned(), kafka.topic("replay.ticks"));
+    assert_eq!(committed_and_high(&bootstrap, "unused", &topic)[0].2, 5);
+
+    let report = tokio::time::timeout(
+        WAIT,
+        bus.replay(Replay::topic("replay.ticks").as_group("replay-billing.transactions")),
+    )
+    .await
+    .expect("the replay ends although no record holds offset 4")
+    .unwrap();
+    assert_eq!((report.records(), report.handled()), (5, 4));
+    assert_eq!(report.partitions[0].position, 5);
+    assert_eq!(ledger.take().len(), 4);
 }
