@@ -1,6 +1,7 @@
 //! `herald groups`: list consumer groups, describe one (state, members, their partitions, and its
 //! committed offsets and lag), and move its offsets to replay a topic from a time or an offset, or
-//! to skip to the end (`--dry-run` first).
+//! to skip to the end (`--dry-run` first); `replay` plans a bounded replay (records per partition
+//! up to the current ends) into the group or into a new group, which `Bus::replay` then runs.
 
 use std::process::ExitCode;
 
@@ -25,6 +26,46 @@ pub enum GroupsCommand {
     /// Moves a group's committed offsets on every partition of a topic: its next start reads
     /// from there. Refused while the group has live members.
     Reset(ResetArgs),
+    /// Plans a replay of a topic from a time or an offset: the records each partition holds from
+    /// there to its current end. Into the group itself (a reset, refused while it has live
+    /// members), or with `--as-group` into a new group whose offsets start there (a service's
+    /// `Bus::replay` with that group goes on from them, up to the ends it takes when it starts).
+    Replay(ReplayArgs),
+}
+
+/// Options of `herald groups replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The handlers' consumer group.
+    #[arg(long, value_name = "GROUP")]
+    group: String,
+    /// The topic to replay.
+    #[arg(long, value_name = "NAME")]
+    topic: String,
+    /// From the oldest record each partition holds.
+    #[arg(long, group = "start")]
+    from_earliest: bool,
+    /// From the first record at or after this time: RFC 3339 (`2026-12-05T10:00:00Z`) or an age
+    /// (`10m`, `2h`, `1d` ago).
+    #[arg(long, group = "start", value_name = "TIME")]
+    from_time: Option<String>,
+    /// From this offset on every partition (clamped to what each holds).
+    #[arg(long, group = "start", value_name = "OFFSET")]
+    from_offset: Option<i64>,
+    /// Only this partition (repeat for several).
+    #[arg(long = "partition", value_name = "N")]
+    partitions: Vec<i32>,
+    /// Starts a new consumer group there instead of moving `--group`'s offsets; refused while it
+    /// has live members.
+    #[arg(long, value_name = "NEW_GROUP")]
+    as_group: Option<String>,
+    /// Prints the plan without committing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Skips the check for live members (for brokers that cannot describe groups, like
+    /// `herald broker`).
+    #[arg(long)]
+    force: bool,
 }
 
 /// Options of `herald groups reset`.
@@ -119,6 +160,7 @@ pub async fn run(command: GroupsCommand, common: &Common) -> anyhow::Result<Exit
             Ok(ExitCode::SUCCESS)
         }
         GroupsCommand::Reset(args) => reset(&args, &config, timeout, json),
+        GroupsCommand::Replay(args) => replay(&args, &config, timeout, json),
     })
     .await
     .context("the groups task panicked")?
@@ -155,6 +197,123 @@ fn reset(
         print!("{}", table(&moves, args.dry_run));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One partition of a replay plan.
+#[derive(Debug, serde::Serialize)]
+struct Planned {
+    topic: String,
+    partition: i32,
+    /// The replaying group's committed offset before (`None`: it never committed there).
+    committed: Option<i64>,
+    /// The first offset replayed.
+    from: i64,
+    /// The partition's end now (exclusive).
+    to: i64,
+    /// `to - from`.
+    records: i64,
+}
+
+fn replay(
+    args: &ReplayArgs,
+    config: &herald::Config,
+    timeout: std::time::Duration,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let target = if args.from_earliest {
+        OffsetTarget::Earliest
+    } else if let Some(offset) = args.from_offset {
+        OffsetTarget::Offset(offset)
+    } else if let Some(time) = &args.from_time {
+        OffsetTarget::Time(parse_time(time, Utc::now())?)
+    } else {
+        bail!("say where from: --from-earliest, --from-time TIME or --from-offset N");
+    };
+    let group = args.as_group.as_deref().unwrap_or(&args.group);
+    if args.as_group.as_deref() == Some(args.group.as_str()) {
+        bail!("--as-group names the group itself: leave it out to replay into `{group}`");
+    }
+    let admin = GroupAdmin::new(config, timeout)?;
+    let mut moves = admin.plan_reset(group, &args.topic, target)?;
+    if !args.partitions.is_empty() {
+        if let Some(missing) = args
+            .partitions
+            .iter()
+            .find(|p| !moves.iter().any(|m| m.partition == **p))
+        {
+            bail!(
+                "topic `{}` has no partition {missing} (it has {})",
+                args.topic,
+                moves.len()
+            );
+        }
+        moves.retain(|m| args.partitions.contains(&m.partition));
+    }
+    if !args.dry_run {
+        if !args.force {
+            let description = admin.describe(group).map_err(|e| {
+                anyhow!(
+                    "cannot check that `{group}` has no live members ({e}); stop them and use --force"
+                )
+            })?;
+            if !description.members.is_empty() {
+                bail!(
+                    "consumer group `{group}` has {} live member(s): stop them before replaying \
+                     into it, or their commits would undo the new offsets",
+                    description.members.len()
+                );
+            }
+        }
+        admin.commit_moves(group, &moves)?;
+    }
+    let planned: Vec<Planned> = moves
+        .iter()
+        .map(|m| Planned {
+            topic: m.topic.clone(),
+            partition: m.partition,
+            committed: m.from,
+            from: m.to,
+            to: m.high,
+            records: m.high - m.to,
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string(&planned)?);
+    } else {
+        print!("{}", plan_table(&planned, group, args.dry_run));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A replay plan as a table, and the total.
+fn plan_table(planned: &[Planned], group: &str, dry_run: bool) -> String {
+    let mut out = format!(
+        "{:<40} {:>12} {:>12} {:>12} {:>10}\n",
+        "TOPIC/PARTITION", "COMMITTED", "FROM", "TO", "RECORDS"
+    );
+    for p in planned {
+        let committed = p
+            .committed
+            .map_or_else(|| "-".to_owned(), |n| n.to_string());
+        out.push_str(&format!(
+            "{:<40} {:>12} {:>12} {:>12} {:>10}\n",
+            format!("{}/{}", p.topic, p.partition),
+            committed,
+            p.from,
+            p.to,
+            p.records
+        ));
+    }
+    let total: i64 = planned.iter().map(|p| p.records).sum();
+    out.push_str(&format!(
+        "{total} record(s) to replay in group `{group}` up to the current ends{}\n",
+        if dry_run {
+            " (dry run: nothing committed)"
+        } else {
+            ""
+        }
+    ));
+    out
 }
 
 /// The moves as a table, with the number of records each partition replays (+) or skips (-).

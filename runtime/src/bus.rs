@@ -981,17 +981,7 @@ impl Bus {
 
     /// What the consumer groups share: a new one per start.
     pub(crate) fn shared(&self) -> Arc<Shared> {
-        Arc::new(Shared {
-            publisher: self.inner.publisher.clone(),
-            state: self.inner.state.clone(),
-            counters: self.inner.counters.clone(),
-            policies: self.inner.policies.clone(),
-            settings: self.inner.config.consume_settings(),
-            breakers: self.inner.breakers.clone(),
-            in_flight: self.inner.in_flight.clone(),
-            stalled_copies: self.inner.stalled_copies.clone(),
-            callers: self.inner.callers.clone(),
-        })
+        Arc::new(self.shared_with(self.inner.breakers.clone()))
     }
 
     /// The consumer groups this bus runs, each with its handlers.
@@ -1056,6 +1046,48 @@ impl Bus {
         telemetry::metrics::connections_active(1 + started.len());
         *running = started;
         Ok(())
+    }
+
+    /// What a group's consumer shares with its workers, its circuit breakers listed in `breakers`.
+    fn shared_with(&self, breakers: Arc<std::sync::Mutex<Vec<Arc<Breaker>>>>) -> Shared {
+        Shared {
+            publisher: self.inner.publisher.clone(),
+            state: self.inner.state.clone(),
+            counters: self.inner.counters.clone(),
+            policies: self.inner.policies.clone(),
+            settings: self.inner.config.consume_settings(),
+            breakers,
+            in_flight: self.inner.in_flight.clone(),
+            stalled_copies: self.inner.stalled_copies.clone(),
+            callers: self.inner.callers.clone(),
+        }
+    }
+
+    /// Runs a consumer group's handlers over a range of a topic, under a consumer group of its
+    /// own, and returns once every partition reached the high watermark taken at the start: see
+    /// [`crate::replay`]. Independent of [`Bus::start`]: the live groups may run meanwhile, and
+    /// their offsets are untouched. Dropping the future stops the replay; what was handled is
+    /// committed, and running it again goes on from there.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when no handler of the group consumes the topic, when the replay group
+    /// is the live group or has live members (a replay of it runs); [`Error::TopicNotFound`];
+    /// [`Error::ConsumerFailed`] when the replay's consumer failed or stopped before the end;
+    /// [`Error::Kafka`] when the brokers do not answer.
+    pub async fn replay(
+        &self,
+        replay: crate::replay::Replay,
+    ) -> Result<crate::replay::ReplayReport> {
+        let inner = &self.inner;
+        let wiring = crate::replay::Wiring {
+            config: &inner.config,
+            servers: &inner.bootstrap_servers,
+            groups: inner
+                .registry
+                .handlers_by_group(inner.config.default_group()),
+            shared: Arc::new(self.shared_with(Arc::default())),
+        };
+        crate::replay::run(replay, wiring).await
     }
 
     /// Waits until every consumer group has partitions assigned (the embedded broker's first join

@@ -65,6 +65,7 @@ mod command;
 mod consume;
 pub mod dlq;
 pub mod offsets;
+pub mod replay;
 pub mod schemas;
 mod scope;
 pub mod telemetry;

@@ -1,5 +1,6 @@
 //! A consumer group's members and committed offsets, and moving them: replay a topic from a
-//! time or an offset into a group, or skip it to the end (`herald groups`). Blocking calls: from
+//! time or an offset into a group, or skip it to the end (`herald groups`). Running a group's
+//! handlers over a range under a group of its own is `Bus::replay` (`herald::replay`). Blocking calls: from
 //! async code run them in `tokio::task::spawn_blocking`.
 //!
 //! A reset commits the new offsets as the group, so it is refused while the group has live
@@ -303,8 +304,34 @@ impl GroupAdmin {
     ) -> Result<Vec<OffsetMove>> {
         let consumer = self.consumer(group)?;
         let moves = self.plan_with(&consumer, topic, target)?;
+        self.commit_with(&consumer, group, &moves)?;
+        Ok(moves)
+    }
+
+    /// Commits each move's `to` as `group`, without asking for the group's members (as
+    /// [`GroupAdmin::reset_unchecked`]): for moves planned with [`GroupAdmin::plan_reset`] and then
+    /// chosen or changed (some partitions only, an offset per partition). The replay of
+    /// `Bus::replay` starts its own group this way.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the broker refuses because the group has members, [`Error::Kafka`]
+    /// when the commit fails otherwise.
+    pub fn commit_moves(&self, group: &str, moves: &[OffsetMove]) -> Result<()> {
+        let consumer = self.consumer(group)?;
+        self.commit_with(&consumer, group, moves)
+    }
+
+    fn commit_with(
+        &self,
+        consumer: &BaseConsumer,
+        group: &str,
+        moves: &[OffsetMove],
+    ) -> Result<()> {
+        if moves.is_empty() {
+            return Ok(());
+        }
         let mut offsets = TopicPartitionList::new();
-        for m in &moves {
+        for m in moves {
             offsets
                 .add_partition_offset(&m.topic, m.partition, Offset::Offset(m.to))
                 .map_err(|e| Error::kafka("preparing the commit", e))?;
@@ -325,7 +352,7 @@ impl GroupAdmin {
                 _ => Error::kafka("committing the group's new offsets", e),
             }
         })?;
-        Ok(moves)
+        Ok(())
     }
 }
 

@@ -15,6 +15,10 @@
 //! at the broker and resumed once it caught up; every partition is resumed when it is assigned, since
 //! librdkafka keeps an application's pause across a revoke and re-assign.
 //!
+//! A bounded run (a replay, [`super::bounded`]) is the same consumer with an end offset per
+//! partition: what lies past it is dropped and the partition paused, each handled offset is stored
+//! at once, and the consumer stops by itself, cleanly, once every partition reached its end.
+//!
 //! A partition whose handlers all declare `concurrency = N > 1` runs up to N events of different
 //! keys at once, each key's events in order ([`PartitionWorker::run_keyed`]); the offset stored is
 //! then the highest below which every event reached its verdict ([`Contiguous`]).
@@ -35,8 +39,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::bounded::{Bound, Bounds, Outcome};
 use super::contiguous::Contiguous;
-use super::dispatch::{dispatch, routes, Routes};
+use super::dispatch::{dispatch, routes, Routes, Verdict};
 use super::settle::{self, Step};
 use super::{retry_topic, Shared};
 use crate::config::policy::RetryMode;
@@ -355,6 +360,42 @@ impl GroupRunner {
         shared: Arc<Shared>,
         existing: &BTreeSet<String>,
     ) -> Result<Self> {
+        Self::launch(group, handlers, client_config, shared, existing, None)
+    }
+
+    /// A bounded run (a replay): subscribes only to `bounds`' topic, handles each partition's
+    /// records up to its end (the records past it are neither handled nor committed) and stops by
+    /// itself, cleanly, once every partition reached its end ([`GroupRunner::finished`]). `group`
+    /// is the handlers' group, which their dead letters and retry copies name; `client_config`
+    /// names the consumer group id the run commits under.
+    ///
+    /// # Errors
+    /// As [`GroupRunner::start`].
+    pub fn start_bounded(
+        group: String,
+        handlers: Vec<&'static HandlerDescriptor>,
+        client_config: rdkafka::ClientConfig,
+        shared: Arc<Shared>,
+        bounds: Arc<Bounds>,
+    ) -> Result<Self> {
+        Self::launch(
+            group,
+            handlers,
+            client_config,
+            shared,
+            &BTreeSet::new(),
+            Some(bounds),
+        )
+    }
+
+    fn launch(
+        group: String,
+        handlers: Vec<&'static HandlerDescriptor>,
+        client_config: rdkafka::ClientConfig,
+        shared: Arc<Shared>,
+        existing: &BTreeSet<String>,
+        bounds: Option<Arc<Bounds>>,
+    ) -> Result<Self> {
         let (routes, breakers) = routes(&group, &handlers, &shared)?;
         let concurrency = concurrency_by_topic(&handlers);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -386,6 +427,10 @@ impl GroupRunner {
                     .into_iter()
                     .filter(|tier| existing.contains(tier)),
             );
+        }
+        if let Some(bounds) = &bounds {
+            // A bounded run reads its one topic; retry copies it makes are its group's to retry.
+            topics = BTreeSet::from([bounds.topic.clone()]);
         }
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer
@@ -422,6 +467,7 @@ impl GroupRunner {
             polling,
             poller: Some(poller),
             budget: Arc::new(Budget::new(shared_max_per_consumer)),
+            bounds,
         };
         let task = tokio::spawn(consumer_loop.run(stop_rx, events_rx, assigned_tx));
         Ok(Self {
@@ -435,6 +481,16 @@ impl GroupRunner {
     /// The number of partitions assigned to this consumer, as it changes.
     pub fn assignment(&self) -> watch::Receiver<usize> {
         self.assigned.clone()
+    }
+
+    /// Waits until the consumer ends by itself: a bounded run that reached its ends, or a failure.
+    pub async fn finished(self) -> GroupStop {
+        // Held until the end: dropping it stops the consumer.
+        let _stop = self.stop;
+        match self.task.await {
+            Ok(stop) => stop,
+            Err(e) => GroupStop::Failed(format!("the consumer task failed: {e}")),
+        }
     }
 
     /// Stops fetching, lets in-flight handlers finish until `deadline` (abandoning those still
@@ -657,6 +713,8 @@ struct Worker {
     backlog: Arc<Backlog>,
     paused: bool,
     held: bool,
+    /// A bounded run's partition that reached its end: it stays paused.
+    ended: bool,
     task: JoinHandle<()>,
 }
 
@@ -724,6 +782,8 @@ struct ConsumerLoop {
     poller: Option<std::thread::JoinHandle<()>>,
     /// The bytes buffered over all partitions.
     budget: Arc<Budget>,
+    /// A bounded run's end offsets; `None` for a live group.
+    bounds: Option<Arc<Bounds>>,
 }
 
 impl ConsumerLoop {
@@ -739,13 +799,22 @@ impl ConsumerLoop {
         // send none, and a paused partition must never wait for a signal that does not come.
         let mut sweep = tokio::time::interval(Duration::from_secs(1));
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut progress = self.bounds.as_ref().map(|b| b.subscribe());
         let deadline = loop {
+            if self.bounds.as_ref().is_some_and(|b| b.done()) {
+                tracing::info!(group = %self.group, "bounded run reached the end of every partition");
+                break Instant::now() + self.shared.settings.shutdown_timeout;
+            }
             tokio::select! {
                 biased;
                 deadline = &mut stop => {
                     break deadline.unwrap_or_else(|_| Instant::now() + self.shared.settings.shutdown_timeout)
                 }
-                _ = sweep.tick() => self.resume_caught_up(),
+                _ = sweep.tick() => {
+                    self.resume_caught_up();
+                    self.settle_bounds();
+                }
+                Some(()) = changed(progress.as_mut()) => {}
                 Some(signal) = signals.recv() => {
                     if let Some(reason) = self.signalled(signal) {
                         tracing::error!(group = %self.group, %reason, "consumer group failed: it stops; fix the cause and restart the service");
@@ -796,9 +865,15 @@ impl ConsumerLoop {
         }
     }
 
-    /// Hands a message to its partition's worker (counted as consumed by the caller).
+    /// Hands a message to its partition's worker (counted as consumed by the caller). In a
+    /// bounded run, a message at or past its partition's end is dropped and the partition paused.
     fn route(&mut self, message: Received, signals: &mpsc::UnboundedSender<WorkerSignal>) {
         let (topic, partition) = (message.topic(), message.partition());
+        let beyond = self.bounds.as_ref().is_some_and(|bounds| {
+            bounds
+                .get(topic, partition)
+                .is_none_or(|b| message.offset() >= b.end)
+        });
         if self.workers.get(topic, partition).is_none() {
             let id: PartitionId = (topic.to_owned(), partition);
             let previous = self.retiring.remove(&id);
@@ -809,6 +884,14 @@ impl ConsumerLoop {
             .workers
             .get_mut(topic, partition)
             .expect("inserted above");
+        if beyond {
+            let id = (topic.to_owned(), partition);
+            self.pause(&id);
+            if let Some(worker) = self.workers.get_mut(topic, partition) {
+                worker.ended = true;
+            }
+            return;
+        }
         let behind = worker.backlog.add(message.size());
         let pause = (!worker.paused && behind).then(|| (topic.to_owned(), partition));
         let _ = worker.queue.send(message);
@@ -882,7 +965,7 @@ impl ConsumerLoop {
         let Some(worker) = self.workers.get_mut(&id.0, id.1) else {
             return;
         };
-        if !worker.paused {
+        if !worker.paused || worker.ended {
             return;
         }
         let mut tpl = TopicPartitionList::new();
@@ -890,6 +973,35 @@ impl ConsumerLoop {
         match self.consumer.resume(&tpl) {
             Ok(()) => worker.paused = false,
             Err(e) => tracing::warn!(error = %e, "could not resume a partition"),
+        }
+    }
+
+    /// Tells a bounded run's partitions where the consumer fetches and whether their workers are
+    /// idle (see [`Bound::settle`]).
+    fn settle_bounds(&self) {
+        let Some(bounds) = &self.bounds else { return };
+        if bounds.done() {
+            return;
+        }
+        let Ok(positions) = self.consumer.position() else {
+            return;
+        };
+        let controls = self.controls.lock().unwrap_or_else(|e| e.into_inner());
+        for element in positions.elements() {
+            let (topic, partition) = (element.topic(), element.partition());
+            let Some(bound) = bounds.get(topic, partition) else {
+                continue;
+            };
+            let rdkafka::Offset::Offset(fetched) = element.offset() else {
+                continue;
+            };
+            let idle = self.workers.get(topic, partition).is_none_or(|w| {
+                w.backlog.messages.load(Ordering::SeqCst) == 0
+                    && !controls
+                        .get(&(topic.to_owned(), partition))
+                        .is_some_and(|c| c.busy.load(Ordering::SeqCst))
+            });
+            bound.settle(fetched, idle);
         }
     }
 
@@ -967,7 +1079,12 @@ impl ConsumerLoop {
             .insert(id.clone(), control.clone());
         let on_panic = (signals.clone(), format!("{}/{}", id.0, id.1));
         let concurrency = self.concurrency.get(&id.0).copied().unwrap_or(1);
+        let bound = self
+            .bounds
+            .as_ref()
+            .and_then(|b| b.get(&id.0, id.1).cloned());
         let worker = PartitionWorker {
+            bound,
             concurrency,
             id,
             consumer,
@@ -995,6 +1112,7 @@ impl ConsumerLoop {
             backlog,
             paused: false,
             held: false,
+            ended: false,
             task,
         }
     }
@@ -1007,6 +1125,8 @@ const STORE_EVERY: u32 = 256;
 /// One partition's worker task: handles its messages in order, each to a verdict, and stores the
 /// offsets of those done for commit.
 struct PartitionWorker {
+    /// In a bounded run, the partition's range, which counts its outcomes and position.
+    bound: Option<Arc<Bound>>,
     /// How many events of different keys may run at once (see [`concurrency_by_topic`]).
     concurrency: usize,
     id: PartitionId,
@@ -1065,7 +1185,9 @@ impl PartitionWorker {
             }
             unstored = Some(message.offset());
             since_store += 1;
-            if inbox.is_empty() || since_store >= STORE_EVERY {
+            // A bounded run stores each one: its progress moves per record, and a replay stopped
+            // half-way goes on from the last one handled.
+            if inbox.is_empty() || since_store >= STORE_EVERY || self.bound.is_some() {
                 self.store(unstored.take());
                 since_store = 0;
                 self.control.busy.store(false, Ordering::SeqCst);
@@ -1164,7 +1286,11 @@ impl PartitionWorker {
                             }
                         }
                     }
-                    if running.is_empty() || inbox.is_empty() || since_store >= STORE_EVERY {
+                    if running.is_empty()
+                        || inbox.is_empty()
+                        || since_store >= STORE_EVERY
+                        || self.bound.is_some()
+                    {
                         self.store(done.advance());
                         since_store = 0;
                         if running.is_empty() && done.len() == 0 {
@@ -1227,7 +1353,14 @@ impl PartitionWorker {
             hold,
         )
         .await;
-        settle::carry_out(message, verdict, &self.group, &self.shared, cancel).await
+        let outcomes = outcomes(&verdict);
+        let step = settle::carry_out(message, verdict, &self.group, &self.shared, cancel).await;
+        if step == Step::Commit {
+            for outcome in outcomes {
+                self.count(outcome);
+            }
+        }
+        step
     }
 
     /// Stores `offset` (the last handled one) for the next commit.
@@ -1244,10 +1377,61 @@ impl PartitionWorker {
                 "offset not stored: the partition was revoked before the handler finished; the new owner handles the event again");
             return;
         }
-        if let Err(e) = self.consumer.store_offset(topic, partition, offset) {
-            tracing::debug!(%topic, partition, offset, error = %e,
-                "offset not stored (partition revoked?); the events after the last commit will be redelivered");
+        match self.consumer.store_offset(topic, partition, offset) {
+            Ok(()) => {
+                if let Some(bound) = &self.bound {
+                    bound.advance(offset + 1);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(%topic, partition, offset, error = %e,
+                    "offset not stored (partition revoked?); the events after the last commit will be redelivered");
+            }
         }
+    }
+
+    /// In a bounded run, counts a record's outcome.
+    fn count(&self, outcome: Outcome) {
+        if let Some(bound) = &self.bound {
+            bound.count(outcome);
+        }
+    }
+}
+
+/// What a bounded run counts for a verdict once it was carried out (a record copied to a retry
+/// topic whose topic refused it for good is counted deferred, though it went to the dead-letter
+/// topic).
+fn outcomes(verdict: &Verdict) -> Vec<Outcome> {
+    match verdict {
+        Verdict::Handled => vec![Outcome::Handled],
+        Verdict::Skipped => vec![Outcome::Skipped],
+        Verdict::DeadLetter(_) => vec![Outcome::DeadLettered],
+        Verdict::Retry {
+            deferrals,
+            dead_letter,
+            ..
+        } => {
+            let mut counted = Vec::new();
+            if !deferrals.is_empty() {
+                counted.push(Outcome::Deferred);
+            }
+            if dead_letter.is_some() {
+                counted.push(Outcome::DeadLettered);
+            }
+            if counted.is_empty() {
+                counted.push(Outcome::Handled);
+            }
+            counted
+        }
+        Verdict::Stopped => Vec::new(),
+    }
+}
+
+/// Resolves when `progress` announces a change; never without one (a live group).
+async fn changed(progress: Option<&mut watch::Receiver<()>>) -> Option<()> {
+    match progress {
+        Some(progress) => progress.changed().await.ok(),
+        None => std::future::pending().await,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Consuming: one consumer per consumer group ([`group`]), each message handled to a verdict
 //! ([`dispatch`]) under its handlers' retry policies ([`retry`]), and what cannot be handled copied
-//! to a dead-letter topic ([`dead_letter`]) before its offset is committed.
+//! to a dead-letter topic ([`dead_letter`]) before its offset is committed. A bounded run (a
+//! replay) is the same consumer stopping at end offsets ([`bounded`]).
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use crate::context::StateMap;
 use crate::publish::Publisher;
 use crate::telemetry::stats::Counters;
 
+pub(crate) mod bounded;
 pub mod breaker;
 mod contiguous;
 mod dead_letter;
