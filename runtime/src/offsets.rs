@@ -93,13 +93,7 @@ impl GroupAdmin {
     /// # Errors
     /// [`Error::Config`] without broker addresses.
     pub fn new(config: &Config, timeout: Duration) -> Result<Self> {
-        let Some(servers) = config.servers() else {
-            return Err(Error::Config(
-                "moving a group's offsets needs broker addresses: set KAFKA_BOOTSTRAP_SERVERS (or \
-                 `Config::bootstrap_servers`)"
-                    .into(),
-            ));
-        };
+        let servers = config.real_servers("moving a group's offsets")?;
         let mut client = ClientConfig::new();
         for (key, value) in config.client_properties(servers) {
             client.set(key, value);
