@@ -171,10 +171,10 @@ fn a_replay_plan_counts_the_records_and_starts_a_new_group_there() {
     produce(&kafka, &topic);
     let (group, new) = (kafka.group("billing"), kafka.group("billing.replay-1"));
     let servers = kafka.bootstrap();
-    let replay = |extra: &[&str]| {
-        let mut args = vec![
-            "--bootstrap-servers",
-            servers,
+    let replay_with = |options: &[&str], extra: &[&str]| {
+        let mut args = vec!["--bootstrap-servers", servers];
+        args.extend_from_slice(options);
+        args.extend([
             "groups",
             "replay",
             "--group",
@@ -185,10 +185,11 @@ fn a_replay_plan_counts_the_records_and_starts_a_new_group_there() {
             &new,
             "--from-offset",
             "2",
-        ];
+        ]);
         args.extend_from_slice(extra);
         herald(&args)
     };
+    let replay = |extra: &[&str]| replay_with(&[], extra);
 
     let (ok, out, err) = replay(&["--dry-run", "--partition", "0"]);
     assert!(ok, "{err}");
@@ -197,22 +198,7 @@ fn a_replay_plan_counts_the_records_and_starts_a_new_group_there() {
     let (ok, out, err) = replay(&["--dry-run"]);
     assert!(ok, "{err}");
     let plan: serde_json::Value = {
-        let (ok, json, err) = herald(&[
-            "--bootstrap-servers",
-            servers,
-            "--json",
-            "groups",
-            "replay",
-            "--group",
-            &group,
-            "--topic",
-            &topic,
-            "--as-group",
-            &new,
-            "--from-offset",
-            "2",
-            "--dry-run",
-        ]);
+        let (ok, json, err) = replay_with(&["--json"], &["--dry-run"]);
         assert!(ok, "{err}");
         serde_json::from_str(&json).unwrap()
     };
