@@ -199,7 +199,11 @@ async fn create_topics(bootstrap: &str, topics: &[String]) {
         .map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(1)))
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    for result in admin.create_topics(&new, &options).await.expect("create topics") {
+    for result in admin
+        .create_topics(&new, &options)
+        .await
+        .expect("create topics")
+    {
         result.expect("create topic");
     }
 }
@@ -377,7 +381,8 @@ async fn main() -> herald::Result<()> {
                 })
             }),
     };
-    let (raw_topic, raw_latency_topic) = (names.topic("bench.raw"), names.topic("bench.raw-latency"));
+    let (raw_topic, raw_latency_topic) =
+        (names.topic("bench.raw"), names.topic("bench.raw-latency"));
     let broker = in_process.then(|| Arc::new(EmbeddedBroker::start(1).expect("embedded broker")));
     let bootstrap = servers.unwrap_or_else(|| broker.as_ref().unwrap().bootstrap_servers().into());
     if let Some(broker) = &broker {
@@ -386,8 +391,13 @@ async fn main() -> herald::Result<()> {
         }
     }
     if real {
-        let topics = ["bench.raw", "bench.raw-latency", "bench.typed", "bench.typed-latency"]
-            .map(|t| names.topic(t));
+        let topics = [
+            "bench.raw",
+            "bench.raw-latency",
+            "bench.typed",
+            "bench.typed-latency",
+        ]
+        .map(|t| names.topic(t));
         create_topics(&bootstrap, &topics).await;
     }
     // herald's configuration for a bus of the bench: the embedded broker's settings passed through
@@ -406,7 +416,9 @@ async fn main() -> herald::Result<()> {
                 .property("linger.ms", "1");
         }
         if let Some(prefix) = &names.prefix {
-            config = config.topic_prefix(prefix.clone()).group_prefix(prefix.clone());
+            config = config
+                .topic_prefix(prefix.clone())
+                .group_prefix(prefix.clone());
         }
         config
     };

@@ -36,8 +36,10 @@ pub struct Reading {
 
 static HANDLED: AtomicU64 = AtomicU64::new(0);
 static EXPECTED: AtomicU64 = AtomicU64::new(u64::MAX);
-/// Wall clock and CPU at the first and the last handled message.
-static MARKS: Mutex<Option<((Instant, Duration), (Instant, Duration))>> = Mutex::new(None);
+/// Wall clock and CPU at one moment.
+type Mark = (Instant, Duration);
+/// Marks at the first and the last handled message.
+static MARKS: Mutex<Option<(Mark, Mark)>> = Mutex::new(None);
 
 fn cpu() -> Duration {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
