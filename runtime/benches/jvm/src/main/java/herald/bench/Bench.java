@@ -149,10 +149,10 @@ public final class Bench {
         /** Sends every record without waiting, then waits for every acknowledgement. */
         void publishAll(List<ProducerRecord<String, byte[]>> records) throws Exception;
 
-        /** Sends one record; {@code done} runs when it is acknowledged. */
+        /** Sends one record without waiting for it. */
         void send(ProducerRecord<String, byte[]> record);
 
-        /** Consumes {@code topic} in {@code group}, calling {@code handle} per record, until {@code stop} is true. */
+        /** Consumes {@code topic} in {@code group}, calling {@code handle} per record, until the returned handle is closed. */
         AutoCloseable consume(String topic, String group, Consumer<byte[]> handle);
     }
 
