@@ -3,8 +3,18 @@
 //! the phase added to the RSS it started with). Prints one table; asserts nothing.
 //!
 //! `cargo bench -p herald --bench compare -- [EVENTS]` (default 50,000). Against the embedded broker
-//! unless `KAFKA_BOOTSTRAP_SERVERS` names real brokers (then the topics `bench.raw`, `bench.typed`,
-//! `bench.raw-latency` and `bench.typed-latency` must exist with 4 partitions).
+//! in this process unless `KAFKA_BOOTSTRAP_SERVERS` names brokers in another process:
+//! - a real Kafka: the bench puts every topic and group under a prefix of its own (`BENCH_TOPIC_PREFIX`,
+//!   by default `b` and the Unix time) and creates the topics with 4 partitions through an rdkafka
+//!   `AdminClient`, so every run starts on empty topics;
+//! - `herald broker` (librdkafka's mock cluster as a process of its own) with `BENCH_BROKER=mock`:
+//!   both clients then get the embedded broker's settings (`fetch.wait.max.ms=4`, lz4, `linger.ms=1`),
+//!   and the topics are those `herald broker --topic` created (the mock creates unknown ones with 4
+//!   partitions).
+//!
+//! With the broker in another process, `getrusage` counts the client alone.
+//! `runtime/benches/run-compare.sh` runs it on both brokers beside the JVM peers (`BENCH_ROWS=1` adds
+//! one tab-separated `ROW`/`LAT` line per result for that script) and prints one table;
 //! `docs/performance.md` records the results. `BENCH_METRICS=1` installs a Prometheus `metrics`
 //! recorder first, to measure what herald's metrics cost (`docs/observability.md`); `BENCH_HERALD_ALONE=1`
 //! skips the raw all-concurrent publish (see there).
@@ -164,6 +174,45 @@ fn client_config(bootstrap: &str, embedded: bool) -> ClientConfig {
     config
 }
 
+/// Where the bench's topics and groups live: a prefix of this run's own on a real Kafka.
+struct Names {
+    prefix: Option<String>,
+}
+
+impl Names {
+    fn topic(&self, name: &str) -> String {
+        match &self.prefix {
+            Some(prefix) => format!("{prefix}.{name}"),
+            None => name.to_owned(),
+        }
+    }
+}
+
+/// Creates `topics` with [`PARTITIONS`] partitions on a real Kafka.
+async fn create_topics(bootstrap: &str, topics: &[String]) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = client_config(bootstrap, false)
+        .create()
+        .expect("admin client");
+    let new: Vec<_> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(1)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for result in admin
+        .create_topics(&new, &options)
+        .await
+        .expect("create topics")
+    {
+        result.expect("create topic");
+    }
+}
+
+/// One tab-separated line per result for `run-compare.sh` (`BENCH_ROWS=1`).
+fn rows_wanted() -> bool {
+    std::env::var("BENCH_ROWS").is_ok_and(|v| v == "1")
+}
+
 /// The producer herald uses, built by hand: idempotent, acks=all, 5 ms linger; lz4 and 1 ms linger
 /// on the embedded broker.
 fn raw_producer(bootstrap: &str, embedded: bool) -> FutureProducer {
@@ -313,28 +362,76 @@ async fn main() -> herald::Result<()> {
     let servers = std::env::var("KAFKA_BOOTSTRAP_SERVERS")
         .ok()
         .filter(|s| !s.trim().is_empty() && s != "embedded");
-    let embedded = servers.is_none();
-    let broker = embedded.then(|| Arc::new(EmbeddedBroker::start(1).expect("embedded broker")));
+    let in_process = servers.is_none();
+    let mock = !in_process && std::env::var("BENCH_BROKER").is_ok_and(|v| v == "mock");
+    // The embedded broker's client settings, for both clients, whether the mock runs here or not.
+    let embedded = in_process || mock;
+    let real = !embedded;
+    let names = Names {
+        prefix: std::env::var("BENCH_TOPIC_PREFIX")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .or_else(|| {
+                real.then(|| {
+                    let secs = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs();
+                    format!("b{secs}")
+                })
+            }),
+    };
+    let (raw_topic, raw_latency_topic) =
+        (names.topic("bench.raw"), names.topic("bench.raw-latency"));
+    let broker = in_process.then(|| Arc::new(EmbeddedBroker::start(1).expect("embedded broker")));
     let bootstrap = servers.unwrap_or_else(|| broker.as_ref().unwrap().bootstrap_servers().into());
     if let Some(broker) = &broker {
-        for topic in ["bench.raw", "bench.raw-latency"] {
+        for topic in [&raw_topic, &raw_latency_topic] {
             broker.create_topic(topic, PARTITIONS)?;
         }
     }
-    let config = Config::new("bench")
-        .topic_partitions(PARTITIONS)
-        .auto_create_topics(embedded);
-    let config = match &broker {
-        Some(_) => config,
-        None => config.bootstrap_servers(bootstrap.clone()),
+    if real {
+        let topics = [
+            "bench.raw",
+            "bench.raw-latency",
+            "bench.typed",
+            "bench.typed-latency",
+        ]
+        .map(|t| names.topic(t));
+        create_topics(&bootstrap, &topics).await;
+    }
+    // herald's configuration for a bus of the bench: the embedded broker's settings passed through
+    // on an out-of-process mock, the run's prefix on a real Kafka.
+    let herald_config = |service: &str| {
+        let mut config = Config::new(service)
+            .topic_partitions(PARTITIONS)
+            .auto_create_topics(in_process);
+        if broker.is_none() {
+            config = config.bootstrap_servers(bootstrap.clone());
+        }
+        if mock {
+            config = config
+                .property("fetch.wait.max.ms", "4")
+                .property("compression.type", "lz4")
+                .property("linger.ms", "1");
+        }
+        if let Some(prefix) = &names.prefix {
+            config = config
+                .topic_prefix(prefix.clone())
+                .group_prefix(prefix.clone());
+        }
+        config
     };
+    let config = herald_config("bench");
     let mut builder = Bus::builder(config).only_groups(["bench-typed"]);
     if let Some(broker) = &broker {
         builder = builder.embedded_broker(broker.clone());
     }
     let bus = builder.build().await?;
     let raw = raw_producer(&bootstrap, embedded);
-    let one_by_one = (events / 10).max(1);
+    // Awaited one by one is bound by round trips (a real Kafka's acks=all and `linger.ms=5`):
+    // a tenth of the events, at most 2,000.
+    let one_by_one = (events / 10).clamp(1, 2_000);
     let mut rows = Vec::new();
 
     // Publishing: one at a time, awaited.
@@ -342,7 +439,7 @@ async fn main() -> herald::Result<()> {
         measure("publish, awaited one by one", "raw", || async {
             let started = Instant::now();
             for seq in 0..one_by_one {
-                raw_send(&raw, "bench.raw", &reading(seq)).await;
+                raw_send(&raw, &raw_topic, &reading(seq)).await;
             }
             (one_by_one, started.elapsed().as_secs_f64())
         })
@@ -366,8 +463,8 @@ async fn main() -> herald::Result<()> {
             measure("publish, all concurrent", "raw", || async {
                 let started = Instant::now();
                 let sends = (0..events).map(|seq| {
-                    let raw = &raw;
-                    async move { raw_send(raw, "bench.raw", &reading(seq)).await }
+                    let (raw, raw_topic) = (&raw, &raw_topic);
+                    async move { raw_send(raw, raw_topic, &reading(seq)).await }
                 });
                 futures::future::join_all(sends).await;
                 (events, started.elapsed().as_secs_f64())
@@ -404,7 +501,7 @@ async fn main() -> herald::Result<()> {
     // Consuming: the whole backlog, from the first message on.
     rows.push(
         measure("consume backlog", "raw", || {
-            raw_consume(&bootstrap, embedded, "bench.raw", raw_total)
+            raw_consume(&bootstrap, embedded, &raw_topic, raw_total)
         })
         .await,
     );
@@ -432,14 +529,15 @@ async fn main() -> herald::Result<()> {
     {
         let raw_consumer_task = {
             let bootstrap = bootstrap.clone();
+            let topic = raw_latency_topic.clone();
             tokio::spawn(async move {
                 let consumer: StreamConsumer = client_config(&bootstrap, embedded)
-                    .set("group.id", "raw-latency")
+                    .set("group.id", format!("raw-{topic}"))
                     .set("enable.auto.offset.store", "false")
                     .set("auto.offset.reset", "earliest")
                     .create()
                     .unwrap();
-                consumer.subscribe(&["bench.raw-latency"]).unwrap();
+                consumer.subscribe(&[topic.as_str()]).unwrap();
                 let mut stream = consumer.stream();
                 while let Some(Ok(message)) = stream.next().await {
                     let ping: Ping = serde_json::from_slice(message.payload().unwrap()).unwrap();
@@ -457,8 +555,8 @@ async fn main() -> herald::Result<()> {
         latency.insert(
             "raw",
             latency_run(rate, 3, move |ping| {
-                let producer = producer.clone();
-                async move { raw_send(&producer, "bench.raw-latency", &ping).await }
+                let (producer, topic) = (producer.clone(), raw_latency_topic.clone());
+                async move { raw_send(&producer, &topic, &ping).await }
             })
             .await,
         );
@@ -466,10 +564,8 @@ async fn main() -> herald::Result<()> {
     }
     {
         let mut builder = Bus::builder(
-            Config::new("bench-latency")
+            herald_config("bench-latency")
                 .commit_interval(Duration::from_secs(5))
-                .topic_partitions(PARTITIONS)
-                .auto_create_topics(embedded)
                 .auto_offset_reset(herald::OffsetReset::Earliest),
         )
         .only_groups(["bench-typed-latency"]);
@@ -507,8 +603,10 @@ async fn main() -> herald::Result<()> {
 
     println!(
         "\nherald vs raw rdkafka — {} broker, {events} events, {PARTITIONS} partitions, {} cores\n",
-        if embedded {
-            "embedded (mock cluster)"
+        if in_process {
+            "embedded (mock cluster, in this process)"
+        } else if mock {
+            "embedded (mock cluster, `herald broker` in its own process)"
         } else {
             "real"
         },
@@ -542,6 +640,20 @@ async fn main() -> herald::Result<()> {
             row.rss_mb - row.start_rss_mb
         );
     }
+    if rows_wanted() {
+        for row in &rows {
+            println!(
+                "ROW\t{}\t{}\t{}\t{:.3}\t{:.3}\t{:.1}\t{:.1}",
+                row.phase,
+                row.client,
+                row.events,
+                row.secs,
+                row.cpu_us(),
+                row.rss_mb,
+                row.rss_mb - row.start_rss_mb
+            );
+        }
+    }
     println!("\nend-to-end latency at {rate} events/s for 3 s (ms):\n");
     println!("| client | events | p50 | p99 | p99.9 | max |");
     println!("|---|---:|---:|---:|---:|---:|");
@@ -555,6 +667,16 @@ async fn main() -> herald::Result<()> {
             percentile(l, 0.999),
             l.last().map_or(f64::NAN, |m| *m as f64 / 1000.0)
         );
+        if rows_wanted() {
+            println!(
+                "LAT\t{client}\t{}\t{:.2}\t{:.2}\t{:.2}\t{:.2}",
+                l.len(),
+                percentile(l, 0.5),
+                percentile(l, 0.99),
+                percentile(l, 0.999),
+                l.last().map_or(f64::NAN, |m| *m as f64 / 1000.0)
+            );
+        }
     }
     Ok(())
 }
