@@ -238,7 +238,7 @@ impl Received {
             offset,
             timestamp: Timestamp::CreateTime(timestamp),
             payload: payload.map(Arc::from),
-            raw: Arc::new(RawHeaders::copy(key, headers)),
+            raw: Arc::new(RawHeaders::copy(key, headers.iter().copied())),
             has_headers: true,
         }
     }
