@@ -421,6 +421,20 @@ async fn dynamic_handlers_and_dynamic_events_run_in_process() {
     );
 }
 
+#[tokio::test]
+async fn from_env_runs_in_process_unless_asked_for_a_broker() {
+    if std::env::var(herald::testing::REAL_VARIABLE).is_ok() {
+        return say(
+            "from_env_runs_in_process_unless_asked_for_a_broker: skipped, HERALD_TEST_REAL is set",
+        );
+    }
+    let bus =
+        TestBus::from_env(Bus::builder(Config::new("kit-service")).only_groups(["kit-mailer"]))
+            .await
+            .unwrap();
+    assert!(!bus.is_real());
+}
+
 #[test]
 fn a_group_the_binary_does_not_have_is_a_clear_error() {
     let error =

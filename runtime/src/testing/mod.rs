@@ -44,7 +44,7 @@
 //! - [`TestBus::from_env`] runs the same test on a broker when `HERALD_TEST_REAL` is set
 //!   (FastStream's `with_real`): see [`TestBus::with_real`].
 //! - Not in memory: request/reply ([`Bus::request`] needs a broker's reply topic), health and
-//!   lag, the outbox's relay. Use [`TestBus::with_real`] on the embedded broker for those.
+//!   lag. Use [`TestBus::with_real`] on the embedded broker for those.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
