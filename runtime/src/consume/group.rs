@@ -1353,10 +1353,11 @@ impl PartitionWorker {
             hold,
         )
         .await;
-        let outcomes = outcomes(&verdict);
+        // Counted in a bounded run only: the live path allocates nothing for it.
+        let outcomes = self.bound.is_some().then(|| outcomes(&verdict));
         let step = settle::carry_out(message, verdict, &self.group, &self.shared, cancel).await;
         if step == Step::Commit {
-            for outcome in outcomes {
+            for outcome in outcomes.into_iter().flatten() {
                 self.count(outcome);
             }
         }
