@@ -455,7 +455,7 @@ fn a_killed_active_controller_loses_nothing() {
         &outcome,
         &format!(
             "killed node {controller} (the active controller) at 2,000 handled; node {successor} \
-             led the quorum {:.1} s later (polled through the quorum tool, ~1 s a poll); longest \
+             led the quorum {:.1} s later (read from the nodes' quorum-state files every 0.2 s); longest \
              handling stall {:.2} s; restarted and in sync again {:.1} s later",
             election.as_secs_f64(),
             stall.as_secs_f64(),

@@ -109,20 +109,59 @@ impl FaultCluster {
         }
     }
 
-    /// The active controller (the KRaft quorum's leader).
+    /// The active controller (the KRaft quorum's leader), running. Read first from the running
+    /// nodes' `quorum-state` files (no JVM to start: it answers at once on a loaded machine), else
+    /// asked of the quorum tool; up to 120 s.
     pub fn active_controller(&self) -> NodeId {
         let started = Instant::now();
         loop {
-            let id = self.script(&["controller", self.dir()]);
-            if let Ok(id) = id.parse() {
+            if let Some(id) = self.recorded_controller() {
                 return id;
             }
+            let id = self.script(&["controller", self.dir()]);
+            if let Ok(id) = id.parse() {
+                if self.is_running(id) {
+                    return id;
+                }
+            }
             assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "no active controller: `{id}`"
+                started.elapsed() < Duration::from_secs(120),
+                "no active controller for 120 s: the quorum tool said `{id}`, the quorum-state \
+                 files {:?}",
+                self.quorum_states()
             );
-            std::thread::sleep(Duration::from_millis(500));
+            std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// Each running node's view of the quorum: `(node, leader, epoch)` from its `quorum-state`.
+    fn quorum_states(&self) -> Vec<(NodeId, i64, i64)> {
+        (1..=3)
+            .filter(|&id| self.is_running(id))
+            .filter_map(|id| {
+                let path = self
+                    .dir
+                    .join(format!("node-{id}/data/__cluster_metadata-0/quorum-state"));
+                let state: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+                Some((
+                    id,
+                    state["leaderId"].as_i64()?,
+                    state["leaderEpoch"].as_i64()?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The leader of the newest epoch the running nodes recorded, when it is running itself.
+    fn recorded_controller(&self) -> Option<NodeId> {
+        let (_, leader, _) = self
+            .quorum_states()
+            .into_iter()
+            .filter(|(_, leader, _)| *leader > 0)
+            .max_by_key(|(_, _, epoch)| *epoch)?;
+        let leader = NodeId::try_from(leader).ok()?;
+        self.is_running(leader).then_some(leader)
     }
 
     /// Creates `topics` (`(name, partitions)`), each with three replicas.

@@ -347,9 +347,7 @@ pub fn read_topic(bootstrap: &str, topic: &str, expected: usize) -> Vec<OwnedMes
     let highs = |consumer: &BaseConsumer| -> Vec<(i32, i64, i64)> {
         ids.iter()
             .map(|id| {
-                let (low, high) = consumer
-                    .fetch_watermarks(topic, *id, Duration::from_secs(10))
-                    .unwrap();
+                let (low, high) = watermarks(consumer, topic, *id);
                 (*id, low, high)
             })
             .collect()
@@ -446,12 +444,29 @@ pub fn message_count(bootstrap: &str, topic: &str) -> i64 {
     partitions(&consumer, topic)
         .into_iter()
         .map(|id| {
-            let (low, high) = consumer
-                .fetch_watermarks(topic, id, Duration::from_secs(10))
-                .unwrap();
+            let (low, high) = watermarks(&consumer, topic, id);
             high - low
         })
         .sum()
+}
+
+/// A partition's low and high watermarks, asked again while its leader is not ready to say (just
+/// elected: its high watermark not caught up, or no leader yet), for up to [`WAIT`].
+fn watermarks(consumer: &BaseConsumer, topic: &str, partition: i32) -> (i64, i64) {
+    use rdkafka::error::KafkaError;
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
+            Ok(marks) => return marks,
+            Err(KafkaError::MetadataFetch(
+                Code::OffsetNotAvailable | Code::LeaderNotAvailable | Code::NotLeaderForPartition,
+            )) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(error) => panic!("the watermarks of {topic}[{partition}]: {error}"),
+        }
+    }
 }
 
 /// For every partition of `topic`: (partition, committed offset of `group`, high watermark).
@@ -472,9 +487,7 @@ pub fn committed_and_high(bootstrap: &str, group: &str, topic: &str) -> Vec<(i32
         .unwrap();
     ids.iter()
         .map(|id| {
-            let (_, high) = consumer
-                .fetch_watermarks(topic, *id, Duration::from_secs(10))
-                .unwrap();
+            let (_, high) = watermarks(&consumer, topic, *id);
             let offset = match committed.find_partition(topic, *id).map(|e| e.offset()) {
                 Some(Offset::Offset(n)) => n,
                 _ => 0,
