@@ -22,18 +22,13 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(100);
 
 /// What a test bus on a broker remembers between settles.
+#[derive(Default)]
 pub(super) struct OnBroker {
     /// Per group and topic, the next offset of each partition not reported yet.
     reported: Mutex<HashMap<(String, String), HashMap<i32, i64>>>,
 }
 
 impl OnBroker {
-    pub fn new(_bus: &Bus) -> Self {
-        Self {
-            reported: Mutex::default(),
-        }
-    }
-
     /// Waits until every group committed all of its topics, then reports each record consumed
     /// since the last settle: dead-lettered when its group's dead letter names it, skipped when
     /// no handler of the group takes its type, handled otherwise.
@@ -41,15 +36,25 @@ impl OnBroker {
         caught_up(bus).await?;
         let mut reported = self.reported.lock().await;
         let mut report = Report::default();
-        for (group, handlers) in bus.running_groups() {
+        let groups = bus.running_groups();
+        // Each topic and its dead-letter topic read once, whichever groups consume it.
+        let mut topics: HashMap<&str, (Vec<StoredRecord>, Vec<StoredRecord>)> = HashMap::new();
+        for topic in groups.iter().flat_map(|(_, h)| h.iter().map(|h| h.topic)) {
+            if !topics.contains_key(topic) {
+                let letters = read(bus, &bus.config().dlq_topic(topic)).await?;
+                topics.insert(topic, (read(bus, topic).await?, letters));
+            }
+        }
+        for (group, handlers) in &groups {
             let types: BTreeSet<&str> = handlers.iter().map(|h| h.event_type).collect();
-            let topics: BTreeSet<&str> = handlers.iter().map(|h| h.topic).collect();
-            for topic in topics {
-                let letters = letters_of(bus, topic, &group).await?;
+            let consumed: BTreeSet<&str> = handlers.iter().map(|h| h.topic).collect();
+            for topic in consumed {
+                let (records, letters) = &topics[topic];
+                let letters = letters_of(letters, topic, group);
                 let next = reported
                     .entry((group.clone(), topic.to_owned()))
                     .or_default();
-                for record in read(bus, topic).await? {
+                for record in records.iter().cloned() {
                     let seen = next.entry(record.partition).or_insert(0);
                     if record.offset < *seen {
                         continue;
@@ -103,14 +108,15 @@ async fn caught_up(bus: &Bus) -> Result<()> {
     Ok(())
 }
 
-/// The dead letters `group` wrote for records of `topic`, by the original's partition and offset.
-async fn letters_of(
-    bus: &Bus,
+/// Of the records of `topic`'s dead-letter topic, those `group` wrote, by the original's
+/// partition and offset.
+fn letters_of(
+    dead_letters: &[StoredRecord],
     topic: &str,
     group: &str,
-) -> Result<HashMap<(i32, i64), DeadLettered>> {
+) -> HashMap<(i32, i64), DeadLettered> {
     let mut letters = HashMap::new();
-    for letter in read(bus, &bus.config().dlq_topic(topic)).await? {
+    for letter in dead_letters {
         if letter.header(dlq::CONSUMER_GROUP) != Some(group)
             || letter.header(dlq::ORIGINAL_TOPIC) != Some(topic)
         {
@@ -139,7 +145,7 @@ async fn letters_of(
             },
         );
     }
-    Ok(letters)
+    letters
 }
 
 /// Every record of `topic` on `bus`'s broker, partition by partition; none when it does not exist.

@@ -173,7 +173,7 @@ impl TestBus {
         bus.start().await?;
         bus.wait_for_assignment(std::time::Duration::from_secs(60))
             .await?;
-        let mode = Mode::Broker(broker::OnBroker::new(&bus));
+        let mode = Mode::Broker(broker::OnBroker::default());
         Ok(Self { bus, mode })
     }
 
