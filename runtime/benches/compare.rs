@@ -19,6 +19,9 @@
 //! recorder first, to measure what herald's metrics cost (`docs/observability.md`); `BENCH_HERALD_ALONE=1`
 //! skips the raw all-concurrent publish (see there).
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,6 +34,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
+use support::cpu;
 
 const PARTITIONS: i32 = 4;
 
@@ -87,14 +91,6 @@ async fn pong(ping: Ping) -> Result<(), HandlerError> {
     let latency = now_us().saturating_sub(ping.sent_us);
     LATENCIES.lock().unwrap().push(latency);
     Ok(())
-}
-
-/// Process CPU time (user + system) so far.
-fn cpu() -> Duration {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1_000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 /// Resets the peak RSS, so the next reading is the peak of one phase.

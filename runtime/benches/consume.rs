@@ -14,6 +14,9 @@
 //! two runs with different EVENTS, divided by the difference in EVENTS, is the instructions per
 //! message with start-up, group join and shutdown taken out (docs/performance.md).
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -23,6 +26,7 @@ use herald::prelude::*;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::ClientConfig;
+use support::cpu;
 
 #[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
 #[event(topic = "bench.consume")]
@@ -40,13 +44,6 @@ static EXPECTED: AtomicU64 = AtomicU64::new(u64::MAX);
 type Mark = (Instant, Duration);
 /// Marks at the first and the last handled message.
 static MARKS: Mutex<Option<(Mark, Mark)>> = Mutex::new(None);
-
-fn cpu() -> Duration {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1_000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
 
 /// Counts one handled message; marks the first and the last.
 fn handled() {
