@@ -143,7 +143,9 @@ EOF
 launch() {
     local dir="$1" id="$2" nodes
     nodes=$(node_count "$dir")
-    local node="$dir/node-$id" heap=512m
+    # The single node holds every topic of both suite runs (about 10k partitions): at 512m it ran
+    # out of heap near 16k.
+    local node="$dir/node-$id" heap=1g
     [ "$nodes" = 3 ] && heap=384m
     : > "$node/server.log"
     nohup java -Xms128m -Xmx$heap -XX:+UseG1GC -Djava.awt.headless=true \

@@ -922,8 +922,20 @@ impl Bus {
             .clone()
     }
 
+    /// Starts the reply listener now instead of on the first request, whose timeout otherwise
+    /// includes it: the reply topic is created when topic creation is on, and the listener waits
+    /// until the brokers serve it. Does nothing when it runs already.
+    ///
+    /// # Errors
+    /// [`Error::TopicNotFound`] when the reply topic does not exist and topic creation is off;
+    /// [`Error::Kafka`] when the brokers do not answer; [`Error::Config`] on an in-process test bus.
+    pub async fn start_replies(&self) -> Result<()> {
+        self.replies().await.map(drop)
+    }
+
     /// The reply listener, started on first use (and again after a shutdown, or when the
-    /// running one died).
+    /// running one died). The start runs in a task of its own: a request that times out while
+    /// it runs does not cancel it, and the next request finds the listener running.
     async fn replies(&self) -> Result<Arc<Replies>> {
         if self.inner.publisher.memory().is_some() {
             return Err(Error::Config(
@@ -934,22 +946,27 @@ impl Bus {
         if let Some(replies) = self.current_replies().filter(alive) {
             return Ok(replies);
         }
-        let _starting = self.inner.replies_starting.lock().await;
-        if let Some(replies) = self.current_replies().filter(alive) {
-            return Ok(replies);
-        }
-        let inner = &self.inner;
-        let started = Arc::new(
-            Replies::start(
-                &inner.config,
-                &inner.bootstrap_servers,
-                inner.broker.as_deref(),
-                inner.counters.clone(),
-            )
-            .await?,
-        );
-        *inner.replies.lock().unwrap_or_else(|e| e.into_inner()) = Some(started.clone());
-        Ok(started)
+        let bus = self.clone();
+        tokio::spawn(async move {
+            let _starting = bus.inner.replies_starting.lock().await;
+            if let Some(replies) = bus.current_replies().filter(alive) {
+                return Ok(replies);
+            }
+            let inner = &bus.inner;
+            let started = Arc::new(
+                Replies::start(
+                    &inner.config,
+                    &inner.bootstrap_servers,
+                    inner.broker.as_deref(),
+                    inner.counters.clone(),
+                )
+                .await?,
+            );
+            *inner.replies.lock().unwrap_or_else(|e| e.into_inner()) = Some(started.clone());
+            Ok(started)
+        })
+        .await
+        .map_err(|_| Error::State("starting the reply listener panicked"))?
     }
 
     /// The topics the brokers have now (none when they do not answer within 5 s): the groups read

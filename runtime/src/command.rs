@@ -421,8 +421,7 @@ fn assign_at_end(client: &rdkafka::ClientConfig, topic: &str) -> Result<BaseCons
     }
     let mut tpl = TopicPartitionList::new();
     for partition in partitions {
-        let (_, high) = consumer
-            .fetch_watermarks(topic, partition, timeout)
+        let (_, high) = watermarks_once_led(&consumer, topic, partition, timeout)
             .map_err(|e| Error::kafka("reading the reply topic's watermarks", e))?;
         tpl.add_partition_offset(topic, partition, Offset::Offset(high))
             .map_err(|e| Error::kafka("choosing the reply topic's offsets", e))?;
@@ -431,6 +430,29 @@ fn assign_at_end(client: &rdkafka::ClientConfig, topic: &str) -> Result<BaseCons
         .assign(&tpl)
         .map_err(|e| Error::kafka("assigning the reply topic's partitions", e))?;
     Ok(consumer)
+}
+
+/// The watermarks of `partition`, asked again while its leader is still taking up leadership
+/// (just after the topic was created, or after an election), for up to `timeout`.
+fn watermarks_once_led(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    timeout: Duration,
+) -> rdkafka::error::KafkaResult<(i64, i64)> {
+    use rdkafka::error::KafkaError;
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match consumer.fetch_watermarks(topic, partition, timeout) {
+            Err(KafkaError::MetadataFetch(
+                Code::NotLeaderForPartition | Code::LeaderNotAvailable | Code::OffsetNotAvailable,
+            )) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            answer => return answer,
+        }
+    }
 }
 
 /// A reply with this key makes the listener's thread panic, in tests.

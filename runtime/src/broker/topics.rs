@@ -74,7 +74,55 @@ pub(crate) async fn ensure_topics(
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
+    tokio::task::spawn_blocking(move || wait_until_served(&admin, topics))
+        .await
+        .map_err(|_| Error::State("waiting for created topics panicked"))
+}
+
+/// How long start-up waits for created topics to show in the brokers' metadata.
+const SERVED_WITHIN: Duration = Duration::from_secs(30);
+
+/// Waits until the brokers serve every one of `topics` (see [`is_served`]).
+/// Kafka answers CreateTopics once the controller has committed a topic, before the brokers have
+/// it: a client that reads the topic at once is told it does not exist. After
+/// [`SERVED_WITHIN`] start-up goes on with a warning (the clients retry on their own).
+fn wait_until_served(admin: &AdminClient<DefaultClientContext>, mut topics: Vec<String>) {
+    let deadline = std::time::Instant::now() + SERVED_WITHIN;
+    loop {
+        topics.retain(|topic| !is_served(admin, topic));
+        if topics.is_empty() {
+            return;
+        }
+        if std::time::Instant::now() >= deadline {
+            tracing::warn!(
+                ?topics,
+                "created topics are not in the brokers' metadata after {SERVED_WITHIN:?}; going on"
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether a metadata request shows `topic` without error and with a leader for every partition,
+/// and each leader answers for its partition's offsets (a broker takes up leadership after the
+/// metadata shows it).
+fn is_served(admin: &AdminClient<DefaultClientContext>, topic: &str) -> bool {
+    let client = admin.inner();
+    let timeout = Duration::from_secs(5);
+    let Ok(metadata) = client.fetch_metadata(Some(topic), timeout) else {
+        return false;
+    };
+    let Some(shown) = metadata.topics().iter().find(|shown| shown.name() == topic) else {
+        return false;
+    };
+    shown.error().is_none()
+        && !shown.partitions().is_empty()
+        && shown
+            .partitions()
+            .iter()
+            .all(|p| p.leader() >= 0 && client.fetch_watermarks(topic, p.id(), timeout).is_ok())
 }
 
 /// Of `topics`, those this client's principal may not write (or not even describe), asked with
@@ -245,5 +293,71 @@ mod tests {
         assert_eq!(replication(&config.clone().replication_factor(3)), [3, 3]);
         let topics = new_topics(&config.topic_partitions(6), &["a"]);
         assert_eq!((topics[0].name, topics[0].num_partitions), ("a", 6));
+    }
+}
+
+#[cfg(test)]
+mod on_a_real_broker {
+    use super::*;
+    use futures::FutureExt;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+
+    /// A topic `ensure_topics` returned for is usable at once: a new client's metadata shows it
+    /// with a leader for every partition, and each leader answers for the partition's offsets. Kafka answers CreateTopics once the controller has
+    /// committed the topic, before every broker's metadata has it; a reply listener that asked
+    /// at that moment failed with TopicNotFound (seen in CI on a loaded machine, and here with
+    /// forty services at once, before `ensure_topics` waited for the brokers).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_created_topic_is_in_every_new_clients_metadata_with_its_leaders() {
+        let Ok(servers) = std::env::var("HERALD_TEST_KAFKA") else {
+            eprintln!("skipped: it needs a real Kafka; set HERALD_TEST_KAFKA=host:port to run it");
+            return;
+        };
+        let config = Config::new("topics-test")
+            .bootstrap_servers(&servers)
+            .topic_partitions(3);
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        // Forty services starting at once, each creating its topics and reading them at once.
+        let starts = (0..40).map(|service| {
+            let (config, servers) = (config.clone(), servers.clone());
+            let topics: Vec<String> = (0..4)
+                .map(|t| format!("herald-created-{run}-{service}-{t}"))
+                .collect();
+            let created = topics.clone();
+            tokio::spawn(async move {
+                let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+                ensure_topics(&config, &servers, None, &names)
+                    .await
+                    .unwrap();
+                let client: BaseConsumer = config.admin_config(&servers).create().unwrap();
+                for topic in &topics {
+                    let metadata = client
+                        .fetch_metadata(Some(topic), Duration::from_secs(10))
+                        .unwrap();
+                    let shown = &metadata.topics()[0];
+                    assert_eq!(shown.error(), None, "{topic}");
+                    let leaders: Vec<i32> = shown.partitions().iter().map(|p| p.leader()).collect();
+                    assert_eq!(leaders.len(), 3, "{topic}");
+                    assert!(leaders.iter().all(|l| *l >= 0), "{topic}: {leaders:?}");
+                    for partition in 0..3 {
+                        let watermarks =
+                            client.fetch_watermarks(topic, partition, Duration::from_secs(10));
+                        assert_eq!(watermarks.unwrap(), (0, 0), "{topic} [{partition}]");
+                    }
+                }
+            })
+            .map(move |checked| (checked, created))
+        });
+        let (checks, created): (Vec<_>, Vec<_>) =
+            futures::future::join_all(starts).await.into_iter().unzip();
+        // The 480 partitions go again, checked or not: the suite's broker has a small heap.
+        let admin: AdminClient<DefaultClientContext> =
+            config.admin_config(&servers).create().unwrap();
+        let created: Vec<String> = created.into_iter().flatten().collect();
+        let names: Vec<&str> = created.iter().map(String::as_str).collect();
+        let _ = admin.delete_topics(&names, &AdminOptions::new()).await;
+        for checked in checks {
+            checked.unwrap();
+        }
     }
 }
