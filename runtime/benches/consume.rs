@@ -3,6 +3,7 @@
 //!
 //! ```sh
 //! consume produce PREFIX EVENTS        # PREFIX.bench.consume, 4 partitions, EVENTS events published by herald
+//!                                      # (BENCH_STRUCTURED=1: the same events in structured mode, written raw)
 //! consume raw PREFIX EVENTS            # raw rdkafka: payload parsed, headers never asked for
 //! consume raw-headers PREFIX EVENTS    # raw rdkafka that also reads every header (as herald must)
 //! consume herald PREFIX EVENTS         # herald: a typed #[handler]
@@ -74,7 +75,19 @@ fn reading(seq: u64) -> Reading {
     }
 }
 
+/// A structured-mode event as a raw client reads it (`BENCH_STRUCTURED=1`).
+#[derive(Deserialize)]
+struct Structured<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    source: &'a str,
+    time: &'a str,
+    data: Reading,
+}
+
 async fn raw(bootstrap: &str, topic: &str, events: u64, with_headers: bool) {
+    let structured = std::env::var_os("BENCH_STRUCTURED").is_some();
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("{topic}.raw-{with_headers}"))
@@ -93,13 +106,68 @@ async fn raw(bootstrap: &str, topic: &str, events: u64, with_headers: bool) {
                 std::hint::black_box((header.key.len(), header.value.map(<[u8]>::len)));
             }
         }
-        let reading: Reading = serde_json::from_slice(message.payload().unwrap()).unwrap();
+        let payload = message.payload().unwrap();
+        let reading: Reading = if structured {
+            // The whole envelope, its attributes borrowed: what a raw client of structured
+            // CloudEvents must read.
+            let event: Structured = serde_json::from_slice(payload).unwrap();
+            std::hint::black_box((event.id, event.event_type, event.source, event.time));
+            event.data
+        } else {
+            serde_json::from_slice(payload).unwrap()
+        };
         std::hint::black_box(reading.seq);
         consumer.store_offset_from_message(&message).unwrap();
         handled();
     }
     drop(stream);
     let _ = consumer.commit_consumer_state(CommitMode::Sync);
+}
+
+/// The same events in structured content mode, as another CloudEvents SDK writes them: one
+/// `content-type: application/cloudevents+json` header, the attributes and the data in the value.
+async fn produce_structured(bootstrap: &str, topic: &str, events: u64) {
+    use rdkafka::message::OwnedHeaders;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    let sends = (0..events).map(|seq| {
+        let reading = reading(seq);
+        let value = serde_json::json!({
+            "specversion": "1.0",
+            "id": uuid::Uuid::new_v4().to_string(),
+            "type": <Reading as HeraldEvent>::EVENT_TYPE,
+            "source": "/bench-consume",
+            "time": "2026-12-06T00:00:00.000000Z",
+            "datacontenttype": "application/json",
+            "schemaversion": "1",
+            "data": reading,
+        })
+        .to_string();
+        let key = reading.sensor.to_string();
+        let producer = &producer;
+        async move {
+            let headers = OwnedHeaders::new().insert(rdkafka::message::Header {
+                key: "content-type",
+                value: Some("application/cloudevents+json"),
+            });
+            let record = FutureRecord::to(topic)
+                .key(&key)
+                .payload(&value)
+                .headers(headers);
+            producer
+                .send(record, Duration::from_secs(30))
+                .await
+                .expect("structured event sent");
+        }
+    });
+    futures::stream::iter(sends)
+        .buffer_unordered(10_000)
+        .collect::<Vec<()>>()
+        .await;
 }
 
 #[tokio::main]
@@ -125,6 +193,13 @@ async fn main() -> herald::Result<()> {
         .auto_create_topics(true)
         .auto_offset_reset(herald::OffsetReset::Earliest);
     match mode.as_str() {
+        "produce" if std::env::var_os("BENCH_STRUCTURED").is_some() => {
+            let bus = Bus::new(config).await?; // creates the topic; publishes nothing
+            produce_structured(&bootstrap, &topic, events).await;
+            bus.shutdown().await?;
+            println!("published {events} structured events to {topic}");
+            return Ok(());
+        }
         "produce" => {
             let bus = Bus::new(config).await?; // not started: it publishes only
             for chunk in (0..events).collect::<Vec<_>>().chunks(5_000) {

@@ -13,6 +13,9 @@ use crate::event::{Event, HeraldEvent};
 use crate::headers::{self, JSON, SPEC_VERSION_VALUE, STRUCTURED_JSON};
 use crate::wire::received::{RawHeaders, Received};
 
+mod structured;
+use structured::{decode_structured, Members};
+
 /// Whether `name` is a legal CloudEvents extension attribute name: lower-case ASCII letters and
 /// digits, 1 to 20 characters, not one of herald's own.
 pub fn valid_extension_name(name: &str) -> bool {
@@ -211,10 +214,7 @@ impl Incoming {
         let found = HeaderFields::read(headers)?;
         let value = value.unwrap_or_default();
         let (meta, data): (Metadata, Arc<[u8]>) = match content_mode(&found, value)? {
-            Mode::Structured(object) => {
-                let (meta, data) = structured(object, found.content_type, key, position)?;
-                (meta, data.into())
-            }
+            Mode::Structured(members) => structured(members, found.content_type, key, position)?,
             Mode::Binary => {
                 let attributes = decode_binary(found)?;
                 check_required(&attributes)?;
@@ -236,14 +236,15 @@ impl Incoming {
         let found = HeaderFields::read_received(message)?;
         let value = message.payload().unwrap_or_default();
         match content_mode(&found, value)? {
-            Mode::Structured(object) => {
+            Mode::Structured(members) => {
                 let position = Position {
                     topic: message.topic().to_owned(),
                     partition: message.partition(),
                     offset: message.offset(),
                 };
-                let (meta, data) = structured(object, found.content_type, message.key(), position)?;
-                Self::new(OnceLock::from(meta), None, data.into())
+                let (meta, data) =
+                    structured(members, found.content_type, message.key(), position)?;
+                Self::new(OnceLock::from(meta), None, data)
             }
             Mode::Binary => {
                 let attributes = decode_binary(found)?;
@@ -294,17 +295,17 @@ impl Incoming {
 
 /// Structured mode: the metadata and the data of a parsed structured event.
 fn structured(
-    object: serde_json::Map<String, serde_json::Value>,
+    members: Members<'_>,
     content_type: Option<&str>,
     key: Option<&[u8]>,
     position: Position,
-) -> Result<(Metadata, Vec<u8>), String> {
+) -> Result<(Metadata, Arc<[u8]>), String> {
     let mut meta = Metadata {
         key: key.map(|k| String::from_utf8_lossy(k).into_owned()),
         position: Some(position),
         ..Metadata::default()
     };
-    let data = decode_structured(&mut meta, object, content_type)?;
+    let data = decode_structured(&mut meta, members, content_type)?;
     check_required(&Attributes::of(&meta))?;
     Ok((meta, data))
 }
@@ -457,11 +458,11 @@ impl<'h> HeaderFields<'h> {
 }
 
 /// How the message carries its event.
-enum Mode {
+enum Mode<'a> {
     /// Attributes in `ce_*` headers, data in the value.
     Binary,
     /// The whole event in the value, already parsed (the value is parsed once).
-    Structured(serde_json::Map<String, serde_json::Value>),
+    Structured(Members<'a>),
 }
 
 /// The media type prefix of every CloudEvents event format.
@@ -469,12 +470,12 @@ const FORMAT_PREFIX: &str = "application/cloudevents";
 /// The media type of a batch of CloudEvents.
 const BATCH_JSON: &str = "application/cloudevents-batch+json";
 
-fn content_mode(found: &HeaderFields, value: &[u8]) -> Result<Mode, String> {
+fn content_mode<'a>(found: &HeaderFields, value: &'a [u8]) -> Result<Mode<'a>, String> {
     if let Some(media) = found.content_type.map(media_type) {
         let media = media.as_ref();
         if media == STRUCTURED_JSON {
-            return match parse_object(value)? {
-                Some(object) => Ok(Mode::Structured(object)),
+            return match Members::parse(value)? {
+                Some(members) => Ok(Mode::Structured(members)),
                 None => Err("structured CloudEvent is not a JSON object".into()),
             };
         }
@@ -494,24 +495,13 @@ fn content_mode(found: &HeaderFields, value: &[u8]) -> Result<Mode, String> {
     }
     let looks_like_object = value.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     if looks_like_object {
-        if let Ok(Some(object)) = parse_object(value) {
-            if object.contains_key("specversion") {
-                return Ok(Mode::Structured(object));
+        if let Ok(Some(members)) = Members::parse(value) {
+            if members.has("specversion") {
+                return Ok(Mode::Structured(members));
             }
         }
     }
     Ok(Mode::Binary)
-}
-
-/// The value as a JSON object; `None` when it is JSON of another kind.
-fn parse_object(
-    value: &[u8],
-) -> Result<Option<serde_json::Map<String, serde_json::Value>>, String> {
-    match serde_json::from_slice(value) {
-        Ok(serde_json::Value::Object(object)) => Ok(Some(object)),
-        Ok(_) => Ok(None),
-        Err(e) => Err(format!("structured CloudEvent is not valid JSON: {e}")),
-    }
 }
 
 /// The media type of a content type, without parameters, lower-case (copied only when it is not).
@@ -679,79 +669,6 @@ fn check_required(attributes: &Attributes<&str>) -> Result<(), String> {
     Ok(())
 }
 
-/// Decodes `data_base64` whatever its padding.
-const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    base64::engine::GeneralPurposeConfig::new()
-        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-);
-
-/// Structured mode: the attributes and the data from the parsed value. The data's type is the
-/// event's `datacontenttype`, else a `content-type` header that is not an event format (the Python
-/// SDK moves `datacontenttype` there). Returns the data as JSON bytes.
-fn decode_structured(
-    meta: &mut Metadata,
-    object: serde_json::Map<String, serde_json::Value>,
-    header_content_type: Option<&str>,
-) -> Result<Vec<u8>, String> {
-    use serde_json::Value;
-    let mut data = None;
-    let mut data_base64 = None;
-    for (name, value) in object {
-        match (name.as_str(), value) {
-            (_, Value::Null) => {}
-            ("data", value) => data = Some(value),
-            ("data_base64", Value::String(encoded)) => data_base64 = Some(encoded),
-            ("data_base64", _) => {
-                return Err("`data_base64` is not a string; it must hold base64 text".into())
-            }
-            (name, Value::String(s)) => set_attribute(meta, name, &s)?,
-            (name, other) => set_attribute(meta, name, &other.to_string())?,
-        }
-    }
-    if meta.content_type.is_none() {
-        meta.content_type = header_content_type
-            .filter(|ct| !media_type(ct).starts_with(FORMAT_PREFIX))
-            .map(str::to_owned);
-    }
-    if let Some(ct) = meta.content_type.as_deref() {
-        if !is_json(ct) {
-            return Err(format!(
-                "datacontenttype `{ct}` is not JSON; herald events carry `application/json`"
-            ));
-        }
-    }
-    match (data, data_base64) {
-        (Some(_), Some(_)) => Err(
-            "structured CloudEvent has both `data` and `data_base64`; a CloudEvent carries one"
-                .into(),
-        ),
-        (None, None) => Err("structured CloudEvent has no `data` (nor `data_base64`)".into()),
-        (Some(Value::String(text)), None) => Ok(json_text_or_string(text)),
-        (Some(value), None) => serde_json::to_vec(&value).map_err(|e| e.to_string()),
-        (None, Some(encoded)) => {
-            let bytes = base64::Engine::decode(&BASE64, encoded.trim())
-                .map_err(|e| format!("`data_base64` is not valid base64: {e}"))?;
-            serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).map_err(|e| {
-                format!("`data_base64` does not hold JSON ({e}); herald events carry JSON data")
-            })?;
-            Ok(bytes)
-        }
-    }
-}
-
-/// JSON `data` that is a string: JSON text of an object or array (how SDKs carry data the
-/// application serialised itself) is read as that JSON; any other string is the data itself.
-fn json_text_or_string(text: String) -> Vec<u8> {
-    let holds_json = matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['))
-        && serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok();
-    if holds_json {
-        text.into_bytes()
-    } else {
-        serde_json::Value::String(text).to_string().into_bytes()
-    }
-}
-
 /// Decodes the event's data as `T`. An event of an older schema version for which `T` declares an
 /// upcaster (`#[event(upcast_from = ...)]`) is converted through it; any other version is decoded all
 /// the same — a tolerant reader reads a newer version whose data still fits (new fields are
@@ -771,7 +688,14 @@ pub fn decode_data<T: HeraldEvent>(incoming: &Incoming) -> Result<T, DispatchErr
             });
         }
     }
-    serde_json::from_slice(incoming.data()).map_err(|e| {
+    // UTF-8 checked once over the whole data, not again for every string in it; data that is
+    // not UTF-8 gets serde_json's own error, with its position.
+    let data = incoming.data();
+    let parsed = match std::str::from_utf8(data) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(data),
+    };
+    parsed.map_err(|e| {
         DispatchError::Decode(match incoming.schema_version() {
             Some(version) if version != T::VERSION => format!(
                 "`{}` version {version} is not compatible with version {} that this handler reads: {e}",

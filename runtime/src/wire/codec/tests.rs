@@ -188,10 +188,9 @@ fn assert_event(incoming: &Incoming, extensions: &[(&str, &str)], key: Option<&s
         .collect();
     assert_eq!(meta.extensions, expected);
     assert_eq!(meta.key.as_deref(), key);
-    assert_eq!(
-        std::str::from_utf8(incoming.data()).unwrap(),
-        std::str::from_utf8(data).unwrap()
-    );
+    // The same JSON: a structured event's data is its `data` member's text as written.
+    let json = |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).unwrap();
+    assert_eq!(json(incoming.data()), json(data));
     assert_eq!(meta.position, Some(position()));
 }
 
@@ -627,6 +626,34 @@ fn a_json_string_that_is_not_json_text_is_the_data_itself() {
     assert_eq!(incoming.data(), br#""hello""#);
     let incoming = structured(r#","data":"{not json""#).unwrap();
     assert_eq!(incoming.data(), br#""{not json""#);
+}
+
+/// Members are read from the value's text as written: names and strings with escapes are
+/// unescaped, a number attribute is its JSON text, the data is its member's text.
+#[test]
+fn structured_members_with_escapes_numbers_and_nested_data_are_read() {
+    let value = br#"{"spec\u0076ersion":"1.0","id":"a\"b","source":"/s","type":"t",
+        "tenant":"caf\u00e9","aggregateversion":7,"data":{"nested":{"x":[1,2]}, "s":"\n"}}"#;
+    let incoming = decode_raw(
+        &[("content-type", Some(b"application/cloudevents+json"))],
+        None,
+        value,
+    )
+    .unwrap();
+    let meta = incoming.meta();
+    assert_eq!(meta.id, "a\"b");
+    assert_eq!(meta.extensions["tenant"], "café");
+    assert_eq!(meta.aggregate_version, Some(7));
+    assert_eq!(incoming.data(), br#"{"nested":{"x":[1,2]}, "s":"\n"}"#);
+    let err = structured(r#","data":{"unclosed":1}"#.trim_end_matches('}')).unwrap_err();
+    assert!(err.contains("not valid JSON"), "{err}");
+    let err = decode_raw(
+        &[("content-type", Some(b"application/cloudevents+json"))],
+        None,
+        b"[1]",
+    )
+    .unwrap_err();
+    assert!(err.contains("not a JSON object"), "{err}");
 }
 
 #[test]
