@@ -16,7 +16,8 @@
 //! `runtime/benches/run-compare.sh` runs it on both brokers beside the JVM peers (`BENCH_ROWS=1` adds
 //! one tab-separated `ROW`/`LAT` line per result for that script) and prints one table;
 //! `docs/performance.md` records the results. `BENCH_METRICS=1` installs a Prometheus `metrics`
-//! recorder first, to measure what herald's metrics cost (`docs/observability.md`); `BENCH_HERALD_ALONE=1`
+//! recorder first, to measure what herald's metrics cost (`docs/observability.md`);
+//! `BENCH_STRUCTURED=1` makes herald publish in structured content mode; `BENCH_HERALD_ALONE=1`
 //! skips the raw all-concurrent publish (see there).
 
 #[path = "support/mod.rs"]
@@ -402,6 +403,9 @@ async fn main() -> herald::Result<()> {
         let mut config = Config::new(service)
             .topic_partitions(PARTITIONS)
             .auto_create_topics(in_process);
+        if std::env::var("BENCH_STRUCTURED").is_ok_and(|v| v == "1") {
+            config = config.content_mode(herald::ContentMode::Structured);
+        }
         if broker.is_none() {
             config = config.bootstrap_servers(bootstrap.clone());
         }

@@ -77,7 +77,7 @@ pub use broker::embedded::{BrokerFault, EmbeddedBroker, KafkaRequest};
 pub use bus::{shutdown_signal, Bus, BusBuilder};
 pub use command::{Command, RequestOptions};
 pub use config::policy::{CircuitBreaker, RetryMode, RetryPolicy};
-pub use config::{Brokers, Config, GroupProtocol, OffsetReset, Secret, Security};
+pub use config::{Brokers, Config, ContentMode, GroupProtocol, OffsetReset, Secret, Security};
 pub use consume::breaker::{BreakerState, BreakerStatus};
 pub use consume::dynamic::DynamicHandler;
 pub use context::Context;

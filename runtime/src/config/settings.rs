@@ -7,7 +7,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{Config, GroupProtocol, OffsetReset};
+use super::{Config, ContentMode, GroupProtocol, OffsetReset};
 use crate::error::{Error, Result};
 
 /// The environment as `Config::from_vars` reads it: blank values count as unset; values are taken
@@ -109,6 +109,13 @@ impl Vars<'_> {
             .map(|v| v.parse().map_err(|e| Error::Config(format!("{name}: {e}"))))
             .transpose()
     }
+
+    /// How published events are written.
+    pub fn content_mode(&self, name: &str) -> Result<Option<ContentMode>> {
+        self.text(name)?
+            .map(|v| v.parse().map_err(|e| Error::Config(format!("{name}: {e}"))))
+            .transpose()
+    }
 }
 
 /// The table: for each setting, its field, the setter's parameter type, how the field holds it
@@ -198,6 +205,9 @@ settings! {
     /// Sets whether messages of event types no handler of the group takes are dead-lettered
     /// instead of skipped.
     dead_letter_unknown_types(bool) plain, "KAFKA_DLQ_UNKNOWN_TYPES" => flag;
+    /// Sets how published events are written: binary (the default: attributes in `ce_*` headers)
+    /// or structured (one JSON object holding attributes and data).
+    content_mode(ContentMode) plain, "KAFKA_CONTENT_MODE" => content_mode;
     /// Sets the size in bytes above which a message is dead-lettered as oversized.
     max_message_bytes(usize) some, "KAFKA_MAX_MESSAGE_BYTES" => bytes;
     /// Sets how many messages a partition buffers before herald pauses fetching it.
@@ -234,6 +244,6 @@ mod tests {
                 "{variable} is missing from Config::from_vars's documentation"
             );
         }
-        assert_eq!(TABLE_VARIABLES.len(), 17);
+        assert_eq!(TABLE_VARIABLES.len(), 18);
     }
 }

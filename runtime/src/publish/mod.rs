@@ -27,7 +27,7 @@ use rdkafka::ClientConfig;
 use tokio::time::Instant;
 use tracing::{Instrument, Span};
 
-use crate::config::Config;
+use crate::config::{Config, ContentMode};
 use crate::error::{Error, KafkaCause, KafkaCode, Result};
 use crate::event::envelope::{Delivery, Metadata, PublishOptions};
 use crate::event::naming;
@@ -123,8 +123,11 @@ struct Outgoing {
     topic: Cow<'static, str>,
     event_type: &'static str,
     key: Option<String>,
+    /// The event's JSON.
     payload: Vec<u8>,
     meta: Metadata,
+    /// Written in structured content mode ([`ContentMode::Structured`]).
+    structured: bool,
 }
 
 /// A fully encoded CloudEvent, ready to be stored and sent later exactly as it is (same `ce_id`):
@@ -159,25 +162,22 @@ impl Outgoing {
             event_type: self.event_type.into(),
             topic: self.topic.to_string(),
             key: self.key.clone(),
-            payload: self.payload.clone(),
-            headers: stored_headers(&self.meta),
+            payload: self.value().into_owned(),
+            headers: self
+                .headers()
+                .iter()
+                .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                .collect(),
         }
     }
-}
-
-/// `meta` as the headers an [`EncodedEvent`] stores.
-fn stored_headers(meta: &Metadata) -> Vec<(String, Vec<u8>)> {
-    encode_headers(meta)
-        .iter()
-        .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
-        .collect()
 }
 
 /// What sending needs of a record: herald's own encoded events and stored [`EncodedEvent`]s.
 trait Record {
     fn topic(&self) -> &str;
     fn key(&self) -> Option<&str>;
-    fn payload(&self) -> &[u8];
+    /// The record's value: the event's JSON, or in structured mode the whole event.
+    fn value(&self) -> Cow<'_, [u8]>;
     fn headers(&self) -> OwnedHeaders;
     fn id(&self) -> &str;
     /// Event type and topic with the lifetime errors need.
@@ -191,11 +191,19 @@ impl Record for Outgoing {
     fn key(&self) -> Option<&str> {
         self.key.as_deref()
     }
-    fn payload(&self) -> &[u8] {
-        &self.payload
+    fn value(&self) -> Cow<'_, [u8]> {
+        if self.structured {
+            Cow::Owned(codec::encode_structured(&self.meta, &self.payload))
+        } else {
+            Cow::Borrowed(&self.payload)
+        }
     }
     fn headers(&self) -> OwnedHeaders {
-        encode_headers(&self.meta)
+        if self.structured {
+            codec::structured_headers()
+        } else {
+            encode_headers(&self.meta)
+        }
     }
     fn id(&self) -> &str {
         &self.meta.id
@@ -216,8 +224,8 @@ impl Record for EncodedEvent {
     fn key(&self) -> Option<&str> {
         self.key.as_deref()
     }
-    fn payload(&self) -> &[u8] {
-        &self.payload
+    fn value(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.payload)
     }
     fn headers(&self) -> OwnedHeaders {
         self.headers.iter().fold(
@@ -318,6 +326,8 @@ pub(crate) struct Publisher {
     /// `Config::topic_prefix`, put before every event's topic.
     topic_prefix: Option<Arc<str>>,
     timeout: Duration,
+    /// How events are written (`Config::content_mode`).
+    content_mode: ContentMode,
     counters: Arc<Counters>,
     /// In memory mode (an in-process test bus), where every record goes instead of a broker.
     memory: Option<Arc<MemoryLog>>,
@@ -337,6 +347,7 @@ impl Publisher {
             service: config.service_name.as_str().into(),
             topic_prefix: config.topic_prefix.as_deref().map(Into::into),
             timeout: config.delivery_timeout,
+            content_mode: config.content_mode,
             counters,
         })
     }
@@ -363,7 +374,7 @@ impl Publisher {
         let position = memory.append(
             record.topic(),
             record.key().map(str::as_bytes),
-            Some(record.payload()),
+            Some(&record.value()),
             &record.headers(),
         );
         self.delivered(record, position)
@@ -421,6 +432,7 @@ impl Publisher {
             key,
             payload,
             meta,
+            structured: self.content_mode == ContentMode::Structured,
         })
     }
 
@@ -477,13 +489,17 @@ impl Publisher {
             ..self.envelope(id.clone(), event.event_type.clone())
         };
         propagation::inject(&Span::current(), &mut meta.extensions);
-        Ok(EncodedEvent {
-            id,
-            event_type: event.event_type.clone(),
-            topic,
+        let outgoing = Outgoing {
+            topic: Cow::Owned(topic),
+            event_type: "",
             key,
             payload,
-            headers: stored_headers(&meta),
+            meta,
+            structured: self.content_mode == ContentMode::Structured,
+        };
+        Ok(EncodedEvent {
+            event_type: event.event_type.clone(),
+            ..outgoing.to_encoded()
         })
     }
 
@@ -527,8 +543,9 @@ impl Publisher {
         outgoing: &R,
         deadline: Instant,
     ) -> std::result::Result<DeliveryFuture, KafkaError> {
+        let value = outgoing.value();
         let mut record = FutureRecord::to(outgoing.topic())
-            .payload(outgoing.payload())
+            .payload(&*value)
             .headers(outgoing.headers());
         if let Some(key) = outgoing.key() {
             record = record.key(key);

@@ -13,7 +13,7 @@ use crate::bus::Bus;
 use crate::config::Config;
 use crate::consume::dynamic::EVERY_TYPE;
 use crate::error::{Error, Result};
-use crate::headers::{self, dlq};
+use crate::headers::dlq;
 
 /// How long settling waits for the groups to commit everything.
 const SETTLE_LIMIT: Duration = Duration::from_secs(60);
@@ -63,19 +63,17 @@ impl OnBroker {
                     let became = match letters.get(&(record.partition, record.offset)) {
                         Some(letter) => Became::DeadLettered(letter.clone()),
                         None => {
-                            let kind = record.header(headers::TYPE).unwrap_or_default();
-                            if types.contains(kind) || types.contains(EVERY_TYPE) {
+                            let kind = super::event_type_of(&record).unwrap_or_default();
+                            if types.contains(kind.as_str()) || types.contains(EVERY_TYPE) {
                                 Became::Handled
                             } else {
                                 Became::Skipped
                             }
                         }
                     };
-                    report.outcomes.push(Outcome {
-                        group: group.clone(),
-                        record,
-                        became,
-                    });
+                    report
+                        .outcomes
+                        .push(Outcome::new(group.clone(), record, became));
                 }
             }
         }

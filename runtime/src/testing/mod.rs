@@ -306,11 +306,7 @@ impl InMemory {
         .await;
         let became = Became::of(&verdict);
         match settle::carry_out(&message, verdict, &group.name, &self.shared, &self.cancel).await {
-            Step::Commit => Ok(Outcome {
-                group: group.name.clone(),
-                record: record.clone(),
-                became,
-            }),
+            Step::Commit => Ok(Outcome::new(group.name.clone(), record.clone(), became)),
             Step::Stop => Err(Error::State("the test bus stopped handling a record")),
             Step::Fail(reason) => {
                 tracing::error!(%reason, topic = %record.topic, offset = record.offset,
@@ -358,7 +354,7 @@ impl TestBus {
             .records(E::TOPIC)
             .await?
             .iter()
-            .filter(|record| record.header(crate::headers::TYPE) == Some(E::EVENT_TYPE))
+            .filter(|record| event_type_of(record).as_deref() == Some(E::EVENT_TYPE))
             .map(|record| {
                 decode::<E>(record).unwrap_or_else(|reason| {
                     panic!(
@@ -426,6 +422,17 @@ fn received(record: &StoredRecord) -> Received {
 }
 
 /// Decodes a stored record as an `E`.
+/// The event type of `record`, in either content mode: binary mode names it in a header,
+/// structured mode in the value.
+pub(crate) fn event_type_of(record: &StoredRecord) -> Option<String> {
+    match record.header(crate::headers::TYPE) {
+        Some(event_type) => Some(event_type.to_owned()),
+        None => Incoming::decode_received(&received(record))
+            .ok()
+            .map(|incoming| incoming.event_type().to_owned()),
+    }
+}
+
 fn decode<E: HeraldEvent>(record: &StoredRecord) -> std::result::Result<Event<E>, String> {
     let message = received(record);
     let incoming = Incoming::decode_received(&message)?;
@@ -470,12 +477,24 @@ pub struct Outcome {
     pub record: StoredRecord,
     /// What became of it.
     pub became: Became,
+    /// The record's event type, in either content mode.
+    event_type: Option<String>,
 }
 
 impl Outcome {
-    /// The record's event type (`ce_type`), if it has one.
+    pub(crate) fn new(group: String, record: StoredRecord, became: Became) -> Self {
+        let event_type = event_type_of(&record);
+        Self {
+            group,
+            record,
+            became,
+            event_type,
+        }
+    }
+
+    /// The record's event type (`ce_type`, or `type` of a structured event), if it has one.
     pub fn event_type(&self) -> Option<&str> {
-        self.record.header(crate::headers::TYPE)
+        self.event_type.as_deref()
     }
 
     /// Why it went to the dead-letter topic, if it did.

@@ -47,12 +47,13 @@ const RESERVED: &[&str] = &[
     "timeoutms",
 ];
 
-/// Encodes metadata as Kafka headers (binary content mode).
-pub fn encode_headers(meta: &Metadata) -> OwnedHeaders {
+/// Every attribute of `meta` that is set, in order, as its binary-mode header name and value:
+/// the CloudEvents attributes, herald's, then the extensions.
+fn each_attribute(meta: &Metadata, mut emit: impl FnMut(&str, &str)) {
     let time = meta.time.map(format_time);
     let schema_version = meta.schema_version.map(|v| v.to_string());
     let aggregate_version = meta.aggregate_version.map(|v| v.to_string());
-    let mut fields: Vec<(&str, Option<&str>)> = vec![
+    let fields: [(&str, Option<&str>); 13] = [
         (headers::SPEC_VERSION, Some(SPEC_VERSION_VALUE)),
         (headers::ID, Some(&meta.id)),
         (headers::TYPE, Some(&meta.event_type)),
@@ -70,24 +71,65 @@ pub fn encode_headers(meta: &Metadata) -> OwnedHeaders {
         (headers::AGGREGATE_TYPE, meta.aggregate_type.as_deref()),
         (headers::AGGREGATE_VERSION, aggregate_version.as_deref()),
     ];
-    let extensions: Vec<(String, &str)> = meta
-        .extensions
-        .iter()
-        .map(|(k, v)| (format!("{}{k}", headers::PREFIX), v.as_str()))
-        .collect();
-    fields.extend(extensions.iter().map(|(k, v)| (k.as_str(), Some(*v))));
-    fields
-        .into_iter()
-        .filter_map(|(key, value)| value.map(|value| (key, value)))
-        .fold(
-            OwnedHeaders::new_with_capacity(16),
-            |headers, (key, value)| {
-                headers.insert(Header {
-                    key,
-                    value: Some(value),
-                })
-            },
-        )
+    for (name, value) in fields {
+        if let Some(value) = value {
+            emit(name, value);
+        }
+    }
+    for (name, value) in &meta.extensions {
+        emit(&format!("{}{name}", headers::PREFIX), value);
+    }
+}
+
+/// Encodes metadata as Kafka headers (binary content mode).
+pub fn encode_headers(meta: &Metadata) -> OwnedHeaders {
+    let mut headers = Some(OwnedHeaders::new_with_capacity(16));
+    each_attribute(meta, |key, value| {
+        let written = headers.take().map(|h| {
+            h.insert(Header {
+                key,
+                value: Some(value),
+            })
+        });
+        headers = written;
+    });
+    headers.expect("put back after every header")
+}
+
+/// The headers of a structured-mode event: its event format as `content-type`.
+pub fn structured_headers() -> OwnedHeaders {
+    OwnedHeaders::new_with_capacity(1).insert(Header {
+        key: headers::CONTENT_TYPE,
+        value: Some(STRUCTURED_JSON),
+    })
+}
+
+/// Encodes metadata and the event's JSON `data` as one structured-mode value: a JSON object of
+/// the attributes (`content-type` as `datacontenttype`, every string as a JSON string) and
+/// `data`, the JSON as it is.
+pub fn encode_structured(meta: &Metadata, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 320);
+    out.push(b'{');
+    each_attribute(meta, |header, value| {
+        let name = match header {
+            headers::CONTENT_TYPE => "datacontenttype",
+            header => header.strip_prefix(headers::PREFIX).unwrap_or(header),
+        };
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        write_json_string(&mut out, name);
+        out.push(b':');
+        write_json_string(&mut out, value);
+    });
+    out.extend_from_slice(b",\"data\":");
+    out.extend_from_slice(data);
+    out.push(b'}');
+    out
+}
+
+fn write_json_string(out: &mut Vec<u8>, text: &str) {
+    serde_json::to_writer(&mut *out, text).expect("a string is written to memory without fail");
 }
 
 fn format_time(time: DateTime<Utc>) -> String {

@@ -77,6 +77,27 @@ fn binary_mode_round_trips_every_attribute() {
 }
 
 #[test]
+fn structured_mode_round_trips_every_attribute() {
+    let mut meta = sample();
+    meta.extensions
+        .insert("quote".into(), "say \"hi\"\n".into());
+    let data = br#"{"name":"Ada","tags":["x"]}"#;
+    let value = encode_structured(&meta, data);
+    let headers = structured_headers();
+    let names: Vec<&str> = headers.iter().map(|h| h.key).collect();
+    assert_eq!(names, ["content-type"]);
+    let object: serde_json::Value = serde_json::from_slice(&value).unwrap();
+    assert_eq!(object["specversion"], "1.0");
+    assert_eq!(object["datacontenttype"], JSON);
+    assert_eq!(object["schemaversion"], "2");
+    assert_eq!(object["quote"], "say \"hi\"\n");
+    assert_eq!(object["data"]["tags"][0], "x");
+    let incoming = decode(Some(&headers), Some(b"42"), Some(&value), position()).unwrap();
+    assert_eq!(incoming.meta(), &meta);
+    assert_eq!(incoming.data(), data);
+}
+
+#[test]
 fn time_is_rfc3339_utc() {
     let headers = encode_headers(&sample());
     let time = headers.iter().find(|h| h.key == "ce_time").unwrap();
