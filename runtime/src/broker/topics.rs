@@ -303,8 +303,9 @@ mod on_a_real_broker {
     use rdkafka::consumer::{BaseConsumer, Consumer};
 
     /// A topic `ensure_topics` returned for is usable at once: a new client's metadata shows it
-    /// with a leader for every partition, and each leader answers for the partition's offsets. Kafka answers CreateTopics once the controller has
-    /// committed the topic, before every broker's metadata has it; a reply listener that asked
+    /// with a leader for every partition, and each leader answers for the partition's offsets.
+    /// Kafka answers CreateTopics once the controller has committed the topic, before every
+    /// broker's metadata has it; a reply listener that asked
     /// at that moment failed with TopicNotFound (seen in CI on a loaded machine, and here with
     /// forty services at once, before `ensure_topics` waited for the brokers).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -421,7 +421,6 @@ fn received(record: &StoredRecord) -> Received {
     )
 }
 
-/// Decodes a stored record as an `E`.
 /// The event type of `record`, in either content mode: binary mode names it in a header,
 /// structured mode in the value.
 pub(crate) fn event_type_of(record: &StoredRecord) -> Option<String> {
@@ -433,6 +432,7 @@ pub(crate) fn event_type_of(record: &StoredRecord) -> Option<String> {
     }
 }
 
+/// Decodes a stored record as an `E`.
 fn decode<E: HeraldEvent>(record: &StoredRecord) -> std::result::Result<Event<E>, String> {
     let message = received(record);
     let incoming = Incoming::decode_received(&message)?;
