@@ -48,7 +48,7 @@ use crate::config::policy::RetryMode;
 use crate::error::{Error, Result};
 use crate::registry::HandlerDescriptor;
 use crate::telemetry::stats::Counters;
-use crate::wire::received::Received;
+use crate::wire::received::{Received, Recycler};
 
 type PartitionId = (String, i32);
 
@@ -191,6 +191,8 @@ impl Outbound {
 /// The consumer's librdkafka context: reports rebalances to the consumer loop.
 struct GroupContext {
     events: Outbound,
+    /// Consumed messages' buffers, handed back by the workers to the polling thread.
+    recycler: Recycler,
     counters: Arc<Counters>,
     group: String,
     controls: Controls,
@@ -402,6 +404,7 @@ impl GroupRunner {
         let controls = Controls::default();
         let context = GroupContext {
             events: Outbound::new(events_tx),
+            recycler: Recycler::default(),
             counters: shared.counters.clone(),
             group: group.clone(),
             controls: controls.clone(),
@@ -595,7 +598,8 @@ fn poll_until_stopped(consumer: &GroupConsumer, polling: &AtomicBool, group: &st
                         topic
                     }
                 };
-                if !out.push(Received::copy(&message, topic)) {
+                let recycler = &consumer.context().recycler;
+                if !out.push(Received::copy_recycled(&message, topic, recycler)) {
                     return;
                 }
             }
@@ -1185,6 +1189,7 @@ impl PartitionWorker {
             }
             unstored = Some(message.offset());
             since_store += 1;
+            self.consumer.context().recycler.give(message);
             // A bounded run stores each one: its progress moves per record, and a replay stopped
             // half-way goes on from the last one handled.
             if inbox.is_empty() || since_store >= STORE_EVERY || self.bound.is_some() {
@@ -1272,6 +1277,7 @@ impl PartitionWorker {
                     }
                     stopping |= cancel.is_cancelled();
                     let key = lane_key(&message);
+                    self.consumer.context().recycler.give(message);
                     let next = match lanes.get_mut(&key) {
                         Some(lane) if !stopping => lane.pop_front(),
                         _ => None,

@@ -146,8 +146,17 @@ struct IncomingParts {
     /// time it is asked for — a handler that takes the event alone never needs it.
     meta: OnceLock<Metadata>,
     lazy: Option<LazyMeta>,
-    /// In binary mode the consumed value itself, shared rather than copied.
-    data: Arc<[u8]>,
+    data: Data,
+}
+
+/// Where an event's data is.
+#[derive(Debug)]
+enum Data {
+    /// A buffer of its own (structured mode, an event built in process).
+    Own(Arc<[u8]>),
+    /// The consumed binary-mode value itself, in the message's buffer that `lazy` shares, not
+    /// copied.
+    Value,
 }
 
 /// The metadata of a consumed binary-mode event, already checked, not yet copied into `String`s:
@@ -194,7 +203,15 @@ impl Incoming {
 
     /// The event's data, JSON.
     pub fn data(&self) -> &[u8] {
-        &self.0.data
+        match &self.0.data {
+            Data::Own(data) => data,
+            Data::Value => self
+                .0
+                .lazy
+                .as_ref()
+                .and_then(|lazy| lazy.raw.payload())
+                .unwrap_or_default(),
+        }
     }
 
     /// The event type (`ce_type`), without building the metadata.
@@ -263,7 +280,7 @@ impl Incoming {
                 (attributes.into_metadata(key, Some(position)), value.into())
             }
         };
-        Self::new(OnceLock::from(meta), None, data)
+        Self::new(OnceLock::from(meta), None, Data::Own(data))
     }
 
     /// As [`Incoming::decode`], for a consumed message: binary-mode data is the message's value
@@ -286,7 +303,7 @@ impl Incoming {
                 };
                 let (meta, data) =
                     structured(members, found.content_type, message.key(), position)?;
-                Self::new(OnceLock::from(meta), None, data)
+                Self::new(OnceLock::from(meta), None, Data::Own(data))
             }
             Mode::Binary => {
                 let attributes = decode_binary(found)?;
@@ -304,11 +321,7 @@ impl Incoming {
                     partition: message.partition(),
                     offset: message.offset(),
                 };
-                let data = match message.shared_payload() {
-                    Some(shared) => shared.clone(),
-                    None => Arc::from(&[][..]),
-                };
-                Self::new(OnceLock::new(), Some(lazy), data)
+                Self::new(OnceLock::new(), Some(lazy), Data::Value)
             }
         }
     }
@@ -319,19 +332,16 @@ impl Incoming {
         Self(Arc::new(IncomingParts {
             meta: OnceLock::from(meta),
             lazy: None,
-            data: Arc::from(&b"null"[..]),
+            data: Data::Own(Arc::from(&b"null"[..])),
         }))
     }
 
-    fn new(
-        meta: OnceLock<Metadata>,
-        lazy: Option<LazyMeta>,
-        data: Arc<[u8]>,
-    ) -> Result<Self, String> {
-        if data.is_empty() {
+    fn new(meta: OnceLock<Metadata>, lazy: Option<LazyMeta>, data: Data) -> Result<Self, String> {
+        let incoming = Self(Arc::new(IncomingParts { meta, lazy, data }));
+        if incoming.data().is_empty() {
             return Err("the message has no data (empty value)".into());
         }
-        Ok(Self(Arc::new(IncomingParts { meta, lazy, data })))
+        Ok(incoming)
     }
 }
 

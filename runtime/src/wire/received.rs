@@ -1,12 +1,19 @@
 //! A consumed message, taken out of librdkafka with as few allocations as possible: the polling
 //! thread cannot hand librdkafka's borrowed message to a tokio task, and rdkafka's own
 //! `OwnedMessage` copies every header separately (a dozen allocations for a CloudEvent). Here the
-//! key and the headers are one shared buffer and one index, and the topic name is shared per
-//! partition; the decoded event borrows its metadata from that buffer (see `codec::Incoming`).
+//! key, the headers and the value are one shared buffer with its index, in a single allocation
+//! when they fit [`INLINE_BYTES`], and the topic name is shared per partition; the decoded event
+//! borrows its metadata and its data from that buffer (see `codec::Incoming`).
+//!
+//! One allocation matters beyond its own cost: the polling thread allocates what a partition
+//! worker, on another thread, frees, and glibc's allocator serialises such frees on the
+//! allocating thread's arena lock. With four allocations a message, that lock was a fifth of the
+//! consumer's CPU on a real Kafka (docs/performance.md).
 
 use std::sync::Arc;
 
 use rdkafka::message::{BorrowedHeaders, BorrowedMessage, Header, Headers, Message, Timestamp};
+use smallvec::SmallVec;
 
 /// Every header of a consumed message as `(name, value)` bytes, in order. rdkafka's own reader
 /// (`Headers::iter` on `BorrowedHeaders`) panics on a name that is not UTF-8, which any producer
@@ -17,7 +24,9 @@ pub(crate) fn header_pairs(headers: &BorrowedHeaders) -> Vec<(&[u8], Option<&[u8
 
 /// [`header_pairs`] without collecting them: the polling thread copies each straight into
 /// herald's buffer.
-fn native_headers(headers: &BorrowedHeaders) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> + '_ {
+fn native_headers(
+    headers: &BorrowedHeaders,
+) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> + Clone + '_ {
     use rdkafka::bindings as rd;
     let native = headers as *const BorrowedHeaders as *const rd::rd_kafka_headers_t;
     // SAFETY: `BorrowedHeaders` is librdkafka's header list (rdkafka casts it the same way).
@@ -47,16 +56,31 @@ pub(crate) fn printable_name(name: &[u8]) -> String {
     }
 }
 
-/// The key and every header of a message in one buffer: the key, then header names and values back
-/// to back, with an index.
+/// How many bytes of key, headers and value a consumed message keeps inside its one allocation; a
+/// larger message keeps them in a second. herald's CloudEvents headers take about 280 bytes.
+pub(crate) const INLINE_BYTES: usize = 512;
+
+/// How many headers' places a consumed message keeps inside its one allocation (herald writes 8,
+/// 10 with a trace context).
+const INLINE_HEADERS: usize = 10;
+
+/// One header's place in the buffer: where its name starts, where its name ends and its value
+/// starts, where its value ends, and whether it has a value (`None` and empty differ in Kafka).
+type Place = (u32, u32, u32, bool);
+
+/// The key, every header and the value of a message in one buffer: the key, then header names
+/// and values back to back, then the value, with an index.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct RawHeaders {
-    bytes: Vec<u8>,
+    bytes: SmallVec<[u8; INLINE_BYTES]>,
     /// Where the key ends (it starts the buffer); `None`: the message has no key.
     key_end: Option<u32>,
-    /// Per header: where its name ends and its value starts, where its value ends, and whether it
-    /// has a value (`None` and empty differ in Kafka).
-    index: Vec<(u32, u32, u32, bool)>,
+    /// Where the headers end and the value starts; the value runs to the end of the buffer.
+    headers_end: u32,
+    /// Whether the message has a value (`None` and empty differ in Kafka).
+    has_payload: bool,
+    /// Every header's place, in order.
+    index: SmallVec<[Place; INLINE_HEADERS]>,
     /// The first header name that is not UTF-8, for people (such a message is undecodable).
     bad_name: Option<String>,
     /// Every header name and value is UTF-8 (checked once over the whole headers part of the
@@ -66,37 +90,57 @@ pub(crate) struct RawHeaders {
 }
 
 impl RawHeaders {
-    fn copy<'a>(
-        key: Option<&[u8]>,
-        headers: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
-    ) -> Self {
+    /// Copies a message's key, headers and value (`payload`) into one buffer. `headers` is walked
+    /// twice (librdkafka's list answers by index), first to size the buffer.
+    fn copy<'a, H>(key: Option<&[u8]>, headers: H, payload: Option<&[u8]>) -> Self
+    where
+        H: Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + Clone,
+    {
+        let mut out = Self::default();
+        out.fill(key, headers, payload);
+        out
+    }
+
+    /// As [`copy`](Self::copy), into this buffer, which keeps its allocation.
+    fn fill<'a, H>(&mut self, key: Option<&[u8]>, headers: H, payload: Option<&[u8]>)
+    where
+        H: Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + Clone,
+    {
         let key_len = key.map_or(0, <[u8]>::len);
-        // librdkafka's count, or the slice's length.
-        let count = headers.size_hint().1.unwrap_or(8);
-        let mut out = Self {
-            bytes: Vec::with_capacity(key_len + count * 40),
-            key_end: key.map(|k| k.len() as u32),
-            index: Vec::with_capacity(count),
-            bad_name: None,
-            text: false,
-        };
-        if let Some(key) = key {
-            out.bytes.extend_from_slice(key);
+        let headers_len: usize = headers
+            .clone()
+            .map(|(name, value)| name.len() + value.map_or(0, <[u8]>::len))
+            .sum();
+        let total = key_len + headers_len + payload.map_or(0, <[u8]>::len);
+        let out = self;
+        // Sized once, then each piece copied in place: no growth check per piece.
+        out.bytes.clear();
+        out.bytes.resize(total, 0);
+        out.index.clear();
+        out.key_end = key.map(|k| k.len() as u32);
+        out.has_payload = payload.is_some();
+        out.bad_name = None;
+        // Copies `piece` at `at`, moves `at` past it and answers where it ends.
+        fn put(bytes: &mut [u8], at: &mut usize, piece: &[u8]) -> u32 {
+            bytes[*at..*at + piece.len()].copy_from_slice(piece);
+            *at += piece.len();
+            *at as u32
         }
+        let mut at = 0;
+        put(&mut out.bytes, &mut at, key.unwrap_or_default());
         for (name, value) in headers {
-            let start = out.bytes.len() as u32;
-            out.bytes.extend_from_slice(name);
-            let name_end = out.bytes.len() as u32;
-            if let Some(value) = value {
-                out.bytes.extend_from_slice(value);
-            }
-            out.index
-                .push((start, name_end, out.bytes.len() as u32, value.is_some()));
+            let start = at as u32;
+            let name_end = put(&mut out.bytes, &mut at, name);
+            let end = put(&mut out.bytes, &mut at, value.unwrap_or_default());
+            out.index.push((start, name_end, end, value.is_some()));
         }
+        out.headers_end = put(&mut out.bytes, &mut at, &[]);
+        put(&mut out.bytes, &mut at, payload.unwrap_or_default());
         // One check for the usual case, every name and value text; name by name only when not.
         // The whole being UTF-8 makes each piece UTF-8 only if no piece starts or ends inside a
         // character (a name ending in the first byte of `é` and a value starting with its second).
-        out.text = std::str::from_utf8(&out.bytes[key_len..]).is_ok_and(|tail| {
+        let headers_part = &out.bytes[key_len..out.headers_end as usize];
+        out.text = std::str::from_utf8(headers_part).is_ok_and(|tail| {
             let boundary = |at: u32| tail.is_char_boundary(at as usize - key_len);
             out.index.iter().all(|&(start, name_end, end, _)| {
                 boundary(start) && boundary(name_end) && boundary(end)
@@ -109,7 +153,6 @@ impl RawHeaders {
                 .map(printable_name);
             out.bad_name = bad_name;
         }
-        out
     }
 
     /// Every header name, as bytes.
@@ -144,7 +187,7 @@ impl RawHeaders {
         self.bad_name.as_deref()
     }
 
-    /// The whole buffer: the key and the headers' names and values.
+    /// The whole buffer: the key, the headers' names and values, and the value.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
@@ -152,6 +195,12 @@ impl RawHeaders {
     /// The message's key.
     pub fn key(&self) -> Option<&[u8]> {
         self.key_end.map(|end| &self.bytes[..end as usize])
+    }
+
+    /// The message's value.
+    pub fn payload(&self) -> Option<&[u8]> {
+        self.has_payload
+            .then(|| &self.bytes[self.headers_end as usize..])
     }
 
     /// The value of the last header named `name`, if it has one; compares names as bytes.
@@ -195,9 +244,8 @@ pub(crate) struct Received {
     partition: i32,
     offset: i64,
     timestamp: Timestamp,
-    /// Shared with the decoded event's data (binary mode), not copied again.
-    payload: Option<Arc<[u8]>>,
-    /// The key and the headers, shared with the decoded event's metadata.
+    /// The key, the headers and the value, shared with the decoded event's metadata and data
+    /// (binary mode), not copied again.
     raw: Arc<RawHeaders>,
     /// Whether the message has headers (`None` and none at all differ in rdkafka's API).
     has_headers: bool,
@@ -206,19 +254,75 @@ pub(crate) struct Received {
 impl Received {
     /// Copies `message` out of librdkafka; `topic` is the shared name of its topic.
     pub fn copy(message: &BorrowedMessage<'_>, topic: Arc<str>) -> Self {
+        Self::copy_into(Arc::default(), message, topic)
+    }
+
+    /// As [`copy`](Self::copy), into a buffer `recycler` has back from a worker when it has one.
+    pub fn copy_recycled(
+        message: &BorrowedMessage<'_>,
+        topic: Arc<str>,
+        recycler: &Recycler,
+    ) -> Self {
+        Self::copy_into(recycler.free.pop().unwrap_or_default(), message, topic)
+    }
+
+    fn copy_into(mut raw: Arc<RawHeaders>, message: &BorrowedMessage<'_>, topic: Arc<str>) -> Self {
         let headers = message.headers();
+        let (key, payload) = (message.key(), message.payload());
+        let buffer = Arc::get_mut(&mut raw).expect("a new or recycled buffer is not shared");
+        match headers {
+            Some(headers) => buffer.fill(key, native_headers(headers), payload),
+            None => buffer.fill(key, std::iter::empty(), payload),
+        }
         Self {
             topic,
             partition: message.partition(),
             offset: message.offset(),
             timestamp: message.timestamp(),
-            payload: message.payload().map(Arc::from),
-            raw: Arc::new(match headers {
-                Some(headers) => RawHeaders::copy(message.key(), native_headers(headers)),
-                None => RawHeaders::copy(message.key(), std::iter::empty()),
-            }),
+            raw,
             has_headers: headers.is_some(),
         }
+    }
+}
+
+/// Buffers of consumed messages that their partition workers are done with, handed back for the
+/// polling thread to fill again. Without it, every message's buffer is allocated on the polling
+/// thread and freed on a worker's, and glibc's allocator serialises those frees with the polling
+/// thread's allocations on one arena lock: a fifth of the consumer's CPU, measured on a real Kafka
+/// (docs/performance.md). A lock-free queue of at most [`Recycler::KEPT`] buffers of the inline
+/// size; a larger buffer, or one beyond them, is freed.
+#[derive(Debug)]
+pub(crate) struct Recycler {
+    free: crossbeam_queue::ArrayQueue<Arc<RawHeaders>>,
+}
+
+impl Default for Recycler {
+    fn default() -> Self {
+        Self {
+            free: crossbeam_queue::ArrayQueue::new(Self::KEPT),
+        }
+    }
+}
+
+impl Recycler {
+    /// How many buffers are kept for reuse, about 0.8 MB.
+    pub const KEPT: usize = 1024;
+
+    /// Takes back `message`'s buffer when nothing else holds it (the decoded event is dropped)
+    /// and it has its inline size.
+    pub fn give(&self, message: Received) {
+        let mut raw = message.raw;
+        if let Some(buffer) = Arc::get_mut(&mut raw) {
+            if !buffer.bytes.spilled() && !buffer.index.spilled() {
+                let _ = self.free.push(raw);
+            }
+        }
+    }
+
+    /// How many buffers wait to be reused.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.free.len()
     }
 }
 
@@ -237,8 +341,7 @@ impl Received {
             partition,
             offset,
             timestamp: Timestamp::CreateTime(timestamp),
-            payload: payload.map(Arc::from),
-            raw: Arc::new(RawHeaders::copy(key, headers.iter().copied())),
+            raw: Arc::new(RawHeaders::copy(key, headers.iter().copied(), payload)),
             has_headers: true,
         }
     }
@@ -268,20 +371,14 @@ impl Received {
             partition: position.partition,
             offset: position.offset,
             timestamp: Timestamp::NotAvailable,
-            payload: payload.map(Arc::from),
-            raw: Arc::new(RawHeaders::copy(key, pairs(headers).into_iter())),
+            raw: Arc::new(RawHeaders::copy(key, pairs(headers).into_iter(), payload)),
             has_headers: headers.is_some(),
         }
     }
 }
 
 impl Received {
-    /// The value, in the buffer the decoded event shares.
-    pub fn shared_payload(&self) -> Option<&Arc<[u8]>> {
-        self.payload.as_ref()
-    }
-
-    /// The key and headers, in the buffer the decoded event's metadata shares.
+    /// The key, headers and value, in the buffer the decoded event's metadata and data share.
     pub fn shared_raw(&self) -> &Arc<RawHeaders> {
         &self.raw
     }
@@ -298,7 +395,7 @@ impl Received {
 
     /// About how many bytes it holds: key, value and headers.
     pub fn size(&self) -> usize {
-        self.payload.as_ref().map_or(0, |p| p.len()) + self.raw.bytes.len()
+        self.raw.bytes.len()
     }
 }
 
@@ -310,11 +407,13 @@ impl Message for Received {
     }
 
     fn payload(&self) -> Option<&[u8]> {
-        self.payload.as_deref()
+        self.raw.payload()
     }
 
     unsafe fn payload_mut(&mut self) -> Option<&mut [u8]> {
-        self.payload.as_mut().and_then(Arc::get_mut)
+        let raw = Arc::get_mut(&mut self.raw)?;
+        let start = raw.headers_end as usize;
+        raw.has_payload.then(|| &mut raw.bytes[start..])
     }
 
     fn topic(&self) -> &str {
@@ -365,13 +464,15 @@ mod tests {
         let copy = RawHeaders::copy(
             Some(b"k\x00y"),
             header_pairs(original.as_borrowed()).into_iter(),
+            Some(b"{}"),
         );
         assert_eq!(copy.key(), Some(&b"k\x00y"[..]));
+        assert_eq!(copy.payload(), Some(&b"{}"[..]));
         assert_eq!(copy.last_value("trace"), Some(&b"\x00\xff"[..]));
         assert_eq!(copy.last_value("nothing"), None);
         assert_eq!(copy.last_value("absent"), None);
         assert_eq!(
-            RawHeaders::copy(None, pairs(Some(&original)).into_iter()).key(),
+            RawHeaders::copy(None, pairs(Some(&original)).into_iter(), None).key(),
             None
         );
         assert_eq!(copy.bad_name(), None);
@@ -397,8 +498,10 @@ mod tests {
             (b"nothing", None),
         ];
         // A key that is not UTF-8 does not matter: only the headers are checked.
-        let copy = RawHeaders::copy(Some(b"\xff"), headers.into_iter());
+        // Nor does a value that is not: it follows the headers.
+        let copy = RawHeaders::copy(Some(b"\xff"), headers.into_iter(), Some(b"\xfe"));
         let text: Vec<_> = copy.text_headers().expect("all text").collect();
+        assert_eq!(copy.payload(), Some(&b"\xfe"[..]));
         assert_eq!(
             text,
             [
@@ -412,15 +515,64 @@ mod tests {
 
         // `é` split between a name and its value: the whole is UTF-8, the pieces are not.
         let split: [(&[u8], Option<&[u8]>); 1] = [(b"n\xc3", Some(b"\xa9"))];
-        let copy = RawHeaders::copy(None, split.into_iter());
+        let copy = RawHeaders::copy(None, split.into_iter(), None);
+        assert_eq!(copy.payload(), None);
         assert!(copy.text_headers().is_none());
         assert_eq!(copy.bad_name(), Some("\\x6e\\xc3"));
 
         let bad: [(&[u8], Option<&[u8]>); 2] = [(b"ok", Some(b"v")), (b"b\xffd", Some(b"v"))];
-        let copy = RawHeaders::copy(None, bad.into_iter());
+        let copy = RawHeaders::copy(None, bad.into_iter(), Some(b""));
+        assert_eq!(
+            copy.payload(),
+            Some(&b""[..]),
+            "an empty value is not no value"
+        );
         assert!(copy.text_headers().is_none());
         assert_eq!(copy.bad_name(), Some("\\x62\\xff\\x64"));
         assert_eq!(copy.try_get(1).map(|h| h.key), Some("\u{fffd}"));
         assert_eq!(copy.try_get(0).map(|h| h.key), Some("ok"));
+    }
+
+    #[test]
+    fn a_buffer_given_back_is_filled_again_unless_shared_or_large() {
+        let recycler = Recycler::default();
+        let position = crate::event::envelope::Position {
+            topic: "t".into(),
+            partition: 0,
+            offset: 7,
+        };
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "ce_id",
+            value: Some("x1"),
+        });
+        let message = Received::for_test(&position, Some(b"k"), Some(b"{}"), Some(&headers));
+        let buffer = Arc::as_ptr(message.shared_raw());
+        recycler.give(message);
+        assert_eq!(recycler.len(), 1);
+        let mut reused = recycler.free.pop().expect("kept");
+        assert_eq!(Arc::as_ptr(&reused), buffer, "the same allocation");
+        Arc::get_mut(&mut reused).expect("not shared").fill(
+            None,
+            [(&b"a"[..], None)].into_iter(),
+            Some(b"[1]"),
+        );
+        assert_eq!(reused.key(), None);
+        assert_eq!(reused.payload(), Some(&b"[1]"[..]));
+        assert_eq!(reused.last_value("ce_id"), None);
+        assert_eq!(reused.count(), 1);
+
+        // Still held by a decoded event: not taken.
+        let message = Received::for_test(&position, None, Some(b"{}"), Some(&headers));
+        let held = message.shared_raw().clone();
+        recycler.give(message);
+        assert_eq!(recycler.len(), 0);
+        drop(held);
+
+        // Larger than the inline buffer: freed, not kept.
+        let large = vec![b'1'; INLINE_BYTES + 1];
+        let message = Received::for_test(&position, None, Some(&large), Some(&headers));
+        assert_eq!(message.payload(), Some(&large[..]));
+        recycler.give(message);
+        assert_eq!(recycler.len(), 0);
     }
 }
