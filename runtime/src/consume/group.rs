@@ -147,6 +147,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 struct Outbound {
     batch: std::sync::Mutex<Vec<Received>>,
     out: mpsc::UnboundedSender<Polled>,
+    /// Emptied batches the consumer loop hands back, so that the polling thread neither grows a
+    /// new one for every batch nor has its allocations freed on another thread.
+    spare: crossbeam_queue::ArrayQueue<Vec<Received>>,
 }
 
 /// The most messages one batch carries.
@@ -157,7 +160,14 @@ impl Outbound {
         Self {
             batch: std::sync::Mutex::new(Vec::with_capacity(BATCH)),
             out,
+            spare: crossbeam_queue::ArrayQueue::new(4),
         }
+    }
+
+    /// Takes back an emptied batch (the consumer loop's side).
+    fn give_back(&self, mut batch: Vec<Received>) {
+        batch.clear();
+        let _ = self.spare.push(batch);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Received>> {
@@ -176,8 +186,17 @@ impl Outbound {
 
     /// Sends what has gathered. `false`: the consumer loop is gone.
     fn flush(&self) -> bool {
-        let batch = std::mem::take(&mut *self.lock());
-        batch.is_empty() || self.out.send(Polled::Messages(batch)).is_ok()
+        let mut batch = self.lock();
+        if batch.is_empty() {
+            return true;
+        }
+        let next = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(BATCH));
+        let full = std::mem::replace(&mut *batch, next);
+        drop(batch);
+        self.out.send(Polled::Messages(full)).is_ok()
     }
 
     /// Sends the gathered messages, then `event`.
@@ -581,6 +600,7 @@ fn poll_until_stopped(consumer: &GroupConsumer, polling: &AtomicBool, group: &st
                 if !out.flush() {
                     return;
                 }
+                consumer.context().recycler.trim();
             }
             Some(Ok(message)) => {
                 #[cfg(test)]
@@ -827,11 +847,12 @@ impl ConsumerLoop {
                     }
                 }
                 event = polled.recv() => match event {
-                    Some(Polled::Messages(messages)) => {
+                    Some(Polled::Messages(mut messages)) => {
                         Counters::add(&self.shared.counters.events_consumed, messages.len() as u64);
-                        for message in messages {
+                        for message in messages.drain(..) {
                             self.route(message, &signals_tx);
                         }
+                        self.consumer.context().events.give_back(messages);
                     }
                     Some(Polled::Assigned(n)) => {
                         let _ = assigned.send(n);

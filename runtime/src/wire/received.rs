@@ -263,7 +263,7 @@ impl Received {
         topic: Arc<str>,
         recycler: &Recycler,
     ) -> Self {
-        Self::copy_into(recycler.free.pop().unwrap_or_default(), message, topic)
+        Self::copy_into(recycler.take(), message, topic)
     }
 
     fn copy_into(mut raw: Arc<RawHeaders>, message: &BorrowedMessage<'_>, topic: Arc<str>) -> Self {
@@ -286,43 +286,51 @@ impl Received {
 }
 
 /// Buffers of consumed messages that their partition workers are done with, handed back for the
-/// polling thread to fill again. Without it, every message's buffer is allocated on the polling
-/// thread and freed on a worker's, and glibc's allocator serialises those frees with the polling
-/// thread's allocations on one arena lock: a fifth of the consumer's CPU, measured on a real Kafka
-/// (docs/performance.md). A lock-free queue of at most [`Recycler::KEPT`] buffers of the inline
-/// size; a larger buffer, or one beyond them, is freed.
-#[derive(Debug)]
+/// polling thread to fill again, or to free itself. Without it, every message's buffer is
+/// allocated on the polling thread and freed on a worker's, and glibc's allocator serialises those
+/// frees with the polling thread's allocations on one arena lock: a fifth of the consumer's CPU,
+/// measured on a real Kafka (docs/performance.md). The workers push what they are done with on a
+/// lock-free queue; the polling thread takes from it, and when it has nothing to poll, frees what is
+/// beyond [`Recycler::KEPT`].
+#[derive(Debug, Default)]
 pub(crate) struct Recycler {
-    free: crossbeam_queue::ArrayQueue<Arc<RawHeaders>>,
-}
-
-impl Default for Recycler {
-    fn default() -> Self {
-        Self {
-            free: crossbeam_queue::ArrayQueue::new(Self::KEPT),
-        }
-    }
+    returned: crossbeam_queue::SegQueue<Arc<RawHeaders>>,
 }
 
 impl Recycler {
-    /// How many buffers are kept for reuse, about 0.8 MB.
+    /// How many buffers are kept for reuse while the consumer is idle, about 0.8 MB.
     pub const KEPT: usize = 1024;
 
-    /// Takes back `message`'s buffer when nothing else holds it (the decoded event is dropped)
-    /// and it has its inline size.
+    /// Takes back `message`'s buffer when nothing else holds it (the decoded event is dropped).
     pub fn give(&self, message: Received) {
         let mut raw = message.raw;
-        if let Some(buffer) = Arc::get_mut(&mut raw) {
-            if !buffer.bytes.spilled() && !buffer.index.spilled() {
-                let _ = self.free.push(raw);
+        if Arc::get_mut(&mut raw).is_some() {
+            self.returned.push(raw);
+        }
+    }
+
+    /// A buffer to fill, on the polling thread: one given back, or a new one. One that outgrew
+    /// the inline size (a large message) is freed here rather than kept.
+    fn take(&self) -> Arc<RawHeaders> {
+        while let Some(raw) = self.returned.pop() {
+            if !raw.bytes.spilled() && !raw.index.spilled() {
+                return raw;
             }
+        }
+        Arc::default()
+    }
+
+    /// Frees, on the polling thread, the buffers beyond [`Recycler::KEPT`].
+    pub fn trim(&self) {
+        while self.returned.len() > Self::KEPT {
+            drop(self.returned.pop());
         }
     }
 
     /// How many buffers wait to be reused.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.free.len()
+        self.returned.len()
     }
 }
 
@@ -549,7 +557,7 @@ mod tests {
         let buffer = Arc::as_ptr(message.shared_raw());
         recycler.give(message);
         assert_eq!(recycler.len(), 1);
-        let mut reused = recycler.free.pop().expect("kept");
+        let mut reused = recycler.take();
         assert_eq!(Arc::as_ptr(&reused), buffer, "the same allocation");
         Arc::get_mut(&mut reused).expect("not shared").fill(
             None,
@@ -568,11 +576,26 @@ mod tests {
         assert_eq!(recycler.len(), 0);
         drop(held);
 
-        // Larger than the inline buffer: freed, not kept.
+        // Larger than the inline buffer: freed when taken, not filled again.
         let large = vec![b'1'; INLINE_BYTES + 1];
         let message = Received::for_test(&position, None, Some(&large), Some(&headers));
         assert_eq!(message.payload(), Some(&large[..]));
+        assert!(message.shared_raw().bytes.spilled());
         recycler.give(message);
+        assert_eq!(recycler.len(), 1);
+        assert!(!recycler.take().bytes.spilled());
         assert_eq!(recycler.len(), 0);
+
+        // Beyond what is kept: freed by `trim`.
+        for _ in 0..Recycler::KEPT + 5 {
+            recycler.give(Received::for_test(
+                &position,
+                None,
+                Some(b"{}"),
+                Some(&headers),
+            ));
+        }
+        recycler.trim();
+        assert_eq!(recycler.len(), Recycler::KEPT);
     }
 }
