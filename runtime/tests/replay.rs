@@ -518,7 +518,16 @@ async fn a_replay_ends_at_the_high_watermark_when_a_transaction_marker_holds_the
         .commit_transaction(Duration::from_secs(30))
         .unwrap();
     let (bootstrap, topic) = (kafka.bootstrap().to_owned(), kafka.topic("replay.ticks"));
-    assert_eq!(committed_and_high(&bootstrap, "unused", &topic)[0].2, 5);
+    // The commit returns once the coordinator decided; the marker reaches the partition a moment
+    // later, and until then the end a read-committed client sees (the last stable offset) is 0.
+    let deadline = std::time::Instant::now() + WAIT;
+    while committed_and_high(&bootstrap, "unused", &topic)[0].2 != 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the transaction's marker never reached the partition"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let report = tokio::time::timeout(
         WAIT,
