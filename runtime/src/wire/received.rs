@@ -24,9 +24,7 @@ pub(crate) fn header_pairs(headers: &BorrowedHeaders) -> Vec<(&[u8], Option<&[u8
 
 /// [`header_pairs`] without collecting them: the polling thread copies each straight into
 /// herald's buffer.
-fn native_headers(
-    headers: &BorrowedHeaders,
-) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> + Clone + '_ {
+fn native_headers(headers: &BorrowedHeaders) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> + '_ {
     use rdkafka::bindings as rd;
     let native = headers as *const BorrowedHeaders as *const rd::rd_kafka_headers_t;
     // SAFETY: `BorrowedHeaders` is librdkafka's header list (rdkafka casts it the same way).
@@ -90,41 +88,47 @@ pub(crate) struct RawHeaders {
 }
 
 impl RawHeaders {
-    /// Copies a message's key, headers and value (`payload`) into one buffer. `headers` is walked
-    /// twice (librdkafka's list answers by index), first to size the buffer.
-    fn copy<'a, H>(key: Option<&[u8]>, headers: H, payload: Option<&[u8]>) -> Self
-    where
-        H: Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + Clone,
-    {
+    /// Copies a message's key, headers and value (`payload`) into one buffer.
+    fn copy<'a>(
+        key: Option<&[u8]>,
+        headers: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+        payload: Option<&[u8]>,
+    ) -> Self {
         let mut out = Self::default();
         out.fill(key, headers, payload);
         out
     }
 
     /// As [`copy`](Self::copy), into this buffer, which keeps its allocation.
-    fn fill<'a, H>(&mut self, key: Option<&[u8]>, headers: H, payload: Option<&[u8]>)
-    where
-        H: Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + Clone,
-    {
+    fn fill<'a>(
+        &mut self,
+        key: Option<&[u8]>,
+        headers: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+        payload: Option<&[u8]>,
+    ) {
         let key_len = key.map_or(0, <[u8]>::len);
-        let headers_len: usize = headers
-            .clone()
-            .map(|(name, value)| name.len() + value.map_or(0, <[u8]>::len))
-            .sum();
-        let total = key_len + headers_len + payload.map_or(0, <[u8]>::len);
         let out = self;
-        // Sized once, then each piece copied in place: no growth check per piece.
+        // The whole capacity made writable at once (the inline 512 bytes, or what a larger
+        // message left), then each piece copied in place, growing only when it does not fit.
         out.bytes.clear();
-        out.bytes.resize(total, 0);
+        let room = out
+            .bytes
+            .capacity()
+            .max(key_len + payload.map_or(0, <[u8]>::len));
+        out.bytes.resize(room, 0);
         out.index.clear();
         out.key_end = key.map(|k| k.len() as u32);
         out.has_payload = payload.is_some();
         out.bad_name = None;
         // Copies `piece` at `at`, moves `at` past it and answers where it ends.
-        fn put(bytes: &mut [u8], at: &mut usize, piece: &[u8]) -> u32 {
-            bytes[*at..*at + piece.len()].copy_from_slice(piece);
-            *at += piece.len();
-            *at as u32
+        fn put(bytes: &mut SmallVec<[u8; INLINE_BYTES]>, at: &mut usize, piece: &[u8]) -> u32 {
+            let end = *at + piece.len();
+            if end > bytes.len() {
+                bytes.resize(end.max(bytes.len() * 2), 0);
+            }
+            bytes[*at..end].copy_from_slice(piece);
+            *at = end;
+            end as u32
         }
         let mut at = 0;
         put(&mut out.bytes, &mut at, key.unwrap_or_default());
@@ -134,8 +138,9 @@ impl RawHeaders {
             let end = put(&mut out.bytes, &mut at, value.unwrap_or_default());
             out.index.push((start, name_end, end, value.is_some()));
         }
-        out.headers_end = put(&mut out.bytes, &mut at, &[]);
+        out.headers_end = at as u32;
         put(&mut out.bytes, &mut at, payload.unwrap_or_default());
+        out.bytes.truncate(at);
         // One check for the usual case, every name and value text; name by name only when not.
         // The whole being UTF-8 makes each piece UTF-8 only if no piece starts or ends inside a
         // character (a name ending in the first byte of `é` and a value starting with its second).
