@@ -144,7 +144,9 @@ pub struct Incoming(Arc<IncomingParts>);
 struct IncomingParts {
     /// The metadata: built at decode time, or (a consumed binary-mode event) from `lazy` the first
     /// time it is asked for — a handler that takes the event alone never needs it.
-    meta: OnceLock<Metadata>,
+    /// Boxed: a consumed event's parts are moved into their `Arc` with the metadata not yet built,
+    /// and an unbuilt `Metadata` in place would be hundreds of bytes copied for nothing.
+    meta: OnceLock<Box<Metadata>>,
     lazy: Option<LazyMeta>,
     data: Data,
 }
@@ -195,9 +197,11 @@ impl Incoming {
     /// The event's metadata.
     pub fn meta(&self) -> &Metadata {
         let parts = &*self.0;
-        parts.meta.get_or_init(|| match &parts.lazy {
-            Some(lazy) => lazy.build(),
-            None => Metadata::default(),
+        parts.meta.get_or_init(|| {
+            Box::new(match &parts.lazy {
+                Some(lazy) => lazy.build(),
+                None => Metadata::default(),
+            })
         })
     }
 
@@ -280,7 +284,7 @@ impl Incoming {
                 (attributes.into_metadata(key, Some(position)), value.into())
             }
         };
-        Self::new(OnceLock::from(meta), None, Data::Own(data))
+        Self::new(OnceLock::from(Box::new(meta)), None, Data::Own(data))
     }
 
     /// As [`Incoming::decode`], for a consumed message: binary-mode data is the message's value
@@ -303,7 +307,7 @@ impl Incoming {
                 };
                 let (meta, data) =
                     structured(members, found.content_type, message.key(), position)?;
-                Self::new(OnceLock::from(meta), None, Data::Own(data))
+                Self::new(OnceLock::from(Box::new(meta)), None, Data::Own(data))
             }
             Mode::Binary => {
                 let attributes = decode_binary(found)?;
@@ -330,13 +334,17 @@ impl Incoming {
     /// `meta` and JSON `null` as its data.
     pub(crate) fn of_metadata(meta: Metadata) -> Self {
         Self(Arc::new(IncomingParts {
-            meta: OnceLock::from(meta),
+            meta: OnceLock::from(Box::new(meta)),
             lazy: None,
             data: Data::Own(Arc::from(&b"null"[..])),
         }))
     }
 
-    fn new(meta: OnceLock<Metadata>, lazy: Option<LazyMeta>, data: Data) -> Result<Self, String> {
+    fn new(
+        meta: OnceLock<Box<Metadata>>,
+        lazy: Option<LazyMeta>,
+        data: Data,
+    ) -> Result<Self, String> {
         let incoming = Self(Arc::new(IncomingParts { meta, lazy, data }));
         if incoming.data().is_empty() {
             return Err("the message has no data (empty value)".into());
