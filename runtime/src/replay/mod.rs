@@ -234,10 +234,7 @@ pub(crate) async fn run(replay: Replay, wiring: Wiring<'_>) -> Result<ReplayRepo
     if bounds.done() {
         tracing::info!(%topic, %group, %replay_group, "nothing to replay: every range is empty");
         if let Some(progress) = &replay.progress {
-            progress.send_replace(ReplayProgress {
-                partitions: progress_of(&bounds),
-                done: true,
-            });
+            progress.send_replace(progress_now(&bounds));
         }
         return Ok(report(began.elapsed()));
     }
@@ -273,23 +270,20 @@ pub(crate) async fn run(replay: Replay, wiring: Wiring<'_>) -> Result<ReplayRepo
         tokio::spawn(async move {
             let mut changes = bounds.subscribe();
             while changes.changed().await.is_ok() {
-                progress.send_replace(ReplayProgress {
-                    partitions: progress_of(&bounds),
-                    done: bounds.done(),
-                });
+                progress.send_replace(progress_now(&bounds));
                 tokio::time::sleep(PROGRESS_EVERY).await;
             }
         })
     });
     let stop = runner.finished().await;
     if let Some(reporter) = reporter {
+        // Waited for, not only aborted: on another thread it may be half-way through a send,
+        // which would otherwise land after the last one below with an older snapshot.
         reporter.abort();
+        let _ = reporter.await;
     }
     if let Some(progress) = &replay.progress {
-        progress.send_replace(ReplayProgress {
-            partitions: progress_of(&bounds),
-            done: bounds.done(),
-        });
+        progress.send_replace(progress_now(&bounds));
     }
     match stop {
         GroupStop::Clean if bounds.done() => {
@@ -508,6 +502,14 @@ fn plan(admin: &GroupAdmin, replay: &Replay, replay_group: &str, topic: &str) ->
         commit,
         resumed,
     })
+}
+
+/// The run's progress now, `done` read from the same snapshot as the partitions (reading it from
+/// `bounds` again could see a partition finish in between: done, with a record remaining).
+fn progress_now(bounds: &Bounds) -> ReplayProgress {
+    let partitions = progress_of(bounds);
+    let done = partitions.iter().all(PartitionProgress::done);
+    ReplayProgress { partitions, done }
 }
 
 fn progress_of(bounds: &Bounds) -> Vec<PartitionProgress> {
