@@ -520,14 +520,10 @@ async fn a_replay_ends_at_the_high_watermark_when_a_transaction_marker_holds_the
     let (bootstrap, topic) = (kafka.bootstrap().to_owned(), kafka.topic("replay.ticks"));
     // The commit returns once the coordinator decided; the marker reaches the partition a moment
     // later, and until then the end a read-committed client sees (the last stable offset) is 0.
-    let deadline = std::time::Instant::now() + WAIT;
-    while committed_and_high(&bootstrap, "unused", &topic)[0].2 != 5 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the transaction's marker never reached the partition"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until("the transaction's marker reaches the partition", || {
+        committed_and_high(&bootstrap, "unused", &topic)[0].2 == 5
+    })
+    .await;
 
     let report = tokio::time::timeout(
         WAIT,
