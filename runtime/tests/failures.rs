@@ -1762,6 +1762,122 @@ async fn a_dead_letter_does_not_drop_another_handlers_deferral() {
     );
 }
 
+#[derive(IntegrationEvent, Serialize, Deserialize, JsonSchema, Debug, Clone)]
+#[event(topic = "failures.labels")]
+pub struct LabelPrinted {
+    #[event(key)]
+    pub printer: String,
+    pub seq: u64,
+    pub image: String,
+}
+
+/// Retries through retry topics: fails on seq 1 with a long error, which makes the retry copy of
+/// its large image too large for the producer.
+#[handler(group = "failures-labels", policy = "async")]
+async fn print_label(event: LabelPrinted, ctx: &Context) -> Result<(), HandlerError> {
+    let log = log(ctx);
+    if event.seq == 1 {
+        return Err(HandlerError::msg(format!(
+            "the printer is jammed: {}",
+            "j".repeat(1_500)
+        )));
+    }
+    log.handled("label", event.seq);
+    Ok(())
+}
+
+/// Fails seq 1 for good.
+#[handler(group = "failures-labels")]
+async fn void_label(event: LabelPrinted) -> Result<(), HandlerError> {
+    match event.seq {
+        1 => Err(HandlerError::permanent(HandlerError::msg(
+            "the label was voided",
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// When a retry topic refuses a deferral's copy for good (here: the copy, with its retry headers,
+/// is larger than the producer takes) while another handler failed for good, one dead letter names
+/// both handlers, and a replay reports the event dead-lettered. Before, the letter named the
+/// deferring handler alone (the other's failure was lost with it) and a replay counted the event
+/// deferred, though nothing went to a retry topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_retry_copy_and_a_failure_for_good_share_one_dead_letter() {
+    let kafka = TestKafka::start();
+    let log = Arc::new(Log::default());
+    // The producer takes records of up to 20,000 bytes: the 19,000-byte label fits, its retry copy
+    // (the label, the retry headers and the 1.5 KB error) does not.
+    let bus = kafka
+        .builder(config("labels").property("message.max.bytes", "20000"))
+        .only_groups(["failures-labels"])
+        .state(log.clone())
+        .retry_policy("async", through_topics())
+        .build()
+        .await
+        .unwrap();
+    for (seq, image) in [(1, "i".repeat(19_000)), (2, "small".into())] {
+        let label = LabelPrinted {
+            printer: "p".into(),
+            seq,
+            image,
+        };
+        bus.publish(label).await.unwrap();
+    }
+    let replayed = bus
+        .replay(herald::replay::Replay::topic("failures.labels").as_group("failures-labels.replay"))
+        .await
+        .unwrap();
+    assert_eq!((replayed.records(), replayed.handled()), (2, 1));
+    assert_eq!((replayed.dead_lettered(), replayed.deferred()), (1, 0));
+    assert_eq!(log.seqs("label"), [2]);
+    bus.start().await.unwrap();
+    wait_until(
+        "the label behind it was printed and one dead-lettered",
+        || log.seqs("label") == [2, 2] && bus.stats().dead_lettered == 2,
+    )
+    .await;
+    bus.shutdown().await.unwrap();
+    // The replay's letter and the live group's.
+    let letters = read_topic(
+        bus.bootstrap_servers(),
+        &kafka.topic("failures.labels.dlq"),
+        2,
+    );
+    for letter in &letters {
+        assert_eq!(
+            header(letter, dlq::HANDLER).as_deref(),
+            Some("void_label,print_label")
+        );
+        assert_eq!(
+            header(letter, dlq::ERROR_KIND).as_deref(),
+            Some("permanent")
+        );
+        let reason = header(letter, dlq::ERROR_MESSAGE).unwrap();
+        assert!(
+            reason.starts_with("void_label: the label was voided; print_label: "),
+            "{}",
+            &reason[..120.min(reason.len())]
+        );
+    }
+    assert_eq!(
+        message_count(bus.bootstrap_servers(), &kafka.topic("failures.labels.dlq")),
+        2
+    );
+    assert_eq!(
+        message_count(
+            bus.bootstrap_servers(),
+            &kafka.topic("failures.labels.retry.1")
+        ),
+        0
+    );
+    assert_all_committed(
+        bus.bootstrap_servers(),
+        &kafka.group("failures-labels"),
+        &kafka.topic("failures.labels"),
+    );
+}
+
 /// A handler retrying through retry topics lets its partition move on: later events of the same key
 /// are handled while the failed one waits in `{topic}.retry.N`; the attempt count travels in
 /// headers; after the last retry the event lands in the *original* topic's dead letters.

@@ -188,6 +188,24 @@ impl DeadLetterCause {
             origin: None,
         }
     }
+
+    /// One letter for several handlers' failures of the same message: the first failure's kind,
+    /// attempts and origin, every handler named (comma-separated) with its own error. `None` when
+    /// there is no failure.
+    pub(crate) fn merged(failures: Vec<Self>) -> Option<Self> {
+        let mut failures = failures.into_iter();
+        let mut first = failures.next()?;
+        let rest: Vec<Self> = failures.collect();
+        if !rest.is_empty() {
+            let all = || std::iter::once(&first).chain(&rest);
+            let handlers = all().map(|f| f.handlers.as_str()).collect::<Vec<_>>();
+            let reasons = all()
+                .map(|f| format!("{}: {}", f.handlers, f.reason))
+                .collect::<Vec<_>>();
+            (first.handlers, first.reason) = (handlers.join(","), reasons.join("; "));
+        }
+        Some(first)
+    }
 }
 
 /// Handles one message to a verdict, timing it (`kafka.eventbus.consume.duration`).
@@ -419,7 +437,7 @@ async fn dispatch_decoded(
             HandlerOutcome::Deferred(deferral) => deferrals.push(deferral),
         }
     }
-    let Some(mut first) = failures.first().cloned() else {
+    let Some(first) = DeadLetterCause::merged(failures) else {
         if !deferrals.is_empty() {
             let verdict = Verdict::Retry {
                 deferrals,
@@ -431,18 +449,6 @@ async fn dispatch_decoded(
         Counters::add(&shared.counters.events_handled, 1);
         return (Verdict::Handled, reply);
     };
-    if failures.len() > 1 {
-        first.handlers = failures
-            .iter()
-            .map(|f| f.handlers.as_str())
-            .collect::<Vec<_>>()
-            .join(",");
-        first.reason = failures
-            .iter()
-            .map(|f| format!("{}: {}", f.handlers, f.reason))
-            .collect::<Vec<_>>()
-            .join("; ");
-    }
     if first.kind == FailureKind::Incompatible {
         Counters::add(&shared.counters.undecodable, 1);
     }

@@ -1380,11 +1380,11 @@ impl PartitionWorker {
             hold,
         )
         .await;
+        let (step, carried) =
+            settle::carry_out(message, verdict, &self.group, &self.shared, cancel).await;
         // Counted in a bounded run only: the live path allocates nothing for it.
-        let outcomes = self.bound.is_some().then(|| outcomes(&verdict));
-        let step = settle::carry_out(message, verdict, &self.group, &self.shared, cancel).await;
-        if step == Step::Commit {
-            for outcome in outcomes.into_iter().flatten() {
+        if step == Step::Commit && self.bound.is_some() {
+            for outcome in outcomes(&carried) {
                 self.count(outcome);
             }
         }
@@ -1426,9 +1426,7 @@ impl PartitionWorker {
     }
 }
 
-/// What a bounded run counts for a verdict once it was carried out (a record copied to a retry
-/// topic whose topic refused it for good is counted deferred, though it went to the dead-letter
-/// topic).
+/// What a bounded run counts for a verdict as it was carried out (see [`settle::carry_out`]).
 fn outcomes(verdict: &Verdict) -> Vec<Outcome> {
     match verdict {
         Verdict::Handled => vec![Outcome::Handled],

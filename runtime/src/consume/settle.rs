@@ -21,51 +21,68 @@ pub(crate) enum Step {
     Fail(String),
 }
 
-/// Carries out `verdict` on `message`, consumed by `group`.
+/// Carries out `verdict` on `message`, consumed by `group`. Returns what to do with its offset and
+/// the verdict as it was carried out: a deferral whose retry topic refused the copy for good became
+/// part of the dead letter (`FailureKind::RetryUndeliverable`), so what a caller counts or reports
+/// is where the message went, not where it was meant to go.
 pub(crate) async fn carry_out(
     message: &Received,
     verdict: Verdict,
     group: &str,
     shared: &Shared,
     cancel: &CancellationToken,
-) -> Step {
+) -> (Step, Verdict) {
     match verdict {
-        Verdict::Handled | Verdict::Skipped => Step::Commit,
+        Verdict::Handled | Verdict::Skipped => (Step::Commit, verdict),
         Verdict::Retry {
             deferrals,
             previous,
             dead_letter,
         } => {
-            for deferral in &deferrals {
+            let mut copied = Vec::with_capacity(deferrals.len());
+            // The handlers that failed for good first, then those no retry topic takes: one
+            // letter names them all (the group's copy, replayed, runs every handler again).
+            let mut failures: Vec<DeadLetterCause> = dead_letter.into_iter().collect();
+            for deferral in deferrals {
                 let previous = previous.as_ref();
-                let copied =
-                    retry_topic::forward(message, deferral, previous, group, shared, cancel).await;
-                match copied {
-                    Forwarded::Landed(..) => {}
-                    Forwarded::Cancelled => return Step::Stop,
+                match retry_topic::forward(message, &deferral, previous, group, shared, cancel)
+                    .await
+                {
+                    Forwarded::Landed(..) => copied.push(deferral),
+                    Forwarded::Cancelled => return (Step::Stop, Verdict::Stopped),
                     // No retry topic takes it: it goes where a failure that cannot be retried goes.
-                    Forwarded::Refused(refusal) => {
-                        let failure = DeadLetterCause {
-                            kind: FailureKind::RetryUndeliverable,
-                            handlers: deferral.handler.to_owned(),
-                            attempts: deferral.attempts,
-                            reason: format!(
-                                "{}; the handler's last error: {}",
-                                refusal.reason, deferral.error
-                            ),
-                            origin: previous.map(|p| p.origin.clone()),
-                        };
-                        return letter(message, &failure, group, shared, cancel).await;
-                    }
+                    Forwarded::Refused(refusal) => failures.push(DeadLetterCause {
+                        kind: FailureKind::RetryUndeliverable,
+                        handlers: deferral.handler.to_owned(),
+                        attempts: deferral.attempts,
+                        reason: format!(
+                            "{}; the handler's last error: {}",
+                            refusal.reason, deferral.error
+                        ),
+                        origin: previous.map(|p| p.origin.clone()),
+                    }),
                 }
             }
-            match dead_letter {
-                Some(failure) => letter(message, &failure, group, shared, cancel).await,
+            let dead_letter = DeadLetterCause::merged(failures);
+            let step = match &dead_letter {
+                Some(failure) => letter(message, failure, group, shared, cancel).await,
                 None => Step::Commit,
-            }
+            };
+            let carried = match (copied.is_empty(), dead_letter) {
+                (true, Some(failure)) => Verdict::DeadLetter(failure),
+                (_, dead_letter) => Verdict::Retry {
+                    deferrals: copied,
+                    previous,
+                    dead_letter,
+                },
+            };
+            (step, carried)
         }
-        Verdict::DeadLetter(failure) => letter(message, &failure, group, shared, cancel).await,
-        Verdict::Stopped => Step::Stop,
+        Verdict::DeadLetter(failure) => {
+            let step = letter(message, &failure, group, shared, cancel).await;
+            (step, Verdict::DeadLetter(failure))
+        }
+        Verdict::Stopped => (Step::Stop, Verdict::Stopped),
     }
 }
 

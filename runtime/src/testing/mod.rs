@@ -304,11 +304,16 @@ impl InMemory {
             &|_| {},
         )
         .await;
-        let became = Became::of(&verdict);
-        match settle::carry_out(&message, verdict, &group.name, &self.shared, &self.cancel).await {
-            Step::Commit => Ok(Outcome::new(group.name.clone(), record.clone(), became)),
-            Step::Stop => Err(Error::State("the test bus stopped handling a record")),
-            Step::Fail(reason) => {
+        let settled =
+            settle::carry_out(&message, verdict, &group.name, &self.shared, &self.cancel).await;
+        match settled {
+            (Step::Commit, carried) => Ok(Outcome::new(
+                group.name.clone(),
+                record.clone(),
+                Became::of(&carried),
+            )),
+            (Step::Stop, _) => Err(Error::State("the test bus stopped handling a record")),
+            (Step::Fail(reason), _) => {
                 tracing::error!(%reason, topic = %record.topic, offset = record.offset,
                     "the record can be neither handled nor dead-lettered");
                 Err(Error::State(
