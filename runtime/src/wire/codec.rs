@@ -11,7 +11,7 @@ use crate::error::DispatchError;
 use crate::event::envelope::{Metadata, Position};
 use crate::event::{Event, HeraldEvent};
 use crate::headers::{self, JSON, SPEC_VERSION_VALUE, STRUCTURED_JSON};
-use crate::wire::received::{RawHeaders, Received};
+use crate::wire::received::{MessageBytes, Received};
 
 mod structured;
 use structured::{decode_structured, Members};
@@ -165,7 +165,7 @@ enum Data {
 /// where each attribute sits in the message's shared key-and-headers buffer.
 #[derive(Debug)]
 struct LazyMeta {
-    raw: Arc<RawHeaders>,
+    raw: Arc<MessageBytes>,
     attributes: Attributes<(u32, u32)>,
     topic: Arc<str>,
     partition: i32,

@@ -69,7 +69,7 @@ type Place = (u32, u32, u32, bool);
 /// The key, every header and the value of a message in one buffer: the key, then header names
 /// and values back to back, then the value, with an index.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct RawHeaders {
+pub(crate) struct MessageBytes {
     bytes: SmallVec<[u8; INLINE_BYTES]>,
     /// Where the key ends (it starts the buffer); `None`: the message has no key.
     key_end: Option<u32>,
@@ -82,12 +82,12 @@ pub(crate) struct RawHeaders {
     /// The first header name that is not UTF-8, for people (such a message is undecodable).
     bad_name: Option<String>,
     /// Every header name and value is UTF-8 (checked once over the whole headers part of the
-    /// buffer, instead of once per name and value): [`RawHeaders::text_headers`] can hand them
+    /// buffer, instead of once per name and value): [`MessageBytes::text_headers`] can hand them
     /// out as `&str` without checking each again.
     text: bool,
 }
 
-impl RawHeaders {
+impl MessageBytes {
     /// Copies a message's key, headers and value (`payload`) into one buffer.
     fn copy<'a>(
         key: Option<&[u8]>,
@@ -222,7 +222,7 @@ impl RawHeaders {
     }
 }
 
-impl Headers for RawHeaders {
+impl Headers for MessageBytes {
     fn count(&self) -> usize {
         self.index.len()
     }
@@ -251,7 +251,7 @@ pub(crate) struct Received {
     timestamp: Timestamp,
     /// The key, the headers and the value, shared with the decoded event's metadata and data
     /// (binary mode), not copied again.
-    raw: Arc<RawHeaders>,
+    raw: Arc<MessageBytes>,
     /// Whether the message has headers (`None` and none at all differ in rdkafka's API).
     has_headers: bool,
 }
@@ -271,7 +271,11 @@ impl Received {
         Self::copy_into(recycler.take(), message, topic)
     }
 
-    fn copy_into(mut raw: Arc<RawHeaders>, message: &BorrowedMessage<'_>, topic: Arc<str>) -> Self {
+    fn copy_into(
+        mut raw: Arc<MessageBytes>,
+        message: &BorrowedMessage<'_>,
+        topic: Arc<str>,
+    ) -> Self {
         let headers = message.headers();
         let (key, payload) = (message.key(), message.payload());
         let buffer = Arc::get_mut(&mut raw).expect("a new or recycled buffer is not shared");
@@ -299,7 +303,7 @@ impl Received {
 /// beyond [`Recycler::KEPT`].
 #[derive(Debug, Default)]
 pub(crate) struct Recycler {
-    returned: crossbeam_queue::SegQueue<Arc<RawHeaders>>,
+    returned: crossbeam_queue::SegQueue<Arc<MessageBytes>>,
 }
 
 impl Recycler {
@@ -316,7 +320,7 @@ impl Recycler {
 
     /// A buffer to fill, on the polling thread: one given back, or a new one. One that outgrew
     /// the inline size (a large message) is freed here rather than kept.
-    fn take(&self) -> Arc<RawHeaders> {
+    fn take(&self) -> Arc<MessageBytes> {
         while let Some(raw) = self.returned.pop() {
             if !raw.bytes.spilled() && !raw.index.spilled() {
                 return raw;
@@ -354,7 +358,7 @@ impl Received {
             partition,
             offset,
             timestamp: Timestamp::CreateTime(timestamp),
-            raw: Arc::new(RawHeaders::copy(key, headers.iter().copied(), payload)),
+            raw: Arc::new(MessageBytes::copy(key, headers.iter().copied(), payload)),
             has_headers: true,
         }
     }
@@ -384,7 +388,7 @@ impl Received {
             partition: position.partition,
             offset: position.offset,
             timestamp: Timestamp::NotAvailable,
-            raw: Arc::new(RawHeaders::copy(key, pairs(headers).into_iter(), payload)),
+            raw: Arc::new(MessageBytes::copy(key, pairs(headers).into_iter(), payload)),
             has_headers: headers.is_some(),
         }
     }
@@ -392,7 +396,7 @@ impl Received {
 
 impl Received {
     /// The key, headers and value, in the buffer the decoded event's metadata and data share.
-    pub fn shared_raw(&self) -> &Arc<RawHeaders> {
+    pub fn shared_raw(&self) -> &Arc<MessageBytes> {
         &self.raw
     }
 
@@ -413,7 +417,7 @@ impl Received {
 }
 
 impl Message for Received {
-    type Headers = RawHeaders;
+    type Headers = MessageBytes;
 
     fn key(&self) -> Option<&[u8]> {
         self.raw.key()
@@ -445,7 +449,7 @@ impl Message for Received {
         self.timestamp
     }
 
-    fn headers(&self) -> Option<&RawHeaders> {
+    fn headers(&self) -> Option<&MessageBytes> {
         self.has_headers.then_some(&*self.raw)
     }
 }
@@ -474,7 +478,7 @@ mod tests {
                 key: "empty",
                 value: Some(""),
             });
-        let copy = RawHeaders::copy(
+        let copy = MessageBytes::copy(
             Some(b"k\x00y"),
             header_pairs(original.as_borrowed()).into_iter(),
             Some(b"{}"),
@@ -485,7 +489,7 @@ mod tests {
         assert_eq!(copy.last_value("nothing"), None);
         assert_eq!(copy.last_value("absent"), None);
         assert_eq!(
-            RawHeaders::copy(None, pairs(Some(&original)).into_iter(), None).key(),
+            MessageBytes::copy(None, pairs(Some(&original)).into_iter(), None).key(),
             None
         );
         assert_eq!(copy.bad_name(), None);
@@ -512,7 +516,7 @@ mod tests {
         ];
         // A key that is not UTF-8 does not matter: only the headers are checked.
         // Nor does a value that is not: it follows the headers.
-        let copy = RawHeaders::copy(Some(b"\xff"), headers.into_iter(), Some(b"\xfe"));
+        let copy = MessageBytes::copy(Some(b"\xff"), headers.into_iter(), Some(b"\xfe"));
         let text: Vec<_> = copy.text_headers().expect("all text").collect();
         assert_eq!(copy.payload(), Some(&b"\xfe"[..]));
         assert_eq!(
@@ -528,13 +532,13 @@ mod tests {
 
         // `é` split between a name and its value: the whole is UTF-8, the pieces are not.
         let split: [(&[u8], Option<&[u8]>); 1] = [(b"n\xc3", Some(b"\xa9"))];
-        let copy = RawHeaders::copy(None, split.into_iter(), None);
+        let copy = MessageBytes::copy(None, split.into_iter(), None);
         assert_eq!(copy.payload(), None);
         assert!(copy.text_headers().is_none());
         assert_eq!(copy.bad_name(), Some("\\x6e\\xc3"));
 
         let bad: [(&[u8], Option<&[u8]>); 2] = [(b"ok", Some(b"v")), (b"b\xffd", Some(b"v"))];
-        let copy = RawHeaders::copy(None, bad.into_iter(), Some(b""));
+        let copy = MessageBytes::copy(None, bad.into_iter(), Some(b""));
         assert_eq!(
             copy.payload(),
             Some(&b""[..]),
